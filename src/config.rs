@@ -1,0 +1,254 @@
+//! Configuration: the raw, validated settings the user wrote (layered from the embedded
+//! defaults, `/etc/frameseek/frameseek.toml`, `--config FILE` and `FRAMESEEK__*` variables).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented default configuration, compiled in.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/frameseek.toml");
+
+/// System-wide configuration file, read when it exists.
+pub const SYSTEM_CONFIG_PATH: &str = "/etc/frameseek/frameseek.toml";
+
+/// Errors found while reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or parsed.
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {key} = {value}: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `ingest.sample_interval`.
+        key: &'static str,
+        /// The offending value as written.
+        value: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[daemon]`
+    pub daemon: DaemonConfig,
+    /// `[model]`
+    pub model: ModelConfig,
+    /// `[ingest]`
+    pub ingest: IngestConfig,
+}
+
+/// `[daemon]`: where the daemon listens and keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Unix socket path.
+    pub socket: PathBuf,
+    /// Folder holding the database and the index.
+    pub state_dir: PathBuf,
+    /// Folders the daemon may read footage from.
+    pub footage_roots: Vec<PathBuf>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Longest accepted request line in bytes.
+    pub max_request_bytes: usize,
+    /// Seconds of silence before a connection is closed.
+    pub idle_timeout: f64,
+}
+
+/// `[model]`: which CLIP checkpoint and where it runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Local folder or hub id.
+    pub path: String,
+    /// `auto`, `cpu` or `cuda:N`.
+    pub device: String,
+    /// Frames per forward pass.
+    pub batch_size: usize,
+}
+
+/// `[ingest]`: how footage is sampled and grouped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Seconds between sampled frames.
+    pub sample_interval: f64,
+    /// Seconds; neighbouring hits closer than this form one clip.
+    pub clip_gap: f64,
+    /// Sources decoded concurrently.
+    pub decode_workers: usize,
+    /// FFmpeg decoder threads per source, 0 = automatic.
+    pub decoder_threads: usize,
+    /// New frames between index checkpoints.
+    pub checkpoint_frames: usize,
+}
+
+impl Config {
+    /// Loads the layers in order: defaults, `/etc`, `file` (when given), environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, Some(Path::new(SYSTEM_CONFIG_PATH)), true)
+    }
+
+    /// Loads the layers with an explicit system file and a switch for the environment
+    /// layer; `load` is this with the production values.
+    pub fn load_with(
+        file: Option<&Path>,
+        system_file: Option<&Path>,
+        use_env: bool,
+    ) -> Result<Config, ConfigError> {
+        use config::{Environment, File, FileFormat};
+        let mut builder = config::Config::builder()
+            .add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
+        if let Some(system) = system_file {
+            builder = builder.add_source(File::from(system).format(FileFormat::Toml).required(false));
+        }
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config",
+                    value: file.display().to_string(),
+                    reason: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
+        }
+        if use_env {
+            builder = builder.add_source(
+                Environment::with_prefix("FRAMESEEK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("daemon.footage_roots")
+                    .try_parsing(true),
+            );
+        }
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses one TOML text over the defaults (no `/etc`, no environment); for tests and tools.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        use config::{File, FileFormat};
+        let config: Config = config::Config::builder()
+            .add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml))
+            .add_source(File::from_str(text, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, value: impl ToString, reason: &str) -> ConfigError {
+            ConfigError::Invalid { key, value: value.to_string(), reason: reason.to_string() }
+        }
+        let i = &self.ingest;
+        if !(i.sample_interval.is_finite() && i.sample_interval >= 0.01 && i.sample_interval <= 86_400.0) {
+            return Err(invalid("ingest.sample_interval", i.sample_interval, "must be between 0.01 and 86400 seconds"));
+        }
+        if !(i.clip_gap.is_finite() && i.clip_gap >= 0.0) {
+            return Err(invalid("ingest.clip_gap", i.clip_gap, "must be zero or more seconds"));
+        }
+        if i.decode_workers == 0 || i.decode_workers > 256 {
+            return Err(invalid("ingest.decode_workers", i.decode_workers, "must be between 1 and 256"));
+        }
+        if i.checkpoint_frames == 0 {
+            return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
+        }
+        let m = &self.model;
+        if m.batch_size == 0 || m.batch_size > 4096 {
+            return Err(invalid("model.batch_size", m.batch_size, "must be between 1 and 4096"));
+        }
+        if m.path.trim().is_empty() {
+            return Err(invalid("model.path", "\"\"", "name a local model folder or a hub id"));
+        }
+        crate::embed::DeviceChoice::parse(&m.device)
+            .map_err(|reason| invalid("model.device", &m.device, &reason))?;
+        let d = &self.daemon;
+        if d.socket.as_os_str().is_empty() {
+            return Err(invalid("daemon.socket", "\"\"", "must be a path"));
+        }
+        if d.socket.as_os_str().len() > 100 {
+            return Err(invalid("daemon.socket", d.socket.display(), "Unix socket paths must be shorter than 100 bytes"));
+        }
+        if d.state_dir.as_os_str().is_empty() {
+            return Err(invalid("daemon.state_dir", "\"\"", "must be a path"));
+        }
+        if d.footage_roots.is_empty() {
+            return Err(invalid("daemon.footage_roots", "[]", "name at least one folder the daemon may read footage from"));
+        }
+        for root in &d.footage_roots {
+            if !root.is_absolute() {
+                return Err(invalid("daemon.footage_roots", root.display(), "must be absolute paths"));
+            }
+        }
+        if d.max_connections == 0 {
+            return Err(invalid("daemon.max_connections", 0, "must be at least 1"));
+        }
+        if d.max_request_bytes < 1024 {
+            return Err(invalid("daemon.max_request_bytes", d.max_request_bytes, "must be at least 1024"));
+        }
+        if !(d.idle_timeout.is_finite() && d.idle_timeout > 0.0) {
+            return Err(invalid("daemon.idle_timeout", d.idle_timeout, "must be a positive number of seconds"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_matches_the_documented_contract() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.daemon.socket, PathBuf::from("/run/frameseek/frameseek.sock"));
+        assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/frameseek"));
+        assert_eq!(c.daemon.footage_roots, vec![PathBuf::from("/srv/footage")]);
+        assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
+        assert_eq!(c.model.device, "auto");
+        assert_eq!(c.model.batch_size, 32);
+        assert_eq!(c.ingest.sample_interval, 1.0);
+        assert_eq!(c.ingest.clip_gap, 2.0);
+    }
+
+    #[test]
+    fn a_file_layer_overrides_defaults() {
+        let c = Config::from_toml_str("[ingest]\nsample_interval = 0.5\n").unwrap();
+        assert_eq!(c.ingest.sample_interval, 0.5);
+        assert_eq!(c.model.batch_size, 32);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = Config::from_toml_str("[ingest]\nsample_interval = 0.0\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.sample_interval"), "{e}");
+        let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
+        assert!(e.to_string().contains("model.device"), "{e}");
+        let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
+        assert!(e.to_string().contains("footage_roots"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = Config::from_toml_str("[ingest]\nsample_intervl = 2.0\n").unwrap_err();
+        assert!(e.to_string().contains("sample_intervl"), "{e}");
+    }
+
+    #[test]
+    fn config_file_then_environment_layering() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "[model]\nbatch_size = 8\n[daemon]\nsocket = \"/tmp/a.sock\"\n").unwrap();
+        let c = Config::load_with(Some(&file), None, false).unwrap();
+        assert_eq!(c.model.batch_size, 8);
+        assert_eq!(c.daemon.socket, PathBuf::from("/tmp/a.sock"));
+        let missing = Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();
+        assert!(missing.to_string().contains("nope.toml"));
+    }
+}

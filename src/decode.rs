@@ -1,0 +1,384 @@
+//! The decode and sample stages: FFmpeg demuxes and decodes a video file, frames are chosen
+//! by presentation timestamp every `interval`, and each chosen frame is converted in one
+//! swscale pass (right colour matrix and range) straight to the model's input geometry.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::ffi;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+
+use crate::embed::PixelGeometry;
+
+/// Why a file could not be decoded (what decoded before the failure is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// FFmpeg could not open or read the container.
+    #[error("cannot open {path}: {reason}")]
+    Open {
+        /// The file.
+        path: String,
+        /// FFmpeg's reason.
+        reason: String,
+    },
+    /// The file has no video stream (audio only, or not a video).
+    #[error("{path} has no video stream")]
+    NoVideo {
+        /// The file.
+        path: String,
+    },
+    /// No decoder for the stream's codec, or it refused the stream.
+    #[error("cannot decode {path}: {reason}")]
+    Codec {
+        /// The file.
+        path: String,
+        /// FFmpeg's reason.
+        reason: String,
+    },
+    /// Decoding failed part-way.
+    #[error("{path}: decoding stopped at {at_ms} ms: {reason}")]
+    Stream {
+        /// The file.
+        path: String,
+        /// Offset of the last good frame.
+        at_ms: u64,
+        /// FFmpeg's reason.
+        reason: String,
+    },
+}
+
+/// One sampled frame, preprocessed for the model.
+#[derive(Debug, Clone)]
+pub struct SampledFrame {
+    /// Presentation time relative to the start of the stream, in milliseconds.
+    pub offset_ms: u64,
+    /// Channels-first normalised pixels, `3 * crop * crop` values.
+    pub pixels: Vec<f32>,
+}
+
+/// How to sample a source.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    /// Seconds between samples.
+    pub interval: f64,
+    /// Skip frames at or before this offset (resume after a restart).
+    pub resume_after_ms: Option<u64>,
+    /// FFmpeg decoder threads, 0 = automatic.
+    pub decoder_threads: usize,
+    /// The model's input geometry.
+    pub geometry: PixelGeometry,
+}
+
+/// What one decode run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodeSummary {
+    /// Frames that came out of the decoder.
+    pub decoded: u64,
+    /// Frames sampled and handed on.
+    pub kept: u64,
+    /// Packets the decoder rejected (corrupt data it skipped over).
+    pub bad_packets: u64,
+    /// True when the run was stopped by the cancel flag or the consumer.
+    pub stopped: bool,
+}
+
+/// Facts about a file read from its container header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// Duration in milliseconds when the container knows it.
+    pub duration_ms: Option<u64>,
+    /// Width x height of the video stream.
+    pub width: u32,
+    /// Height of the video stream.
+    pub height: u32,
+    /// Codec name.
+    pub codec: String,
+}
+
+/// Initialises FFmpeg once and keeps its own logging quiet.
+pub fn init_ffmpeg() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
+    init_ffmpeg();
+    let p = path.display().to_string();
+    let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open { path: p.clone(), reason: e.to_string() })?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .filter(|s| unsafe { (*s.parameters().as_ptr()).codec_type } == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO)
+        .ok_or(DecodeError::NoVideo { path: p.clone() })?;
+    // Attached pictures (cover art in audio files) are not footage.
+    if stream.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
+        return Err(DecodeError::NoVideo { path: p });
+    }
+    let index = stream.index();
+    Ok((ictx, index))
+}
+
+/// Reads the container header: duration, size and codec of the best video stream.
+pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
+    let (ictx, index) = open(path)?;
+    let stream = ictx.stream(index).expect("stream index from best()");
+    let params = stream.parameters();
+    // SAFETY: parameters() points at the stream's live AVCodecParameters.
+    let (width, height, codec_id) = unsafe {
+        let p = &*params.as_ptr();
+        (p.width.max(0) as u32, p.height.max(0) as u32, p.codec_id)
+    };
+    let codec = ffmpeg::codec::Id::from(codec_id).name().to_string();
+    let duration_ms = if ictx.duration() > 0 {
+        Some((ictx.duration() as f64 * 1000.0 / ffi::AV_TIME_BASE as f64) as u64)
+    } else {
+        None
+    };
+    Ok(SourceInfo { duration_ms, width, height, codec })
+}
+
+/// Decides which frames to keep: the first frame at or after each multiple of the interval.
+#[derive(Debug, Clone)]
+pub struct IntervalSampler {
+    interval_ms: f64,
+    next_ms: f64,
+    after_ms: Option<u64>,
+}
+
+impl IntervalSampler {
+    /// A sampler every `interval` seconds, skipping offsets up to `resume_after_ms`.
+    pub fn new(interval: f64, resume_after_ms: Option<u64>) -> Self {
+        let interval_ms = interval * 1000.0;
+        let next_ms = match resume_after_ms {
+            Some(w) => ((w as f64 / interval_ms).floor() + 1.0) * interval_ms,
+            None => 0.0,
+        };
+        Self { interval_ms, next_ms, after_ms: resume_after_ms }
+    }
+
+    /// True when a frame at `offset_ms` should be kept; advances past it when so.
+    pub fn take(&mut self, offset_ms: f64) -> bool {
+        if let Some(after) = self.after_ms {
+            if offset_ms <= after as f64 {
+                return false;
+            }
+        }
+        // Half a millisecond of slack absorbs rounding in timestamp conversions.
+        if offset_ms + 0.5 < self.next_ms {
+            return false;
+        }
+        while self.next_ms <= offset_ms + 0.5 {
+            self.next_ms += self.interval_ms;
+        }
+        true
+    }
+}
+
+/// Converts decoded frames to RGB24 at the model's resize geometry, rebuilding the scaler
+/// when the stream's size or format changes.
+struct FrameConverter {
+    geometry: PixelGeometry,
+    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+    rgb: ffmpeg::frame::Video,
+}
+
+impl FrameConverter {
+    fn new(geometry: PixelGeometry) -> Self {
+        Self { geometry, scaler: None, rgb: ffmpeg::frame::Video::empty() }
+    }
+
+    fn convert(&mut self, frame: &ffmpeg::frame::Video, out: &mut Vec<f32>) -> Result<(), ffmpeg::Error> {
+        let key = (frame.format(), frame.width(), frame.height());
+        let (rw, rh) = self.geometry.resized_dims(frame.width() as usize, frame.height() as usize);
+        if self.scaler.as_ref().map(|(_, k)| *k != key).unwrap_or(true) {
+            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
+            let mut ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::RGB24, rw as u32, rh as u32, flags)?;
+            set_colour_matrix(&mut ctx, frame);
+            self.scaler = Some((ctx, key));
+            self.rgb = ffmpeg::frame::Video::empty();
+        }
+        let (ctx, _) = self.scaler.as_mut().expect("scaler set above");
+        ctx.run(frame, &mut self.rgb)?;
+        let stride = self.rgb.stride(0);
+        self.geometry.crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
+        Ok(())
+    }
+}
+
+/// Tells swscale which YUV matrix and range the source uses: the stream's own tags, or when
+/// untagged, BT.709 for HD sizes and BT.601 below, limited range unless a full-range format.
+fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
+    // SAFETY: plain reads of the frame's fields and a call on the live scaler context.
+    unsafe {
+        let f = &*frame.as_ptr();
+        let pix = frame.format();
+        let full_range_format = matches!(pix, Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P);
+        let src_full = full_range_format || f.color_range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
+        let space = f.colorspace as i32;
+        let sws_space = match space {
+            1 | 4 | 5 | 6 | 7 | 9 | 10 => space,
+            _ => {
+                if f.height >= 720 {
+                    1
+                } else {
+                    5
+                }
+            }
+        };
+        let inv_table = ffi::sws_getCoefficients(sws_space);
+        let table = ffi::sws_getCoefficients(5);
+        ffi::sws_setColorspaceDetails(ctx.as_mut_ptr(), inv_table, src_full as i32, table, 1, 0, 1 << 16, 1 << 16);
+    }
+}
+
+/// Decodes `path`, sampling frames every `options.interval` seconds by presentation time,
+/// and hands each preprocessed frame to `on_frame` (which returns false to stop).
+/// Corrupt packets are skipped and counted; a failure part-way reports how far it got.
+pub fn decode_samples(
+    path: &Path,
+    options: &SampleOptions,
+    cancel: &AtomicBool,
+    mut on_frame: impl FnMut(SampledFrame) -> bool,
+) -> Result<DecodeSummary, DecodeError> {
+    let p = path.display().to_string();
+    let (mut ictx, index) = open(path)?;
+    let (time_base, start_pts, avg_rate) = {
+        let stream = ictx.stream(index).expect("stream index from best()");
+        (stream.time_base(), stream.start_time(), stream.avg_frame_rate())
+    };
+    let codec_err = |e: ffmpeg::Error| DecodeError::Codec { path: p.clone(), reason: e.to_string() };
+    let params = ictx.stream(index).expect("stream index from best()").parameters();
+    let mut context = ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
+    context.set_threading(ffmpeg::codec::threading::Config {
+        kind: ffmpeg::codec::threading::Type::Frame,
+        count: options.decoder_threads,
+        ..Default::default()
+    });
+    let mut decoder = context.decoder().video().map_err(codec_err)?;
+    let tb = f64::from(time_base.numerator()) / f64::from(time_base.denominator()).max(1.0);
+    let frame_ms = if avg_rate.numerator() > 0 && avg_rate.denominator() > 0 {
+        1000.0 * f64::from(avg_rate.denominator()) / f64::from(avg_rate.numerator())
+    } else {
+        40.0
+    };
+    let mut origin: Option<i64> = (start_pts != ffi::AV_NOPTS_VALUE).then_some(start_pts);
+    let mut sampler = IntervalSampler::new(options.interval, options.resume_after_ms);
+    let mut converter = FrameConverter::new(options.geometry.clone());
+    let mut summary = DecodeSummary::default();
+    let mut last_ms: f64 = -1.0;
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut packet = ffmpeg::Packet::empty();
+    let mut read_errors = 0u32;
+
+    let mut drain = |decoder: &mut ffmpeg::decoder::Video, summary: &mut DecodeSummary| -> Result<bool, DecodeError> {
+        while decoder.receive_frame(&mut frame).is_ok() {
+            summary.decoded += 1;
+            let offset_ms = match frame.timestamp() {
+                Some(ts) => {
+                    let origin = *origin.get_or_insert(ts);
+                    (ts - origin) as f64 * tb * 1000.0
+                }
+                None => last_ms + frame_ms,
+            };
+            // Frames before the start time (edit lists, pre-roll) are not part of the footage.
+            if offset_ms < -0.5 {
+                continue;
+            }
+            let offset_ms = offset_ms.max(0.0);
+            if offset_ms <= last_ms {
+                // A timestamp going backwards (discontinuity): continue from the last one.
+                last_ms += frame_ms;
+            } else {
+                last_ms = offset_ms;
+            }
+            if !sampler.take(last_ms) {
+                continue;
+            }
+            let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
+            converter.convert(&frame, &mut pixels).map_err(|e| DecodeError::Stream {
+                path: p.clone(),
+                at_ms: last_ms as u64,
+                reason: format!("pixel conversion failed: {e}"),
+            })?;
+            summary.kept += 1;
+            if !on_frame(SampledFrame { offset_ms: last_ms.round() as u64, pixels }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            summary.stopped = true;
+            return Ok(summary);
+        }
+        match packet.read(&mut ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                read_errors += 1;
+                if read_errors > 100 {
+                    return Err(DecodeError::Stream { path: p.clone(), at_ms: last_ms.max(0.0) as u64, reason: e.to_string() });
+                }
+                continue;
+            }
+        }
+        if packet.stream() != index {
+            continue;
+        }
+        if decoder.send_packet(&packet).is_err() {
+            summary.bad_packets += 1;
+            continue;
+        }
+        if !drain(&mut decoder, &mut summary)? {
+            summary.stopped = true;
+            return Ok(summary);
+        }
+    }
+    let _ = decoder.send_eof();
+    if !drain(&mut decoder, &mut summary)? {
+        summary.stopped = true;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_times(interval: f64, frames: &[f64], resume: Option<u64>) -> Vec<f64> {
+        let mut s = IntervalSampler::new(interval, resume);
+        frames.iter().copied().filter(|&t| s.take(t)).collect()
+    }
+
+    #[test]
+    fn ntsc_rate_samples_once_per_second_by_timestamp() {
+        let frames: Vec<f64> = (0..1798).map(|i| i as f64 * 1001.0 / 30.0).collect();
+        let kept = sample_times(1.0, &frames, None);
+        assert_eq!(kept.len(), 60);
+        for (k, t) in kept.iter().enumerate() {
+            assert!(*t >= k as f64 * 1000.0 - 0.5 && *t < k as f64 * 1000.0 + 34.0, "sample {k} at {t}");
+        }
+    }
+
+    #[test]
+    fn variable_frame_rate_gaps_do_not_cause_bursts() {
+        // 10 fps for 2 s, a 3.5 s gap, then 10 fps again.
+        let mut frames: Vec<f64> = (0..20).map(|i| i as f64 * 100.0).collect();
+        frames.extend((0..20).map(|i| 5500.0 + i as f64 * 100.0));
+        assert_eq!(sample_times(1.0, &frames, None), vec![0.0, 1000.0, 5500.0, 6000.0, 7000.0]);
+    }
+
+    #[test]
+    fn resume_skips_what_was_committed() {
+        let frames: Vec<f64> = (0..100).map(|i| i as f64 * 100.0).collect();
+        assert_eq!(sample_times(1.0, &frames, Some(5000)), vec![6000.0, 7000.0, 8000.0, 9000.0]);
+    }
+}

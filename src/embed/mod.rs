@@ -1,0 +1,306 @@
+//! The embed stage: loads a CLIP checkpoint and turns preprocessed pixels and text into
+//! L2-normalised vectors in one shared space.
+
+pub mod clip;
+pub mod preprocess;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use sha2::{Digest, Sha256};
+use tokenizers::Tokenizer;
+
+pub use preprocess::PixelGeometry;
+
+/// Errors of the embed stage.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The model folder is missing, incomplete or inconsistent.
+    #[error("model {path}: {message}")]
+    Model {
+        /// Folder or hub id as configured.
+        path: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Input the model cannot take (empty text, undecodable image).
+    #[error("{0}")]
+    Input(String),
+    /// The tensor computation failed.
+    #[error("inference failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+/// Where the model runs, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// CUDA device 0 when this build has CUDA and a GPU answers, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// Parses `auto`, `cpu` or `cuda:N`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err("expected auto, cpu or cuda:N".into()),
+            },
+        }
+    }
+
+    /// Opens the device, with a clear error when CUDA is asked of a build without it.
+    pub fn open(self) -> Result<Device, String> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Auto => {
+                if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
+                    Device::new_cuda(0).or(Ok(Device::Cpu))
+                } else {
+                    Ok(Device::Cpu)
+                }
+            }
+            Self::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    return Err(format!("model.device = cuda:{n}, but this frameseek was built without CUDA; rebuild with `cargo build --release --features cuda` or set model.device = \"cpu\""));
+                }
+                Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
+            }
+        }
+    }
+}
+
+/// What identifies a model to the store: opening an index with another model is refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelIdentity {
+    /// The configured path or hub id, as given.
+    pub id: String,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// SHA-256 of `model.safetensors`.
+    pub digest: String,
+}
+
+/// A loaded CLIP checkpoint: model, tokenizer and pixel geometry.
+pub struct Embedder {
+    model: clip::ClipModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dtype: DType,
+    geometry: PixelGeometry,
+    identity: ModelIdentity,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("identity", &self.identity).field("device", &self.device).finish()
+    }
+}
+
+fn model_error(path: &str, message: impl Into<String>) -> EmbedError {
+    EmbedError::Model { path: path.to_string(), message: message.into() }
+}
+
+/// Resolves a configured model to a local folder. Hub ids need a local copy on machines
+/// without network access.
+pub fn resolve_model_folder(spec: &str) -> Result<PathBuf, EmbedError> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let looks_like_hub_id = !spec.starts_with('/') && !spec.starts_with('.') && spec.split('/').count() == 2;
+    if looks_like_hub_id {
+        let cache = std::env::var_os("HF_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
+            .map(|h| h.join("hub").join(format!("models--{}", spec.replace('/', "--"))).join("snapshots"));
+        if let Some(snapshots) = cache {
+            if let Ok(entries) = std::fs::read_dir(&snapshots) {
+                for e in entries.flatten() {
+                    if e.path().join("config.json").is_file() {
+                        return Ok(e.path());
+                    }
+                }
+            }
+        }
+        return Err(model_error(
+            spec,
+            "is a hub id with no local copy; download it on a machine with network access (e.g. `huggingface-cli download openai/clip-vit-base-patch32`) and set model.path to that folder",
+        ));
+    }
+    Err(model_error(spec, "no such folder; set model.path to a folder holding config.json, model.safetensors, tokenizer.json and preprocessor_config.json"))
+}
+
+impl Embedder {
+    /// Loads a Hugging Face CLIP folder (or hub id with a local copy) onto `device`.
+    pub fn load(spec: &str, device: DeviceChoice) -> Result<Self, EmbedError> {
+        let folder = resolve_model_folder(spec)?;
+        let read = |name: &str| {
+            std::fs::read_to_string(folder.join(name)).map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))
+        };
+        let config: clip::ClipConfig =
+            serde_json::from_str(&read("config.json")?).map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        config.validate().map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        let image_size = config.vision_config.image_size;
+        let geometry = match read("preprocessor_config.json") {
+            Ok(text) => PixelGeometry::from_preprocessor_json(&text, image_size).map_err(|e| model_error(spec, e))?,
+            Err(_) => PixelGeometry::clip_default(image_size),
+        };
+        let mut tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
+            .map_err(|e| model_error(spec, format!("tokenizer.json: {e}")))?;
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: config.text_config.max_position_embeddings,
+                ..Default::default()
+            }))
+            .map_err(|e| model_error(spec, format!("tokenizer truncation: {e}")))?;
+        tokenizer.with_padding(None);
+        let device = device.open().map_err(|e| model_error(spec, e))?;
+        let dtype = DType::F32;
+        let weights = folder.join("model.safetensors");
+        let digest = file_digest(&weights).map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
+        // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
+            .map_err(|e| model_error(spec, format!("model.safetensors: {e}")))?;
+        let model = clip::ClipModel::new(vb, &config).map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
+        let identity = ModelIdentity { id: spec.to_string(), dim: config.projection_dim, digest };
+        Ok(Self { model, tokenizer, device, dtype, geometry, identity })
+    }
+
+    /// The model's identity for the store.
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.identity.dim
+    }
+
+    /// The pixel geometry frames must be converted to.
+    pub fn geometry(&self) -> &PixelGeometry {
+        &self.geometry
+    }
+
+    /// A short description of the device, for logs.
+    pub fn device_name(&self) -> String {
+        match &self.device {
+            Device::Cpu => "cpu".into(),
+            Device::Cuda(_) => "cuda".into(),
+            Device::Metal(_) => "metal".into(),
+        }
+    }
+
+    /// Token ids for one text, truncated to the model's length with the end token kept.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| EmbedError::Input(format!("cannot tokenize: {e}")))?;
+        let mut ids = enc.get_ids().to_vec();
+        let max = self.model.text.max_len();
+        if ids.len() > max {
+            let last = *ids.last().unwrap_or(&0);
+            ids.truncate(max);
+            ids[max - 1] = last;
+        }
+        Ok(ids)
+    }
+
+    /// L2-normalised text embeddings, one per text, in order.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(texts.len());
+        for t in texts {
+            if t.trim().is_empty() {
+                return Err(EmbedError::Input("query text is empty".into()));
+            }
+            ids.push(self.tokenize(t)?);
+        }
+        // Pad with the last (end) token: the causal mask keeps padding out of the pooled token.
+        let len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        for seq in &mut ids {
+            let pad = *seq.last().unwrap_or(&0);
+            seq.resize(len, pad);
+        }
+        let features = self.model.text.forward(&ids, &self.device)?;
+        rows(&clip::l2_normalise(&features)?)
+    }
+
+    /// L2-normalised image embeddings for `count` preprocessed images laid out back to back
+    /// as produced by [`PixelGeometry`].
+    pub fn embed_pixels(&self, pixels: &[f32], count: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let c = self.geometry.crop;
+        if pixels.len() != count * 3 * c * c {
+            return Err(EmbedError::Input(format!("expected {} pixel values, got {}", count * 3 * c * c, pixels.len())));
+        }
+        let input = Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
+        let features = self.model.vision.forward(&input)?;
+        rows(&clip::l2_normalise(&features)?)
+    }
+
+    /// Embeds one still image given as PNG or JPEG bytes.
+    pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
+        let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
+        self.geometry.preprocess_image_bytes(bytes, &mut pixels).map_err(EmbedError::Input)?;
+        Ok(self.embed_pixels(&pixels, 1)?.remove(0))
+    }
+}
+
+fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, EmbedError> {
+    Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
+
+fn file_digest(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_choice_parses() {
+        assert_eq!(DeviceChoice::parse("auto").unwrap(), DeviceChoice::Auto);
+        assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
+        assert_eq!(DeviceChoice::parse("cuda:1").unwrap(), DeviceChoice::Cuda(1));
+        assert!(DeviceChoice::parse("cuda:x").is_err());
+        assert!(DeviceChoice::parse("gpu").is_err());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_clear_error() {
+        let e = DeviceChoice::Cuda(0).open().unwrap_err();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_model_folder_says_what_to_do() {
+        let e = resolve_model_folder("/nonexistent/model").unwrap_err().to_string();
+        assert!(e.contains("config.json"), "{e}");
+        let e = resolve_model_folder("someorg/some-model-that-is-not-cached").unwrap_err().to_string();
+        assert!(e.contains("hub id"), "{e}");
+    }
+}

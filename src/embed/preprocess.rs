@@ -1,0 +1,174 @@
+//! Pixel preprocessing in the manner of Hugging Face `CLIPImageProcessor`: shortest side to
+//! the model's size, centre crop, rescale to [0, 1], CLIP mean/std, channels first.
+
+use serde::Deserialize;
+
+/// Geometry and normalisation the model's image tower expects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelGeometry {
+    /// The shortest side is resized to this many pixels.
+    pub shortest_edge: usize,
+    /// The centre crop's side (square crops only).
+    pub crop: usize,
+    /// Per-channel mean subtracted after rescaling to [0, 1].
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f32; 3],
+}
+
+impl PixelGeometry {
+    /// OpenAI CLIP's values for a square input of `size` pixels.
+    pub fn clip_default(size: usize) -> Self {
+        Self {
+            shortest_edge: size,
+            crop: size,
+            mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+            std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
+        }
+    }
+
+    /// Reads `preprocessor_config.json` text, falling back to CLIP's defaults for the given
+    /// input size where a field is absent.
+    pub fn from_preprocessor_json(text: &str, image_size: usize) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Size {
+            Int(usize),
+            Shortest { shortest_edge: usize },
+            HeightWidth { height: usize, width: usize },
+        }
+        #[derive(Deserialize)]
+        struct Raw {
+            size: Option<Size>,
+            crop_size: Option<Size>,
+            image_mean: Option<[f32; 3]>,
+            image_std: Option<[f32; 3]>,
+        }
+        let raw: Raw = serde_json::from_str(text).map_err(|e| format!("preprocessor_config.json: {e}"))?;
+        let mut g = Self::clip_default(image_size);
+        match raw.size {
+            Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.shortest_edge = n,
+            Some(Size::HeightWidth { height, width }) if height == width => g.shortest_edge = height,
+            Some(Size::HeightWidth { .. }) => return Err("preprocessor_config.json: size with height != width is not supported".into()),
+            None => {}
+        }
+        match raw.crop_size {
+            Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.crop = n,
+            Some(Size::HeightWidth { height, width }) if height == width => g.crop = height,
+            Some(Size::HeightWidth { .. }) => return Err("preprocessor_config.json: crop_size with height != width is not supported".into()),
+            None => {}
+        }
+        if let Some(m) = raw.image_mean {
+            g.mean = m;
+        }
+        if let Some(s) = raw.image_std {
+            g.std = s;
+        }
+        if g.crop != image_size {
+            return Err(format!("preprocessor_config.json: crop_size {} differs from the model's vision_config.image_size {image_size}", g.crop));
+        }
+        if g.shortest_edge < g.crop {
+            return Err(format!("preprocessor_config.json: size.shortest_edge {} is smaller than crop_size {}", g.shortest_edge, g.crop));
+        }
+        Ok(g)
+    }
+
+    /// The size an image of `width` x `height` is resized to before the crop: shortest side
+    /// to `shortest_edge`, the other side scaled and truncated as `CLIPImageProcessor` does.
+    pub fn resized_dims(&self, width: usize, height: usize) -> (usize, usize) {
+        let s = self.shortest_edge;
+        if width <= height {
+            (s, ((s as f64 * height as f64 / width.max(1) as f64) as usize).max(s))
+        } else {
+            (((s as f64 * width as f64 / height.max(1) as f64) as usize).max(s), s)
+        }
+    }
+
+    /// Number of f32 values in one preprocessed image.
+    pub fn values_per_image(&self) -> usize {
+        3 * self.crop * self.crop
+    }
+
+    /// Centre-crops an already resized RGB24 image (`stride` bytes per row) and appends the
+    /// normalised channels-first values to `out`.
+    pub fn crop_normalise_rgb24(&self, rgb: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<f32>) {
+        let c = self.crop;
+        let top = height.saturating_sub(c) / 2;
+        let left = width.saturating_sub(c) / 2;
+        let start = out.len();
+        out.resize(start + 3 * c * c, 0.0);
+        let (r_plane, rest) = out[start..].split_at_mut(c * c);
+        let (g_plane, b_plane) = rest.split_at_mut(c * c);
+        let scale: [f32; 3] = [1.0 / (255.0 * self.std[0]), 1.0 / (255.0 * self.std[1]), 1.0 / (255.0 * self.std[2])];
+        let offset: [f32; 3] = [self.mean[0] / self.std[0], self.mean[1] / self.std[1], self.mean[2] / self.std[2]];
+        for y in 0..c.min(height) {
+            let row = &rgb[(top + y) * stride + left * 3..];
+            for x in 0..c.min(width) {
+                let p = &row[x * 3..x * 3 + 3];
+                let i = y * c + x;
+                r_plane[i] = p[0] as f32 * scale[0] - offset[0];
+                g_plane[i] = p[1] as f32 * scale[1] - offset[1];
+                b_plane[i] = p[2] as f32 * scale[2] - offset[2];
+            }
+        }
+    }
+
+    /// Decodes a still image (PNG or JPEG bytes) and preprocesses it, appending to `out`.
+    pub fn preprocess_image_bytes(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+        let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+        let rgb = img.to_rgb8();
+        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+        if w == 0 || h == 0 {
+            return Err("image has no pixels".into());
+        }
+        let (rw, rh) = self.resized_dims(w, h);
+        let resized = image::imageops::resize(&rgb, rw as u32, rh as u32, image::imageops::FilterType::CatmullRom);
+        self.crop_normalise_rgb24(resized.as_raw(), rw, rh, rw * 3, out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_keeps_aspect_with_shortest_side_at_size() {
+        let g = PixelGeometry::clip_default(224);
+        assert_eq!(g.resized_dims(1280, 720), (398, 224));
+        assert_eq!(g.resized_dims(720, 1280), (224, 398));
+        assert_eq!(g.resized_dims(500, 500), (224, 224));
+    }
+
+    #[test]
+    fn crop_takes_the_centre_and_normalises_with_clip_statistics() {
+        let g = PixelGeometry::clip_default(2);
+        // 4x2 image: columns 0..4, centre crop is columns 1..3.
+        let mut rgb = vec![0u8; 4 * 2 * 3];
+        for y in 0..2 {
+            for x in 0..4 {
+                let v = (x * 60) as u8;
+                rgb[(y * 4 + x) * 3..(y * 4 + x) * 3 + 3].copy_from_slice(&[v, v, v]);
+            }
+        }
+        let mut out = Vec::new();
+        g.crop_normalise_rgb24(&rgb, 4, 2, 12, &mut out);
+        assert_eq!(out.len(), 12);
+        let expect = |v: f32, c: usize| (v / 255.0 - g.mean[c]) / g.std[c];
+        assert!((out[0] - expect(60.0, 0)).abs() < 1e-5);
+        assert!((out[1] - expect(120.0, 0)).abs() < 1e-5);
+        assert!((out[4 + 1] - expect(120.0, 1)).abs() < 1e-5);
+        assert!((out[8] - expect(60.0, 2)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn preprocessor_json_is_read() {
+        let g = PixelGeometry::from_preprocessor_json(
+            r#"{"size": {"shortest_edge": 64}, "crop_size": {"height": 64, "width": 64}, "image_mean": [0.5,0.5,0.5], "image_std": [0.5,0.5,0.5]}"#,
+            64,
+        )
+        .unwrap();
+        assert_eq!((g.shortest_edge, g.crop, g.mean[0]), (64, 64, 0.5));
+        assert!(PixelGeometry::from_preprocessor_json(r#"{"crop_size": 32}"#, 64).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! The index stage: a usearch HNSW index over the stored vectors, checkpointed to disk.
+//!
+//! The index file is a cache of the `vectors` tree: a checkpoint writes it to a temporary
+//! file, syncs it, renames it into place and syncs the folder; only then are the pending
+//! marks in sled dropped. On start the file is loaded, pending vectors it lacks are added,
+//! and if it is missing, unreadable or disagrees with the store it is rebuilt from sled.
+
+use std::path::{Path, PathBuf};
+
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use crate::store::{Store, StoreError};
+
+/// Errors of the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// usearch refused an operation.
+    #[error("vector index: {0}")]
+    Usearch(String),
+    /// Writing the checkpoint failed.
+    #[error("cannot write index checkpoint {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn us<E: std::fmt::Display>(e: E) -> IndexError {
+    IndexError::Usearch(e.to_string())
+}
+
+/// How the index came up at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    /// Loaded the checkpoint, then re-added this many pending vectors.
+    Loaded {
+        /// Pending vectors re-added.
+        readded: usize,
+    },
+    /// Rebuilt from the stored vectors, for the reason given.
+    Rebuilt {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The vector index plus the path it checkpoints to.
+pub struct VectorIndex {
+    index: Index,
+    path: PathBuf,
+    dim: usize,
+}
+
+impl std::fmt::Debug for VectorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorIndex").field("path", &self.path).field("size", &self.index.size()).finish()
+    }
+}
+
+fn options(dim: usize) -> IndexOptions {
+    IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F32,
+        connectivity: 16,
+        expansion_add: 128,
+        expansion_search: 64,
+        multi: false,
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Frame key.
+    pub key: u64,
+    /// Cosine similarity.
+    pub score: f32,
+}
+
+impl VectorIndex {
+    /// Opens the index at `path` and reconciles it with the store (see module docs).
+    pub fn open(path: &Path, dim: usize, store: &Store) -> Result<(Self, OpenOutcome), IndexError> {
+        let index = Index::new(&options(dim)).map_err(us)?;
+        let mut me = Self { index, path: path.to_path_buf(), dim };
+        let stored = store.frame_count();
+        let load = if path.exists() {
+            match me.index.load(&path.to_string_lossy()) {
+                Ok(()) if me.index.dimensions() != dim => Err(format!("index file has dimension {}, model has {dim}", me.index.dimensions())),
+                Ok(()) => Ok(()),
+                Err(e) => Err(format!("index file {} is unreadable ({e})", path.display())),
+            }
+        } else if stored > 0 {
+            Err(format!("index file {} is missing", path.display()))
+        } else {
+            Ok(())
+        };
+        if let Err(reason) = load {
+            me.rebuild(store)?;
+            return Ok((me, OpenOutcome::Rebuilt { reason }));
+        }
+        let pending = store.pending_keys()?;
+        let mut readded = 0;
+        me.reserve(me.index.size() + pending.len())?;
+        for key in pending {
+            if !me.index.contains(key) {
+                if let Some(v) = store.vector(key)? {
+                    me.index.add(key, &v).map_err(us)?;
+                    readded += 1;
+                }
+            }
+        }
+        if me.index.size() != stored {
+            let reason = format!("index holds {} vectors but the store holds {stored}", me.index.size());
+            me.rebuild(store)?;
+            return Ok((me, OpenOutcome::Rebuilt { reason }));
+        }
+        Ok((me, OpenOutcome::Loaded { readded }))
+    }
+
+    /// Replaces the in-memory index with one built from every stored vector.
+    pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
+        self.index = Index::new(&options(self.dim)).map_err(us)?;
+        self.reserve(store.frame_count())?;
+        for row in store.all_vectors() {
+            let (key, v) = row?;
+            if v.len() == self.dim {
+                self.reserve(self.index.size() + 1)?;
+                self.index.add(key, &v).map_err(us)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reserve(&self, needed: usize) -> Result<(), IndexError> {
+        if needed > self.index.capacity() {
+            let target = needed.max(self.index.capacity() * 2).max(1024);
+            self.index.reserve(target).map_err(us)?;
+        }
+        Ok(())
+    }
+
+    /// Adds vectors (keys already present are skipped).
+    pub fn add(&self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
+        self.reserve(self.index.size() + items.len())?;
+        for (key, v) in items {
+            if !self.index.contains(*key) {
+                self.index.add(*key, v).map_err(us)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes vectors.
+    pub fn remove(&self, keys: &[u64]) -> Result<(), IndexError> {
+        for k in keys {
+            self.index.remove(*k).map_err(us)?;
+        }
+        Ok(())
+    }
+
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.index.size()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when the key is indexed.
+    pub fn contains(&self, key: u64) -> bool {
+        self.index.contains(key)
+    }
+
+    /// The `count` nearest vectors whose key passes `filter`, best first.
+    pub fn search(&self, query: &[f32], count: usize, filter: impl Fn(u64) -> bool) -> Result<Vec<Hit>, IndexError> {
+        if self.index.size() == 0 || count == 0 {
+            return Ok(Vec::new());
+        }
+        let m = self.index.filtered_search(query, count, filter).map_err(us)?;
+        Ok(m.keys.iter().zip(&m.distances).map(|(&key, &d)| Hit { key, score: 1.0 - d }).collect())
+    }
+
+    /// Writes the index durably: temporary file, fsync, rename, fsync of the folder.
+    pub fn checkpoint(&self) -> Result<(), IndexError> {
+        let io = |source| IndexError::Io { path: self.path.display().to_string(), source };
+        let tmp = self.path.with_extension("usearch.tmp");
+        self.index.save(&tmp.to_string_lossy()).map_err(us)?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{frame_key, Fingerprint};
+
+    fn unit(seed: u32, dim: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+
+    #[test]
+    fn checkpoint_reload_and_rebuild_after_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let rec = store.new_source("/a.mp4", Fingerprint::default(), 1.0, None).unwrap();
+        let vs: Vec<Vec<f32>> = (0..50).map(|i| unit(i, 16)).collect();
+        let items: Vec<(u64, &[f32])> = vs.iter().enumerate().map(|(i, v)| (frame_key(rec.no, i as u64 * 1000), v.as_slice())).collect();
+        store.commit_frames(&items).unwrap();
+        let path = dir.path().join("index.usearch");
+        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
+        assert_eq!(idx.len(), 50);
+        let top = idx.search(&vs[7], 1, |_| true).unwrap();
+        assert_eq!(top[0].key, items[7].0);
+        assert!((top[0].score - 1.0).abs() < 1e-4);
+        idx.checkpoint().unwrap();
+        store.clear_pending(&store.pending_keys().unwrap()).unwrap();
+
+        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
+        assert_eq!(idx.len(), 50);
+        // A filter that excludes the best match still returns the requested count.
+        let filtered = idx.search(&vs[7], 5, |k| k != items[7].0).unwrap();
+        assert_eq!(filtered.len(), 5);
+        assert!(filtered.iter().all(|h| h.key != items[7].0));
+
+        std::fs::write(&path, b"garbage").unwrap();
+        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
+        assert_eq!(idx.len(), 50);
+    }
+}

@@ -1,0 +1,13 @@
+//! frameseek: search video footage with words.
+//!
+//! The data path, one module per stage: [`decode`] (FFmpeg decoding and timestamp
+//! sampling) -> [`embed`] (CLIP) -> [`store`] (sled, the source of truth) -> [`index`]
+//! (usearch). [`ingest`] wires the stages with bounded channels; [`query`] turns hits into
+//! clips; [`daemon`] owns the opened state and answers [`protocol`] requests that
+//! [`server`] reads from the Unix socket; [`client`] is the other end.
+
+pub mod config;
+pub mod decode;
+pub mod embed;
+pub mod index;
+pub mod store;
