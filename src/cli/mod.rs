@@ -1,0 +1,174 @@
+//! The `frameseek` command line: argument definitions, and one module per command.
+
+mod demo;
+mod embed;
+mod ingest;
+mod search;
+mod serve;
+mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::{Client, ClientError};
+use crate::config::Config;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command failed (bad input, failed sources, an error reply).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: bad usage (from clap).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the daemon could not be reached.
+pub const EXIT_NO_DAEMON: u8 = 3;
+
+/// Search video footage with words.
+#[derive(Debug, Parser)]
+#[command(name = "frameseek", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file layered over the defaults and /etc/frameseek/frameseek.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Daemon socket (default: daemon.socket from the configuration).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Ask the daemon to index video files or folders.
+    Ingest(ingest::IngestArgs),
+    /// Find clips matching a text or an image.
+    Search(search::SearchArgs),
+    /// Show the daemon's model, frame count and per-source progress.
+    Status,
+    /// Show the daemon's counters.
+    Stats,
+    /// Remove a source's frames from the index.
+    Forget {
+        /// The source id, as `status` shows it.
+        source: String,
+    },
+    /// Print embeddings of images and texts, without a daemon.
+    Embed(embed::EmbedArgs),
+    /// Generate sample footage, start a daemon on it, ingest, query, stop.
+    Demo(demo::DemoArgs),
+}
+
+/// Parses arguments and runs the command; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = match e.downcast_ref::<ClientError>() {
+                Some(ClientError::NotRunning(_) | ClientError::PermissionDenied(_)) => EXIT_NO_DAEMON,
+                _ => EXIT_FAILURE,
+            };
+            if is_broken_pipe(&e) {
+                return ExitCode::from(EXIT_OK);
+            }
+            eprintln!("frameseek: {e:#}");
+            code
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Serve => serve::run(&cli),
+        Command::Ingest(args) => ingest::run(&cli, args),
+        Command::Search(args) => search::run(&cli, args),
+        Command::Status => status::run_status(&cli),
+        Command::Stats => status::run_stats(&cli),
+        Command::Forget { source } => status::run_forget(&cli, source),
+        Command::Embed(args) => embed::run(&cli, args),
+        Command::Demo(args) => demo::run(&cli, args),
+    }
+}
+
+/// The socket a client command talks to: `--socket`, or the configuration's.
+fn socket_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(s) = &cli.socket {
+        return Ok(s.clone());
+    }
+    Ok(Config::load(cli.config.as_deref())?.daemon.socket)
+}
+
+fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    Ok(Client::connect(&socket_path(cli)?)?)
+}
+
+/// Makes a path absolute against the working directory without resolving links (the
+/// daemon resolves and checks it).
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// Formats milliseconds as `H:MM:SS.mmm`.
+pub fn format_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}:{:02}.{:03}", s / 3600, (s / 60) % 60, s % 60, ms % 1000)
+}
+
+/// Prints rows as an aligned table with a header.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_format_as_clock_time() {
+        assert_eq!(format_ms(0), "0:00:00.000");
+        assert_eq!(format_ms(3_723_456), "1:02:03.456");
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

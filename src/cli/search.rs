@@ -1,0 +1,71 @@
+//! `frameseek search TEXT [-k N]` and `frameseek search --image FILE`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use base64::Engine;
+
+use super::status::strip_ok;
+use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use crate::protocol::{Request, SearchReply, SearchRequest};
+
+/// Arguments of `search`.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// What to look for, in words.
+    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    pub text: Option<String>,
+    /// Look for footage that resembles this image (PNG or JPEG).
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// Number of clips.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Only this source (exact id, or a prefix ending in `*`).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only frames at or after this offset in their file, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+    /// Only frames at or before this offset in their file, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
+}
+
+pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
+    let image = match &args.image {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        None => None,
+    };
+    let to_ms = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
+    let request = SearchRequest {
+        text: args.text.clone(),
+        image,
+        k: Some(args.k),
+        source: args.source.clone(),
+        start_ms: args.from.map(to_ms),
+        end_ms: args.to.map(to_ms),
+    };
+    let mut client = connect(cli)?;
+    let value = client.call(&Request::Search(request))?;
+    if cli.json {
+        println!("{}", strip_ok(value));
+        return Ok(EXIT_OK);
+    }
+    let reply: SearchReply = serde_json::from_value(value)?;
+    if reply.clips.is_empty() {
+        println!("no matching footage");
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = reply
+        .clips
+        .iter()
+        .enumerate()
+        .map(|(i, c)| vec![(i + 1).to_string(), format!("{:.3}", c.score), format_ms(c.start_ms), format_ms(c.end_ms), format_ms(c.best_ms), c.source.clone()])
+        .collect();
+    print_table(&["#", "SCORE", "FROM", "TO", "BEST", "SOURCE"], &rows);
+    Ok(EXIT_OK)
+}

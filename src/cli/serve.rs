@@ -1,0 +1,63 @@
+//! `frameseek serve`: run the daemon until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{Cli, EXIT_OK};
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::notify::notify;
+
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+    init_logging();
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(socket) = &cli.socket {
+        config.daemon.socket = socket.clone();
+    }
+    let socket = config.daemon.socket.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .thread_name("frameseek-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    let daemon = Arc::new(Daemon::start(config)?);
+    let listener = {
+        let _guard = runtime.enter();
+        crate::server::bind(&socket)?
+    };
+    tracing::info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
+    notify("READY=1");
+    runtime.block_on(crate::server::run(listener, daemon.clone(), shutdown_signal()));
+    notify("STOPPING=1");
+    tracing::info!("stopping: saving state");
+    let _ = std::fs::remove_file(&socket);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    daemon.shutdown()?;
+    tracing::info!("stopped");
+    Ok(EXIT_OK)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMESEEK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}

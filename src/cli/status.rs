@@ -1,0 +1,71 @@
+//! `frameseek status`, `frameseek stats` and `frameseek forget`.
+
+use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use crate::protocol::{ForgetReply, ForgetRequest, Request, StatsReply, StatusReply};
+
+pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
+    let mut client = connect(cli)?;
+    let value = client.call(&Request::Status)?;
+    if cli.json {
+        println!("{}", strip_ok(value));
+        return Ok(EXIT_OK);
+    }
+    let s: StatusReply = serde_json::from_value(value)?;
+    println!("frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued", s.version, s.protocol, s.model.id, s.model.dim, s.frames, s.queue);
+    let rows: Vec<Vec<String>> = s
+        .sources
+        .iter()
+        .map(|src| {
+            let progress = src.progress.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or_else(|| "-".into());
+            let duration = src.duration_ms.map(format_ms).unwrap_or_else(|| "-".into());
+            vec![src.state.clone(), progress, src.frames.to_string(), duration, src.source.clone(), src.error.clone().unwrap_or_default()]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print_table(&["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"], &rows);
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
+    let mut client = connect(cli)?;
+    let value = client.call(&Request::Stats)?;
+    if cli.json {
+        println!("{}", strip_ok(value));
+        return Ok(EXIT_OK);
+    }
+    let s: StatsReply = serde_json::from_value(value)?;
+    print_table(
+        &["FRAMES", "INDEXED", "SOURCES", "QUEUE", "EMBEDDED", "BATCH_MS", "SEARCHES", "UPTIME_S"],
+        &[vec![
+            s.frames.to_string(),
+            s.indexed.to_string(),
+            s.sources.to_string(),
+            s.queue.to_string(),
+            s.frames_embedded.to_string(),
+            format!("{:.1}", s.embed_batch_ms),
+            s.searches.to_string(),
+            format!("{:.0}", s.uptime_s),
+        ]],
+    );
+    Ok(EXIT_OK)
+}
+
+pub fn run_forget(cli: &Cli, source: &str) -> anyhow::Result<u8> {
+    let mut client = connect(cli)?;
+    let r: ForgetReply = client.call_as(&Request::Forget(ForgetRequest { source: source.to_string() }))?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("forgot {} ({} frames removed)", r.source, r.frames_removed);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Drops the envelope field `ok` so `--json` prints the documented shape.
+pub(crate) fn strip_ok(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("ok");
+    }
+    v
+}

@@ -1,0 +1,318 @@
+//! The ingest pipeline: decode workers (one thread per source being read) feed sampled,
+//! preprocessed frames through a bounded channel to one embed worker, which batches frames
+//! from all sources, embeds them and commits them. A slow model applies back-pressure to the
+//! decoders instead of growing memory.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::decode::{self, DecodeError, DecodeSummary, SampleOptions};
+use crate::embed::Embedder;
+use crate::store::{frame_key, SourceState};
+
+/// A source to read.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Source id.
+    pub source: String,
+    /// Source number (key prefix).
+    pub no: u32,
+    /// File to decode.
+    pub path: PathBuf,
+    /// Resume after this offset.
+    pub resume_after_ms: Option<u64>,
+    /// Seconds between samples.
+    pub interval: f64,
+}
+
+enum Item {
+    Frame { key: u64, source: String, pixels: Vec<f32> },
+    End { source: String, result: Result<DecodeSummary, DecodeError> },
+}
+
+/// Counters shared with `stats` and `status`.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Frames embedded and committed since start.
+    pub frames_embedded: AtomicU64,
+    /// Batches embedded.
+    pub batches: AtomicU64,
+    /// Total embed time, microseconds.
+    pub embed_us: AtomicU64,
+    /// Jobs waiting for a decode worker.
+    pub queued: AtomicUsize,
+}
+
+/// Tuning of the pipeline.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Sources decoded at once.
+    pub decode_workers: usize,
+    /// FFmpeg threads per decoder.
+    pub decoder_threads: usize,
+    /// Frames per embed batch.
+    pub batch_size: usize,
+}
+
+/// The running pipeline.
+pub struct Ingest {
+    jobs: Mutex<Option<Sender<Job>>>,
+    cancel: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    counters: Arc<IngestCounters>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").field("cancelled", &self.cancel.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Ingest {
+    /// Starts the decode workers and the embed worker.
+    pub fn start(settings: IngestSettings, embedder: Arc<Embedder>, catalog: Arc<Catalog>) -> std::io::Result<Self> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (items_tx, items_rx) = mpsc::sync_channel::<Item>(settings.batch_size * 2);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(IngestCounters::default());
+        let mut threads = Vec::new();
+        for i in 0..settings.decode_workers {
+            let ctx = DecodeWorker {
+                jobs: jobs_rx.clone(),
+                items: items_tx.clone(),
+                cancel: cancel.clone(),
+                catalog: catalog.clone(),
+                counters: counters.clone(),
+                geometry: embedder.geometry().clone(),
+                decoder_threads: settings.decoder_threads,
+            };
+            threads.push(std::thread::Builder::new().name(format!("decode-{i}")).spawn(move || ctx.run())?);
+        }
+        drop(items_tx);
+        let worker = EmbedWorker { items: items_rx, embedder, catalog, counters: counters.clone(), batch_size: settings.batch_size, cancel: cancel.clone() };
+        threads.push(std::thread::Builder::new().name("embed".into()).spawn(move || worker.run())?);
+        Ok(Self { jobs: Mutex::new(Some(jobs_tx)), cancel, threads: Mutex::new(threads), counters })
+    }
+
+    /// Queues a source for decoding.
+    pub fn submit(&self, job: Job) {
+        if let Some(tx) = self.jobs.lock().expect("jobs lock").as_ref() {
+            self.counters.queued.fetch_add(1, Ordering::SeqCst);
+            if tx.send(job).is_err() {
+                self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Counters for `stats`.
+    pub fn counters(&self) -> &Arc<IngestCounters> {
+        &self.counters
+    }
+
+    /// Stops decoding, lets the embed worker commit what was already decoded, and waits for
+    /// every thread. Sources cut short stay `ingesting` and resume from their watermark.
+    pub fn shutdown(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.jobs.lock().expect("jobs lock").take();
+        let threads: Vec<_> = self.threads.lock().expect("threads lock").drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+struct DecodeWorker {
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    items: SyncSender<Item>,
+    cancel: Arc<AtomicBool>,
+    catalog: Arc<Catalog>,
+    counters: Arc<IngestCounters>,
+    geometry: crate::embed::PixelGeometry,
+    decoder_threads: usize,
+}
+
+impl DecodeWorker {
+    fn run(self) {
+        loop {
+            let job = match self.jobs.lock().expect("jobs lock").recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            };
+            self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+            if self.cancel.load(Ordering::SeqCst) {
+                return;
+            }
+            let result = self.decode(&job);
+            let stopped = matches!(&result, Ok(s) if s.stopped);
+            if stopped && self.cancel.load(Ordering::SeqCst) {
+                // Shutting down: leave the source `ingesting` so it resumes on the next start.
+                return;
+            }
+            if self.items.send(Item::End { source: job.source.clone(), result }).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
+        let duration = decode::probe(&job.path).ok().and_then(|i| i.duration_ms);
+        if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
+            r.state = SourceState::Ingesting;
+            if duration.is_some() {
+                r.duration_ms = duration;
+            }
+        }) {
+            tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
+        }
+        tracing::info!(source = %job.source, resume_after_ms = ?job.resume_after_ms, "decoding");
+        let options = SampleOptions {
+            interval: job.interval,
+            resume_after_ms: job.resume_after_ms,
+            decoder_threads: self.decoder_threads,
+            geometry: self.geometry.clone(),
+        };
+        let items = &self.items;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
+                let key = frame_key(job.no, frame.offset_ms);
+                items.send(Item::Frame { key, source: job.source.clone(), pixels: frame.pixels }).is_ok()
+            })
+        }));
+        match run {
+            Ok(result) => result,
+            Err(_) => Err(DecodeError::Stream { path: job.path.display().to_string(), at_ms: 0, reason: "decoder panicked".into() }),
+        }
+    }
+}
+
+struct EmbedWorker {
+    items: Receiver<Item>,
+    embedder: Arc<Embedder>,
+    catalog: Arc<Catalog>,
+    counters: Arc<IngestCounters>,
+    batch_size: usize,
+    cancel: Arc<AtomicBool>,
+}
+
+struct Pending {
+    keys: Vec<(u64, String)>,
+    pixels: Vec<f32>,
+}
+
+impl EmbedWorker {
+    fn run(self) {
+        let mut batch = Pending { keys: Vec::new(), pixels: Vec::new() };
+        loop {
+            let item = if batch.keys.is_empty() {
+                match self.items.recv() {
+                    Ok(item) => Some(item),
+                    Err(_) => break,
+                }
+            } else {
+                match self.items.recv_timeout(Duration::from_millis(20)) {
+                    Ok(item) => Some(item),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            match item {
+                Some(Item::Frame { key, source, pixels }) => {
+                    batch.keys.push((key, source));
+                    batch.pixels.extend_from_slice(&pixels);
+                    if batch.keys.len() >= self.batch_size {
+                        self.flush(&mut batch);
+                    }
+                }
+                Some(Item::End { source, result }) => {
+                    self.flush(&mut batch);
+                    self.finish(&source, result);
+                }
+                None => self.flush(&mut batch),
+            }
+        }
+        self.flush(&mut batch);
+        if self.cancel.load(Ordering::SeqCst) {
+            tracing::info!("embed worker stopped");
+        }
+    }
+
+    fn flush(&self, batch: &mut Pending) {
+        if batch.keys.is_empty() {
+            return;
+        }
+        let t = Instant::now();
+        let n = batch.keys.len();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.embedder.embed_pixels(&batch.pixels, n)));
+        let vectors = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                self.fail_sources(batch, &format!("embedding failed: {e}"));
+                return;
+            }
+            Err(_) => {
+                self.fail_sources(batch, "embedding panicked");
+                return;
+            }
+        };
+        let embed_us = t.elapsed().as_micros() as u64;
+        let frames: Vec<(u64, Vec<f32>)> = batch.keys.iter().map(|(k, _)| *k).zip(vectors).collect();
+        match self.catalog.commit(&frames) {
+            Ok(_) => {
+                self.counters.frames_embedded.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters.embed_us.fetch_add(embed_us, Ordering::Relaxed);
+                tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
+            }
+            Err(e) => self.fail_sources(batch, &format!("cannot store frames: {e}")),
+        }
+        batch.keys.clear();
+        batch.pixels.clear();
+    }
+
+    fn fail_sources(&self, batch: &mut Pending, message: &str) {
+        tracing::error!(error = message, "batch lost");
+        let mut sources: Vec<&String> = batch.keys.iter().map(|(_, s)| s).collect();
+        sources.dedup();
+        for s in sources {
+            let _ = self.catalog.store().update_source(s, |r| {
+                r.state = SourceState::Failed;
+                r.error = Some(message.to_string());
+            });
+        }
+        batch.keys.clear();
+        batch.pixels.clear();
+    }
+
+    fn finish(&self, source: &str, result: Result<DecodeSummary, DecodeError>) {
+        let update = self.catalog.store().update_source(source, |r| {
+            if r.state == SourceState::Failed {
+                return;
+            }
+            match &result {
+                Ok(summary) => {
+                    r.state = SourceState::Done;
+                    r.error = (summary.bad_packets > 0).then(|| format!("{} corrupt packets skipped", summary.bad_packets));
+                    if r.frames == 0 && summary.decoded == 0 {
+                        r.state = SourceState::Failed;
+                        r.error = Some("no video frame could be decoded".into());
+                    }
+                }
+                Err(e) => {
+                    r.state = SourceState::Failed;
+                    r.error = Some(e.to_string());
+                }
+            }
+        });
+        match (update, &result) {
+            (Ok(r), Ok(summary)) => tracing::info!(source, frames = r.frames, decoded = summary.decoded, kept = summary.kept, state = r.state.as_str(), "source finished"),
+            (Ok(r), Err(e)) => tracing::warn!(source, frames = r.frames, error = %e, "source failed"),
+            (Err(e), _) => tracing::error!(source, error = %e, "cannot record the end of a source"),
+        }
+    }
+}

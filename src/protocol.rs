@@ -1,0 +1,391 @@
+//! The socket protocol: one JSON object per line each way. Request and reply types are
+//! shared by the daemon and the client; `docs/PROTOCOL.md` documents every field and code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Protocol version reported by `status`; bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest `k` a search may ask for.
+pub const MAX_K: usize = 1000;
+
+/// Longest query text in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// Error codes carried in error replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not valid UTF-8 JSON.
+    InvalidJson,
+    /// The JSON is not a valid request (not an object, missing or mistyped field).
+    InvalidRequest,
+    /// `op` names no operation.
+    UnknownOp,
+    /// The request line is longer than the daemon accepts; the connection is closed.
+    TooLarge,
+    /// A search with empty text.
+    EmptyQuery,
+    /// A path or source that does not exist.
+    NotFound,
+    /// A path outside the configured footage roots.
+    Forbidden,
+    /// An image that cannot be decoded.
+    BadImage,
+    /// The daemon is stopping.
+    ShuttingDown,
+    /// A failure inside the daemon (database, index, model); the message says which.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownOp => "unknown_op",
+            Self::TooLarge => "too_large",
+            Self::EmptyQuery => "empty_query",
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::BadImage => "bad_image",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// An error reply's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// Builds an error body.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// `search`: text or image, best `k` clips, optional filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Query text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Query image, PNG or JPEG bytes in standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Clips wanted (default 10, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// Source filter: an exact source id, or a prefix ending in `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Only frames at or after this offset (ms) within their file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    /// Only frames at or before this offset (ms) within their file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<u64>,
+}
+
+/// `ingest`: files or folders to index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// Absolute paths of files or folders (folders are walked recursively).
+    pub paths: Vec<String>,
+}
+
+/// `forget`: remove a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetRequest {
+    /// The source id as `status` shows it.
+    pub source: String,
+}
+
+/// Every request the daemon understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Find clips.
+    Search(SearchRequest),
+    /// Index footage.
+    Ingest(IngestRequest),
+    /// Per-source progress.
+    Status,
+    /// Remove a source.
+    Forget(ForgetRequest),
+    /// Counters and timings.
+    Stats,
+}
+
+impl Request {
+    /// The request as one JSON line (without the newline).
+    pub fn to_line(&self) -> String {
+        let (op, mut body) = match self {
+            Request::Search(r) => ("search", serde_json::to_value(r)),
+            Request::Ingest(r) => ("ingest", serde_json::to_value(r)),
+            Request::Forget(r) => ("forget", serde_json::to_value(r)),
+            Request::Status => ("status", Ok(Value::Object(Default::default()))),
+            Request::Stats => ("stats", Ok(Value::Object(Default::default()))),
+        };
+        let body = body.as_mut().expect("requests serialise");
+        body.as_object_mut().expect("object").insert("op".into(), Value::String(op.into()));
+        body.to_string()
+    }
+}
+
+/// Parses one request line. On failure the error reply still carries the request's `id`
+/// when one could be read.
+pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Value>, ErrorBody)> {
+    let text = std::str::from_utf8(line).map_err(|e| (None, ErrorBody::new(ErrorCode::InvalidJson, format!("request is not UTF-8: {e}"))))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| (None, ErrorBody::new(ErrorCode::InvalidJson, format!("request is not JSON: {e}"))))?;
+    let Value::Object(mut obj) = value else {
+        return Err((None, ErrorBody::new(ErrorCode::InvalidRequest, "request must be a JSON object with an \"op\" field")));
+    };
+    let id = obj.remove("id");
+    let fail = |code, msg: String| Err((id.clone(), ErrorBody::new(code, msg)));
+    let op = match obj.remove("op") {
+        Some(Value::String(op)) => op,
+        Some(_) => return fail(ErrorCode::InvalidRequest, "\"op\" must be a string".into()),
+        None => return fail(ErrorCode::InvalidRequest, "missing \"op\" (one of search, ingest, status, forget, stats)".into()),
+    };
+    let body = Value::Object(obj);
+    let invalid = |e: serde_json::Error| (id.clone(), ErrorBody::new(ErrorCode::InvalidRequest, format!("{op}: {e}")));
+    let no_fields = |body: &Value| match body.as_object().map(|o| o.keys().next().cloned()) {
+        Some(Some(k)) => Err((id.clone(), ErrorBody::new(ErrorCode::InvalidRequest, format!("{op}: unknown field `{k}`")))),
+        _ => Ok(()),
+    };
+    let request = match op.as_str() {
+        "search" => Request::Search(serde_json::from_value(body).map_err(invalid)?),
+        "ingest" => Request::Ingest(serde_json::from_value(body).map_err(invalid)?),
+        "forget" => Request::Forget(serde_json::from_value(body).map_err(invalid)?),
+        "status" => {
+            no_fields(&body)?;
+            Request::Status
+        }
+        "stats" => {
+            no_fields(&body)?;
+            Request::Stats
+        }
+        other => return fail(ErrorCode::UnknownOp, format!("unknown op {other:?}; expected search, ingest, status, forget or stats")),
+    };
+    Ok((id, request))
+}
+
+/// A clip: neighbouring matching frames of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    /// Source id.
+    pub source: String,
+    /// Offset of the first matching frame, ms.
+    pub start_ms: u64,
+    /// End of the clip: the last matching frame plus one sample interval, ms.
+    pub end_ms: u64,
+    /// Offset of the best matching frame, ms.
+    pub best_ms: u64,
+    /// Cosine similarity of the best frame.
+    pub score: f32,
+}
+
+/// Reply to `search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// Best clips first.
+    pub clips: Vec<Clip>,
+}
+
+/// What happened to one path of an `ingest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// The path as given.
+    pub path: String,
+    /// The source id (canonical path) when the path was accepted.
+    pub source: Option<String>,
+    /// `queued`, `unchanged` (already indexed, not re-read), `requeued` (changed since it
+    /// was indexed), or `error`.
+    pub result: String,
+    /// Details for `error` and `unchanged`.
+    pub message: Option<String>,
+}
+
+/// Reply to `ingest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReply {
+    /// One outcome per file found.
+    pub outcomes: Vec<IngestOutcome>,
+}
+
+/// Model facts in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model id as configured.
+    pub id: String,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+/// One source in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// Source id.
+    pub source: String,
+    /// `queued`, `ingesting`, `done` or `failed`.
+    pub state: String,
+    /// Frames stored.
+    pub frames: u64,
+    /// Why it failed, or a warning.
+    pub error: Option<String>,
+    /// Offset of the last committed frame, ms.
+    pub watermark_ms: Option<u64>,
+    /// Duration of the file, ms, when known.
+    pub duration_ms: Option<u64>,
+    /// Fraction done, 0 to 1, when the duration is known.
+    pub progress: Option<f64>,
+}
+
+/// Reply to `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// Daemon version.
+    pub version: String,
+    /// Protocol version.
+    pub protocol: u32,
+    /// The loaded model.
+    pub model: ModelInfo,
+    /// Frames stored.
+    pub frames: u64,
+    /// Sources waiting for a decode worker.
+    pub queue: usize,
+    /// Every source.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// Reply to `forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetReply {
+    /// The source removed.
+    pub source: String,
+    /// Frames removed.
+    pub frames_removed: u64,
+}
+
+/// Reply to `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Frames stored.
+    pub frames: u64,
+    /// Vectors in the index.
+    pub indexed: u64,
+    /// Sources known.
+    pub sources: u64,
+    /// Sources waiting.
+    pub queue: usize,
+    /// Frames embedded since start.
+    pub frames_embedded: u64,
+    /// Mean embed time per batch since start, ms.
+    pub embed_batch_ms: f64,
+    /// Searches answered since start.
+    pub searches: u64,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+}
+
+/// Wraps a successful payload into a reply line: `{"ok": true, ...payload, "id": ...}`.
+pub fn ok_line(id: Option<Value>, payload: &impl Serialize) -> String {
+    let mut v = serde_json::to_value(payload).expect("replies serialise");
+    if let Value::Object(obj) = &mut v {
+        obj.insert("ok".into(), Value::Bool(true));
+        if let Some(id) = id {
+            obj.insert("id".into(), id);
+        }
+    }
+    v.to_string()
+}
+
+/// An error reply line: `{"ok": false, "error": {"code", "message"}, "id": ...}`.
+pub fn error_line(id: Option<Value>, error: &ErrorBody) -> String {
+    let mut obj = serde_json::Map::new();
+    obj.insert("ok".into(), Value::Bool(false));
+    obj.insert("error".into(), serde_json::to_value(error).expect("errors serialise"));
+    if let Some(id) = id {
+        obj.insert("id".into(), id);
+    }
+    Value::Object(obj).to_string()
+}
+
+/// Splits a reply line into its payload or its error.
+pub fn parse_reply(line: &str) -> Result<Value, ErrorBody> {
+    let v: Value = serde_json::from_str(line).map_err(|e| ErrorBody::new(ErrorCode::InvalidJson, format!("daemon sent a reply that is not JSON: {e}")))?;
+    match v.get("ok") {
+        Some(Value::Bool(true)) => Ok(v),
+        _ => Err(v
+            .get("error")
+            .cloned()
+            .and_then(|e| serde_json::from_value(e).ok())
+            .unwrap_or_else(|| ErrorBody::new(ErrorCode::Internal, format!("malformed error reply: {line}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &[u8]) -> ErrorCode {
+        parse_request(line).unwrap_err().1.code
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            Request::Search(SearchRequest { text: Some("a red car".into()), k: Some(3), ..Default::default() }),
+            Request::Ingest(IngestRequest { paths: vec!["/srv/a.mp4".into()] }),
+            Request::Forget(ForgetRequest { source: "/srv/a.mp4".into() }),
+            Request::Status,
+            Request::Stats,
+        ];
+        for r in reqs {
+            assert_eq!(parse_request(r.to_line().as_bytes()).unwrap().1, r);
+        }
+    }
+
+    #[test]
+    fn the_id_is_echoed_even_on_errors() {
+        let (id, _) = parse_request(br#"{"op":"status","id":7}"#).unwrap();
+        assert_eq!(id, Some(Value::from(7)));
+        let (id, e) = parse_request(br#"{"op":"nope","id":"x"}"#).unwrap_err();
+        assert_eq!((id, e.code), (Some(Value::from("x")), ErrorCode::UnknownOp));
+    }
+
+    #[test]
+    fn bad_requests_get_codes() {
+        assert_eq!(code(b"not json"), ErrorCode::InvalidJson);
+        assert_eq!(code(b"\xff\xfe"), ErrorCode::InvalidJson);
+        assert_eq!(code(b"[1,2]"), ErrorCode::InvalidRequest);
+        assert_eq!(code(b"{}"), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":5}"#), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":"search","k":"ten"}"#), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":"search","txt":"x"}"#), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":"status","extra":1}"#), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":"ingest"}"#), ErrorCode::InvalidRequest);
+        assert_eq!(code(br#"{"op":"fly"}"#), ErrorCode::UnknownOp);
+    }
+
+    #[test]
+    fn replies_parse_back() {
+        let line = ok_line(Some(Value::from(1)), &SearchReply { clips: vec![] });
+        assert_eq!(parse_reply(&line).unwrap()["id"], 1);
+        let line = error_line(None, &ErrorBody::new(ErrorCode::EmptyQuery, "empty"));
+        assert_eq!(parse_reply(&line).unwrap_err().code, ErrorCode::EmptyQuery);
+    }
+}

@@ -1,0 +1,138 @@
+//! The query stage's last step: hits (frames with scores) become clips, ranked best first.
+//!
+//! A clip grows from its best frame (the seed) over neighbouring hits of the same source:
+//! a neighbour joins when it lies within `gap_ms` of the clip's edge and scores within
+//! `spread` of the seed. Hits left out become seeds of their own, lower-ranked clips.
+
+use std::collections::HashMap;
+
+use crate::index::Hit;
+use crate::protocol::Clip;
+use crate::store::split_key;
+
+/// How far below a clip's best score a neighbouring frame may score and still join it:
+/// half the distance from the best hit to the median hit, at least 0.01.
+pub fn score_spread(hits: &[Hit]) -> f32 {
+    if hits.len() < 2 {
+        return 0.01;
+    }
+    let mut scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+    scores.sort_by(|a, b| b.total_cmp(a));
+    let top = scores[0];
+    let median = scores[scores.len() / 2];
+    ((top - median) * 0.5).max(0.01)
+}
+
+/// Groups hits into clips, best first. `source_of` maps a source number to its id, sample
+/// interval (ms) and duration (ms); hits of unknown sources are dropped. A clip ends one
+/// sample interval after its last frame, capped at the source's duration.
+pub fn group_clips(
+    hits: &[Hit],
+    gap_ms: u64,
+    spread: f32,
+    source_of: impl Fn(u32) -> Option<(String, u64, Option<u64>)>,
+) -> Vec<Clip> {
+    // Per source: frames sorted by time, each (offset, score, used).
+    let mut by_source: HashMap<u32, Vec<(u64, f32, bool)>> = HashMap::new();
+    for h in hits {
+        let (no, offset) = split_key(h.key);
+        by_source.entry(no).or_default().push((offset, h.score, false));
+    }
+    for frames in by_source.values_mut() {
+        frames.sort_by_key(|f| f.0);
+    }
+    let mut seeds: Vec<(u32, usize, f32)> = by_source
+        .iter()
+        .flat_map(|(&no, frames)| frames.iter().enumerate().map(move |(i, f)| (no, i, f.1)))
+        .collect();
+    seeds.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    let mut clips = Vec::new();
+    for (no, seed, score) in seeds {
+        let frames = by_source.get_mut(&no).expect("seed from this map");
+        if frames[seed].2 {
+            continue;
+        }
+        frames[seed].2 = true;
+        let joins = |f: &(u64, f32, bool), edge: u64| !f.2 && f.0.abs_diff(edge) <= gap_ms && f.1 >= score - spread;
+        let (mut lo, mut hi) = (seed, seed);
+        while lo > 0 && joins(&frames[lo - 1], frames[lo].0) {
+            lo -= 1;
+            frames[lo].2 = true;
+        }
+        while hi + 1 < frames.len() && joins(&frames[hi + 1], frames[hi].0) {
+            hi += 1;
+            frames[hi].2 = true;
+        }
+        let Some((source, interval_ms, duration_ms)) = source_of(no) else { continue };
+        let last = frames[hi].0;
+        let end = last + interval_ms;
+        let end_ms = match duration_ms {
+            Some(d) if d > last => end.min(d),
+            _ => end,
+        };
+        clips.push(Clip { source, start_ms: frames[lo].0, end_ms, best_ms: frames[seed].0, score });
+    }
+    clips
+}
+
+/// Which sources a search may return: an exact id, or a prefix when the pattern ends in `*`.
+pub fn source_matches(pattern: &str, source: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => source.starts_with(prefix),
+        None => pattern == source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::frame_key;
+
+    fn hit(no: u32, ms: u64, score: f32) -> Hit {
+        Hit { key: frame_key(no, ms), score }
+    }
+
+    fn names(no: u32) -> Option<(String, u64, Option<u64>)> {
+        Some((format!("/s{no}"), 1000, Some(9500)))
+    }
+
+    #[test]
+    fn neighbouring_hits_merge_and_far_ones_split() {
+        let hits = [hit(1, 1000, 0.85), hit(1, 2000, 0.9), hit(1, 3000, 0.86), hit(1, 9000, 0.7), hit(2, 2000, 0.8)];
+        let clips = group_clips(&hits, 2000, 0.1, names);
+        assert_eq!(clips.len(), 3);
+        assert_eq!((clips[0].source.as_str(), clips[0].start_ms, clips[0].end_ms, clips[0].best_ms), ("/s1", 1000, 4000, 2000));
+        assert_eq!((clips[1].source.as_str(), clips[1].start_ms), ("/s2", 2000));
+        assert_eq!((clips[2].start_ms, clips[2].end_ms), (9000, 9500), "end capped at the duration");
+        assert!(clips.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+
+    #[test]
+    fn a_clip_stops_where_the_scores_drop() {
+        // A matching scene from 10 s to 12 s inside continuous footage.
+        let mut hits: Vec<Hit> = (0..20).map(|s| hit(1, s * 1000, 0.2)).collect();
+        for s in 10..=12 {
+            hits[s] = hit(1, s as u64 * 1000, 0.9);
+        }
+        let spread = score_spread(&hits);
+        let clips = group_clips(&hits, 2000, spread, names);
+        assert_eq!((clips[0].start_ms, clips[0].best_ms), (10_000, 10_000));
+        assert_eq!(clips[0].end_ms, 13_000, "one interval after the last matching frame");
+        assert!(clips.len() >= 2, "the low-scoring footage forms separate, lower clips");
+        assert!(clips[1].score < clips[0].score);
+    }
+
+    #[test]
+    fn unknown_sources_are_dropped() {
+        let clips = group_clips(&[hit(3, 0, 1.0)], 2000, 0.01, |_| None);
+        assert!(clips.is_empty());
+    }
+
+    #[test]
+    fn source_patterns() {
+        assert!(source_matches("/srv/cam1/a.mp4", "/srv/cam1/a.mp4"));
+        assert!(!source_matches("/srv/cam1", "/srv/cam1/a.mp4"));
+        assert!(source_matches("/srv/cam1/*", "/srv/cam1/a.mp4"));
+        assert!(!source_matches("/srv/cam2/*", "/srv/cam1/a.mp4"));
+    }
+}

@@ -1,0 +1,173 @@
+//! A fixture that runs the real `frameseek serve` process on a temporary state folder and
+//! socket, plus helpers to drive it through the real client and CLI.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use frameseek::client::Client;
+
+/// The repository's tiny random-weight CLIP checkpoint.
+pub fn test_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-random-clip")
+}
+
+/// A running daemon; stopped with SIGTERM (then SIGKILL) when dropped.
+pub struct DaemonGuard {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// A work folder with `footage/`, a config file, and room for the state.
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let tmp = tempfile::Builder::new().prefix("fs-e2e-").tempdir_in("/tmp").unwrap();
+        std::fs::create_dir_all(tmp.path().join("footage")).unwrap();
+        Self { tmp }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn footage(&self) -> PathBuf {
+        self.tmp.path().join("footage")
+    }
+
+    /// Writes the config (with `extra` TOML appended to `[ingest]`) and starts the daemon.
+    pub fn start(&self, extra_ingest: &str) -> DaemonGuard {
+        let dir = self.dir().to_path_buf();
+        let socket = dir.join("fs.sock");
+        let config = dir.join("frameseek.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nsocket = {:?}\nstate_dir = {:?}\nfootage_roots = [{:?}]\n\n[model]\npath = {:?}\ndevice = \"cpu\"\nbatch_size = 16\n\n[ingest]\n{extra_ingest}\n",
+                socket.display().to_string(),
+                dir.join("state").display().to_string(),
+                self.footage().display().to_string(),
+                test_model().display().to_string(),
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("daemon-{}.log", Instant::now().elapsed().as_nanos() ^ rand_suffix()));
+        let child = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("FRAMESEEK_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut guard = DaemonGuard { child: Some(child), dir, socket, config, log };
+        guard.wait_ready();
+        guard
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+impl DaemonGuard {
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited early ({status}): {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon not ready: {}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).unwrap()
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_frameseek")).arg("--socket").arg(&self.socket).args(args).output().unwrap()
+    }
+
+    /// Runs the CLI with `--json` and parses its stdout.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_frameseek")).arg("--socket").arg(&self.socket).arg("--json").args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON from {args:?} ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        panic!("daemon did not stop within 30 s: {}", self.log_text());
+    }
+
+    /// SIGKILL, no cleanup.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// Waits until every named source is done or failed; returns the final status.
+pub fn wait_finished(d: &DaemonGuard, sources: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = d.cli_json(&["status"]);
+        let all = sources.iter().all(|s| {
+            status["sources"].as_array().unwrap().iter().any(|x| x["source"] == *s && (x["state"] == "done" || x["state"] == "failed"))
+        });
+        if all {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "sources not finished: {status}\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The status entry of one source.
+pub fn source_status<'a>(status: &'a serde_json::Value, source: &str) -> &'a serde_json::Value {
+    status["sources"].as_array().unwrap().iter().find(|x| x["source"] == source).unwrap_or_else(|| panic!("{source} not in {status}"))
+}
+
+/// Runs the `ffmpeg` command, panicking with its output on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg").args(["-hide_banner", "-loglevel", "error", "-y"]).args(args).output().unwrap();
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
