@@ -43,18 +43,30 @@ pub struct Catalog {
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("store", &self.store).finish()
+        f.debug_struct("Catalog")
+            .field("store", &self.store)
+            .finish()
     }
 }
 
 impl Catalog {
     /// Opens `state_dir/db` and `state_dir/index.usearch`, checking the model and reconciling
     /// the index with the store.
-    pub fn open(state_dir: &Path, model: &ModelIdentity, checkpoint_frames: usize) -> Result<(Self, OpenOutcome), CatalogError> {
+    pub fn open(
+        state_dir: &Path,
+        model: &ModelIdentity,
+        checkpoint_frames: usize,
+    ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
         store.check_model(model, state_dir)?;
-        let (index, outcome) = VectorIndex::open(&state_dir.join("index.usearch"), model.dim, &store)?;
-        let me = Self { store, index: RwLock::new(index), writer: Mutex::new(0), checkpoint_frames };
+        let (index, outcome) =
+            VectorIndex::open(&state_dir.join("index.usearch"), model.dim, &store)?;
+        let me = Self {
+            store,
+            index: RwLock::new(index),
+            writer: Mutex::new(0),
+            checkpoint_frames,
+        };
         if matches!(outcome, OpenOutcome::Rebuilt { .. }) || !me.store.pending_keys()?.is_empty() {
             me.checkpoint()?;
         }
@@ -78,7 +90,10 @@ impl Catalog {
         let refs: Vec<(u64, &[f32])> = frames.iter().map(|(k, v)| (*k, v.as_slice())).collect();
         let added = self.store.commit_frames(&refs)?;
         let added_set: HashSet<u64> = added.iter().copied().collect();
-        let new: Vec<(u64, &[f32])> = refs.into_iter().filter(|(k, _)| added_set.contains(k)).collect();
+        let new: Vec<(u64, &[f32])> = refs
+            .into_iter()
+            .filter(|(k, _)| added_set.contains(k))
+            .collect();
         self.index.write().expect("index lock").add(&new)?;
         *since += new.len();
         if *since >= self.checkpoint_frames {
@@ -123,18 +138,39 @@ impl Catalog {
 
     /// The best `k` clips for a normalised query vector, with the filter applied inside the
     /// vector search; widens the search until `k` clips are found or the matches run out.
-    pub fn search(&self, query: &[f32], k: usize, filter: &SearchFilter, gap_ms: u64) -> Result<Vec<Clip>, CatalogError> {
-        let sources: HashMap<u32, SourceRecord> = self.store.sources()?.into_iter().map(|r| (r.no, r)).collect();
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &SearchFilter,
+        gap_ms: u64,
+    ) -> Result<Vec<Clip>, CatalogError> {
+        let sources: HashMap<u32, SourceRecord> = self
+            .store
+            .sources()?
+            .into_iter()
+            .map(|r| (r.no, r))
+            .collect();
         let allowed: Option<HashSet<u32>> = filter.source.as_ref().map(|pattern| {
-            sources.values().filter(|r| source_matches(pattern, &r.source)).map(|r| r.no).collect()
+            sources
+                .values()
+                .filter(|r| source_matches(pattern, &r.source))
+                .map(|r| r.no)
+                .collect()
         });
         if allowed.as_ref().is_some_and(|a| a.is_empty()) || k == 0 {
             return Ok(Vec::new());
         }
-        let (lo, hi) = (filter.start_ms.unwrap_or(0), filter.end_ms.unwrap_or(u64::MAX));
+        let (lo, hi) = (
+            filter.start_ms.unwrap_or(0),
+            filter.end_ms.unwrap_or(u64::MAX),
+        );
         let pass = |key: u64| {
             let (no, offset) = split_key(key);
-            offset >= lo && offset <= hi && allowed.as_ref().is_none_or(|a| a.contains(&no)) && sources.contains_key(&no)
+            offset >= lo
+                && offset <= hi
+                && allowed.as_ref().is_none_or(|a| a.contains(&no))
+                && sources.contains_key(&no)
         };
         let index = self.index.read().expect("index lock");
         let total = index.len();
@@ -142,7 +178,13 @@ impl Catalog {
         loop {
             let hits = index.search(query, count, pass)?;
             let clips = group_clips(&hits, gap_ms, score_spread(&hits), |no| {
-                sources.get(&no).map(|r| (r.source.clone(), (r.interval * 1000.0).round() as u64, r.duration_ms))
+                sources.get(&no).map(|r| {
+                    (
+                        r.source.clone(),
+                        (r.interval * 1000.0).round() as u64,
+                        r.duration_ms,
+                    )
+                })
             });
             if clips.len() >= k || hits.len() < count || count >= total {
                 return Ok(clips.into_iter().take(k).collect());

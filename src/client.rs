@@ -44,34 +44,65 @@ impl Client {
     /// Connects to the daemon at `path`.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
         let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => ClientError::NotRunning(path.to_path_buf()),
-            std::io::ErrorKind::PermissionDenied => ClientError::PermissionDenied(path.to_path_buf()),
-            _ => ClientError::Io { path: path.to_path_buf(), source: e },
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ClientError::NotRunning(path.to_path_buf())
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                ClientError::PermissionDenied(path.to_path_buf())
+            }
+            _ => ClientError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            },
         })?;
-        let io = |source| ClientError::Io { path: path.to_path_buf(), source };
-        stream.set_read_timeout(Some(Duration::from_secs(600))).map_err(io)?;
+        let io = |source| ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(600)))
+            .map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
-        Ok(Self { path: path.to_path_buf(), reader: BufReader::new(stream), writer })
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader: BufReader::new(stream),
+            writer,
+        })
     }
 
     /// Sends a request and returns the reply's payload.
     pub fn call(&mut self, request: &Request) -> Result<Value, ClientError> {
-        let io = |source| ClientError::Io { path: self.path.clone(), source };
+        let io = |source| ClientError::Io {
+            path: self.path.clone(),
+            source,
+        };
         let mut line = request.to_line();
         line.push('\n');
         self.writer.write_all(line.as_bytes()).map_err(io)?;
         let mut reply = String::new();
         let n = self.reader.read_line(&mut reply).map_err(io)?;
         if n == 0 {
-            return Err(io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the daemon closed the connection")));
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the daemon closed the connection",
+            )));
         }
         parse_reply(reply.trim_end()).map_err(ClientError::Refused)
     }
 
     /// Sends a request and decodes the reply into `T`.
-    pub fn call_as<T: serde::de::DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
+    pub fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        request: &Request,
+    ) -> Result<T, ClientError> {
         let v = self.call(request)?;
-        serde_json::from_value(v).map_err(|e| ClientError::Io { path: self.path.clone(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unexpected reply: {e}")) })
+        serde_json::from_value(v).map_err(|e| ClientError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected reply: {e}"),
+            ),
+        })
     }
 }
 
@@ -92,6 +123,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        assert!(matches!(Client::connect(&path).unwrap_err(), ClientError::NotRunning(_)));
+        assert!(matches!(
+            Client::connect(&path).unwrap_err(),
+            ClientError::NotRunning(_)
+        ));
     }
 }

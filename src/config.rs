@@ -104,7 +104,8 @@ impl Config {
         let mut builder = config::Config::builder()
             .add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
         if let Some(system) = system_file {
-            builder = builder.add_source(File::from(system).format(FileFormat::Toml).required(false));
+            builder =
+                builder.add_source(File::from(system).format(FileFormat::Toml).required(false));
         }
         if let Some(file) = file {
             if !file.exists() {
@@ -145,27 +146,54 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         fn invalid(key: &'static str, value: impl ToString, reason: &str) -> ConfigError {
-            ConfigError::Invalid { key, value: value.to_string(), reason: reason.to_string() }
+            ConfigError::Invalid {
+                key,
+                value: value.to_string(),
+                reason: reason.to_string(),
+            }
         }
         let i = &self.ingest;
-        if !(i.sample_interval.is_finite() && i.sample_interval >= 0.01 && i.sample_interval <= 86_400.0) {
-            return Err(invalid("ingest.sample_interval", i.sample_interval, "must be between 0.01 and 86400 seconds"));
+        if !(i.sample_interval.is_finite()
+            && i.sample_interval >= 0.01
+            && i.sample_interval <= 86_400.0)
+        {
+            return Err(invalid(
+                "ingest.sample_interval",
+                i.sample_interval,
+                "must be between 0.01 and 86400 seconds",
+            ));
         }
         if !(i.clip_gap.is_finite() && i.clip_gap >= 0.0) {
-            return Err(invalid("ingest.clip_gap", i.clip_gap, "must be zero or more seconds"));
+            return Err(invalid(
+                "ingest.clip_gap",
+                i.clip_gap,
+                "must be zero or more seconds",
+            ));
         }
         if i.decode_workers == 0 || i.decode_workers > 256 {
-            return Err(invalid("ingest.decode_workers", i.decode_workers, "must be between 1 and 256"));
+            return Err(invalid(
+                "ingest.decode_workers",
+                i.decode_workers,
+                "must be between 1 and 256",
+            ));
         }
         if i.checkpoint_frames == 0 {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
         }
         let m = &self.model;
         if m.batch_size == 0 || m.batch_size > 4096 {
-            return Err(invalid("model.batch_size", m.batch_size, "must be between 1 and 4096"));
+            return Err(invalid(
+                "model.batch_size",
+                m.batch_size,
+                "must be between 1 and 4096",
+            ));
         }
         if m.path.trim().is_empty() {
-            return Err(invalid("model.path", "\"\"", "name a local model folder or a hub id"));
+            return Err(invalid(
+                "model.path",
+                "\"\"",
+                "name a local model folder or a hub id",
+            ));
         }
         crate::embed::DeviceChoice::parse(&m.device)
             .map_err(|reason| invalid("model.device", &m.device, &reason))?;
@@ -174,27 +202,47 @@ impl Config {
             return Err(invalid("daemon.socket", "\"\"", "must be a path"));
         }
         if d.socket.as_os_str().len() > 100 {
-            return Err(invalid("daemon.socket", d.socket.display(), "Unix socket paths must be shorter than 100 bytes"));
+            return Err(invalid(
+                "daemon.socket",
+                d.socket.display(),
+                "Unix socket paths must be shorter than 100 bytes",
+            ));
         }
         if d.state_dir.as_os_str().is_empty() {
             return Err(invalid("daemon.state_dir", "\"\"", "must be a path"));
         }
         if d.footage_roots.is_empty() {
-            return Err(invalid("daemon.footage_roots", "[]", "name at least one folder the daemon may read footage from"));
+            return Err(invalid(
+                "daemon.footage_roots",
+                "[]",
+                "name at least one folder the daemon may read footage from",
+            ));
         }
         for root in &d.footage_roots {
             if !root.is_absolute() {
-                return Err(invalid("daemon.footage_roots", root.display(), "must be absolute paths"));
+                return Err(invalid(
+                    "daemon.footage_roots",
+                    root.display(),
+                    "must be absolute paths",
+                ));
             }
         }
         if d.max_connections == 0 {
             return Err(invalid("daemon.max_connections", 0, "must be at least 1"));
         }
         if d.max_request_bytes < 1024 {
-            return Err(invalid("daemon.max_request_bytes", d.max_request_bytes, "must be at least 1024"));
+            return Err(invalid(
+                "daemon.max_request_bytes",
+                d.max_request_bytes,
+                "must be at least 1024",
+            ));
         }
         if !(d.idle_timeout.is_finite() && d.idle_timeout > 0.0) {
-            return Err(invalid("daemon.idle_timeout", d.idle_timeout, "must be a positive number of seconds"));
+            return Err(invalid(
+                "daemon.idle_timeout",
+                d.idle_timeout,
+                "must be a positive number of seconds",
+            ));
         }
         Ok(())
     }
@@ -207,7 +255,10 @@ mod tests {
     #[test]
     fn embedded_default_parses_and_matches_the_documented_contract() {
         let c = Config::from_toml_str("").unwrap();
-        assert_eq!(c.daemon.socket, PathBuf::from("/run/frameseek/frameseek.sock"));
+        assert_eq!(
+            c.daemon.socket,
+            PathBuf::from("/run/frameseek/frameseek.sock")
+        );
         assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/frameseek"));
         assert_eq!(c.daemon.footage_roots, vec![PathBuf::from("/srv/footage")]);
         assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
@@ -244,11 +295,16 @@ mod tests {
     fn config_file_then_environment_layering() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f.toml");
-        std::fs::write(&file, "[model]\nbatch_size = 8\n[daemon]\nsocket = \"/tmp/a.sock\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[model]\nbatch_size = 8\n[daemon]\nsocket = \"/tmp/a.sock\"\n",
+        )
+        .unwrap();
         let c = Config::load_with(Some(&file), None, false).unwrap();
         assert_eq!(c.model.batch_size, 8);
         assert_eq!(c.daemon.socket, PathBuf::from("/tmp/a.sock"));
-        let missing = Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();
+        let missing =
+            Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();
         assert!(missing.to_string().contains("nope.toml"));
     }
 }

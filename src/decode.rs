@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::ffi;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
 
 use crate::embed::PixelGeometry;
 
@@ -110,14 +110,20 @@ pub fn init_ffmpeg() {
 fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
     init_ffmpeg();
     let p = path.display().to_string();
-    let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open { path: p.clone(), reason: e.to_string() })?;
+    let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Video)
         .filter(|s| unsafe { (*s.parameters().as_ptr()).codec_type } == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO)
         .ok_or(DecodeError::NoVideo { path: p.clone() })?;
     // Attached pictures (cover art in audio files) are not footage.
-    if stream.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
+    if stream
+        .disposition()
+        .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
+    {
         return Err(DecodeError::NoVideo { path: p });
     }
     let index = stream.index();
@@ -140,7 +146,12 @@ pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
     } else {
         None
     };
-    Ok(SourceInfo { duration_ms, width, height, codec })
+    Ok(SourceInfo {
+        duration_ms,
+        width,
+        height,
+        codec,
+    })
 }
 
 /// Decides which frames to keep: the first frame at or after each multiple of the interval.
@@ -159,7 +170,11 @@ impl IntervalSampler {
             Some(w) => ((w as f64 / interval_ms).floor() + 1.0) * interval_ms,
             None => 0.0,
         };
-        Self { interval_ms, next_ms, after_ms: resume_after_ms }
+        Self {
+            interval_ms,
+            next_ms,
+            after_ms: resume_after_ms,
+        }
     }
 
     /// True when a frame at `offset_ms` should be kept; advances past it when so.
@@ -190,15 +205,35 @@ struct FrameConverter {
 
 impl FrameConverter {
     fn new(geometry: PixelGeometry) -> Self {
-        Self { geometry, scaler: None, rgb: ffmpeg::frame::Video::empty() }
+        Self {
+            geometry,
+            scaler: None,
+            rgb: ffmpeg::frame::Video::empty(),
+        }
     }
 
-    fn convert(&mut self, frame: &ffmpeg::frame::Video, out: &mut Vec<f32>) -> Result<(), ffmpeg::Error> {
+    fn convert(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ffmpeg::Error> {
         let key = (frame.format(), frame.width(), frame.height());
-        let (rw, rh) = self.geometry.resized_dims(frame.width() as usize, frame.height() as usize);
+        let (rw, rh) = self
+            .geometry
+            .resized_dims(frame.width() as usize, frame.height() as usize);
         if self.scaler.as_ref().map(|(_, k)| *k != key).unwrap_or(true) {
-            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
-            let mut ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::RGB24, rw as u32, rh as u32, flags)?;
+            let flags = scaling::Flags::BICUBIC
+                | scaling::Flags::ACCURATE_RND
+                | scaling::Flags::FULL_CHR_H_INT;
+            let mut ctx = scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Pixel::RGB24,
+                rw as u32,
+                rh as u32,
+                flags,
+            )?;
             set_colour_matrix(&mut ctx, frame);
             self.scaler = Some((ctx, key));
             self.rgb = ffmpeg::frame::Video::empty();
@@ -206,7 +241,8 @@ impl FrameConverter {
         let (ctx, _) = self.scaler.as_mut().expect("scaler set above");
         ctx.run(frame, &mut self.rgb)?;
         let stride = self.rgb.stride(0);
-        self.geometry.crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
+        self.geometry
+            .crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
         Ok(())
     }
 }
@@ -218,7 +254,10 @@ fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
     unsafe {
         let f = &*frame.as_ptr();
         let pix = frame.format();
-        let full_range_format = matches!(pix, Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P);
+        let full_range_format = matches!(
+            pix,
+            Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P
+        );
         let src_full = full_range_format || f.color_range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
         let space = f.colorspace as i32;
         let sws_space = match space {
@@ -233,7 +272,16 @@ fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
         };
         let inv_table = ffi::sws_getCoefficients(sws_space);
         let table = ffi::sws_getCoefficients(5);
-        ffi::sws_setColorspaceDetails(ctx.as_mut_ptr(), inv_table, src_full as i32, table, 1, 0, 1 << 16, 1 << 16);
+        ffi::sws_setColorspaceDetails(
+            ctx.as_mut_ptr(),
+            inv_table,
+            src_full as i32,
+            table,
+            1,
+            0,
+            1 << 16,
+            1 << 16,
+        );
     }
 }
 
@@ -250,11 +298,22 @@ pub fn decode_samples(
     let (mut ictx, index) = open(path)?;
     let (time_base, start_pts, avg_rate) = {
         let stream = ictx.stream(index).expect("stream index from best()");
-        (stream.time_base(), stream.start_time(), stream.avg_frame_rate())
+        (
+            stream.time_base(),
+            stream.start_time(),
+            stream.avg_frame_rate(),
+        )
     };
-    let codec_err = |e: ffmpeg::Error| DecodeError::Codec { path: p.clone(), reason: e.to_string() };
-    let params = ictx.stream(index).expect("stream index from best()").parameters();
-    let mut context = ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
+    let codec_err = |e: ffmpeg::Error| DecodeError::Codec {
+        path: p.clone(),
+        reason: e.to_string(),
+    };
+    let params = ictx
+        .stream(index)
+        .expect("stream index from best()")
+        .parameters();
+    let mut context =
+        ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
     context.set_threading(ffmpeg::codec::threading::Config {
         kind: ffmpeg::codec::threading::Type::Frame,
         count: options.decoder_threads,
@@ -276,7 +335,9 @@ pub fn decode_samples(
     let mut packet = ffmpeg::Packet::empty();
     let mut read_errors = 0u32;
 
-    let mut drain = |decoder: &mut ffmpeg::decoder::Video, summary: &mut DecodeSummary| -> Result<bool, DecodeError> {
+    let mut drain = |decoder: &mut ffmpeg::decoder::Video,
+                     summary: &mut DecodeSummary|
+     -> Result<bool, DecodeError> {
         while decoder.receive_frame(&mut frame).is_ok() {
             summary.decoded += 1;
             let offset_ms = match frame.timestamp() {
@@ -301,13 +362,18 @@ pub fn decode_samples(
                 continue;
             }
             let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
-            converter.convert(&frame, &mut pixels).map_err(|e| DecodeError::Stream {
-                path: p.clone(),
-                at_ms: last_ms as u64,
-                reason: format!("pixel conversion failed: {e}"),
-            })?;
+            converter
+                .convert(&frame, &mut pixels)
+                .map_err(|e| DecodeError::Stream {
+                    path: p.clone(),
+                    at_ms: last_ms as u64,
+                    reason: format!("pixel conversion failed: {e}"),
+                })?;
             summary.kept += 1;
-            if !on_frame(SampledFrame { offset_ms: last_ms.round() as u64, pixels }) {
+            if !on_frame(SampledFrame {
+                offset_ms: last_ms.round() as u64,
+                pixels,
+            }) {
                 return Ok(false);
             }
         }
@@ -325,7 +391,11 @@ pub fn decode_samples(
             Err(e) => {
                 read_errors += 1;
                 if read_errors > 100 {
-                    return Err(DecodeError::Stream { path: p.clone(), at_ms: last_ms.max(0.0) as u64, reason: e.to_string() });
+                    return Err(DecodeError::Stream {
+                        path: p.clone(),
+                        at_ms: last_ms.max(0.0) as u64,
+                        reason: e.to_string(),
+                    });
                 }
                 continue;
             }
@@ -364,7 +434,10 @@ mod tests {
         let kept = sample_times(1.0, &frames, None);
         assert_eq!(kept.len(), 60);
         for (k, t) in kept.iter().enumerate() {
-            assert!(*t >= k as f64 * 1000.0 - 0.5 && *t < k as f64 * 1000.0 + 34.0, "sample {k} at {t}");
+            assert!(
+                *t >= k as f64 * 1000.0 - 0.5 && *t < k as f64 * 1000.0 + 34.0,
+                "sample {k} at {t}"
+            );
         }
     }
 
@@ -373,12 +446,18 @@ mod tests {
         // 10 fps for 2 s, a 3.5 s gap, then 10 fps again.
         let mut frames: Vec<f64> = (0..20).map(|i| i as f64 * 100.0).collect();
         frames.extend((0..20).map(|i| 5500.0 + i as f64 * 100.0));
-        assert_eq!(sample_times(1.0, &frames, None), vec![0.0, 1000.0, 5500.0, 6000.0, 7000.0]);
+        assert_eq!(
+            sample_times(1.0, &frames, None),
+            vec![0.0, 1000.0, 5500.0, 6000.0, 7000.0]
+        );
     }
 
     #[test]
     fn resume_skips_what_was_committed() {
         let frames: Vec<f64> = (0..100).map(|i| i as f64 * 100.0).collect();
-        assert_eq!(sample_times(1.0, &frames, Some(5000)), vec![6000.0, 7000.0, 8000.0, 9000.0]);
+        assert_eq!(
+            sample_times(1.0, &frames, Some(5000)),
+            vec![6000.0, 7000.0, 8000.0, 9000.0]
+        );
     }
 }

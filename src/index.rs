@@ -58,7 +58,10 @@ pub struct VectorIndex {
 
 impl std::fmt::Debug for VectorIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VectorIndex").field("path", &self.path).field("size", &self.index.size()).finish()
+        f.debug_struct("VectorIndex")
+            .field("path", &self.path)
+            .field("size", &self.index.size())
+            .finish()
     }
 }
 
@@ -87,11 +90,18 @@ impl VectorIndex {
     /// Opens the index at `path` and reconciles it with the store (see module docs).
     pub fn open(path: &Path, dim: usize, store: &Store) -> Result<(Self, OpenOutcome), IndexError> {
         let index = Index::new(&options(dim)).map_err(us)?;
-        let mut me = Self { index, path: path.to_path_buf(), dim };
+        let mut me = Self {
+            index,
+            path: path.to_path_buf(),
+            dim,
+        };
         let stored = store.frame_count();
         let load = if path.exists() {
             match me.index.load(&path.to_string_lossy()) {
-                Ok(()) if me.index.dimensions() != dim => Err(format!("index file has dimension {}, model has {dim}", me.index.dimensions())),
+                Ok(()) if me.index.dimensions() != dim => Err(format!(
+                    "index file has dimension {}, model has {dim}",
+                    me.index.dimensions()
+                )),
                 Ok(()) => Ok(()),
                 Err(e) => Err(format!("index file {} is unreadable ({e})", path.display())),
             }
@@ -116,7 +126,10 @@ impl VectorIndex {
             }
         }
         if me.index.size() != stored {
-            let reason = format!("index holds {} vectors but the store holds {stored}", me.index.size());
+            let reason = format!(
+                "index holds {} vectors but the store holds {stored}",
+                me.index.size()
+            );
             me.rebuild(store)?;
             return Ok((me, OpenOutcome::Rebuilt { reason }));
         }
@@ -180,23 +193,45 @@ impl VectorIndex {
     }
 
     /// The `count` nearest vectors whose key passes `filter`, best first.
-    pub fn search(&self, query: &[f32], count: usize, filter: impl Fn(u64) -> bool) -> Result<Vec<Hit>, IndexError> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        count: usize,
+        filter: impl Fn(u64) -> bool,
+    ) -> Result<Vec<Hit>, IndexError> {
         if self.index.size() == 0 || count == 0 {
             return Ok(Vec::new());
         }
-        let m = self.index.filtered_search(query, count, filter).map_err(us)?;
-        Ok(m.keys.iter().zip(&m.distances).map(|(&key, &d)| Hit { key, score: 1.0 - d }).collect())
+        let m = self
+            .index
+            .filtered_search(query, count, filter)
+            .map_err(us)?;
+        Ok(m.keys
+            .iter()
+            .zip(&m.distances)
+            .map(|(&key, &d)| Hit {
+                key,
+                score: 1.0 - d,
+            })
+            .collect())
     }
 
     /// Writes the index durably: temporary file, fsync, rename, fsync of the folder.
     pub fn checkpoint(&self) -> Result<(), IndexError> {
-        let io = |source| IndexError::Io { path: self.path.display().to_string(), source };
+        let io = |source| IndexError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
         let tmp = self.path.with_extension("usearch.tmp");
         self.index.save(&tmp.to_string_lossy()).map_err(us)?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
         }
         Ok(())
     }
@@ -226,13 +261,22 @@ mod tests {
     fn checkpoint_reload_and_rebuild_after_damage() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let rec = store.new_source("/a.mp4", Fingerprint::default(), 1.0, None).unwrap();
+        let rec = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
         let vs: Vec<Vec<f32>> = (0..50).map(|i| unit(i, 16)).collect();
-        let items: Vec<(u64, &[f32])> = vs.iter().enumerate().map(|(i, v)| (frame_key(rec.no, i as u64 * 1000), v.as_slice())).collect();
+        let items: Vec<(u64, &[f32])> = vs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (frame_key(rec.no, i as u64 * 1000), v.as_slice()))
+            .collect();
         store.commit_frames(&items).unwrap();
         let path = dir.path().join("index.usearch");
         let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
-        assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, OpenOutcome::Rebuilt { .. }),
+            "{outcome:?}"
+        );
         assert_eq!(idx.len(), 50);
         let top = idx.search(&vs[7], 1, |_| true).unwrap();
         assert_eq!(top[0].key, items[7].0);
@@ -250,7 +294,10 @@ mod tests {
 
         std::fs::write(&path, b"garbage").unwrap();
         let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
-        assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, OpenOutcome::Rebuilt { .. }),
+            "{outcome:?}"
+        );
         assert_eq!(idx.len(), 50);
     }
 }

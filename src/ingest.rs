@@ -31,8 +31,15 @@ pub struct Job {
 }
 
 enum Item {
-    Frame { key: u64, source: String, pixels: Vec<f32> },
-    End { source: String, result: Result<DecodeSummary, DecodeError> },
+    Frame {
+        key: u64,
+        source: String,
+        pixels: Vec<f32>,
+    },
+    End {
+        source: String,
+        result: Result<DecodeSummary, DecodeError>,
+    },
 }
 
 /// Counters shared with `stats` and `status`.
@@ -69,13 +76,19 @@ pub struct Ingest {
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest").field("cancelled", &self.cancel.load(Ordering::Relaxed)).finish()
+        f.debug_struct("Ingest")
+            .field("cancelled", &self.cancel.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
 impl Ingest {
     /// Starts the decode workers and the embed worker.
-    pub fn start(settings: IngestSettings, embedder: Arc<Embedder>, catalog: Arc<Catalog>) -> std::io::Result<Self> {
+    pub fn start(
+        settings: IngestSettings,
+        embedder: Arc<Embedder>,
+        catalog: Arc<Catalog>,
+    ) -> std::io::Result<Self> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
         let (items_tx, items_rx) = mpsc::sync_channel::<Item>(settings.batch_size * 2);
@@ -92,12 +105,32 @@ impl Ingest {
                 geometry: embedder.geometry().clone(),
                 decoder_threads: settings.decoder_threads,
             };
-            threads.push(std::thread::Builder::new().name(format!("decode-{i}")).spawn(move || ctx.run())?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("decode-{i}"))
+                    .spawn(move || ctx.run())?,
+            );
         }
         drop(items_tx);
-        let worker = EmbedWorker { items: items_rx, embedder, catalog, counters: counters.clone(), batch_size: settings.batch_size, cancel: cancel.clone() };
-        threads.push(std::thread::Builder::new().name("embed".into()).spawn(move || worker.run())?);
-        Ok(Self { jobs: Mutex::new(Some(jobs_tx)), cancel, threads: Mutex::new(threads), counters })
+        let worker = EmbedWorker {
+            items: items_rx,
+            embedder,
+            catalog,
+            counters: counters.clone(),
+            batch_size: settings.batch_size,
+            cancel: cancel.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("embed".into())
+                .spawn(move || worker.run())?,
+        );
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs_tx)),
+            cancel,
+            threads: Mutex::new(threads),
+            counters,
+        })
     }
 
     /// Queues a source for decoding.
@@ -120,7 +153,12 @@ impl Ingest {
     pub fn shutdown(&self) {
         self.cancel.store(true, Ordering::SeqCst);
         self.jobs.lock().expect("jobs lock").take();
-        let threads: Vec<_> = self.threads.lock().expect("threads lock").drain(..).collect();
+        let threads: Vec<_> = self
+            .threads
+            .lock()
+            .expect("threads lock")
+            .drain(..)
+            .collect();
         for t in threads {
             let _ = t.join();
         }
@@ -154,7 +192,14 @@ impl DecodeWorker {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
                 return;
             }
-            if self.items.send(Item::End { source: job.source.clone(), result }).is_err() {
+            if self
+                .items
+                .send(Item::End {
+                    source: job.source.clone(),
+                    result,
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -181,12 +226,22 @@ impl DecodeWorker {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
                 let key = frame_key(job.no, frame.offset_ms);
-                items.send(Item::Frame { key, source: job.source.clone(), pixels: frame.pixels }).is_ok()
+                items
+                    .send(Item::Frame {
+                        key,
+                        source: job.source.clone(),
+                        pixels: frame.pixels,
+                    })
+                    .is_ok()
             })
         }));
         match run {
             Ok(result) => result,
-            Err(_) => Err(DecodeError::Stream { path: job.path.display().to_string(), at_ms: 0, reason: "decoder panicked".into() }),
+            Err(_) => Err(DecodeError::Stream {
+                path: job.path.display().to_string(),
+                at_ms: 0,
+                reason: "decoder panicked".into(),
+            }),
         }
     }
 }
@@ -207,7 +262,10 @@ struct Pending {
 
 impl EmbedWorker {
     fn run(self) {
-        let mut batch = Pending { keys: Vec::new(), pixels: Vec::new() };
+        let mut batch = Pending {
+            keys: Vec::new(),
+            pixels: Vec::new(),
+        };
         loop {
             let item = if batch.keys.is_empty() {
                 match self.items.recv() {
@@ -222,7 +280,11 @@ impl EmbedWorker {
                 }
             };
             match item {
-                Some(Item::Frame { key, source, pixels }) => {
+                Some(Item::Frame {
+                    key,
+                    source,
+                    pixels,
+                }) => {
                     batch.keys.push((key, source));
                     batch.pixels.extend_from_slice(&pixels);
                     if batch.keys.len() >= self.batch_size {
@@ -248,7 +310,9 @@ impl EmbedWorker {
         }
         let t = Instant::now();
         let n = batch.keys.len();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.embedder.embed_pixels(&batch.pixels, n)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.embedder.embed_pixels(&batch.pixels, n)
+        }));
         let vectors = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -261,12 +325,17 @@ impl EmbedWorker {
             }
         };
         let embed_us = t.elapsed().as_micros() as u64;
-        let frames: Vec<(u64, Vec<f32>)> = batch.keys.iter().map(|(k, _)| *k).zip(vectors).collect();
+        let frames: Vec<(u64, Vec<f32>)> =
+            batch.keys.iter().map(|(k, _)| *k).zip(vectors).collect();
         match self.catalog.commit(&frames) {
             Ok(_) => {
-                self.counters.frames_embedded.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters
+                    .frames_embedded
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                self.counters.embed_us.fetch_add(embed_us, Ordering::Relaxed);
+                self.counters
+                    .embed_us
+                    .fetch_add(embed_us, Ordering::Relaxed);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
             }
             Err(e) => self.fail_sources(batch, &format!("cannot store frames: {e}")),
@@ -297,7 +366,8 @@ impl EmbedWorker {
             match &result {
                 Ok(summary) => {
                     r.state = SourceState::Done;
-                    r.error = (summary.bad_packets > 0).then(|| format!("{} corrupt packets skipped", summary.bad_packets));
+                    r.error = (summary.bad_packets > 0)
+                        .then(|| format!("{} corrupt packets skipped", summary.bad_packets));
                     if r.frames == 0 && summary.decoded == 0 {
                         r.state = SourceState::Failed;
                         r.error = Some("no video frame could be decoded".into());
@@ -310,8 +380,17 @@ impl EmbedWorker {
             }
         });
         match (update, &result) {
-            (Ok(r), Ok(summary)) => tracing::info!(source, frames = r.frames, decoded = summary.decoded, kept = summary.kept, state = r.state.as_str(), "source finished"),
-            (Ok(r), Err(e)) => tracing::warn!(source, frames = r.frames, error = %e, "source failed"),
+            (Ok(r), Ok(summary)) => tracing::info!(
+                source,
+                frames = r.frames,
+                decoded = summary.decoded,
+                kept = summary.kept,
+                state = r.state.as_str(),
+                "source finished"
+            ),
+            (Ok(r), Err(e)) => {
+                tracing::warn!(source, frames = r.frames, error = %e, "source failed")
+            }
             (Err(e), _) => tracing::error!(source, error = %e, "cannot record the end of a source"),
         }
     }

@@ -6,18 +6,18 @@
 //! clips; [`daemon`] owns the opened state and answers [`protocol`] requests that
 //! [`server`] reads from the Unix socket; [`client`] is the other end.
 
-pub mod config;
-pub mod decode;
-pub mod embed;
-pub mod index;
-pub mod store;
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod daemon;
+pub mod decode;
+pub mod embed;
+pub mod index;
 pub mod ingest;
 pub mod notify;
 pub mod protocol;
 pub mod query;
 pub mod samples;
 pub mod server;
+pub mod store;

@@ -4,12 +4,17 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` (e.g. `READY=1`) to systemd when the daemon runs under it; a no-op otherwise.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let Ok(sock) = UnixDatagram::unbound() else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
     let bytes = path.as_encoded_bytes();
     let result = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name).and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
     } else {
         sock.send_to(state.as_bytes(), &path)
     };

@@ -70,7 +70,10 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// Builds an error body.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -140,7 +143,9 @@ impl Request {
             Request::Stats => ("stats", Ok(Value::Object(Default::default()))),
         };
         let body = body.as_mut().expect("requests serialise");
-        body.as_object_mut().expect("object").insert("op".into(), Value::String(op.into()));
+        body.as_object_mut()
+            .expect("object")
+            .insert("op".into(), Value::String(op.into()));
         body.to_string()
     }
 }
@@ -148,22 +153,54 @@ impl Request {
 /// Parses one request line. On failure the error reply still carries the request's `id`
 /// when one could be read.
 pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Value>, ErrorBody)> {
-    let text = std::str::from_utf8(line).map_err(|e| (None, ErrorBody::new(ErrorCode::InvalidJson, format!("request is not UTF-8: {e}"))))?;
-    let value: Value = serde_json::from_str(text).map_err(|e| (None, ErrorBody::new(ErrorCode::InvalidJson, format!("request is not JSON: {e}"))))?;
+    let text = std::str::from_utf8(line).map_err(|e| {
+        (
+            None,
+            ErrorBody::new(ErrorCode::InvalidJson, format!("request is not UTF-8: {e}")),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        (
+            None,
+            ErrorBody::new(ErrorCode::InvalidJson, format!("request is not JSON: {e}")),
+        )
+    })?;
     let Value::Object(mut obj) = value else {
-        return Err((None, ErrorBody::new(ErrorCode::InvalidRequest, "request must be a JSON object with an \"op\" field")));
+        return Err((
+            None,
+            ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "request must be a JSON object with an \"op\" field",
+            ),
+        ));
     };
     let id = obj.remove("id");
     let fail = |code, msg: String| Err((id.clone(), ErrorBody::new(code, msg)));
     let op = match obj.remove("op") {
         Some(Value::String(op)) => op,
         Some(_) => return fail(ErrorCode::InvalidRequest, "\"op\" must be a string".into()),
-        None => return fail(ErrorCode::InvalidRequest, "missing \"op\" (one of search, ingest, status, forget, stats)".into()),
+        None => {
+            return fail(
+                ErrorCode::InvalidRequest,
+                "missing \"op\" (one of search, ingest, status, forget, stats)".into(),
+            )
+        }
     };
     let body = Value::Object(obj);
-    let invalid = |e: serde_json::Error| (id.clone(), ErrorBody::new(ErrorCode::InvalidRequest, format!("{op}: {e}")));
+    let invalid = |e: serde_json::Error| {
+        (
+            id.clone(),
+            ErrorBody::new(ErrorCode::InvalidRequest, format!("{op}: {e}")),
+        )
+    };
     let no_fields = |body: &Value| match body.as_object().map(|o| o.keys().next().cloned()) {
-        Some(Some(k)) => Err((id.clone(), ErrorBody::new(ErrorCode::InvalidRequest, format!("{op}: unknown field `{k}`")))),
+        Some(Some(k)) => Err((
+            id.clone(),
+            ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("{op}: unknown field `{k}`"),
+            ),
+        )),
         _ => Ok(()),
     };
     let request = match op.as_str() {
@@ -178,7 +215,12 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
             no_fields(&body)?;
             Request::Stats
         }
-        other => return fail(ErrorCode::UnknownOp, format!("unknown op {other:?}; expected search, ingest, status, forget or stats")),
+        other => {
+            return fail(
+                ErrorCode::UnknownOp,
+                format!("unknown op {other:?}; expected search, ingest, status, forget or stats"),
+            )
+        }
     };
     Ok((id, request))
 }
@@ -317,7 +359,10 @@ pub fn ok_line(id: Option<Value>, payload: &impl Serialize) -> String {
 pub fn error_line(id: Option<Value>, error: &ErrorBody) -> String {
     let mut obj = serde_json::Map::new();
     obj.insert("ok".into(), Value::Bool(false));
-    obj.insert("error".into(), serde_json::to_value(error).expect("errors serialise"));
+    obj.insert(
+        "error".into(),
+        serde_json::to_value(error).expect("errors serialise"),
+    );
     if let Some(id) = id {
         obj.insert("id".into(), id);
     }
@@ -326,14 +371,24 @@ pub fn error_line(id: Option<Value>, error: &ErrorBody) -> String {
 
 /// Splits a reply line into its payload or its error.
 pub fn parse_reply(line: &str) -> Result<Value, ErrorBody> {
-    let v: Value = serde_json::from_str(line).map_err(|e| ErrorBody::new(ErrorCode::InvalidJson, format!("daemon sent a reply that is not JSON: {e}")))?;
+    let v: Value = serde_json::from_str(line).map_err(|e| {
+        ErrorBody::new(
+            ErrorCode::InvalidJson,
+            format!("daemon sent a reply that is not JSON: {e}"),
+        )
+    })?;
     match v.get("ok") {
         Some(Value::Bool(true)) => Ok(v),
         _ => Err(v
             .get("error")
             .cloned()
             .and_then(|e| serde_json::from_value(e).ok())
-            .unwrap_or_else(|| ErrorBody::new(ErrorCode::Internal, format!("malformed error reply: {line}")))),
+            .unwrap_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::Internal,
+                    format!("malformed error reply: {line}"),
+                )
+            })),
     }
 }
 
@@ -348,9 +403,17 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let reqs = [
-            Request::Search(SearchRequest { text: Some("a red car".into()), k: Some(3), ..Default::default() }),
-            Request::Ingest(IngestRequest { paths: vec!["/srv/a.mp4".into()] }),
-            Request::Forget(ForgetRequest { source: "/srv/a.mp4".into() }),
+            Request::Search(SearchRequest {
+                text: Some("a red car".into()),
+                k: Some(3),
+                ..Default::default()
+            }),
+            Request::Ingest(IngestRequest {
+                paths: vec!["/srv/a.mp4".into()],
+            }),
+            Request::Forget(ForgetRequest {
+                source: "/srv/a.mp4".into(),
+            }),
             Request::Status,
             Request::Stats,
         ];
@@ -374,9 +437,18 @@ mod tests {
         assert_eq!(code(b"[1,2]"), ErrorCode::InvalidRequest);
         assert_eq!(code(b"{}"), ErrorCode::InvalidRequest);
         assert_eq!(code(br#"{"op":5}"#), ErrorCode::InvalidRequest);
-        assert_eq!(code(br#"{"op":"search","k":"ten"}"#), ErrorCode::InvalidRequest);
-        assert_eq!(code(br#"{"op":"search","txt":"x"}"#), ErrorCode::InvalidRequest);
-        assert_eq!(code(br#"{"op":"status","extra":1}"#), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code(br#"{"op":"search","k":"ten"}"#),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code(br#"{"op":"search","txt":"x"}"#),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code(br#"{"op":"status","extra":1}"#),
+            ErrorCode::InvalidRequest
+        );
         assert_eq!(code(br#"{"op":"ingest"}"#), ErrorCode::InvalidRequest);
         assert_eq!(code(br#"{"op":"fly"}"#), ErrorCode::UnknownOp);
     }

@@ -36,7 +36,10 @@ pub fn group_clips(
     let mut by_source: HashMap<u32, Vec<(u64, f32, bool)>> = HashMap::new();
     for h in hits {
         let (no, offset) = split_key(h.key);
-        by_source.entry(no).or_default().push((offset, h.score, false));
+        by_source
+            .entry(no)
+            .or_default()
+            .push((offset, h.score, false));
     }
     for frames in by_source.values_mut() {
         frames.sort_by_key(|f| f.0);
@@ -53,7 +56,9 @@ pub fn group_clips(
             continue;
         }
         frames[seed].2 = true;
-        let joins = |f: &(u64, f32, bool), edge: u64| !f.2 && f.0.abs_diff(edge) <= gap_ms && f.1 >= score - spread;
+        let joins = |f: &(u64, f32, bool), edge: u64| {
+            !f.2 && f.0.abs_diff(edge) <= gap_ms && f.1 >= score - spread
+        };
         let (mut lo, mut hi) = (seed, seed);
         while lo > 0 && joins(&frames[lo - 1], frames[lo].0) {
             lo -= 1;
@@ -63,14 +68,22 @@ pub fn group_clips(
             hi += 1;
             frames[hi].2 = true;
         }
-        let Some((source, interval_ms, duration_ms)) = source_of(no) else { continue };
+        let Some((source, interval_ms, duration_ms)) = source_of(no) else {
+            continue;
+        };
         let last = frames[hi].0;
         let end = last + interval_ms;
         let end_ms = match duration_ms {
             Some(d) if d > last => end.min(d),
             _ => end,
         };
-        clips.push(Clip { source, start_ms: frames[lo].0, end_ms, best_ms: frames[seed].0, score });
+        clips.push(Clip {
+            source,
+            start_ms: frames[lo].0,
+            end_ms,
+            best_ms: frames[seed].0,
+            score,
+        });
     }
     clips
 }
@@ -89,7 +102,10 @@ mod tests {
     use crate::store::frame_key;
 
     fn hit(no: u32, ms: u64, score: f32) -> Hit {
-        Hit { key: frame_key(no, ms), score }
+        Hit {
+            key: frame_key(no, ms),
+            score,
+        }
     }
 
     fn names(no: u32) -> Option<(String, u64, Option<u64>)> {
@@ -98,12 +114,30 @@ mod tests {
 
     #[test]
     fn neighbouring_hits_merge_and_far_ones_split() {
-        let hits = [hit(1, 1000, 0.85), hit(1, 2000, 0.9), hit(1, 3000, 0.86), hit(1, 9000, 0.7), hit(2, 2000, 0.8)];
+        let hits = [
+            hit(1, 1000, 0.85),
+            hit(1, 2000, 0.9),
+            hit(1, 3000, 0.86),
+            hit(1, 9000, 0.7),
+            hit(2, 2000, 0.8),
+        ];
         let clips = group_clips(&hits, 2000, 0.1, names);
         assert_eq!(clips.len(), 3);
-        assert_eq!((clips[0].source.as_str(), clips[0].start_ms, clips[0].end_ms, clips[0].best_ms), ("/s1", 1000, 4000, 2000));
+        assert_eq!(
+            (
+                clips[0].source.as_str(),
+                clips[0].start_ms,
+                clips[0].end_ms,
+                clips[0].best_ms
+            ),
+            ("/s1", 1000, 4000, 2000)
+        );
         assert_eq!((clips[1].source.as_str(), clips[1].start_ms), ("/s2", 2000));
-        assert_eq!((clips[2].start_ms, clips[2].end_ms), (9000, 9500), "end capped at the duration");
+        assert_eq!(
+            (clips[2].start_ms, clips[2].end_ms),
+            (9000, 9500),
+            "end capped at the duration"
+        );
         assert!(clips.windows(2).all(|w| w[0].score >= w[1].score));
     }
 
@@ -111,14 +145,20 @@ mod tests {
     fn a_clip_stops_where_the_scores_drop() {
         // A matching scene from 10 s to 12 s inside continuous footage.
         let mut hits: Vec<Hit> = (0..20).map(|s| hit(1, s * 1000, 0.2)).collect();
-        for s in 10..=12 {
-            hits[s] = hit(1, s as u64 * 1000, 0.9);
+        for (s, h) in hits.iter_mut().enumerate().skip(10).take(3) {
+            *h = hit(1, s as u64 * 1000, 0.9);
         }
         let spread = score_spread(&hits);
         let clips = group_clips(&hits, 2000, spread, names);
         assert_eq!((clips[0].start_ms, clips[0].best_ms), (10_000, 10_000));
-        assert_eq!(clips[0].end_ms, 13_000, "one interval after the last matching frame");
-        assert!(clips.len() >= 2, "the low-scoring footage forms separate, lower clips");
+        assert_eq!(
+            clips[0].end_ms, 13_000,
+            "one interval after the last matching frame"
+        );
+        assert!(
+            clips.len() >= 2,
+            "the low-scoring footage forms separate, lower clips"
+        );
         assert!(clips[1].score < clips[0].score);
     }
 

@@ -20,16 +20,20 @@ use crate::protocol::{error_line, ok_line, parse_request, ErrorBody, ErrorCode};
 /// socket file left by a crash (but refusing to steal one a live daemon answers on).
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create socket folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create socket folder {}", dir.display()))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!("another daemon is already listening on {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).with_context(|| format!("cannot set permissions on {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set permissions on {}", path.display()))?;
     Ok(listener)
 }
 
@@ -69,14 +73,21 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Fut
     }
     let _ = stop_tx.send(());
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 10 s; closing them");
     }
 }
 
 /// Reads one line of at most `max` bytes. `Ok(None)` at a clean end of stream; `Err` with
 /// `TooLarge` when the line is longer than allowed.
-async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<Result<(), ()>>> {
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<Result<(), ()>>> {
     buf.clear();
     loop {
         let available = reader.fill_buf().await?;
@@ -99,7 +110,11 @@ async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, buf: &mut Ve
     }
 }
 
-async fn serve_connection(stream: UnixStream, daemon: Arc<Daemon>, mut stop: broadcast::Receiver<()>) -> std::io::Result<()> {
+async fn serve_connection(
+    stream: UnixStream,
+    daemon: Arc<Daemon>,
+    mut stop: broadcast::Receiver<()>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let max = daemon.config().daemon.max_request_bytes;
@@ -116,8 +131,13 @@ async fn serve_connection(stream: UnixStream, daemon: Arc<Daemon>, mut stop: bro
         let reply = match line {
             None => return Ok(()),
             Some(Err(())) => {
-                let e = ErrorBody::new(ErrorCode::TooLarge, format!("request line longer than {max} bytes; connection closed"));
-                write.write_all(format!("{}\n", error_line(None, &e)).as_bytes()).await?;
+                let e = ErrorBody::new(
+                    ErrorCode::TooLarge,
+                    format!("request line longer than {max} bytes; connection closed"),
+                );
+                write
+                    .write_all(format!("{}\n", error_line(None, &e)).as_bytes())
+                    .await?;
                 return Ok(());
             }
             Some(Ok(())) => {
@@ -149,6 +169,12 @@ async fn answer(daemon: &Arc<Daemon>, line: &[u8]) -> String {
     match tokio::task::spawn_blocking(move || d.handle(request)).await {
         Ok(Ok(payload)) => ok_line(id, &payload),
         Ok(Err(e)) => error_line(id, &e),
-        Err(join) => error_line(id, &ErrorBody::new(ErrorCode::Internal, format!("request handler failed: {join}"))),
+        Err(join) => error_line(
+            id,
+            &ErrorBody::new(
+                ErrorCode::Internal,
+                format!("request handler failed: {join}"),
+            ),
+        ),
     }
 }

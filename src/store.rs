@@ -114,7 +114,10 @@ impl Fingerprint {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        Ok(Self { size: meta.len(), mtime_ns })
+        Ok(Self {
+            size: meta.len(),
+            mtime_ns,
+        })
     }
 }
 
@@ -153,11 +156,17 @@ pub struct Store {
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
-    StoreError::Corrupt { tree, reason: reason.to_string() }
+    StoreError::Corrupt {
+        tree,
+        reason: reason.to_string(),
+    }
 }
 
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn encode_vector(v: &[f32]) -> Vec<u8> {
@@ -171,7 +180,10 @@ fn abort<E: std::fmt::Display>(e: E) -> ConflictableTransactionError<String> {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             sources: db.open_tree("sources")?,
@@ -192,7 +204,8 @@ impl Store {
                 Ok(())
             }
             Some(bytes) => {
-                let stored: ModelIdentity = serde_json::from_slice(&bytes).map_err(|e| corrupt("meta", e))?;
+                let stored: ModelIdentity =
+                    serde_json::from_slice(&bytes).map_err(|e| corrupt("meta", e))?;
                 if stored.dim != model.dim || stored.digest != model.digest {
                     return Err(StoreError::ModelMismatch {
                         state_dir: state_dir.display().to_string(),
@@ -211,7 +224,9 @@ impl Store {
     pub fn source(&self, source: &str) -> Result<Option<SourceRecord>, StoreError> {
         match self.sources.get(source.as_bytes())? {
             None => Ok(None),
-            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| corrupt("sources", e))?)),
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| corrupt("sources", e))?,
+            )),
         }
     }
 
@@ -229,7 +244,11 @@ impl Store {
         let mut map = HashMap::new();
         for kv in self.source_nos.iter() {
             let (k, v) = kv?;
-            let no = u32::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("source_nos", "bad key"))?);
+            let no = u32::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("source_nos", "bad key"))?,
+            );
             map.insert(no, String::from_utf8_lossy(&v).into_owned());
         }
         Ok(map)
@@ -249,7 +268,13 @@ impl Store {
     }
 
     /// Creates a new source record with a fresh number, state `queued`.
-    pub fn new_source(&self, source: &str, fingerprint: Fingerprint, interval: f64, duration_ms: Option<u64>) -> Result<SourceRecord, StoreError> {
+    pub fn new_source(
+        &self,
+        source: &str,
+        fingerprint: Fingerprint,
+        interval: f64,
+        duration_ms: Option<u64>,
+    ) -> Result<SourceRecord, StoreError> {
         let no = self.allocate_source_no()?;
         let record = SourceRecord {
             source: source.to_string(),
@@ -268,10 +293,14 @@ impl Store {
 
     fn allocate_source_no(&self) -> Result<u32, StoreError> {
         let prev = self.meta.fetch_and_update("next_source_no", |old| {
-            let n = old.map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4]))).unwrap_or(1);
+            let n = old
+                .map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])))
+                .unwrap_or(1);
             Some(n.saturating_add(1).to_be_bytes().to_vec())
         })?;
-        let no = prev.map(|b| u32::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 4]))).unwrap_or(1);
+        let no = prev
+            .map(|b| u32::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 4])))
+            .unwrap_or(1);
         if no >= (1 << (64 - OFFSET_BITS)) - 1 {
             return Err(StoreError::Exhausted);
         }
@@ -279,14 +308,23 @@ impl Store {
     }
 
     /// Updates a source record in place with `f`.
-    pub fn update_source(&self, source: &str, f: impl Fn(&mut SourceRecord)) -> Result<SourceRecord, StoreError> {
+    pub fn update_source(
+        &self,
+        source: &str,
+        f: impl Fn(&mut SourceRecord),
+    ) -> Result<SourceRecord, StoreError> {
         let out = self
             .sources
             .transaction(|tx| {
-                let bytes = tx.get(source.as_bytes())?.ok_or_else(|| abort(format!("unknown source {source}")))?;
+                let bytes = tx
+                    .get(source.as_bytes())?
+                    .ok_or_else(|| abort(format!("unknown source {source}")))?;
                 let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
                 f(&mut rec);
-                tx.insert(source.as_bytes(), serde_json::to_vec(&rec).expect("record serialises"))?;
+                tx.insert(
+                    source.as_bytes(),
+                    serde_json::to_vec(&rec).expect("record serialises"),
+                )?;
                 Ok(rec)
             })
             .map_err(tx_error)?;
@@ -297,7 +335,12 @@ impl Store {
     /// its pending mark, and each source's frame count and watermark. Frames already stored
     /// are skipped. Returns the keys actually added. Durable when this returns.
     pub fn commit_frames(&self, frames: &[(u64, &[f32])]) -> Result<Vec<u64>, StoreError> {
-        let added = (&self.sources, &self.source_nos, &self.vectors, &self.pending)
+        let added = (
+            &self.sources,
+            &self.source_nos,
+            &self.vectors,
+            &self.pending,
+        )
             .transaction(|(sources, nos, vectors, pending)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut per_source: HashMap<u32, (u64, u64)> = HashMap::new();
@@ -315,11 +358,16 @@ impl Store {
                     e.1 = e.1.max(offset);
                 }
                 for (no, (count, max_offset)) in per_source {
-                    let name = nos.get(no.to_be_bytes())?.ok_or_else(|| abort(format!("no source with number {no}")))?;
-                    let bytes = sources.get(&name)?.ok_or_else(|| abort("source record missing"))?;
+                    let name = nos
+                        .get(no.to_be_bytes())?
+                        .ok_or_else(|| abort(format!("no source with number {no}")))?;
+                    let bytes = sources
+                        .get(&name)?
+                        .ok_or_else(|| abort("source record missing"))?;
                     let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
                     rec.frames += count;
-                    rec.watermark_ms = Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
+                    rec.watermark_ms =
+                        Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
                 }
                 Ok(added)
@@ -331,7 +379,9 @@ impl Store {
 
     /// Removes a source's frames, vectors and record. Returns the removed frame keys.
     pub fn forget_source(&self, source: &str) -> Result<Vec<u64>, StoreError> {
-        let rec = self.source(source)?.ok_or_else(|| StoreError::UnknownSource(source.to_string()))?;
+        let rec = self
+            .source(source)?
+            .ok_or_else(|| StoreError::UnknownSource(source.to_string()))?;
         let keys = self.source_keys(rec.no)?;
         let mut batch = sled::Batch::default();
         let mut pending = sled::Batch::default();
@@ -339,7 +389,12 @@ impl Store {
             batch.remove(&k.to_be_bytes());
             pending.remove(&k.to_be_bytes());
         }
-        (&self.vectors, &self.pending, &self.sources, &self.source_nos)
+        (
+            &self.vectors,
+            &self.pending,
+            &self.sources,
+            &self.source_nos,
+        )
             .transaction(|(vectors, pend, sources, nos)| {
                 vectors.apply_batch(&batch)?;
                 pend.apply_batch(&pending)?;
@@ -370,7 +425,13 @@ impl Store {
         self.vectors
             .range(lo..=hi)
             .keys()
-            .map(|k| Ok(u64::from_be_bytes(k?.as_ref().try_into().map_err(|_| corrupt("vectors", "bad key"))?)))
+            .map(|k| {
+                Ok(u64::from_be_bytes(
+                    k?.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("vectors", "bad key"))?,
+                ))
+            })
             .collect()
     }
 
@@ -381,14 +442,21 @@ impl Store {
 
     /// The stored vector of a frame.
     pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, StoreError> {
-        Ok(self.vectors.get(key.to_be_bytes())?.map(|b| decode_vector(&b)))
+        Ok(self
+            .vectors
+            .get(key.to_be_bytes())?
+            .map(|b| decode_vector(&b)))
     }
 
     /// Every stored (key, vector), for rebuilding the index.
     pub fn all_vectors(&self) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> + '_ {
         self.vectors.iter().map(|kv| {
             let (k, v) = kv?;
-            let key = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("vectors", "bad key"))?);
+            let key = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("vectors", "bad key"))?,
+            );
             Ok((key, decode_vector(&v)))
         })
     }
@@ -398,7 +466,13 @@ impl Store {
         self.pending
             .iter()
             .keys()
-            .map(|k| Ok(u64::from_be_bytes(k?.as_ref().try_into().map_err(|_| corrupt("pending", "bad key"))?)))
+            .map(|k| {
+                Ok(u64::from_be_bytes(
+                    k?.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("pending", "bad key"))?,
+                ))
+            })
             .collect()
     }
 
@@ -432,7 +506,11 @@ mod tests {
     use super::*;
 
     fn identity(digest: &str) -> ModelIdentity {
-        ModelIdentity { id: "m".into(), dim: 4, digest: digest.into() }
+        ModelIdentity {
+            id: "m".into(),
+            dim: 4,
+            digest: digest.into(),
+        }
     }
 
     #[test]
@@ -446,9 +524,13 @@ mod tests {
     fn commit_is_idempotent_and_updates_the_source() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let rec = store.new_source("/a.mp4", Fingerprint::default(), 1.0, Some(3000)).unwrap();
+        let rec = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, Some(3000))
+            .unwrap();
         let v = [0.5f32, 0.5, 0.5, 0.5];
-        let frames: Vec<(u64, &[f32])> = (0..3).map(|i| (frame_key(rec.no, i * 1000), &v[..])).collect();
+        let frames: Vec<(u64, &[f32])> = (0..3)
+            .map(|i| (frame_key(rec.no, i * 1000), &v[..]))
+            .collect();
         assert_eq!(store.commit_frames(&frames).unwrap().len(), 3);
         assert_eq!(store.commit_frames(&frames[1..]).unwrap().len(), 0);
         let rec = store.source("/a.mp4").unwrap().unwrap();
@@ -462,16 +544,25 @@ mod tests {
     fn forget_removes_only_that_source() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = store.new_source("/a.mp4", Fingerprint::default(), 1.0, None).unwrap();
-        let b = store.new_source("/b.mp4", Fingerprint::default(), 1.0, None).unwrap();
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let b = store
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
         assert_ne!(a.no, b.no);
         let v = [1.0f32, 0.0, 0.0, 0.0];
-        store.commit_frames(&[(frame_key(a.no, 0), &v[..]), (frame_key(b.no, 0), &v[..])]).unwrap();
+        store
+            .commit_frames(&[(frame_key(a.no, 0), &v[..]), (frame_key(b.no, 0), &v[..])])
+            .unwrap();
         let removed = store.forget_source("/a.mp4").unwrap();
         assert_eq!(removed, vec![frame_key(a.no, 0)]);
         assert!(store.source("/a.mp4").unwrap().is_none());
         assert_eq!(store.frame_count(), 1);
-        assert!(matches!(store.forget_source("/a.mp4"), Err(StoreError::UnknownSource(_))));
+        assert!(matches!(
+            store.forget_source("/a.mp4"),
+            Err(StoreError::UnknownSource(_))
+        ));
     }
 
     #[test]
@@ -480,7 +571,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.check_model(&identity("x"), dir.path()).unwrap();
         store.check_model(&identity("x"), dir.path()).unwrap();
-        let e = store.check_model(&identity("y"), dir.path()).unwrap_err().to_string();
+        let e = store
+            .check_model(&identity("y"), dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("reindex"), "{e}");
     }
 
@@ -489,12 +583,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let a = store.new_source("/a.mp4", Fingerprint::default(), 1.0, None).unwrap();
-            store.commit_frames(&[(frame_key(a.no, 5), &[1.0f32, 0.0][..])]).unwrap();
+            let a = store
+                .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+                .unwrap();
+            store
+                .commit_frames(&[(frame_key(a.no, 5), &[1.0f32, 0.0][..])])
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.frame_count(), 1);
-        let b = store.new_source("/b.mp4", Fingerprint::default(), 1.0, None).unwrap();
+        let b = store
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
         assert_eq!(b.no, 2, "source numbers are not reused after reopen");
     }
 }

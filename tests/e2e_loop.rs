@@ -11,12 +11,29 @@ use frameseek::store::{split_key, Store};
 fn ingest_search_restart_and_dedup() {
     let env = TestEnv::new();
     let video = env.footage().join("cam1.mp4");
-    let scenes = render_scene_video(&video, &["testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc", "color", "gradients"], 10.0).unwrap();
+    let scenes = render_scene_video(
+        &video,
+        &[
+            "testsrc2",
+            "smptehdbars",
+            "mandelbrot",
+            "rgbtestsrc",
+            "color",
+            "gradients",
+        ],
+        10.0,
+    )
+    .unwrap();
     let source = video.canonicalize().unwrap().display().to_string();
 
     let mut d = env.start("sample_interval = 1.0\n");
     let out = d.cli(&["ingest", "--wait", video.to_str().unwrap()]);
-    assert!(out.status.success(), "ingest failed: {}\n{}", String::from_utf8_lossy(&out.stderr), d.log_text());
+    assert!(
+        out.status.success(),
+        "ingest failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
 
     let status = d.cli_json(&["status"]);
     assert_eq!(status["protocol"], 1);
@@ -24,7 +41,10 @@ fn ingest_search_restart_and_dedup() {
     let s = source_status(&status, &source);
     assert_eq!(s["state"], "done", "{status}");
     let frames = s["frames"].as_u64().unwrap();
-    assert!((59..=61).contains(&frames), "60 s at 1 frame/s gave {frames} frames");
+    assert!(
+        (59..=61).contains(&frames),
+        "60 s at 1 frame/s gave {frames} frames"
+    );
     assert_eq!(status["frames"].as_u64().unwrap(), frames);
 
     // An image query made from a frame at a known time finds that source and time.
@@ -34,19 +54,37 @@ fn ingest_search_restart_and_dedup() {
         let r = d.cli_json(&["search", "--image", png.to_str().unwrap(), "-k", "3"]);
         let top = &r["clips"][0];
         assert_eq!(top["source"], source.as_str(), "{r}");
-        let (start, end, best) = (top["start_ms"].as_u64().unwrap(), top["end_ms"].as_u64().unwrap(), top["best_ms"].as_u64().unwrap());
+        let (start, end, best) = (
+            top["start_ms"].as_u64().unwrap(),
+            top["end_ms"].as_u64().unwrap(),
+            top["best_ms"].as_u64().unwrap(),
+        );
         let at = (t * 1000.0) as u64;
-        assert!(start <= at && at <= end, "clip {start}..{end} does not contain {at}: {r}");
+        assert!(
+            start <= at && at <= end,
+            "clip {start}..{end} does not contain {at}: {r}"
+        );
         let sc = &scenes[scene];
-        assert!((sc.start * 1000.0) as u64 <= best && best < (sc.end * 1000.0) as u64, "best frame {best} outside scene {sc:?}: {r}");
-        assert!(top["score"].as_f64().unwrap() > 0.99, "an identical frame should score ~1: {r}");
+        assert!(
+            (sc.start * 1000.0) as u64 <= best && best < (sc.end * 1000.0) as u64,
+            "best frame {best} outside scene {sc:?}: {r}"
+        );
+        assert!(
+            top["score"].as_f64().unwrap() > 0.99,
+            "an identical frame should score ~1: {r}"
+        );
     }
 
     // A text query answers with clips, best first.
     let r = d.cli_json(&["search", "a red car", "-k", "5"]);
     let clips = r["clips"].as_array().unwrap();
     assert!(!clips.is_empty());
-    assert!(clips.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()), "{r}");
+    assert!(
+        clips
+            .windows(2)
+            .all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()),
+        "{r}"
+    );
 
     // The same unchanged file is not ingested twice.
     let again = d.cli_json(&["ingest", video.to_str().unwrap()]);
@@ -61,13 +99,24 @@ fn ingest_search_restart_and_dedup() {
     {
         let store = Store::open(&env.dir().join("state/db")).unwrap();
         let rec = store.source(&source).unwrap().unwrap();
-        let offsets: Vec<u64> = store.source_keys(rec.no).unwrap().into_iter().map(|k| split_key(k).1).collect();
+        let offsets: Vec<u64> = store
+            .source_keys(rec.no)
+            .unwrap()
+            .into_iter()
+            .map(|k| split_key(k).1)
+            .collect();
         assert_eq!(offsets.len() as u64, frames);
         for (i, ms) in offsets.iter().enumerate() {
             let target = i as u64 * 1000;
-            assert!(*ms >= target && *ms < target + 34, "sample {i} at {ms} ms (29.97 fps, 1 s interval)");
+            assert!(
+                *ms >= target && *ms < target + 34,
+                "sample {i} at {ms} ms (29.97 fps, 1 s interval)"
+            );
         }
-        assert!(store.pending_keys().unwrap().is_empty(), "a clean stop checkpoints the index");
+        assert!(
+            store.pending_keys().unwrap().is_empty(),
+            "a clean stop checkpoints the index"
+        );
     }
 
     // Restart: the same index with the same count, and searches still work.

@@ -12,7 +12,10 @@ use super::{Cli, EXIT_FAILURE, EXIT_OK};
 use crate::samples::{extract_frame, render_scene_video};
 
 /// Models searched for when `--model` is not given, in order.
-pub const BUNDLED_MODELS: &[&str] = &["assets/models/frameseek-tiny", "assets/models/tiny-random-clip"];
+pub const BUNDLED_MODELS: &[&str] = &[
+    "assets/models/frameseek-tiny",
+    "assets/models/tiny-random-clip",
+];
 
 /// Arguments of `demo`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +35,12 @@ pub struct DemoArgs {
 pub fn bundled_model() -> Option<PathBuf> {
     let mut bases = vec![std::env::current_dir().ok()];
     if let Ok(exe) = std::env::current_exe() {
-        bases.extend(exe.ancestors().skip(1).take(4).map(|p| Some(p.to_path_buf())));
+        bases.extend(
+            exe.ancestors()
+                .skip(1)
+                .take(4)
+                .map(|p| Some(p.to_path_buf())),
+        );
     }
     for base in bases.into_iter().flatten() {
         for m in BUNDLED_MODELS {
@@ -74,7 +82,9 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         Some(m) => m.clone(),
         None => bundled_model().context("no bundled model found (looked for assets/models/ beside the working directory and the executable); pass --model DIR")?,
     };
-    let model = model.canonicalize().with_context(|| format!("model folder {}", model.display()))?;
+    let model = model
+        .canonicalize()
+        .with_context(|| format!("model folder {}", model.display()))?;
     let _tmp;
     let dir = match &args.dir {
         Some(d) => {
@@ -93,12 +103,21 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     println!("model: {}", model.display());
     println!("-- rendering sample footage with ffmpeg");
     let videos = [
-        (footage.join("cam1/gate.mp4"), vec!["testsrc2", "smptehdbars", "mandelbrot"]),
-        (footage.join("cam2/yard.mp4"), vec!["rgbtestsrc", "color", "gradients"]),
+        (
+            footage.join("cam1/gate.mp4"),
+            vec!["testsrc2", "smptehdbars", "mandelbrot"],
+        ),
+        (
+            footage.join("cam2/yard.mp4"),
+            vec!["rgbtestsrc", "color", "gradients"],
+        ),
     ];
     for (path, sources) in &videos {
         let scenes = render_scene_video(path, sources, 10.0)?;
-        let desc: Vec<String> = scenes.iter().map(|s| format!("{} {:.0}-{:.0}s", s.name, s.start, s.end)).collect();
+        let desc: Vec<String> = scenes
+            .iter()
+            .map(|s| format!("{} {:.0}-{:.0}s", s.name, s.start, s.end))
+            .collect();
         println!("   {}: {}", path.display(), desc.join(", "));
     }
     let socket = dir.join("frameseek.sock");
@@ -116,7 +135,11 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     let config_s = config.display().to_string();
     println!("-- starting the daemon: frameseek serve --config {config_s}");
     let log = std::fs::File::create(dir.join("daemon.log"))?;
-    let child = frameseek(&["serve", "--config", &config_s]).stdout(Stdio::null()).stderr(log).spawn().context("cannot start frameseek serve")?;
+    let child = frameseek(&["serve", "--config", &config_s])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start frameseek serve")?;
     let mut daemon = DaemonProcess(child);
     wait_for_socket(&socket, &mut daemon.0, &dir)?;
     let socket_s = socket.display().to_string();
@@ -133,18 +156,28 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     client(&["status"])?;
     let probe = dir.join("probe.png");
     extract_frame(&videos[1].0, 25.0, &probe)?;
-    println!("-- an image query: a frame taken from cam2/yard.mp4 at 0:00:25 (the 'gradients' scene)");
+    println!(
+        "-- an image query: a frame taken from cam2/yard.mp4 at 0:00:25 (the 'gradients' scene)"
+    );
     let probe_s = probe.display().to_string();
     client(&["search", "--image", &probe_s, "-k", "3"])?;
-    let mut queries: Vec<String> = vec!["a red car on the left of a street".into(), "a person in green in a corridor".into()];
+    let mut queries: Vec<String> = vec![
+        "a red car on the left of a street".into(),
+        "a person in green in a corridor".into(),
+    ];
     queries.extend(args.queries.iter().cloned());
     for q in &queries {
         println!("-- a text query");
         client(&["search", q, "-k", "3"])?;
     }
     drop(daemon);
-    println!("-- daemon stopped; log in {}", dir.join("daemon.log").display());
-    let ok = std::fs::read_to_string(dir.join("daemon.log")).map(|l| l.contains("stopped")).unwrap_or(false);
+    println!(
+        "-- daemon stopped; log in {}",
+        dir.join("daemon.log").display()
+    );
+    let ok = std::fs::read_to_string(dir.join("daemon.log"))
+        .map(|l| l.contains("stopped"))
+        .unwrap_or(false);
     Ok(if ok { EXIT_OK } else { EXIT_FAILURE })
 }
 

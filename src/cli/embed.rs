@@ -34,22 +34,37 @@ pub fn run(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<u8> {
     if args.image.is_empty() && args.text.is_empty() {
         anyhow::bail!("give at least one --image FILE or --text TEXT");
     }
-    let device = DeviceChoice::parse(&args.device).map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device))?;
+    let device = DeviceChoice::parse(&args.device)
+        .map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device))?;
     let embedder = Embedder::load(&args.model, device)?;
     for input in ordered_inputs(args) {
         let (kind, name, vector) = match input {
             Input::Image(path) => {
-                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let v = embedder.embed_image_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let v = embedder
+                    .embed_image_bytes(&bytes)
+                    .with_context(|| format!("{}", path.display()))?;
                 ("image", path.display().to_string(), v)
             }
-            Input::Text(text) => ("text", text.clone(), embedder.embed_texts(&[text])?.remove(0)),
+            Input::Text(text) => (
+                "text",
+                text.clone(),
+                embedder.embed_texts(&[text])?.remove(0),
+            ),
         };
         if cli.json {
-            println!("{}", serde_json::json!({"kind": kind, "input": name, "vector": vector}));
+            println!(
+                "{}",
+                serde_json::json!({"kind": kind, "input": name, "vector": vector})
+            );
         } else {
             let head: Vec<String> = vector.iter().take(6).map(|x| format!("{x:+.4}")).collect();
-            println!("{kind:<5}  {}-d  [{}, …]  {name}", vector.len(), head.join(", "));
+            println!(
+                "{kind:<5}  {}-d  [{}, …]  {name}",
+                vector.len(),
+                head.join(", ")
+            );
         }
     }
     Ok(EXIT_OK)

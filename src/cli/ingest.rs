@@ -20,28 +20,58 @@ pub struct IngestArgs {
 
 pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
     let mut client = connect(cli)?;
-    let paths = args.paths.iter().map(|p| absolute(p).display().to_string()).collect();
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| absolute(p).display().to_string())
+        .collect();
     let reply: IngestReply = client.call_as(&Request::Ingest(IngestRequest { paths }))?;
-    let errors = reply.outcomes.iter().filter(|o| o.result == "error").count();
+    let errors = reply
+        .outcomes
+        .iter()
+        .filter(|o| o.result == "error")
+        .count();
     if !cli.json {
         let rows: Vec<Vec<String>> = reply
             .outcomes
             .iter()
-            .map(|o| vec![o.result.clone(), o.source.clone().unwrap_or_else(|| o.path.clone()), o.message.clone().unwrap_or_default()])
+            .map(|o| {
+                vec![
+                    o.result.clone(),
+                    o.source.clone().unwrap_or_else(|| o.path.clone()),
+                    o.message.clone().unwrap_or_default(),
+                ]
+            })
             .collect();
         print_table(&["RESULT", "SOURCE", "NOTE"], &rows);
     }
-    let wanted: HashSet<String> = reply.outcomes.iter().filter(|o| o.result != "error").filter_map(|o| o.source.clone()).collect();
+    let wanted: HashSet<String> = reply
+        .outcomes
+        .iter()
+        .filter(|o| o.result != "error")
+        .filter_map(|o| o.source.clone())
+        .collect();
     let mut failed = 0;
     let mut final_status = None;
     if args.wait && !wanted.is_empty() {
         let bar = indicatif::ProgressBar::new(1000);
-        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}").expect("valid template"));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}")
+                .expect("valid template"),
+        );
         loop {
             let status: StatusReply = client.call_as(&Request::Status)?;
-            let mine: Vec<_> = status.sources.iter().filter(|s| wanted.contains(&s.source)).collect();
-            let finished = mine.iter().filter(|s| s.state == "done" || s.state == "failed").count();
-            let progress: f64 = mine.iter().map(|s| s.progress.unwrap_or(0.0)).sum::<f64>() / mine.len().max(1) as f64;
+            let mine: Vec<_> = status
+                .sources
+                .iter()
+                .filter(|s| wanted.contains(&s.source))
+                .collect();
+            let finished = mine
+                .iter()
+                .filter(|s| s.state == "done" || s.state == "failed")
+                .count();
+            let progress: f64 = mine.iter().map(|s| s.progress.unwrap_or(0.0)).sum::<f64>()
+                / mine.len().max(1) as f64;
             let frames: u64 = mine.iter().map(|s| s.frames).sum();
             bar.set_position((progress * 1000.0) as u64);
             bar.set_message(format!("{finished}/{} files, {frames} frames", mine.len()));
@@ -50,7 +80,11 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
                 failed = mine.iter().filter(|s| s.state == "failed").count();
                 if !cli.json {
                     for s in mine.iter().filter(|s| s.state == "failed") {
-                        eprintln!("failed: {}: {}", s.source, s.error.clone().unwrap_or_default());
+                        eprintln!(
+                            "failed: {}: {}",
+                            s.source,
+                            s.error.clone().unwrap_or_default()
+                        );
                     }
                     println!("done: {finished} files, {frames} frames");
                 }
@@ -63,10 +97,18 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
     if cli.json {
         let mut out = serde_json::to_value(&reply)?;
         if let Some(status) = final_status {
-            let sources: Vec<_> = status.sources.into_iter().filter(|s| wanted.contains(&s.source)).collect();
+            let sources: Vec<_> = status
+                .sources
+                .into_iter()
+                .filter(|s| wanted.contains(&s.source))
+                .collect();
             out["sources"] = serde_json::to_value(sources)?;
         }
         println!("{out}");
     }
-    Ok(if errors > 0 || failed > 0 { EXIT_FAILURE } else { EXIT_OK })
+    Ok(if errors > 0 || failed > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }

@@ -73,7 +73,9 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = match e.downcast_ref::<ClientError>() {
-                Some(ClientError::NotRunning(_) | ClientError::PermissionDenied(_)) => EXIT_NO_DAEMON,
+                Some(ClientError::NotRunning(_) | ClientError::PermissionDenied(_)) => {
+                    EXIT_NO_DAEMON
+                }
                 _ => EXIT_FAILURE,
             };
             if is_broken_pipe(&e) {
@@ -87,7 +89,10 @@ pub fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -121,14 +126,22 @@ fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 }
 
 /// Formats milliseconds as `H:MM:SS.mmm`.
 pub fn format_ms(ms: u64) -> String {
     let s = ms / 1000;
-    format!("{}:{:02}:{:02}.{:03}", s / 3600, (s / 60) % 60, s % 60, ms % 1000)
+    format!(
+        "{}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
 }
 
 /// Prints rows as an aligned table with a header.

@@ -35,7 +35,8 @@ pub struct SearchArgs {
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
     let image = match &args.image {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read image {}", path.display()))?;
             Some(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
         None => None,
@@ -64,7 +65,16 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         .clips
         .iter()
         .enumerate()
-        .map(|(i, c)| vec![(i + 1).to_string(), format!("{:.3}", c.score), format_ms(c.start_ms), format_ms(c.end_ms), format_ms(c.best_ms), c.source.clone()])
+        .map(|(i, c)| {
+            vec![
+                (i + 1).to_string(),
+                format!("{:.3}", c.score),
+                format_ms(c.start_ms),
+                format_ms(c.end_ms),
+                format_ms(c.best_ms),
+                c.source.clone(),
+            ]
+        })
         .collect();
     print_table(&["#", "SCORE", "FROM", "TO", "BEST", "SOURCE"], &rows);
     Ok(EXIT_OK)

@@ -30,7 +30,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     tracing::info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
     notify("READY=1");
-    runtime.block_on(crate::server::run(listener, daemon.clone(), shutdown_signal()));
+    runtime.block_on(crate::server::run(
+        listener,
+        daemon.clone(),
+        shutdown_signal(),
+    ));
     notify("STOPPING=1");
     tracing::info!("stopping: saving state");
     let _ = std::fs::remove_file(&socket);
@@ -52,9 +56,13 @@ async fn shutdown_signal() {
 
 fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMESEEK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMESEEK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if journald {
         builder.without_time().init();
     } else {

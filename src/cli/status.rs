@@ -11,18 +11,34 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let s: StatusReply = serde_json::from_value(value)?;
-    println!("frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued", s.version, s.protocol, s.model.id, s.model.dim, s.frames, s.queue);
+    println!(
+        "frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued",
+        s.version, s.protocol, s.model.id, s.model.dim, s.frames, s.queue
+    );
     let rows: Vec<Vec<String>> = s
         .sources
         .iter()
         .map(|src| {
-            let progress = src.progress.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or_else(|| "-".into());
+            let progress = src
+                .progress
+                .map(|p| format!("{:.0}%", p * 100.0))
+                .unwrap_or_else(|| "-".into());
             let duration = src.duration_ms.map(format_ms).unwrap_or_else(|| "-".into());
-            vec![src.state.clone(), progress, src.frames.to_string(), duration, src.source.clone(), src.error.clone().unwrap_or_default()]
+            vec![
+                src.state.clone(),
+                progress,
+                src.frames.to_string(),
+                duration,
+                src.source.clone(),
+                src.error.clone().unwrap_or_default(),
+            ]
         })
         .collect();
     if !rows.is_empty() {
-        print_table(&["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"], &rows);
+        print_table(
+            &["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"],
+            &rows,
+        );
     }
     Ok(EXIT_OK)
 }
@@ -36,7 +52,9 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
     }
     let s: StatsReply = serde_json::from_value(value)?;
     print_table(
-        &["FRAMES", "INDEXED", "SOURCES", "QUEUE", "EMBEDDED", "BATCH_MS", "SEARCHES", "UPTIME_S"],
+        &[
+            "FRAMES", "INDEXED", "SOURCES", "QUEUE", "EMBEDDED", "BATCH_MS", "SEARCHES", "UPTIME_S",
+        ],
         &[vec![
             s.frames.to_string(),
             s.indexed.to_string(),
@@ -53,7 +71,9 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
 
 pub fn run_forget(cli: &Cli, source: &str) -> anyhow::Result<u8> {
     let mut client = connect(cli)?;
-    let r: ForgetReply = client.call_as(&Request::Forget(ForgetRequest { source: source.to_string() }))?;
+    let r: ForgetReply = client.call_as(&Request::Forget(ForgetRequest {
+        source: source.to_string(),
+    }))?;
     if cli.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -2,7 +2,10 @@
 //! checkpoint's `config.json`.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{conv2d_no_bias, embedding, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{
+    conv2d_no_bias, embedding, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, Embedding,
+    LayerNorm, Linear, VarBuilder,
+};
 use serde::Deserialize;
 
 /// The activation between the two MLP layers.
@@ -162,20 +165,40 @@ impl ClipConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if let Some(t) = &self.model_type {
             if t != "clip" {
-                return Err(format!("model_type is {t:?}; only \"clip\" checkpoints are supported"));
+                return Err(format!(
+                    "model_type is {t:?}; only \"clip\" checkpoints are supported"
+                ));
             }
         }
         let t = &self.text_config;
         let v = &self.vision_config;
         let checks: [(bool, &str); 8] = [
-            (t.hidden_size % t.num_attention_heads.max(1) == 0 && t.num_attention_heads > 0, "text_config.num_attention_heads must divide text_config.hidden_size"),
-            (v.hidden_size % v.num_attention_heads.max(1) == 0 && v.num_attention_heads > 0, "vision_config.num_attention_heads must divide vision_config.hidden_size"),
-            (v.patch_size > 0 && v.image_size % v.patch_size.max(1) == 0, "vision_config.patch_size must divide vision_config.image_size"),
+            (
+                t.hidden_size % t.num_attention_heads.max(1) == 0 && t.num_attention_heads > 0,
+                "text_config.num_attention_heads must divide text_config.hidden_size",
+            ),
+            (
+                v.hidden_size % v.num_attention_heads.max(1) == 0 && v.num_attention_heads > 0,
+                "vision_config.num_attention_heads must divide vision_config.hidden_size",
+            ),
+            (
+                v.patch_size > 0 && v.image_size % v.patch_size.max(1) == 0,
+                "vision_config.patch_size must divide vision_config.image_size",
+            ),
             (v.num_channels == 3, "vision_config.num_channels must be 3"),
-            (t.max_position_embeddings > 2, "text_config.max_position_embeddings must be more than 2"),
+            (
+                t.max_position_embeddings > 2,
+                "text_config.max_position_embeddings must be more than 2",
+            ),
             (self.projection_dim > 0, "projection_dim must be positive"),
-            (t.num_hidden_layers > 0, "text_config.num_hidden_layers must be positive"),
-            (v.num_hidden_layers > 0, "vision_config.num_hidden_layers must be positive"),
+            (
+                t.num_hidden_layers > 0,
+                "text_config.num_hidden_layers must be positive",
+            ),
+            (
+                v.num_hidden_layers > 0,
+                "vision_config.num_hidden_layers must be positive",
+            ),
         ];
         for (ok, message) in checks {
             if !ok {
@@ -212,7 +235,9 @@ impl Attention {
     }
 
     fn split_heads(&self, xs: Tensor, batch: usize, len: usize) -> Result<Tensor> {
-        xs.reshape((batch, len, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        xs.reshape((batch, len, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
     }
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
@@ -225,7 +250,10 @@ impl Attention {
             weights = weights.broadcast_add(mask)?;
         }
         let weights = candle_nn::ops::softmax_last_dim(&weights)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
+        let out = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch, len, hidden))?;
         self.out_proj.forward(&out)
     }
 }
@@ -241,7 +269,14 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(vb: VarBuilder, hidden: usize, inter: usize, heads: usize, act: Activation, eps: f64) -> Result<Self> {
+    fn new(
+        vb: VarBuilder,
+        hidden: usize,
+        inter: usize,
+        heads: usize,
+        act: Activation,
+        eps: f64,
+    ) -> Result<Self> {
         Ok(Self {
             attn: Attention::new(vb.pp("self_attn"), hidden, heads)?,
             ln1: layer_norm(hidden, eps, vb.pp("layer_norm1"))?,
@@ -254,12 +289,22 @@ impl EncoderLayer {
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let xs = (xs + self.attn.forward(&self.ln1.forward(xs)?, mask)?)?;
-        let h = self.act.forward(&self.fc1.forward(&self.ln2.forward(&xs)?)?)?;
+        let h = self
+            .act
+            .forward(&self.fc1.forward(&self.ln2.forward(&xs)?)?)?;
         xs + self.fc2.forward(&h)?
     }
 }
 
-fn encoder(vb: VarBuilder, layers: usize, hidden: usize, inter: usize, heads: usize, act: Activation, eps: f64) -> Result<Vec<EncoderLayer>> {
+fn encoder(
+    vb: VarBuilder,
+    layers: usize,
+    hidden: usize,
+    inter: usize,
+    heads: usize,
+    act: Activation,
+    eps: f64,
+) -> Result<Vec<EncoderLayer>> {
     (0..layers)
         .map(|i| EncoderLayer::new(vb.pp("layers").pp(i), hidden, inter, heads, act, eps))
         .collect()
@@ -278,15 +323,32 @@ pub struct TextTower {
 }
 
 impl TextTower {
-    fn new(vb: VarBuilder, cfg: &TextConfig, projection_dim: usize, projection_vb: VarBuilder) -> Result<Self> {
+    fn new(
+        vb: VarBuilder,
+        cfg: &TextConfig,
+        projection_dim: usize,
+        projection_vb: VarBuilder,
+    ) -> Result<Self> {
         let emb = vb.pp("embeddings");
         Ok(Self {
             token_embedding: embedding(cfg.vocab_size, cfg.hidden_size, emb.pp("token_embedding"))?,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, cfg.hidden_size), "weight")?,
-            layers: encoder(vb.pp("encoder"), cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.hidden_act, cfg.layer_norm_eps)?,
-            final_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("final_layer_norm"))?,
+            layers: encoder(
+                vb.pp("encoder"),
+                cfg.num_hidden_layers,
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                cfg.num_attention_heads,
+                cfg.hidden_act,
+                cfg.layer_norm_eps,
+            )?,
+            final_ln: layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("final_layer_norm"),
+            )?,
             projection: linear_no_bias(cfg.hidden_size, projection_dim, projection_vb)?,
             eos_token_id: cfg.eos_token_id,
             max_len: cfg.max_position_embeddings,
@@ -310,7 +372,9 @@ impl TextTower {
             }
             best
         } else {
-            ids.iter().position(|&id| id == self.eos_token_id).unwrap_or(ids.len().saturating_sub(1))
+            ids.iter()
+                .position(|&id| id == self.eos_token_id)
+                .unwrap_or(ids.len().saturating_sub(1))
         }
     }
 
@@ -331,7 +395,11 @@ impl TextTower {
             xs = layer.forward(&xs, Some(&mask))?;
         }
         let xs = self.final_ln.forward(&xs)?;
-        let positions: Vec<u32> = ids.iter().enumerate().map(|(b, s)| (b * len + self.pooled_position(s)) as u32).collect();
+        let positions: Vec<u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(b, s)| (b * len + self.pooled_position(s)) as u32)
+            .collect();
         let positions = Tensor::from_vec(positions, batch, device)?;
         let pooled = xs.reshape((batch * len, ()))?.index_select(&positions, 0)?;
         self.projection.forward(&pooled)
@@ -351,16 +419,40 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
-    fn new(vb: VarBuilder, cfg: &VisionConfig, projection_dim: usize, projection_vb: VarBuilder) -> Result<Self> {
+    fn new(
+        vb: VarBuilder,
+        cfg: &VisionConfig,
+        projection_dim: usize,
+        projection_vb: VarBuilder,
+    ) -> Result<Self> {
         let emb = vb.pp("embeddings");
         let patches = (cfg.image_size / cfg.patch_size).pow(2);
-        let conv = Conv2dConfig { stride: cfg.patch_size, ..Default::default() };
+        let conv = Conv2dConfig {
+            stride: cfg.patch_size,
+            ..Default::default()
+        };
         Ok(Self {
             class_embedding: emb.get(cfg.hidden_size, "class_embedding")?,
-            patch_embedding: conv2d_no_bias(cfg.num_channels, cfg.hidden_size, cfg.patch_size, conv, emb.pp("patch_embedding"))?,
-            position_embedding: emb.pp("position_embedding").get((patches + 1, cfg.hidden_size), "weight")?,
+            patch_embedding: conv2d_no_bias(
+                cfg.num_channels,
+                cfg.hidden_size,
+                cfg.patch_size,
+                conv,
+                emb.pp("patch_embedding"),
+            )?,
+            position_embedding: emb
+                .pp("position_embedding")
+                .get((patches + 1, cfg.hidden_size), "weight")?,
             pre_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
-            layers: encoder(vb.pp("encoder"), cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.hidden_act, cfg.layer_norm_eps)?,
+            layers: encoder(
+                vb.pp("encoder"),
+                cfg.num_hidden_layers,
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                cfg.num_attention_heads,
+                cfg.hidden_act,
+                cfg.layer_norm_eps,
+            )?,
             post_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
             projection: linear_no_bias(cfg.hidden_size, projection_dim, projection_vb)?,
         })
@@ -369,9 +461,16 @@ impl VisionTower {
     /// Projected (not normalised) features for pixels shaped `(batch, 3, size, size)`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let batch = pixels.dim(0)?;
-        let patches = self.patch_embedding.forward(pixels)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
         let hidden = self.class_embedding.dim(0)?;
-        let class = self.class_embedding.reshape((1, 1, hidden))?.broadcast_as((batch, 1, hidden))?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, hidden))?
+            .broadcast_as((batch, 1, hidden))?;
         let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
         let mut xs = self.pre_ln.forward(&xs)?;
         for layer in &self.layers {
@@ -396,18 +495,36 @@ pub struct ClipModel {
 impl ClipModel {
     /// Builds the model from weights named as in Hugging Face `CLIPModel`.
     pub fn new(vb: VarBuilder, cfg: &ClipConfig) -> Result<Self> {
-        let text = TextTower::new(vb.pp("text_model"), &cfg.text_config, cfg.projection_dim, vb.pp("text_projection"))?;
-        let vision = VisionTower::new(vb.pp("vision_model"), &cfg.vision_config, cfg.projection_dim, vb.pp("visual_projection"))?;
+        let text = TextTower::new(
+            vb.pp("text_model"),
+            &cfg.text_config,
+            cfg.projection_dim,
+            vb.pp("text_projection"),
+        )?;
+        let vision = VisionTower::new(
+            vb.pp("vision_model"),
+            &cfg.vision_config,
+            cfg.projection_dim,
+            vb.pp("visual_projection"),
+        )?;
         let logit_scale = match vb.get((), "logit_scale") {
             Ok(t) => t.to_dtype(DType::F32)?.to_scalar::<f32>()?.exp(),
             Err(_) => 1.0,
         };
-        Ok(Self { text, vision, logit_scale })
+        Ok(Self {
+            text,
+            vision,
+            logit_scale,
+        })
     }
 }
 
 /// Divides each row by its L2 norm.
 pub fn l2_normalise(xs: &Tensor) -> Result<Tensor> {
-    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     xs.broadcast_div(&norm)
 }

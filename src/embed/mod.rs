@@ -101,12 +101,18 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("identity", &self.identity).field("device", &self.device).finish()
+        f.debug_struct("Embedder")
+            .field("identity", &self.identity)
+            .field("device", &self.device)
+            .finish()
     }
 }
 
 fn model_error(path: &str, message: impl Into<String>) -> EmbedError {
-    EmbedError::Model { path: path.to_string(), message: message.into() }
+    EmbedError::Model {
+        path: path.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Resolves a configured model to a local folder. Hub ids need a local copy on machines
@@ -116,12 +122,19 @@ pub fn resolve_model_folder(spec: &str) -> Result<PathBuf, EmbedError> {
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let looks_like_hub_id = !spec.starts_with('/') && !spec.starts_with('.') && spec.split('/').count() == 2;
+    let looks_like_hub_id =
+        !spec.starts_with('/') && !spec.starts_with('.') && spec.split('/').count() == 2;
     if looks_like_hub_id {
         let cache = std::env::var_os("HF_HOME")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
-            .map(|h| h.join("hub").join(format!("models--{}", spec.replace('/', "--"))).join("snapshots"));
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface"))
+            })
+            .map(|h| {
+                h.join("hub")
+                    .join(format!("models--{}", spec.replace('/', "--")))
+                    .join("snapshots")
+            });
         if let Some(snapshots) = cache {
             if let Ok(entries) = std::fs::read_dir(&snapshots) {
                 for e in entries.flatten() {
@@ -144,14 +157,18 @@ impl Embedder {
     pub fn load(spec: &str, device: DeviceChoice) -> Result<Self, EmbedError> {
         let folder = resolve_model_folder(spec)?;
         let read = |name: &str| {
-            std::fs::read_to_string(folder.join(name)).map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))
+            std::fs::read_to_string(folder.join(name))
+                .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))
         };
-        let config: clip::ClipConfig =
-            serde_json::from_str(&read("config.json")?).map_err(|e| model_error(spec, format!("config.json: {e}")))?;
-        config.validate().map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        let config: clip::ClipConfig = serde_json::from_str(&read("config.json")?)
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
         let image_size = config.vision_config.image_size;
         let geometry = match read("preprocessor_config.json") {
-            Ok(text) => PixelGeometry::from_preprocessor_json(&text, image_size).map_err(|e| model_error(spec, e))?,
+            Ok(text) => PixelGeometry::from_preprocessor_json(&text, image_size)
+                .map_err(|e| model_error(spec, e))?,
             Err(_) => PixelGeometry::clip_default(image_size),
         };
         let mut tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
@@ -166,13 +183,26 @@ impl Embedder {
         let device = device.open().map_err(|e| model_error(spec, e))?;
         let dtype = DType::F32;
         let weights = folder.join("model.safetensors");
-        let digest = file_digest(&weights).map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
+        let digest = file_digest(&weights)
+            .map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
         // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
             .map_err(|e| model_error(spec, format!("model.safetensors: {e}")))?;
-        let model = clip::ClipModel::new(vb, &config).map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
-        let identity = ModelIdentity { id: spec.to_string(), dim: config.projection_dim, digest };
-        Ok(Self { model, tokenizer, device, dtype, geometry, identity })
+        let model = clip::ClipModel::new(vb, &config)
+            .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
+        let identity = ModelIdentity {
+            id: spec.to_string(),
+            dim: config.projection_dim,
+            digest,
+        };
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dtype,
+            geometry,
+            identity,
+        })
     }
 
     /// The model's identity for the store.
@@ -201,7 +231,10 @@ impl Embedder {
 
     /// Token ids for one text, truncated to the model's length with the end token kept.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| EmbedError::Input(format!("cannot tokenize: {e}")))?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| EmbedError::Input(format!("cannot tokenize: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
         let max = self.model.text.max_len();
         if ids.len() > max {
@@ -242,9 +275,14 @@ impl Embedder {
         }
         let c = self.geometry.crop;
         if pixels.len() != count * 3 * c * c {
-            return Err(EmbedError::Input(format!("expected {} pixel values, got {}", count * 3 * c * c, pixels.len())));
+            return Err(EmbedError::Input(format!(
+                "expected {} pixel values, got {}",
+                count * 3 * c * c,
+                pixels.len()
+            )));
         }
-        let input = Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
+        let input =
+            Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
         let features = self.model.vision.forward(&input)?;
         rows(&clip::l2_normalise(&features)?)
     }
@@ -252,7 +290,9 @@ impl Embedder {
     /// Embeds one still image given as PNG or JPEG bytes.
     pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
         let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
-        self.geometry.preprocess_image_bytes(bytes, &mut pixels).map_err(EmbedError::Input)?;
+        self.geometry
+            .preprocess_image_bytes(bytes, &mut pixels)
+            .map_err(EmbedError::Input)?;
         Ok(self.embed_pixels(&pixels, 1)?.remove(0))
     }
 }
@@ -284,7 +324,10 @@ mod tests {
     fn device_choice_parses() {
         assert_eq!(DeviceChoice::parse("auto").unwrap(), DeviceChoice::Auto);
         assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
-        assert_eq!(DeviceChoice::parse("cuda:1").unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            DeviceChoice::parse("cuda:1").unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!(DeviceChoice::parse("cuda:x").is_err());
         assert!(DeviceChoice::parse("gpu").is_err());
     }
@@ -298,9 +341,13 @@ mod tests {
 
     #[test]
     fn a_missing_model_folder_says_what_to_do() {
-        let e = resolve_model_folder("/nonexistent/model").unwrap_err().to_string();
+        let e = resolve_model_folder("/nonexistent/model")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("config.json"), "{e}");
-        let e = resolve_model_folder("someorg/some-model-that-is-not-cached").unwrap_err().to_string();
+        let e = resolve_model_folder("someorg/some-model-that-is-not-cached")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hub id"), "{e}");
     }
 }

@@ -44,18 +44,30 @@ impl PixelGeometry {
             image_mean: Option<[f32; 3]>,
             image_std: Option<[f32; 3]>,
         }
-        let raw: Raw = serde_json::from_str(text).map_err(|e| format!("preprocessor_config.json: {e}"))?;
+        let raw: Raw =
+            serde_json::from_str(text).map_err(|e| format!("preprocessor_config.json: {e}"))?;
         let mut g = Self::clip_default(image_size);
         match raw.size {
             Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.shortest_edge = n,
-            Some(Size::HeightWidth { height, width }) if height == width => g.shortest_edge = height,
-            Some(Size::HeightWidth { .. }) => return Err("preprocessor_config.json: size with height != width is not supported".into()),
+            Some(Size::HeightWidth { height, width }) if height == width => {
+                g.shortest_edge = height
+            }
+            Some(Size::HeightWidth { .. }) => {
+                return Err(
+                    "preprocessor_config.json: size with height != width is not supported".into(),
+                )
+            }
             None => {}
         }
         match raw.crop_size {
             Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.crop = n,
             Some(Size::HeightWidth { height, width }) if height == width => g.crop = height,
-            Some(Size::HeightWidth { .. }) => return Err("preprocessor_config.json: crop_size with height != width is not supported".into()),
+            Some(Size::HeightWidth { .. }) => {
+                return Err(
+                    "preprocessor_config.json: crop_size with height != width is not supported"
+                        .into(),
+                )
+            }
             None => {}
         }
         if let Some(m) = raw.image_mean {
@@ -68,7 +80,10 @@ impl PixelGeometry {
             return Err(format!("preprocessor_config.json: crop_size {} differs from the model's vision_config.image_size {image_size}", g.crop));
         }
         if g.shortest_edge < g.crop {
-            return Err(format!("preprocessor_config.json: size.shortest_edge {} is smaller than crop_size {}", g.shortest_edge, g.crop));
+            return Err(format!(
+                "preprocessor_config.json: size.shortest_edge {} is smaller than crop_size {}",
+                g.shortest_edge, g.crop
+            ));
         }
         Ok(g)
     }
@@ -78,9 +93,15 @@ impl PixelGeometry {
     pub fn resized_dims(&self, width: usize, height: usize) -> (usize, usize) {
         let s = self.shortest_edge;
         if width <= height {
-            (s, ((s as f64 * height as f64 / width.max(1) as f64) as usize).max(s))
+            (
+                s,
+                ((s as f64 * height as f64 / width.max(1) as f64) as usize).max(s),
+            )
         } else {
-            (((s as f64 * width as f64 / height.max(1) as f64) as usize).max(s), s)
+            (
+                ((s as f64 * width as f64 / height.max(1) as f64) as usize).max(s),
+                s,
+            )
         }
     }
 
@@ -91,7 +112,14 @@ impl PixelGeometry {
 
     /// Centre-crops an already resized RGB24 image (`stride` bytes per row) and appends the
     /// normalised channels-first values to `out`.
-    pub fn crop_normalise_rgb24(&self, rgb: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<f32>) {
+    pub fn crop_normalise_rgb24(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        out: &mut Vec<f32>,
+    ) {
         let c = self.crop;
         let top = height.saturating_sub(c) / 2;
         let left = width.saturating_sub(c) / 2;
@@ -99,8 +127,16 @@ impl PixelGeometry {
         out.resize(start + 3 * c * c, 0.0);
         let (r_plane, rest) = out[start..].split_at_mut(c * c);
         let (g_plane, b_plane) = rest.split_at_mut(c * c);
-        let scale: [f32; 3] = [1.0 / (255.0 * self.std[0]), 1.0 / (255.0 * self.std[1]), 1.0 / (255.0 * self.std[2])];
-        let offset: [f32; 3] = [self.mean[0] / self.std[0], self.mean[1] / self.std[1], self.mean[2] / self.std[2]];
+        let scale: [f32; 3] = [
+            1.0 / (255.0 * self.std[0]),
+            1.0 / (255.0 * self.std[1]),
+            1.0 / (255.0 * self.std[2]),
+        ];
+        let offset: [f32; 3] = [
+            self.mean[0] / self.std[0],
+            self.mean[1] / self.std[1],
+            self.mean[2] / self.std[2],
+        ];
         for y in 0..c.min(height) {
             let row = &rgb[(top + y) * stride + left * 3..];
             for x in 0..c.min(width) {
@@ -115,14 +151,20 @@ impl PixelGeometry {
 
     /// Decodes a still image (PNG or JPEG bytes) and preprocesses it, appending to `out`.
     pub fn preprocess_image_bytes(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
-        let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+        let img =
+            image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         if w == 0 || h == 0 {
             return Err("image has no pixels".into());
         }
         let (rw, rh) = self.resized_dims(w, h);
-        let resized = image::imageops::resize(&rgb, rw as u32, rh as u32, image::imageops::FilterType::CatmullRom);
+        let resized = image::imageops::resize(
+            &rgb,
+            rw as u32,
+            rh as u32,
+            image::imageops::FilterType::CatmullRom,
+        );
         self.crop_normalise_rgb24(resized.as_raw(), rw, rh, rw * 3, out);
         Ok(())
     }

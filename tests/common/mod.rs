@@ -30,7 +30,10 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
-        let tmp = tempfile::Builder::new().prefix("fs-e2e-").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("fs-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap();
         std::fs::create_dir_all(tmp.path().join("footage")).unwrap();
         Self { tmp }
     }
@@ -59,7 +62,10 @@ impl TestEnv {
             ),
         )
         .unwrap();
-        let log = dir.join(format!("daemon-{}.log", Instant::now().elapsed().as_nanos() ^ rand_suffix()));
+        let log = dir.join(format!(
+            "daemon-{}.log",
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        ));
         let child = Command::new(env!("CARGO_BIN_EXE_frameseek"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -68,14 +74,23 @@ impl TestEnv {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut guard = DaemonGuard { child: Some(child), dir, socket, config, log };
+        let mut guard = DaemonGuard {
+            child: Some(child),
+            dir,
+            socket,
+            config,
+            log,
+        };
         guard.wait_ready();
         guard
     }
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 impl DaemonGuard {
@@ -103,14 +118,30 @@ impl DaemonGuard {
 
     /// Runs the CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_frameseek")).arg("--socket").arg(&self.socket).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_frameseek"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// Runs the CLI with `--json` and parses its stdout.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_frameseek")).arg("--socket").arg(&self.socket).arg("--json").args(args).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON from {args:?} ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON from {args:?} ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// SIGTERM and wait; returns the exit status code.
@@ -151,23 +182,44 @@ pub fn wait_finished(d: &DaemonGuard, sources: &[&str]) -> serde_json::Value {
     loop {
         let status = d.cli_json(&["status"]);
         let all = sources.iter().all(|s| {
-            status["sources"].as_array().unwrap().iter().any(|x| x["source"] == *s && (x["state"] == "done" || x["state"] == "failed"))
+            status["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["source"] == *s && (x["state"] == "done" || x["state"] == "failed"))
         });
         if all {
             return status;
         }
-        assert!(Instant::now() < deadline, "sources not finished: {status}\n{}", d.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "sources not finished: {status}\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// The status entry of one source.
 pub fn source_status<'a>(status: &'a serde_json::Value, source: &str) -> &'a serde_json::Value {
-    status["sources"].as_array().unwrap().iter().find(|x| x["source"] == source).unwrap_or_else(|| panic!("{source} not in {status}"))
+    status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == source)
+        .unwrap_or_else(|| panic!("{source} not in {status}"))
 }
 
 /// Runs the `ffmpeg` command, panicking with its output on failure.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-hide_banner", "-loglevel", "error", "-y"]).args(args).output().unwrap();
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
