@@ -2,7 +2,7 @@
 //! in-memory usearch index; checkpoints make the index file catch up.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
@@ -20,6 +20,61 @@ pub enum CatalogError {
     /// From the index.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The database holds fewer frames than were committed at the last checkpoint.
+    #[error("the database in {dir} holds {found} frames, but {expected} were committed at the last checkpoint: it is damaged or was rolled back. Restore the state folder from a backup, or move {dir}/db and {dir}/manifest.json aside to start empty and re-ingest")]
+    Damaged {
+        /// The state folder.
+        dir: String,
+        /// Frames recorded by the last checkpoint.
+        expected: u64,
+        /// Frames the database holds now.
+        found: u64,
+    },
+    /// The manifest could not be written.
+    #[error("cannot write {path}: {source}")]
+    Manifest {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// `state_dir/manifest.json`: what the last checkpoint committed, kept outside sled so a
+/// damaged or rolled-back database is noticed instead of silently starting empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// Frames in the database at the last checkpoint.
+    frames: u64,
+    /// True while frames are being removed (a lower count after a crash is then expected).
+    removing: bool,
+}
+
+fn read_manifest(path: &Path) -> Option<Manifest> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_manifest(path: &Path, manifest: Manifest) -> Result<(), CatalogError> {
+    let err = |source| CatalogError::Manifest {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&manifest).expect("manifest serialises"),
+    )
+    .map_err(err)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Filters applied inside the vector search.
@@ -39,6 +94,7 @@ pub struct Catalog {
     index: RwLock<VectorIndex>,
     writer: Mutex<usize>,
     checkpoint_frames: usize,
+    manifest: PathBuf,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -58,6 +114,17 @@ impl Catalog {
         checkpoint_frames: usize,
     ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
+        let manifest = state_dir.join("manifest.json");
+        if let Some(m) = read_manifest(&manifest) {
+            let found = store.frame_count() as u64;
+            if !m.removing && found < m.frames {
+                return Err(CatalogError::Damaged {
+                    dir: state_dir.display().to_string(),
+                    expected: m.frames,
+                    found,
+                });
+            }
+        }
         store.check_model(model, state_dir)?;
         let (index, outcome) =
             VectorIndex::open(&state_dir.join("index.usearch"), model.dim, &store)?;
@@ -66,6 +133,7 @@ impl Catalog {
             index: RwLock::new(index),
             writer: Mutex::new(0),
             checkpoint_frames,
+            manifest,
         };
         if matches!(outcome, OpenOutcome::Rebuilt { .. }) || !me.store.pending_keys()?.is_empty() {
             me.checkpoint()?;
@@ -115,12 +183,37 @@ impl Catalog {
         let pending = self.store.pending_keys()?;
         self.index.read().expect("index lock").checkpoint()?;
         self.store.clear_pending(&pending)?;
+        let frames = self.store.frame_count() as u64;
+        write_manifest(
+            &self.manifest,
+            Manifest {
+                frames,
+                removing: false,
+            },
+        )?;
         Ok(())
+    }
+
+    /// Marks the manifest before frames are deleted, so a crash mid-removal is not taken
+    /// for damage.
+    fn begin_removal(&self) -> Result<(), CatalogError> {
+        let frames = read_manifest(&self.manifest).map_or(0, |m| m.frames);
+        write_manifest(
+            &self.manifest,
+            Manifest {
+                frames,
+                removing: true,
+            },
+        )
     }
 
     /// Removes a source entirely. Returns the number of frames removed.
     pub fn forget(&self, source: &str) -> Result<u64, CatalogError> {
         let _w = self.writer.lock().expect("writer lock");
+        if self.store.source(source)?.is_none() {
+            return Err(StoreError::UnknownSource(source.to_string()).into());
+        }
+        self.begin_removal()?;
         let keys = self.store.forget_source(source)?;
         self.index.write().expect("index lock").remove(&keys)?;
         self.checkpoint_locked()?;
@@ -130,6 +223,7 @@ impl Catalog {
     /// Removes a source's frames but keeps its record, for a re-ingest of a changed file.
     pub fn clear_source(&self, no: u32) -> Result<(), CatalogError> {
         let _w = self.writer.lock().expect("writer lock");
+        self.begin_removal()?;
         let keys = self.store.clear_frames(no)?;
         self.index.write().expect("index lock").remove(&keys)?;
         self.checkpoint_locked()?;

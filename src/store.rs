@@ -153,6 +153,9 @@ pub struct Store {
     source_nos: sled::Tree,
     vectors: sled::Tree,
     pending: sled::Tree,
+    /// Writers hold it across their transaction and the flush that makes it durable, and
+    /// `source`/`sources`/`frame_count` read under it, so what they report is on disk.
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
@@ -190,6 +193,7 @@ impl Store {
             source_nos: db.open_tree("source_nos")?,
             vectors: db.open_tree("vectors")?,
             pending: db.open_tree("pending")?,
+            gate: Default::default(),
             db,
         })
     }
@@ -222,6 +226,7 @@ impl Store {
 
     /// Looks a source up by id.
     pub fn source(&self, source: &str) -> Result<Option<SourceRecord>, StoreError> {
+        let _durable = self.gate.read().expect("store gate");
         match self.sources.get(source.as_bytes())? {
             None => Ok(None),
             Some(b) => Ok(Some(
@@ -232,6 +237,7 @@ impl Store {
 
     /// All sources, ordered by id.
     pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        let _durable = self.gate.read().expect("store gate");
         self.sources
             .iter()
             .values()
@@ -256,6 +262,7 @@ impl Store {
 
     /// Writes a source record (creating or replacing it).
     pub fn put_source(&self, record: &SourceRecord) -> Result<(), StoreError> {
+        let _durable = self.gate.write().expect("store gate");
         let json = serde_json::to_vec(record).expect("record serialises");
         (&self.sources, &self.source_nos)
             .transaction(|(sources, nos)| {
@@ -264,6 +271,7 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<String>>(())
             })
             .map_err(tx_error)?;
+        self.db.flush()?;
         Ok(())
     }
 
@@ -313,6 +321,7 @@ impl Store {
         source: &str,
         f: impl Fn(&mut SourceRecord),
     ) -> Result<SourceRecord, StoreError> {
+        let _durable = self.gate.write().expect("store gate");
         let out = self
             .sources
             .transaction(|tx| {
@@ -328,6 +337,7 @@ impl Store {
                 Ok(rec)
             })
             .map_err(tx_error)?;
+        self.db.flush()?;
         Ok(out)
     }
 
@@ -335,6 +345,7 @@ impl Store {
     /// its pending mark, and each source's frame count and watermark. Frames already stored
     /// are skipped. Returns the keys actually added. Durable when this returns.
     pub fn commit_frames(&self, frames: &[(u64, &[f32])]) -> Result<Vec<u64>, StoreError> {
+        let _durable = self.gate.write().expect("store gate");
         let added = (
             &self.sources,
             &self.source_nos,
@@ -410,6 +421,7 @@ impl Store {
     /// Removes a source's frames but keeps its record (reset for re-ingest).
     pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
         let keys = self.source_keys(no)?;
+        let _durable = self.gate.write().expect("store gate");
         for k in &keys {
             self.vectors.remove(k.to_be_bytes())?;
             self.pending.remove(k.to_be_bytes())?;
@@ -437,6 +449,7 @@ impl Store {
 
     /// Number of stored frames.
     pub fn frame_count(&self) -> usize {
+        let _durable = self.gate.read().expect("store gate");
         self.vectors.len()
     }
 

@@ -28,7 +28,12 @@ impl Rng {
 fn stored_offsets(state: &std::path::Path, source: &str) -> (Vec<u64>, usize) {
     let store = Store::open(&state.join("db")).unwrap();
     let rec = store.source(source).unwrap().unwrap();
-    let offsets: Vec<u64> = store.source_keys(rec.no).unwrap().into_iter().map(|k| split_key(k).1).collect();
+    let offsets: Vec<u64> = store
+        .source_keys(rec.no)
+        .unwrap()
+        .into_iter()
+        .map(|k| split_key(k).1)
+        .collect();
     (offsets, store.frame_count())
 }
 
@@ -36,7 +41,12 @@ fn stored_offsets(state: &std::path::Path, source: &str) -> (Vec<u64>, usize) {
 fn sigkill_during_ingest_loses_and_duplicates_nothing() {
     let footage_env = TestEnv::new();
     let video = footage_env.dir().join("long.mp4");
-    render_scene_video(&video, &["testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc"], 15.0).unwrap();
+    render_scene_video(
+        &video,
+        &["testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc"],
+        15.0,
+    )
+    .unwrap();
 
     // Reference: one uninterrupted ingest gives the exact set of frame offsets.
     let reference_env = TestEnv::new();
@@ -50,7 +60,11 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
     let ingest_time = t0.elapsed();
     assert_eq!(d.stop(), Some(0));
     let (reference, _) = stored_offsets(&reference_env.dir().join("state"), &ref_source);
-    assert!((295..=305).contains(&reference.len()), "60 s at 0.2 s gave {}", reference.len());
+    assert!(
+        (295..=305).contains(&reference.len()),
+        "60 s at 0.2 s gave {}",
+        reference.len()
+    );
     let reference: BTreeSet<u64> = reference.into_iter().collect();
 
     let mut rng = Rng(0x5eed_f00d);
@@ -71,7 +85,10 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
         while Instant::now() < until {
             let s = d.cli_json(&["status"]);
             let src = source_status(&s, &source);
-            acked = (src["frames"].as_u64().unwrap(), src["watermark_ms"].as_u64());
+            acked = (
+                src["frames"].as_u64().unwrap(),
+                src["watermark_ms"].as_u64(),
+            );
             acked_done = src["state"] == "done";
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -85,26 +102,51 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
             let n = probes.len();
             probes = vec![probes[0], probes[n / 2], probes[n - 1]];
             for o in probes {
-                let r = d.cli_json(&["search", "x", "-k", "1", "--from", &format!("{}", o as f64 / 1000.0), "--to", &format!("{}", o as f64 / 1000.0)]);
-                assert_eq!(r["clips"][0]["best_ms"].as_u64(), Some(o), "{context}: acknowledged frame at {o} ms not searchable: {r}");
+                let r = d.cli_json(&[
+                    "search",
+                    "x",
+                    "-k",
+                    "1",
+                    "--from",
+                    &format!("{}", o as f64 / 1000.0),
+                    "--to",
+                    &format!("{}", o as f64 / 1000.0),
+                ]);
+                assert_eq!(
+                    r["clips"][0]["best_ms"].as_u64(),
+                    Some(o),
+                    "{context}: acknowledged frame at {o} ms not searchable: {r}"
+                );
             }
         }
         let status = wait_finished(&d, &[&source]);
-        assert_eq!(source_status(&status, &source)["state"], "done", "{context}");
-        // (c) Ingest resumed after the watermark instead of starting over.
+        assert_eq!(
+            source_status(&status, &source)["state"],
+            "done",
+            "{context}"
+        );
+        // (c) Ingest resumed after the watermark instead of starting over. (When the source
+        // finished between the last status poll and the kill, nothing is decoded again.)
         let log = d.log_text();
-        if acked.1.is_some() && !acked_done {
+        let decoding = log.lines().find(|l| l.contains("decoding"));
+        if let (Some(line), Some(w)) = (decoding, acked.1) {
             resumed_mid_file += 1;
-        }
-        if let (Some(w), false) = (acked.1, acked_done) {
-            let line = log.lines().find(|l| l.contains("decoding")).unwrap_or_else(|| panic!("{context}: no resume in log:\n{log}"));
             let resumed_at: u64 = line
                 .split("resume_after_ms=Some(")
                 .nth(1)
                 .and_then(|r| r.split(')').next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("{context}: did not resume from a watermark: {line}"));
-            assert!(resumed_at >= w, "{context}: resumed at {resumed_at} < acknowledged {w}");
+            assert!(
+                resumed_at >= w,
+                "{context}: resumed at {resumed_at} < acknowledged {w}"
+            );
+        }
+        if decoding.is_none() {
+            assert!(
+                acked.1.is_some() || acked_done,
+                "{context}: nothing was committed yet the source was not resumed:\n{log}"
+            );
         }
         // (d) Index and database agree.
         let stats = d.cli_json(&["stats"]);
@@ -114,9 +156,125 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
         let (offsets, total) = stored_offsets(&env.dir().join("state"), &source);
         let set: BTreeSet<u64> = offsets.iter().copied().collect();
         assert_eq!(set.len(), offsets.len(), "{context}: duplicate offsets");
-        assert_eq!(set, reference, "{context}: stored frames differ from an uninterrupted run");
+        assert_eq!(
+            set, reference,
+            "{context}: stored frames differ from an uninterrupted run"
+        );
         assert_eq!(total, reference.len(), "{context}");
-        assert_eq!(stats["frames"].as_u64().unwrap() as usize, reference.len(), "{context}");
+        assert_eq!(
+            stats["frames"].as_u64().unwrap() as usize,
+            reference.len(),
+            "{context}"
+        );
     }
     assert!(resumed_mid_file >= 5, "only {resumed_mid_file} of {TRIALS} kills landed mid-file; the test is not exercising resume");
+}
+
+#[test]
+fn a_damaged_index_file_is_rebuilt_from_the_stored_vectors() {
+    let env = TestEnv::new();
+    let v = env.footage().join("a.mp4");
+    render_scene_video(&v, &["testsrc2", "mandelbrot"], 5.0).unwrap();
+    let mut d = env.start("");
+    assert!(d
+        .cli(&["ingest", "--wait", v.to_str().unwrap()])
+        .status
+        .success());
+    let frames = d.cli_json(&["stats"])["frames"].as_u64().unwrap();
+    assert_eq!(frames, 10);
+    assert_eq!(d.stop(), Some(0));
+    let index = env.dir().join("state/index.usearch");
+    let good = std::fs::read(&index).unwrap();
+    let damages: [(&str, Option<Vec<u8>>); 3] = [
+        ("missing", None),
+        ("truncated", Some(good[..good.len() / 3].to_vec())),
+        (
+            "corrupt",
+            Some(
+                good.iter()
+                    .enumerate()
+                    .map(|(i, b)| if i > 64 { b ^ 0x5a } else { *b })
+                    .collect(),
+            ),
+        ),
+    ];
+    for (what, bytes) in damages {
+        match &bytes {
+            None => std::fs::remove_file(&index).unwrap(),
+            Some(b) => std::fs::write(&index, b).unwrap(),
+        }
+        let mut d = env.start("");
+        assert!(
+            d.log_text()
+                .contains("index rebuilt from the stored vectors"),
+            "{what}: {}",
+            d.log_text()
+        );
+        let stats = d.cli_json(&["stats"]);
+        assert_eq!(
+            (stats["frames"].as_u64(), stats["indexed"].as_u64()),
+            (Some(frames), Some(frames)),
+            "{what}: {stats}"
+        );
+        let r = d.cli_json(&["search", "x", "-k", "1", "--from", "2", "--to", "2.1"]);
+        assert_eq!(r["clips"][0]["best_ms"], 2002, "{what}: {r}");
+        assert_eq!(d.stop(), Some(0));
+    }
+}
+
+#[test]
+fn a_corrupt_database_is_reported_not_reset() {
+    let env = TestEnv::new();
+    let v = env.footage().join("a.mp4");
+    render_scene_video(&v, &["testsrc2"], 3.0).unwrap();
+    let mut d = env.start("");
+    assert!(d
+        .cli(&["ingest", "--wait", v.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(d.stop(), Some(0));
+    let db = env.dir().join("state/db/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().skip(16) {
+        *b = !*b;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    // Twice: the refusal must not depend on the first attempt leaving the files as they were.
+    for attempt in 0..2 {
+        refuse_to_start(&env, attempt);
+    }
+}
+
+fn refuse_to_start(env: &TestEnv, attempt: usize) {
+    let log = env.dir().join(format!("corrupt-{attempt}.log"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args([
+            "serve",
+            "--config",
+            env.dir().join("frameseek.toml").to_str().unwrap(),
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the daemon must not start on a corrupt database: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot open the store") && stderr.contains("damaged"),
+        "{stderr}"
+    );
 }
