@@ -62,10 +62,24 @@ impl DeviceChoice {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             Self::Auto => {
-                if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                    Device::new_cuda(0).or(Ok(Device::Cpu))
-                } else {
+                // issue 9: say which device `auto` picked and why.
+                if !cfg!(feature = "cuda") {
+                    tracing::info!("model.device = auto: this build has no CUDA, using the CPU");
                     Ok(Device::Cpu)
+                } else if !candle_core::utils::cuda_is_available() {
+                    tracing::info!("model.device = auto: CUDA unavailable, using the CPU");
+                    Ok(Device::Cpu)
+                } else {
+                    match Device::new_cuda(0) {
+                        Ok(d) => {
+                            tracing::info!("model.device = auto: using cuda:0");
+                            Ok(d)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "model.device = auto: cuda:0 did not open, using the CPU");
+                            Ok(Device::Cpu)
+                        }
+                    }
                 }
             }
             Self::Cuda(n) => {
@@ -97,6 +111,7 @@ pub struct Embedder {
     dtype: DType,
     geometry: PixelGeometry,
     identity: ModelIdentity,
+    vision_config: clip::VisionConfig,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -153,8 +168,18 @@ pub fn resolve_model_folder(spec: &str) -> Result<PathBuf, EmbedError> {
 }
 
 impl Embedder {
-    /// Loads a Hugging Face CLIP folder (or hub id with a local copy) onto `device`.
+    /// Loads a Hugging Face CLIP folder (or hub id with a local copy) onto `device`, in
+    /// f16 on a GPU and f32 on the CPU.
     pub fn load(spec: &str, device: DeviceChoice) -> Result<Self, EmbedError> {
+        Self::load_with(spec, device, Precision::Auto)
+    }
+
+    /// [`Embedder::load`] with an explicit precision (issue 9).
+    pub fn load_with(
+        spec: &str,
+        device: DeviceChoice,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
         let folder = resolve_model_folder(spec)?;
         let read = |name: &str| {
             std::fs::read_to_string(folder.join(name))
@@ -181,7 +206,7 @@ impl Embedder {
             .map_err(|e| model_error(spec, format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
         let device = device.open().map_err(|e| model_error(spec, e))?;
-        let dtype = DType::F32;
+        let dtype = precision.dtype_for(&device);
         let weights = folder.join("model.safetensors");
         let digest = file_digest(&weights)
             .map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
@@ -202,6 +227,7 @@ impl Embedder {
             dtype,
             geometry,
             identity,
+            vision_config: config.vision_config.clone(),
         })
     }
 
@@ -264,7 +290,7 @@ impl Embedder {
             seq.resize(len, pad);
         }
         let features = self.model.text.forward(&ids, &self.device)?;
-        rows(&clip::l2_normalise(&features)?)
+        rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)
     }
 
     /// L2-normalised image embeddings for `count` preprocessed images laid out back to back
@@ -273,6 +299,114 @@ impl Embedder {
         if count == 0 {
             return Ok(Vec::new());
         }
+        let input = self.upload_pixels(pixels, count)?;
+        self.embed_uploaded(&input)
+    }
+
+    /// Embeds one still image given as PNG or JPEG bytes.
+    pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
+        let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
+        self.geometry
+            .preprocess_image_bytes(bytes, &mut pixels)
+            .map_err(EmbedError::Input)?;
+        Ok(self.embed_pixels(&pixels, 1)?.remove(0))
+    }
+}
+
+// ---- issue 9 (branch `cuda`): precision, batch sizing and upload/compute split ----
+
+/// The floating-point type the model runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f16 on a GPU, f32 on the CPU.
+    Auto,
+    /// f32 everywhere.
+    F32,
+    /// f16 (slow on the CPU, but it works there: used to test the GPU's numerics).
+    F16,
+    /// bf16.
+    Bf16,
+}
+
+impl Precision {
+    /// Parses `auto`, `f32`, `f16` or `bf16`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            _ => Err("expected auto, f32, f16 or bf16".into()),
+        }
+    }
+
+    /// The dtype used on `device`.
+    pub fn dtype_for(self, device: &Device) -> DType {
+        match self {
+            Self::Auto if device.is_cuda() => DType::F16,
+            Self::Auto | Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// Frames per forward pass when `model.batch_size = 0` (auto) on the CPU.
+pub const CPU_AUTO_BATCH: usize = 32;
+/// The largest automatic batch on a GPU; beyond it throughput no longer grows.
+pub const GPU_AUTO_BATCH_MAX: usize = 256;
+/// Activation memory the automatic GPU batch may use (fits any card with 8 GB beside the
+/// weights of a ViT-L/14).
+pub const GPU_AUTO_BATCH_BYTES: usize = 4 << 30;
+
+/// Rough peak activation bytes of one image in the vision tower: the residual stream and
+/// its copies, the MLP's hidden layer and one head-batched attention matrix, at `elem` bytes.
+pub fn activation_bytes_per_image(vision: &clip::VisionConfig, elem: usize) -> usize {
+    let tokens = (vision.image_size / vision.patch_size).pow(2) + 1;
+    let residual = tokens * vision.hidden_size * 6;
+    let mlp = tokens * vision.intermediate_size * 2;
+    let attention = vision.num_attention_heads * tokens * tokens * 2;
+    (residual + mlp + attention) * elem
+}
+
+/// The automatic batch: [`CPU_AUTO_BATCH`] on the CPU; on a GPU the largest power of two up
+/// to [`GPU_AUTO_BATCH_MAX`] whose estimated activations fit [`GPU_AUTO_BATCH_BYTES`].
+pub fn auto_batch_size(vision: &clip::VisionConfig, device: &Device, dtype: DType) -> usize {
+    if !device.is_cuda() {
+        return CPU_AUTO_BATCH;
+    }
+    let per_image = activation_bytes_per_image(vision, dtype.size_in_bytes()).max(1);
+    let mut batch = GPU_AUTO_BATCH_MAX;
+    while batch > 1 && batch * per_image > GPU_AUTO_BATCH_BYTES {
+        batch /= 2;
+    }
+    batch
+}
+
+impl Embedder {
+    /// The dtype the model runs in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// `configured` frames per batch, or the automatic choice when it is 0.
+    pub fn batch_size(&self, configured: usize) -> usize {
+        if configured > 0 {
+            configured
+        } else {
+            auto_batch_size(&self.vision_config, &self.device, self.dtype)
+        }
+    }
+
+    /// Copies `count` preprocessed images to the device in the model's dtype. On a GPU this
+    /// waits for the copy (on the calling thread's stream), so the tensor can be handed to
+    /// another thread: one thread can upload batch N+1 while another computes batch N.
+    pub fn upload_pixels(&self, pixels: &[f32], count: usize) -> Result<Tensor, EmbedError> {
         let c = self.geometry.crop;
         if pixels.len() != count * 3 * c * c {
             return Err(EmbedError::Input(format!(
@@ -283,17 +417,68 @@ impl Embedder {
         }
         let input =
             Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
-        let features = self.model.vision.forward(&input)?;
-        rows(&clip::l2_normalise(&features)?)
+        if self.device.is_cuda() {
+            self.device.synchronize()?;
+        }
+        Ok(input)
     }
 
-    /// Embeds one still image given as PNG or JPEG bytes.
-    pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
-        let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
-        self.geometry
-            .preprocess_image_bytes(bytes, &mut pixels)
-            .map_err(EmbedError::Input)?;
-        Ok(self.embed_pixels(&pixels, 1)?.remove(0))
+    /// L2-normalised embeddings of images already on the device ([`Embedder::upload_pixels`]).
+    pub fn embed_uploaded(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if input.dim(0)? == 0 {
+            return Ok(Vec::new());
+        }
+        let features = self.model.vision.forward(input)?;
+        rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)
+    }
+
+    /// A vision-only embedder with random weights for throughput measurements (no tokenizer
+    /// use: text calls fail). `config_json` is a Hugging Face CLIP `config.json`.
+    pub fn random(
+        config_json: &str,
+        device: DeviceChoice,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        let spec = "random";
+        let config: clip::ClipConfig = serde_json::from_str(config_json)
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        let device = device.open().map_err(|e| model_error(spec, e))?;
+        let dtype = precision.dtype_for(&device);
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, dtype, &device);
+        let model = clip::ClipModel::new(vb, &config)?;
+        // Small random weights everywhere except layer-norm scales (1): realistic magnitudes,
+        // no overflow in f16. The tensors are shared with `model`, so setting them in place
+        // changes the model.
+        for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
+            let shape = var.shape().clone();
+            let value = if shape.rank() == 1 && name.ends_with("weight") {
+                Tensor::ones(shape, dtype, &device)?
+            } else {
+                Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?
+                    .to_device(&device)?
+                    .to_dtype(dtype)?
+            };
+            var.set(&value)?;
+        }
+        let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
+        let image_size = config.vision_config.image_size;
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dtype,
+            geometry: PixelGeometry::clip_default(image_size),
+            identity: ModelIdentity {
+                id: spec.into(),
+                dim: config.projection_dim,
+                digest: String::new(),
+            },
+            vision_config: config.vision_config.clone(),
+        })
     }
 }
 
