@@ -22,7 +22,7 @@ FROM_MACHINE = re.compile(
     r"libstdc\+\+|libcuda\.so|libcublas|libcublasLt|libcurand|libnvrtc|libcudart)")
 KEEP = re.compile(
     r"^lib(avcodec|avformat|avutil|avdevice|avfilter|swscale|swresample|postproc|dav1d|"
-    r"va|va-drm|va-x11|vdpau|drm|OpenCL|z|bz2|lzma|zstd|numa)\.so")
+    r"va|va-drm|va-x11|vdpau|drm|OpenCL|z|bz2|lzma|zstd|numa|gme)\.so")
 
 
 def run(*cmd):

@@ -4,8 +4,9 @@
 # system CUDA. Prints the environment to use it; evaluate the output:
 #
 #   eval "$(bash tools/cuda-toolkit.sh)"            # 13.4.x, enough for `cargo check`
-#   eval "$(bash tools/cuda-toolkit.sh --link)"     # adds cuBLAS, cuRAND, NVRTC and a
-#                                                   # libcuda stub, for a linked binary
+#   eval "$(bash tools/cuda-toolkit.sh --link)"     # adds link-time stand-ins for libcuda,
+#                                                   # cuBLAS(Lt), cuRAND and NVRTC
+#                                                   # (tools/cuda-stub.sh), to link a binary
 #
 # CUDA_WHEELS (default 13.4) picks the minor series. cudarc 0.19 accepts 11.4 to 13.4 and
 # refuses 13.5 ("Unsupported cuda toolkit version"); the cu12 nvcc wheels hold no nvcc, so

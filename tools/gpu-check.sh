@@ -106,17 +106,19 @@ done
 # --- b. throughput, random ViT-B/32 and ViT-L/14 ------------------------------------------
 say ""
 say "## b. image-embedding throughput ($device, images/s; targets on one H100 in f16: ViT-B/32 >= 5000, ViT-L/14 >= 800)"
-if [ "$mode" = gpu ] && [ "$quick" -eq 0 ]; then
-    batches=32,64,128,256; iters_b=20; iters_l=8
+if [ "$mode" = cpu ]; then
+    batches=1; iters_b=1; iters_l=1; warmup=0
+elif [ "$quick" -eq 1 ]; then
+    batches=64,256; iters_b=5; iters_l=3; warmup=1
 else
-    batches=2,4; iters_b=1; iters_l=1
+    batches=32,64,128,256; iters_b=20; iters_l=8; warmup=2
 fi
 for arch in vit-b32 vit-l14; do
     iters=$iters_b
     [ "$arch" = vit-l14 ] && iters=$iters_l
     for dtype in auto; do
         if timeout 240 "$bin" --json bench-embed --arch "$arch" --device "$device" --dtype "$dtype" \
-            --batch "$batches" --iters "$iters" --warmup 2 > "$work/bench-$arch.jsonl" 2> "$work/bench-$arch.log"; then
+            --batch "$batches" --iters "$iters" --warmup "$warmup" > "$work/bench-$arch.jsonl" 2> "$work/bench-$arch.log"; then
             while read -r line; do
                 say "throughput $line"
             done < "$work/bench-$arch.jsonl"
