@@ -220,6 +220,9 @@ impl Embedder {
             dim: config.projection_dim,
             digest,
         };
+        // issue 9: candle's CUDA device uses per-thread streams; the weights must have landed
+        // before another thread (ingest, queries) computes with them.
+        device.synchronize()?;
         Ok(Self {
             model,
             tokenizer,
@@ -464,6 +467,7 @@ impl Embedder {
             };
             var.set(&value)?;
         }
+        device.synchronize()?;
         let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
         let image_size = config.vision_config.image_size;
         Ok(Self {
