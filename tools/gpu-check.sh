@@ -55,7 +55,8 @@ if [ "$mode" = gpu ]; then
             done
         done
     done
-    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/local/cuda/lib64 \
+        /usr/local/cuda/targets/x86_64-linux/lib; do
         [ -d "$d" ] && libpath="$libpath:$d"
     done
 fi
@@ -66,13 +67,15 @@ LD_LIBRARY_PATH="$libpath\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$work/pa
 WRAP
 chmod +x "$work/frameseek"
 bin="$work/frameseek"
-missing=$(LD_TRACE_LOADED_OBJECTS=1 LD_LIBRARY_PATH="$libpath" "$work/payload/frameseek" 2>&1 | grep "not found" | awk '{print $1}' | tr '\n' ' ')
+missing=$(LD_TRACE_LOADED_OBJECTS=1 LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work/payload/frameseek" 2>&1 | grep "not found" | awk '{print $1}' | tr '\n' ' ')
 if [ -n "$missing" ]; then
     step_fail "libraries not found: $missing"
 fi
 say "machine: $(nproc) cores, $(uname -r)"
 if [ "$mode" = gpu ]; then
     say "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+    # NVDEC needs the driver's libnvcuvid; without it FFmpeg's CUDA hwaccel refuses streams.
+    say "nvdec library: $( (ldconfig -p 2>/dev/null | grep -m1 -o '/[^ ]*libnvcuvid.so.1') || find /usr/local/nvidia /usr/lib/x86_64-linux-gnu -name 'libnvcuvid.so.1' 2>/dev/null | head -1 || true)"
     device=cuda:0
 else
     device=cpu
