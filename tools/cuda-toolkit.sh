@@ -47,6 +47,17 @@ case "$series" in
               nvidia-cuda-runtime~="$series".0 nvidia-cuda-cccl~="$series".0) ;;
 esac
 
+# A fresh Debian has python3 without pip: install it (CI runs as root).
+if ! "$python" -m pip --version > /dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get > /dev/null; then
+        echo "cuda-toolkit: installing python3-pip" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip >&2
+    else
+        echo "cuda-toolkit: $python has no pip; install python3-pip" >&2
+        exit 1
+    fi
+fi
+
 stamp="$dir/.installed"
 want="${specs[*]}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
