@@ -461,9 +461,7 @@ impl Embedder {
             let value = if shape.rank() == 1 && name.ends_with("weight") {
                 Tensor::ones(shape, dtype, &device)?
             } else {
-                Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?
-                    .to_device(&device)?
-                    .to_dtype(dtype)?
+                Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(dtype)?
             };
             var.set(&value)?;
         }
