@@ -51,6 +51,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// Folders the daemon may read footage from.
     pub footage_roots: Vec<PathBuf>,
+    /// Group owning the socket; empty for the daemon's own group.
+    pub socket_group: String,
     /// Connections served at once.
     pub max_connections: usize,
     /// Longest accepted request line in bytes.

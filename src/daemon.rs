@@ -32,6 +32,7 @@ pub struct Daemon {
     roots: Vec<PathBuf>,
     started: Instant,
     searches: AtomicU64,
+    search_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -92,6 +93,7 @@ impl Daemon {
             roots,
             started: Instant::now(),
             searches: AtomicU64::new(0),
+            search_ms: Default::default(),
         };
         daemon.resume_unfinished()?;
         Ok(daemon)
@@ -138,6 +140,7 @@ impl Daemon {
     }
 
     fn search(&self, r: SearchRequest) -> Result<SearchReply, ErrorBody> {
+        let started = Instant::now();
         let k = r.k.unwrap_or(10);
         if k == 0 || k > MAX_K {
             return Err(err(
@@ -201,6 +204,11 @@ impl Daemon {
             .search(&query, k, &filter, gap_ms)
             .map_err(Self::internal)?;
         self.searches.fetch_add(1, Ordering::Relaxed);
+        let mut window = self.search_ms.lock().expect("latency lock");
+        if window.len() == 1024 {
+            window.pop_front();
+        }
+        window.push_back(started.elapsed().as_secs_f64() * 1000.0);
         Ok(SearchReply { clips })
     }
 
@@ -393,6 +401,30 @@ impl Daemon {
     }
 
     fn stats(&self) -> Result<StatsReply, ErrorBody> {
+        let mut latencies: Vec<f64> = self
+            .search_ms
+            .lock()
+            .expect("latency lock")
+            .iter()
+            .copied()
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let recent = Instant::now() - std::time::Duration::from_secs(60);
+        let mut ingest_rates: Vec<IngestRate> = self
+            .ingest
+            .counters()
+            .rates
+            .lock()
+            .expect("rates lock")
+            .iter()
+            .filter(|(_, r)| r.last >= recent)
+            .map(|(source, r)| IngestRate {
+                source: source.clone(),
+                frames: r.frames,
+                frames_per_s: r.frames_per_second(),
+            })
+            .collect();
+        ingest_rates.sort_by(|a, b| a.source.cmp(&b.source));
         let c = self.ingest.counters();
         let batches = c.batches.load(Ordering::Relaxed);
         Ok(StatsReply {
@@ -412,6 +444,12 @@ impl Daemon {
                 c.embed_us.load(Ordering::Relaxed) as f64 / batches as f64 / 1000.0
             },
             searches: self.searches.load(Ordering::Relaxed),
+            search_ms_p50: percentile(&latencies, 0.50),
+            search_ms_p99: percentile(&latencies, 0.99),
+            index_bytes: std::fs::metadata(self.config.daemon.state_dir.join("index.usearch"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            ingest_rates,
             uptime_s: self.started.elapsed().as_secs_f64(),
         })
     }
@@ -430,6 +468,15 @@ impl Daemon {
         tracing::info!(frames = self.catalog.indexed(), "state saved");
         Ok(())
     }
+}
+
+/// The value at fraction `q` of sorted samples (nearest rank), 0 when empty.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// Video files under `dir`, recursively, sorted; hidden entries are skipped.
@@ -462,4 +509,39 @@ pub fn walk_videos(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn folders_are_walked_for_videos_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("cam1/2026")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".hidden")).unwrap();
+        for f in [
+            "cam1/a.MP4",
+            "cam1/2026/b.mkv",
+            "cam1/notes.txt",
+            ".hidden/c.mp4",
+            "d.ts",
+        ] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let found: Vec<String> = walk_videos(dir.path())
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, vec!["cam1/2026/b.mkv", "cam1/a.MP4", "d.ts"]);
+    }
 }

@@ -53,6 +53,31 @@ pub struct IngestCounters {
     pub embed_us: AtomicU64,
     /// Jobs waiting for a decode worker.
     pub queued: AtomicUsize,
+    /// Per source: frames committed since start, first and last commit time.
+    pub rates: Mutex<std::collections::HashMap<String, SourceRate>>,
+}
+
+/// Ingest progress of one source since the daemon started.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRate {
+    /// Frames committed.
+    pub frames: u64,
+    /// When the first batch of this source was committed.
+    pub first: Instant,
+    /// When the last batch was committed.
+    pub last: Instant,
+}
+
+impl SourceRate {
+    /// Frames per second between the first and the last commit (0 with a single commit).
+    pub fn frames_per_second(&self) -> f64 {
+        let secs = self.last.duration_since(self.first).as_secs_f64();
+        if secs > 0.0 {
+            self.frames as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Tuning of the pipeline.
@@ -336,6 +361,18 @@ impl EmbedWorker {
                 self.counters
                     .embed_us
                     .fetch_add(embed_us, Ordering::Relaxed);
+                let now = Instant::now();
+                let mut rates = self.counters.rates.lock().expect("rates lock");
+                for (_, source) in &batch.keys {
+                    let r = rates.entry(source.clone()).or_insert(SourceRate {
+                        frames: 0,
+                        first: now,
+                        last: now,
+                    });
+                    r.frames += 1;
+                    r.last = now;
+                }
+                drop(rates);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
             }
             Err(e) => self.fail_sources(batch, &format!("cannot store frames: {e}")),
