@@ -53,6 +53,12 @@ def parse_args():
     p.add_argument("--text-heads", type=int, default=4)
     p.add_argument("--projection-dim", type=int, default=64)
     p.add_argument("--max-minutes", type=float, default=20.0, help="stop training after this long")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="stop after this many steps (0: no limit); the schedule still spans --epochs",
+    )
     return p.parse_args()
 
 
@@ -271,17 +277,17 @@ def main():
                     flush=True,
                 )
                 running = 0.0
-            if time.time() > deadline:
+            if time.time() > deadline or step == args.max_steps:
                 break
         acc = heldout_accuracy(
             model, images_t[n_train:], scene_ids[n_train:], torch.arange(len(canon)), canon_tokens
         )
         print(f"epoch {epoch}: held-out image->caption {acc[0]:.3f}, caption->image {acc[1]:.3f}", flush=True)
-        if time.time() > deadline:
-            print("time limit reached")
+        if time.time() > deadline or step == args.max_steps:
+            print(f"stopped after {step} steps ({'time' if time.time() > deadline else 'step'} limit)")
             break
     train_seconds = time.time() - started
-    print(f"training took {train_seconds / 60:.1f} min")
+    print(f"training took {train_seconds / 60:.1f} min, {step} steps")
 
     save(model, config, args, size)
     verify(args, images_t[n_train:], scene_ids[n_train:], canon_tokens)
@@ -293,6 +299,7 @@ def save(model, config, args, size):
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if "position_ids" not in k}
     save_file(state, os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
     config.dtype = "float16"
+    config.architectures = ["CLIPModel"]
     config.save_pretrained(args.out)
     shutil.copyfile(args.tokenizer, os.path.join(args.out, "tokenizer.json"))
     if args.tokenizer_config:

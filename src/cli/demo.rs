@@ -1,5 +1,5 @@
 //! `frameseek demo`: the whole loop on the bundled model and generated footage. Renders
-//! sample videos, starts `frameseek serve` on a temporary state folder and socket, ingests,
+//! the synthetic camera world's videos ([`crate::world`]), starts `frameseek serve` on a temporary state folder and socket, ingests,
 //! answers a few queries, and stops the daemon.
 
 use std::path::{Path, PathBuf};
@@ -80,6 +80,9 @@ fn frameseek(args: &[&str]) -> Command {
     c
 }
 
+/// Runs `demo`: renders the sample world's footage, starts a daemon on it with the bundled
+/// model, ingests, shows a few queries with the ground truth beside each clip, runs
+/// `frameseek eval` on every labelled query, and stops the daemon.
 pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     let model = match &args.model {
         Some(m) => m.clone(),
