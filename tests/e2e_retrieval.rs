@@ -102,3 +102,51 @@ fn world_queries_find_the_right_clips() {
         assert!(c["start_ms"].as_u64().unwrap() >= 30_000, "{r}");
     }
 }
+
+/// The bundled model, loaded as the daemon loads it, matches rendered still scenes (never
+/// seen in training: another seed) to their captions.
+#[test]
+fn the_bundled_model_matches_still_scenes_to_their_captions() {
+    use frameseek::embed::{DeviceChoice, Embedder};
+    use frameseek::world::{render_scene, RenderJitter, SceneSpec, WorldRng};
+    use frameseek::world::{FRAME_HEIGHT, FRAME_WIDTH};
+
+    let embedder = Embedder::load(world_model().to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+    let mut rng = WorldRng::new(12_345);
+    let mut scenes: Vec<SceneSpec> = Vec::new();
+    while scenes.len() < 40 {
+        let s = SceneSpec::random(&mut rng);
+        if scenes.iter().all(|x| x.caption() != s.caption()) {
+            scenes.push(s);
+        }
+    }
+    let captions: Vec<String> = scenes.iter().map(SceneSpec::caption).collect();
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    let texts = embedder.embed_texts(&refs).unwrap();
+    let mut right = 0;
+    for (i, scene) in scenes.iter().enumerate() {
+        let jitter = RenderJitter::random(&mut rng, scene.objects.len());
+        let rgb = render_scene(scene, &jitter, FRAME_WIDTH, FRAME_HEIGHT);
+        let img = image::RgbImage::from_raw(FRAME_WIDTH as u32, FRAME_HEIGHT as u32, rgb).unwrap();
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let v = embedder.embed_image_bytes(&png).unwrap();
+        let best = texts
+            .iter()
+            .map(|t| t.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+            .0;
+        if best == i {
+            right += 1;
+        } else {
+            eprintln!("{:?} taken for {:?}", captions[best], captions[i]);
+        }
+    }
+    assert!(
+        right >= 36,
+        "{right} of 40 still scenes matched their caption"
+    );
+}
