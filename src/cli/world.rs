@@ -1,6 +1,6 @@
 //! `frameseek world`: the synthetic test world of [`crate::world`]. `dataset` writes rendered
 //! training images with captions; `footage` renders sample camera videos with ground truth
-//! and a labelled query file for `frameseek eval`; `still` renders one scene as a PNG.
+//! and a labelled query file for `frameseek eval`; `stills` renders random scenes as PNGs.
 
 use std::path::PathBuf;
 
