@@ -1,6 +1,8 @@
 //! `frameseek demo`: the whole loop on the bundled model and generated footage. Renders
-//! the synthetic camera world's videos ([`crate::world`]), starts `frameseek serve` on a temporary state folder and socket, ingests,
-//! answers a few queries, and stops the daemon.
+//! the synthetic camera world's videos ([`crate::world`]), starts `frameseek serve` on a
+//! temporary state folder and socket, ingests, answers a few queries with the ground truth
+//! beside each clip, measures every labelled query with `frameseek eval`, and stops the
+//! daemon.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
