@@ -21,3 +21,4 @@ pub mod query;
 pub mod samples;
 pub mod server;
 pub mod store;
+pub mod world;

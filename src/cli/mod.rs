@@ -2,10 +2,12 @@
 
 mod demo;
 mod embed;
+mod eval;
 mod ingest;
 mod search;
 mod serve;
 mod status;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +66,10 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Generate sample footage, start a daemon on it, ingest, query, stop.
     Demo(demo::DemoArgs),
+    /// Measure search quality on labelled queries: recall@1/5/10 and mean reciprocal rank.
+    Eval(eval::EvalArgs),
+    /// Generate the synthetic test world: training images or sample footage.
+    World(world::WorldArgs),
 }
 
 /// Parses arguments and runs the command; the binary's whole `main`.
@@ -105,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
+        Command::World(args) => world::run(&cli, args),
+        Command::Eval(args) => eval::run(&cli, args),
     }
 }
 
