@@ -86,6 +86,10 @@ pub struct SearchFilter {
     pub start_ms: Option<u64>,
     /// Highest offset in ms.
     pub end_ms: Option<u64>,
+    /// Earliest wall-clock time, ms since the epoch.
+    pub after_wall_ms: Option<i64>,
+    /// Latest wall-clock time, ms since the epoch.
+    pub before_wall_ms: Option<i64>,
 }
 
 /// The opened store and index.
@@ -261,10 +265,22 @@ impl Catalog {
         );
         let pass = |key: u64| {
             let (no, offset) = split_key(key);
-            offset >= lo
-                && offset <= hi
-                && allowed.as_ref().is_none_or(|a| a.contains(&no))
-                && sources.contains_key(&no)
+            if offset < lo || offset > hi || !allowed.as_ref().is_none_or(|a| a.contains(&no)) {
+                return false;
+            }
+            let Some(record) = sources.get(&no) else {
+                return false;
+            };
+            if filter.after_wall_ms.is_none() && filter.before_wall_ms.is_none() {
+                return true;
+            }
+            // A wall-clock filter excludes sources whose time is unknown.
+            let Some(start) = record.start_wall_ms else {
+                return false;
+            };
+            let wall = start + offset as i64;
+            filter.after_wall_ms.is_none_or(|a| wall >= a)
+                && filter.before_wall_ms.is_none_or(|b| wall <= b)
         };
         let index = self.index.read().expect("index lock");
         let total = index.len();
@@ -281,7 +297,18 @@ impl Catalog {
                 })
             });
             if clips.len() >= k || hits.len() < count || count >= total {
-                return Ok(clips.into_iter().take(k).collect());
+                let with_wall = |mut c: Clip| {
+                    if let Some(start) = sources
+                        .values()
+                        .find(|r| r.source == c.source)
+                        .and_then(|r| r.start_wall_ms)
+                    {
+                        c.start_wall = Some(crate::clock::format_utc(start + c.start_ms as i64));
+                        c.end_wall = Some(crate::clock::format_utc(start + c.end_ms as i64));
+                    }
+                    c
+                };
+                return Ok(clips.into_iter().take(k).map(with_wall).collect());
             }
             count = (count * 4).min(total);
         }

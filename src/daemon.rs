@@ -76,6 +76,8 @@ impl Daemon {
             decode_workers: config.ingest.decode_workers,
             decoder_threads: config.ingest.decoder_threads,
             batch_size: config.model.batch_size,
+            policy: config.ingest.policy(),
+            time_pattern: config.ingest.time_pattern.clone(),
         };
         let ingest = Ingest::start(settings, embedder.clone(), catalog.clone())
             .context("cannot start ingest threads")?;
@@ -197,6 +199,8 @@ impl Daemon {
             source: r.source,
             start_ms: r.start_ms,
             end_ms: r.end_ms,
+            after_wall_ms: r.after_wall_ms,
+            before_wall_ms: r.before_wall_ms,
         };
         let gap_ms = (self.config.ingest.clip_gap * 1000.0).round() as u64;
         let clips = self
@@ -367,6 +371,9 @@ impl Daemon {
                     watermark_ms: r.watermark_ms,
                     duration_ms: r.duration_ms,
                     progress,
+                    decoded: r.decoded,
+                    skipped: r.skipped,
+                    start_wall: r.start_wall_ms.map(crate::clock::format_utc),
                 }
             })
             .collect();

@@ -70,6 +70,85 @@ pub struct SampleOptions {
     pub decoder_threads: usize,
     /// The model's input geometry.
     pub geometry: PixelGeometry,
+    /// Which candidate frames are embedded.
+    pub policy: SamplingPolicy,
+}
+
+/// How frames are chosen, per source.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase", tag = "policy")]
+pub enum SamplingPolicy {
+    /// The first frame at or after every multiple of the interval.
+    #[default]
+    Interval,
+    /// Only keyframes are decoded (much cheaper), at most one per interval.
+    Keyframes,
+    /// Interval candidates, kept only when a small grey thumbnail changed by more than
+    /// `threshold` (mean absolute difference, 0 to 1) since the last kept frame, or when
+    /// `max_gap` seconds passed without one.
+    Scene {
+        /// Change needed to keep a frame.
+        threshold: f32,
+        /// Seconds after which a frame is kept anyway.
+        max_gap: f64,
+    },
+}
+
+/// Side of the grey thumbnail the scene test compares.
+const THUMB: usize = 16;
+
+/// A 16x16 grey thumbnail of an 8-bit YUV or grey frame (block means of the luma plane);
+/// `None` for other pixel formats.
+fn luma_thumbnail(frame: &ffmpeg::frame::Video) -> Option<[u8; THUMB * THUMB]> {
+    let eight_bit_luma = matches!(
+        frame.format(),
+        Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+            | Pixel::YUVJ440P
+            | Pixel::YUV411P
+            | Pixel::YUV410P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8
+    );
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    if !eight_bit_luma || w < THUMB || h < THUMB {
+        return None;
+    }
+    let stride = frame.stride(0);
+    let luma = frame.data(0);
+    let mut out = [0u8; THUMB * THUMB];
+    for ty in 0..THUMB {
+        for tx in 0..THUMB {
+            // Mean of a 4x4 grid of points inside the cell: cheap, and steady under noise.
+            let mut sum = 0u32;
+            for sy in 0..4 {
+                let y = (ty * h + (2 * sy + 1) * h / 8) / THUMB;
+                let row = &luma[y.min(h - 1) * stride..];
+                for sx in 0..4 {
+                    let x = (tx * w + (2 * sx + 1) * w / 8) / THUMB;
+                    sum += u32::from(row[x.min(w - 1)]);
+                }
+            }
+            out[ty * THUMB + tx] = (sum / 16) as u8;
+        }
+    }
+    Some(out)
+}
+
+/// Mean absolute difference of two thumbnails, 0 to 1.
+pub fn thumbnail_change(a: &[u8], b: &[u8]) -> f32 {
+    let total: u32 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u32::from(x.abs_diff(*y)))
+        .sum();
+    total as f32 / (a.len().max(1) as f32 * 255.0)
 }
 
 /// What one decode run did.
@@ -79,6 +158,8 @@ pub struct DecodeSummary {
     pub decoded: u64,
     /// Frames sampled and handed on.
     pub kept: u64,
+    /// Candidate frames the scene test found unchanged and skipped.
+    pub skipped: u64,
     /// Packets the decoder rejected (corrupt data it skipped over).
     pub bad_packets: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
@@ -96,6 +177,8 @@ pub struct SourceInfo {
     pub height: u32,
     /// Codec name.
     pub codec: String,
+    /// The container's `creation_time`, ms since the epoch, when present.
+    pub creation_time_ms: Option<i64>,
 }
 
 /// Initialises FFmpeg once and keeps its own logging quiet.
@@ -146,11 +229,22 @@ pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
     } else {
         None
     };
+    let creation_time_ms = ictx
+        .metadata()
+        .get("creation_time")
+        .and_then(crate::clock::parse_iso8601)
+        .or_else(|| {
+            stream
+                .metadata()
+                .get("creation_time")
+                .and_then(crate::clock::parse_iso8601)
+        });
     Ok(SourceInfo {
         duration_ms,
         width,
         height,
         codec,
+        creation_time_ms,
     })
 }
 
@@ -320,6 +414,10 @@ pub fn decode_samples(
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(codec_err)?;
+    if options.policy == SamplingPolicy::Keyframes {
+        decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
+    }
+    let mut last_thumb: Option<([u8; THUMB * THUMB], f64)> = None;
     let tb = f64::from(time_base.numerator()) / f64::from(time_base.denominator()).max(1.0);
     let frame_ms = if avg_rate.numerator() > 0 && avg_rate.denominator() > 0 {
         1000.0 * f64::from(avg_rate.denominator()) / f64::from(avg_rate.numerator())
@@ -360,6 +458,22 @@ pub fn decode_samples(
             }
             if !sampler.take(last_ms) {
                 continue;
+            }
+            if let SamplingPolicy::Scene { threshold, max_gap } = options.policy {
+                if let Some(thumb) = luma_thumbnail(&frame) {
+                    let keep = match &last_thumb {
+                        None => true,
+                        Some((prev, at)) => {
+                            thumbnail_change(prev, &thumb) > threshold
+                                || last_ms - at >= max_gap * 1000.0
+                        }
+                    };
+                    if !keep {
+                        summary.skipped += 1;
+                        continue;
+                    }
+                    last_thumb = Some((thumb, last_ms));
+                }
             }
             let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
             converter
@@ -450,6 +564,12 @@ mod tests {
             sample_times(1.0, &frames, None),
             vec![0.0, 1000.0, 5500.0, 6000.0, 7000.0]
         );
+    }
+
+    #[test]
+    fn thumbnail_change_is_a_mean_absolute_difference() {
+        assert_eq!(thumbnail_change(&[0, 0], &[0, 0]), 0.0);
+        assert!((thumbnail_change(&[0, 255], &[255, 255]) - 0.5).abs() < 1e-6);
     }
 
     #[test]

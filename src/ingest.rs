@@ -89,6 +89,10 @@ pub struct IngestSettings {
     pub decoder_threads: usize,
     /// Frames per embed batch.
     pub batch_size: usize,
+    /// Which frames are embedded.
+    pub policy: crate::decode::SamplingPolicy,
+    /// Pattern finding a file's wall-clock time in its path.
+    pub time_pattern: String,
 }
 
 /// The running pipeline.
@@ -129,6 +133,8 @@ impl Ingest {
                 counters: counters.clone(),
                 geometry: embedder.geometry().clone(),
                 decoder_threads: settings.decoder_threads,
+                policy: settings.policy,
+                time_pattern: settings.time_pattern.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -190,6 +196,29 @@ impl Ingest {
     }
 }
 
+/// Wall-clock time of a file's offset 0: from its path (`time_pattern`), else the
+/// container's `creation_time`, else its modification time minus its duration.
+pub fn wall_clock_start(
+    path: &std::path::Path,
+    time_pattern: &str,
+    info: Option<&decode::SourceInfo>,
+) -> Option<i64> {
+    if let Some(t) = crate::clock::time_from_path(time_pattern, &path.to_string_lossy()) {
+        return Some(t);
+    }
+    if let Some(t) = info.and_then(|i| i.creation_time_ms) {
+        return Some(t);
+    }
+    let mtime = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let duration = info.and_then(|i| i.duration_ms).unwrap_or(0);
+    Some(mtime.as_millis() as i64 - duration as i64)
+}
+
 struct DecodeWorker {
     jobs: Arc<Mutex<Receiver<Job>>>,
     items: SyncSender<Item>,
@@ -198,6 +227,8 @@ struct DecodeWorker {
     counters: Arc<IngestCounters>,
     geometry: crate::embed::PixelGeometry,
     decoder_threads: usize,
+    policy: crate::decode::SamplingPolicy,
+    time_pattern: String,
 }
 
 impl DecodeWorker {
@@ -231,11 +262,16 @@ impl DecodeWorker {
     }
 
     fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
-        let duration = decode::probe(&job.path).ok().and_then(|i| i.duration_ms);
+        let info = decode::probe(&job.path).ok();
+        let duration = info.as_ref().and_then(|i| i.duration_ms);
+        let wall = wall_clock_start(&job.path, &self.time_pattern, info.as_ref());
         if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
             r.state = SourceState::Ingesting;
             if duration.is_some() {
                 r.duration_ms = duration;
+            }
+            if r.start_wall_ms.is_none() {
+                r.start_wall_ms = wall;
             }
         }) {
             tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
@@ -246,6 +282,7 @@ impl DecodeWorker {
             resume_after_ms: job.resume_after_ms,
             decoder_threads: self.decoder_threads,
             geometry: self.geometry.clone(),
+            policy: self.policy,
         };
         let items = &self.items;
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -402,6 +439,8 @@ impl EmbedWorker {
             }
             match &result {
                 Ok(summary) => {
+                    r.decoded += summary.decoded;
+                    r.skipped += summary.skipped;
                     r.state = SourceState::Done;
                     r.error = (summary.bad_packets > 0)
                         .then(|| format!("{} corrupt packets skipped", summary.bad_packets));

@@ -99,6 +99,12 @@ pub struct SearchRequest {
     /// Only frames at or before this offset (ms) within their file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_ms: Option<u64>,
+    /// Only frames recorded at or after this wall-clock time (ms since the epoch, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_wall_ms: Option<i64>,
+    /// Only frames recorded at or before this wall-clock time (ms since the epoch, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_wall_ms: Option<i64>,
 }
 
 /// `ingest`: files or folders to index.
@@ -238,6 +244,12 @@ pub struct Clip {
     pub best_ms: u64,
     /// Cosine similarity of the best frame.
     pub score: f32,
+    /// Wall-clock time of `start_ms` (UTC, RFC 3339), when the source's time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_wall: Option<String>,
+    /// Wall-clock time of `end_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_wall: Option<String>,
 }
 
 /// Reply to `search`.
@@ -294,6 +306,15 @@ pub struct SourceStatus {
     pub duration_ms: Option<u64>,
     /// Fraction done, 0 to 1, when the duration is known.
     pub progress: Option<f64>,
+    /// Frames decoded.
+    #[serde(default)]
+    pub decoded: u64,
+    /// Candidate frames the scene test skipped as unchanged.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Wall-clock time of the file's start (UTC, RFC 3339), when known.
+    #[serde(default)]
+    pub start_wall: Option<String>,
 }
 
 /// Reply to `status`.

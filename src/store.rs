@@ -142,6 +142,15 @@ pub struct SourceRecord {
     pub interval: f64,
     /// Why ingest failed, or a warning about skipped data.
     pub error: Option<String>,
+    /// Wall-clock time of offset 0, ms since the epoch, when known.
+    #[serde(default)]
+    pub start_wall_ms: Option<i64>,
+    /// Frames decoded so far.
+    #[serde(default)]
+    pub decoded: u64,
+    /// Candidate frames the scene test skipped.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// The opened database.
@@ -294,6 +303,9 @@ impl Store {
             duration_ms,
             interval,
             error: None,
+            start_wall_ms: None,
+            decoded: 0,
+            skipped: 0,
         };
         self.put_source(&record)?;
         Ok(record)

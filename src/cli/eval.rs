@@ -197,6 +197,7 @@ pub fn search_request(q: &LabelledQuery, base: &Path, k: usize) -> anyhow::Resul
         source,
         start_ms: q.from_s.map(seconds_to_ms),
         end_ms: q.to_s.map(seconds_to_ms),
+        ..Default::default()
     })
 }
 
@@ -304,6 +305,8 @@ mod tests {
             end_ms,
             best_ms: start_ms,
             score: 0.5,
+            start_wall: None,
+            end_wall: None,
         }
     }
 
