@@ -1,0 +1,63 @@
+//! CPU throughput of the CLIP image tower: `cargo run --release --example clip_bench --
+//! MODEL_DIR [BATCH…]`. Prints images per second for each batch size, timed over several
+//! batches after a warm-up. `RAYON_NUM_THREADS` sets the thread count; `CLIP_BENCH_SECONDS`
+//! the minimum time per batch size (default 10); `CLIP_BENCH_PRECISION` = `f32` or `int8`.
+
+use std::time::{Duration, Instant};
+
+use frameseek::embed::{DeviceChoice, Embedder, Precision};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let model = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: clip_bench MODEL_DIR [BATCH…]"))?;
+    let mut batches: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+    if batches.is_empty() {
+        batches = vec![1, 8, 32];
+    }
+    let seconds: f64 = std::env::var("CLIP_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let precision = match std::env::var("CLIP_BENCH_PRECISION").as_deref() {
+        Ok("int8") => Precision::Int8,
+        _ => Precision::F32,
+    };
+    let embedder = Embedder::load_with(&model, DeviceChoice::Cpu, precision)?;
+    let per_image = embedder.geometry().values_per_image();
+    let threads = rayon_threads();
+    for &batch in &batches {
+        // Deterministic, image-like values in the normalised range.
+        let pixels: Vec<f32> = (0..batch * per_image)
+            .map(|i| ((i * 2_654_435_761usize % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        embedder.embed_pixels(&pixels, batch)?;
+        let start = Instant::now();
+        let mut images = 0usize;
+        let mut runs = 0usize;
+        while start.elapsed() < Duration::from_secs_f64(seconds) || runs < 2 {
+            embedder.embed_pixels(&pixels, batch)?;
+            images += batch;
+            runs += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{{\"impl\": \"frameseek-candle\", \"precision\": \"{:?}\", \"batch\": {batch}, \"threads\": {threads}, \"images_per_s\": {:.2}, \"runs\": {runs}}}",
+            precision,
+            images as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
