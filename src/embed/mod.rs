@@ -233,6 +233,12 @@ impl Embedder {
         self.identity.dim
     }
 
+    /// `exp(logit_scale)` of the checkpoint: the factor CLIP multiplies cosine similarities
+    /// by before a softmax over candidates (1.0 when the checkpoint has none).
+    pub fn logit_scale(&self) -> f32 {
+        self.model.logit_scale
+    }
+
     /// The pixel geometry frames must be converted to.
     pub fn geometry(&self) -> &PixelGeometry {
         &self.geometry
