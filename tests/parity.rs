@@ -102,10 +102,7 @@ fn text_embeddings_match_transformers() {
                 assert!(c >= TEXT_COSINE_MIN, "{name} {how} {text:?}: cosine {c}");
             }
         }
-        eprintln!(
-            "{name}: {} texts, min text cosine {worst:.7}",
-            cases.len()
-        );
+        eprintln!("{name}: {} texts, min text cosine {worst:.7}", cases.len());
     }
 }
 
@@ -141,7 +138,8 @@ fn pixels_and_image_embeddings_match_transformers() {
             for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
                 let c = i / plane;
                 max_abs = max_abs.max((a - b).abs());
-                let step = (byte_of(*a, g.mean[c], g.std[c]) - byte_of(*b, g.mean[c], g.std[c])).abs();
+                let step =
+                    (byte_of(*a, g.mean[c], g.std[c]) - byte_of(*b, g.mean[c], g.std[c])).abs();
                 max_step = max_step.max(step);
                 differing += usize::from(step != 0);
             }
@@ -156,8 +154,14 @@ fn pixels_and_image_embeddings_match_transformers() {
                 assert!(max_step <= 3, "{name} {file}: {max_step} steps");
             } else {
                 // Same decoded bytes, Pillow-exact resampling: at most one 8-bit step.
-                assert!(max_step <= 1 && max_abs <= 0.0151, "{name} {file}: {max_abs}");
-                assert!(differing * 1000 <= ours.len(), "{name} {file}: {differing} differ");
+                assert!(
+                    max_step <= 1 && max_abs <= 0.0151,
+                    "{name} {file}: {max_abs}"
+                );
+                assert!(
+                    differing * 1000 <= ours.len(),
+                    "{name} {file}: {differing} differ"
+                );
             }
             let want = floats(&img["embedding"]);
             // The model alone, on the reference's own pixels.
@@ -186,7 +190,9 @@ fn batched_images_equal_single_images() {
     for img in r["images"].as_array().unwrap() {
         let bytes = std::fs::read(fixtures().join(img["file"].as_str().unwrap())).unwrap();
         let mut px = Vec::new();
-        e.geometry().preprocess_image_bytes(&bytes, &mut px).unwrap();
+        e.geometry()
+            .preprocess_image_bytes(&bytes, &mut px)
+            .unwrap();
         singles.push(e.embed_pixels(&px, 1).unwrap().remove(0));
         all.extend(px);
     }
@@ -321,7 +327,10 @@ fn embed_command_prints_reference_vectors() {
     assert_eq!(lines[0]["input"], text["text"]);
     assert_eq!(lines[1]["kind"], "image");
     assert_eq!(lines[1]["input"], image_path.display().to_string());
-    for (line, want) in [(&lines[0], &text["embedding"]), (&lines[1], &img["embedding"])] {
+    for (line, want) in [
+        (&lines[0], &text["embedding"]),
+        (&lines[1], &img["embedding"]),
+    ] {
         let v = floats(&line["vector"]);
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "not normalised: {norm}");

@@ -201,7 +201,9 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
     for i in 0..out_size {
         let centre = (i as f64 + 0.5) * scale;
         let lo = ((centre - support + 0.5) as i64).max(0) as usize;
-        let hi = ((centre + support + 0.5) as i64).min(in_size as i64).max(lo as i64) as usize;
+        let hi = ((centre + support + 0.5) as i64)
+            .min(in_size as i64)
+            .max(lo as i64) as usize;
         let raw: Vec<f64> = (lo..hi)
             .map(|x| bicubic((x as f64 - centre + 0.5) * inv_filter_scale))
             .collect();
