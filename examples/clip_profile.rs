@@ -4,6 +4,8 @@
 use std::time::Instant;
 
 use candle_core::{Device, Module, Tensor};
+use frameseek::embed::clip::Activation;
+use frameseek::embed::kernels::BiasAct;
 
 fn time<T>(label: &str, reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> f64 {
     f().expect(label);
@@ -64,10 +66,16 @@ fn main() -> candle_core::Result<()> {
     total += time("residual add", 5, || &x + &x);
     total += time("layer_norm 2", 5, || ln.forward(&x));
     total += time("fc1 matmul (768 -> 3072)", 5, || x.matmul(&w1));
-    total += time("fc1 bias add", 5, || hmid.broadcast_add(&b1));
-    total += time("quick_gelu (3 passes)", 5, || {
-        &hmid * candle_nn::ops::sigmoid(&(&hmid * 1.702)?)?
-    });
+    if std::env::var("PROFILE_UNFUSED").is_ok() {
+        total += time("fc1 bias add", 5, || hmid.broadcast_add(&b1));
+        total += time("quick_gelu (3 passes)", 5, || {
+            &hmid * candle_nn::ops::sigmoid(&(&hmid * 1.702)?)?
+        });
+    } else {
+        total += time("fc1 bias + quick_gelu (fused kernel)", 5, || {
+            BiasAct(Some(Activation::QuickGelu)).apply(&hmid, &b1)
+        });
+    }
     total += time("fc2 matmul (3072 -> 768)", 5, || hmid.matmul(&w2));
     total += time("residual add 2", 5, || &x + &x);
     println!(

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::kernels::BiasAct;
+use super::kernels::{BiasAct, BiasResidual};
 use super::Precision;
 
 /// The activation between the two MLP layers.
@@ -351,27 +351,48 @@ impl Proj {
         self.forward_act(xs, None)
     }
 
-    /// `act(xs W^T + b)`, the bias and activation fused into one pass on the CPU.
-    fn forward_act(&self, xs: &Tensor, act: Option<Activation>) -> Result<Tensor> {
-        let dims = xs.dims().to_vec();
-        let in_dim = *dims.last().unwrap_or(&0);
+    /// `xs W^T + b + residual`, the additions fused into one pass on the CPU.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let Some(bias) = &self.bias else {
+            return self.forward(xs)? + residual;
+        };
+        let ys = self.matmul(xs)?;
+        let residual = residual.reshape(ys.shape())?;
+        BiasResidual
+            .apply(&ys, bias, &residual)?
+            .reshape(residual_shape(xs, self.out_dim))
+    }
+
+    /// `xs W^T` with `xs` folded to two dimensions.
+    fn matmul(&self, xs: &Tensor) -> Result<Tensor> {
+        let in_dim = *xs.dims().last().unwrap_or(&0);
         let rows = xs.elem_count() / in_dim.max(1);
         let flat = xs.reshape((rows, in_dim))?;
-        let ys = match &self.weight {
-            ProjWeight::F32(w) => flat.matmul(w)?,
-            ProjWeight::Quantised(q) => q.forward(&flat)?,
-        };
+        match &self.weight {
+            ProjWeight::F32(w) => flat.matmul(w),
+            ProjWeight::Quantised(q) => q.forward(&flat),
+        }
+    }
+
+    /// `act(xs W^T + b)`, the bias and activation fused into one pass on the CPU.
+    fn forward_act(&self, xs: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+        let ys = self.matmul(xs)?;
         let ys = match (&self.bias, act) {
             (Some(b), _) => BiasAct(act).apply(&ys, b)?,
             (None, Some(act)) => act.forward(&ys)?,
             (None, None) => ys,
         };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.out_dim;
-        }
-        ys.reshape(out_dims)
+        ys.reshape(residual_shape(xs, self.out_dim))
     }
+}
+
+/// The shape of `xs` with its last dimension replaced by `out_dim`.
+fn residual_shape(xs: &Tensor, out_dim: usize) -> Vec<usize> {
+    let mut dims = xs.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = out_dim;
+    }
+    dims
 }
 
 #[derive(Debug, Clone)]
@@ -404,7 +425,8 @@ impl Attention {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `residual + attention(xs)`.
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let (batch, len, hidden) = xs.dims3()?;
         // (batch, len, 3, heads, head_dim) -> (3, batch, heads, len, head_dim)
         let qkv = self
@@ -425,7 +447,7 @@ impl Attention {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((batch, len, hidden))?;
-        self.out_proj.forward(&out)
+        self.out_proj.forward_residual(&out, residual)
     }
 }
 
@@ -453,11 +475,11 @@ impl EncoderLayer {
     }
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let xs = (xs + self.attn.forward(&self.ln1.forward(xs)?, mask)?)?;
+        let xs = self.attn.forward(&self.ln1.forward(xs)?, mask, xs)?;
         let h = self
             .fc1
             .forward_act(&self.ln2.forward(&xs)?, Some(self.act))?;
-        xs + self.fc2.forward(&h)?
+        self.fc2.forward_residual(&h, &xs)
     }
 }
 

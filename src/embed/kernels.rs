@@ -5,7 +5,7 @@
 //! as long as the matrix product before them. [`BiasAct`] adds the bias and applies the
 //! activation in one pass, split over rayon's threads, with a vectorisable `exp`.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::clip::Activation;
@@ -70,6 +70,72 @@ impl CustomOp2 for BiasAct {
             .for_each(|(o, x)| {
                 for (orow, xrow) in o.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
                     row_kernel(orow, xrow, bias, act);
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `x + bias + residual` over the last dimension (contiguous float32): a linear layer's bias
+/// and the residual connection after it, in one parallel pass.
+#[derive(Debug, Clone, Copy)]
+pub struct BiasResidual;
+
+impl BiasResidual {
+    /// Applies the fused operation, with candle's own operations off the CPU.
+    pub fn apply(self, xs: &Tensor, bias: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
+        if f32_cpu(xs) && f32_cpu(bias) && f32_cpu(residual) && xs.shape() == residual.shape() {
+            let residual = residual.contiguous()?;
+            return xs.apply_op3_no_bwd(bias, &residual, &self);
+        }
+        xs.broadcast_add(bias)? + residual
+    }
+}
+
+impl CustomOp3 for BiasResidual {
+    fn name(&self) -> &'static str {
+        "frameseek-bias-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(xs), CpuStorage::F32(bias), CpuStorage::F32(res)) = (s1, s2, s3)
+        else {
+            candle_core::bail!("{}: float32 tensors only", self.name());
+        };
+        let (Some((x0, x1)), Some((b0, b1)), Some((r0, r1))) = (
+            l1.contiguous_offsets(),
+            l2.contiguous_offsets(),
+            l3.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("{}: contiguous tensors only", self.name());
+        };
+        let (xs, bias, res) = (&xs[x0..x1], &bias[b0..b1], &res[r0..r1]);
+        let width = bias.len();
+        if width == 0 || xs.len() != res.len() || l1.dims().last() != Some(&width) {
+            candle_core::bail!("{}: shapes do not match", self.name());
+        }
+        let mut out = vec![0f32; xs.len()];
+        let chunk = (16_384 / width).max(1) * width;
+        out.par_chunks_mut(chunk)
+            .zip(xs.par_chunks(chunk).zip(res.par_chunks(chunk)))
+            .for_each(|(o, (x, r))| {
+                for ((orow, xrow), rrow) in o
+                    .chunks_exact_mut(width)
+                    .zip(x.chunks_exact(width))
+                    .zip(r.chunks_exact(width))
+                {
+                    for (((o, &x), &b), &r) in orow.iter_mut().zip(xrow).zip(bias).zip(rrow) {
+                        *o = x + b + r;
+                    }
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
