@@ -97,7 +97,7 @@ pub struct ModelIdentity {
     pub id: String,
     /// Embedding dimension.
     pub dim: usize,
-    /// SHA-256 of `model.safetensors`.
+    /// SHA-256 of the weights file (`model.safetensors`, or `pytorch_model.bin`).
     pub digest: String,
 }
 
@@ -200,12 +200,23 @@ impl Embedder {
         tokenizer.with_padding(None);
         let device = device.open().map_err(|e| model_error(spec, e))?;
         let dtype = DType::F32;
-        let weights = folder.join("model.safetensors");
+        // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
+        let safetensors = folder.join("model.safetensors");
+        let pickle = folder.join("pytorch_model.bin");
+        let (weights, name) = if !safetensors.is_file() && pickle.is_file() {
+            (pickle, "pytorch_model.bin")
+        } else {
+            (safetensors, "model.safetensors")
+        };
         let digest = file_digest(&weights)
-            .map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
-        // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
-            .map_err(|e| model_error(spec, format!("model.safetensors: {e}")))?;
+            .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))?;
+        let vb = if name == "model.safetensors" {
+            // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
+        } else {
+            VarBuilder::from_pth(&weights, dtype, &device)
+        }
+        .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
         let model = clip::ClipModel::new(vb, &config, precision)
             .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
         let identity = ModelIdentity {
