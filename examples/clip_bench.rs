@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         embedder.embed_pixels(&pixels, batch)?;
         let start = Instant::now();
+        let cpu_start = cpu_seconds();
         let mut images = 0usize;
         let mut runs = 0usize;
         while start.elapsed() < Duration::from_secs_f64(seconds) || runs < 2 {
@@ -42,13 +43,36 @@ fn main() -> anyhow::Result<()> {
             runs += 1;
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_start;
         println!(
-            "{{\"impl\": \"frameseek-candle\", \"precision\": \"{:?}\", \"batch\": {batch}, \"threads\": {threads}, \"images_per_s\": {:.2}, \"runs\": {runs}}}",
+            "{{\"impl\": \"frameseek-candle\", \"precision\": \"{:?}\", \"batch\": {batch}, \"threads\": {threads}, \"images_per_s\": {:.2}, \"images_per_cpu_s\": {:.2}, \"runs\": {runs}, \"load\": {:.2}}}",
             precision,
-            images as f64 / secs
+            images as f64 / secs,
+            images as f64 / cpu,
+            load_average()
         );
     }
     Ok(())
+}
+
+/// User plus system CPU time of this process so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The one-minute load average, to see how busy the machine was.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
 }
 
 fn rayon_threads() -> usize {

@@ -8,10 +8,17 @@ then whole batches for at least --seconds, images per second printed as JSON lin
 
 import argparse
 import json
+import os
+import resource
 import time
 
 import torch
 from transformers import CLIPModel
+
+
+def cpu_seconds() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 
 
 def main() -> None:
@@ -30,15 +37,19 @@ def main() -> None:
         with torch.inference_mode():
             model.get_image_features(pixel_values=pixels)
             start = time.perf_counter()
+            cpu_start = cpu_seconds()
             images = runs = 0
             while time.perf_counter() - start < a.seconds or runs < 2:
                 model.get_image_features(pixel_values=pixels)
                 images += batch
                 runs += 1
             secs = time.perf_counter() - start
+            cpu = cpu_seconds() - cpu_start
         print(json.dumps({"impl": "pytorch-transformers", "torch": torch.__version__,
                           "batch": batch, "threads": torch.get_num_threads(),
-                          "images_per_s": round(images / secs, 2), "runs": runs}), flush=True)
+                          "images_per_s": round(images / secs, 2),
+                          "images_per_cpu_s": round(images / cpu, 2), "runs": runs,
+                          "load": os.getloadavg()[0]}), flush=True)
 
 
 if __name__ == "__main__":
