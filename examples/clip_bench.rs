@@ -1,7 +1,8 @@
 //! CPU throughput of the CLIP image tower: `cargo run --release --example clip_bench --
 //! MODEL_DIR [BATCH…]`. Prints images per second for each batch size, timed over several
 //! batches after a warm-up. `RAYON_NUM_THREADS` sets the thread count; `CLIP_BENCH_SECONDS`
-//! the minimum time per batch size (default 10); `CLIP_BENCH_PRECISION` = `f32` or `int8`.
+//! the minimum time per batch size (default 10); `CLIP_BENCH_PRECISION` = `f32` or `int8`;
+//! `CLIP_BENCH_MICRO_BATCH` images per pass (0 = the whole batch at once).
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,26 @@ fn main() -> anyhow::Result<()> {
         Ok("int8") => Precision::Int8,
         _ => Precision::F32,
     };
-    let embedder = Embedder::load_with(&model, DeviceChoice::Cpu, precision)?;
+    let mut embedder = Embedder::load_with(&model, DeviceChoice::Cpu, precision)?;
+    // CLIP_BENCH_MICRO_BATCH: images per pass (default: the library's; 0 = whole batch).
+    let micro = std::env::var("CLIP_BENCH_MICRO_BATCH")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok());
+    match micro {
+        Some(0) => embedder.set_cpu_micro_batch(usize::MAX),
+        Some(n) => embedder.set_cpu_micro_batch(n),
+        None => {}
+    }
+    let micro_label = match micro {
+        Some(0) => "whole".to_string(),
+        Some(n) => n.to_string(),
+        None => frameseek::embed::CPU_MICRO_BATCH.to_string(),
+    };
     let per_image = embedder.geometry().values_per_image();
     let threads = rayon_threads();
+    if std::env::var("CLIP_BENCH_COMPARE").is_ok() {
+        return compare_precisions(&model, &embedder, per_image);
+    }
     for &batch in &batches {
         // Deterministic, image-like values in the normalised range.
         let pixels: Vec<f32> = (0..batch * per_image)
@@ -45,13 +63,42 @@ fn main() -> anyhow::Result<()> {
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_start;
         println!(
-            "{{\"impl\": \"frameseek-candle\", \"precision\": \"{:?}\", \"batch\": {batch}, \"threads\": {threads}, \"images_per_s\": {:.2}, \"images_per_cpu_s\": {:.2}, \"runs\": {runs}, \"load\": {:.2}}}",
+            "{{\"impl\": \"frameseek-candle\", \"precision\": \"{:?}\", \"batch\": {batch}, \"micro_batch\": \"{micro_label}\", \"threads\": {threads}, \"images_per_s\": {:.2}, \"images_per_cpu_s\": {:.2}, \"runs\": {runs}, \"load\": {:.2}}}",
             precision,
             images as f64 / secs,
             images as f64 / cpu,
             load_average()
         );
     }
+    Ok(())
+}
+
+/// Prints the cosine between float32 and int8 embeddings of the same pseudo-random images.
+fn compare_precisions(model: &str, f32_model: &Embedder, per_image: usize) -> anyhow::Result<()> {
+    let int8 = Embedder::load_with(model, DeviceChoice::Cpu, Precision::Int8)?;
+    // The parity fixtures' photographs, preprocessed for this model.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/images");
+    let mut pixels = Vec::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let bytes = std::fs::read(entry?.path())?;
+        f32_model
+            .geometry()
+            .preprocess_image_bytes(&bytes, &mut pixels)
+            .map_err(anyhow::Error::msg)?;
+        n += 1;
+    }
+    debug_assert_eq!(pixels.len(), n * per_image);
+    let a = f32_model.embed_pixels(&pixels, n)?;
+    let b = int8.embed_pixels(&pixels, n)?;
+    let cos: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum())
+        .collect();
+    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cos.iter().sum::<f32>() / n as f32;
+    println!("{{\"compare\": \"int8 vs f32 on the parity photos\", \"images\": {n}, \"cosine_min\": {min:.6}, \"cosine_mean\": {mean:.6}}}");
     Ok(())
 }
 

@@ -79,6 +79,9 @@ impl DeviceChoice {
     }
 }
 
+/// Images per forward pass of the image tower on the CPU (see [`Embedder::embed_pixels`]).
+pub const CPU_MICRO_BATCH: usize = 8;
+
 /// Numeric precision of the CPU image and text towers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
@@ -109,6 +112,7 @@ pub struct Embedder {
     dtype: DType,
     geometry: PixelGeometry,
     identity: ModelIdentity,
+    cpu_micro_batch: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -231,6 +235,7 @@ impl Embedder {
             dtype,
             geometry,
             identity,
+            cpu_micro_batch: CPU_MICRO_BATCH,
         })
     }
 
@@ -242,6 +247,12 @@ impl Embedder {
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.identity.dim
+    }
+
+    /// Sets how many images one image-tower pass takes on the CPU (default
+    /// [`CPU_MICRO_BATCH`]); `usize::MAX` runs every call as one batch.
+    pub fn set_cpu_micro_batch(&mut self, images: usize) {
+        self.cpu_micro_batch = images.max(1);
     }
 
     /// `exp(logit_scale)` of the checkpoint: the factor CLIP multiplies cosine similarities
@@ -316,10 +327,24 @@ impl Embedder {
                 pixels.len()
             )));
         }
-        let input =
-            Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
-        let features = self.model.vision.forward(&input)?;
-        rows(&clip::l2_normalise(&features)?)
+        // On the CPU, larger batches run as consecutive micro-batches: measured on ViT-B/32,
+        // 8 images at a time keep the activations cache-resident and give about 10 % more
+        // images per second than one batch of 32 (BENCHMARKS.md).
+        let step = if self.device.is_cpu() {
+            self.cpu_micro_batch.max(1)
+        } else {
+            count
+        };
+        let per_image = 3 * c * c;
+        let mut out = Vec::with_capacity(count);
+        for chunk in pixels.chunks(step * per_image) {
+            let n = chunk.len() / per_image;
+            let input =
+                Tensor::from_slice(chunk, (n, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
+            let features = self.model.vision.forward(&input)?;
+            out.extend(rows(&clip::l2_normalise(&features)?)?);
+        }
+        Ok(out)
     }
 
     /// Embeds one still image given as PNG or JPEG bytes.
