@@ -336,6 +336,37 @@ mod tests {
     }
 
     #[test]
+    fn bicubic_resize_keeps_flat_images_flat_and_same_size_images_unchanged() {
+        let (w, h) = (37, 23);
+        let img: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        assert_eq!(resize_bicubic_rgb24(&img, w, h, w, h), img);
+        let flat = vec![200u8; w * h * 3];
+        for (ow, oh) in [(10, 7), (37, 9), (5, 23), (80, 50)] {
+            let out = resize_bicubic_rgb24(&flat, w, h, ow, oh);
+            assert_eq!(out.len(), ow * oh * 3);
+            assert!(out.iter().all(|&v| v == 200), "{ow}x{oh}");
+        }
+    }
+
+    #[test]
+    fn bicubic_taps_follow_pillow() {
+        // Halving: the kernel is widened to support 4, weights sum to one in fixed point.
+        let t = taps(8, 4);
+        assert_eq!(t.first, vec![0, 0, 1, 3]);
+        for w in &t.weights {
+            let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
+            assert!(
+                (sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64,
+                "{sum}"
+            );
+        }
+        // Upscaling 2 -> 4: support 2, clamped to the image.
+        let t = taps(2, 4);
+        assert_eq!(t.first, vec![0, 0, 0, 0]);
+        assert!(t.weights.iter().all(|w| w.len() == 2));
+    }
+
+    #[test]
     fn preprocessor_json_is_read() {
         let g = PixelGeometry::from_preprocessor_json(
             r#"{"size": {"shortest_edge": 64}, "crop_size": {"height": 64, "width": 64}, "image_mean": [0.5,0.5,0.5], "image_std": [0.5,0.5,0.5]}"#,
