@@ -102,7 +102,7 @@ fn text_embeddings_match_transformers() {
                 assert!(c >= TEXT_COSINE_MIN, "{name} {how} {text:?}: cosine {c}");
             }
         }
-        eprintln!("{name}: {} texts, min text cosine {worst:.7}", cases.len());
+        eprintln!("{name}: {} texts, min text cosine {worst:.9}", cases.len());
     }
 }
 
@@ -176,7 +176,7 @@ fn pixels_and_image_embeddings_match_transformers() {
             assert!(c >= IMAGE_COSINE_MIN, "{name} {file}: cosine {c}");
         }
         eprintln!(
-            "{name}: min image cosine {worst_end_to_end:.7} from the file, {worst_model:.7} from the reference pixels"
+            "{name}: min image cosine {worst_end_to_end:.9} from the file, {worst_model:.9} from the reference pixels"
         );
     }
 }
