@@ -537,6 +537,141 @@ pub fn decode_samples(
 mod tests {
     use super::*;
 
+    /// A flat frame of one Y'CbCr colour, tagged with a matrix and range.
+    fn flat_frame(
+        format: Pixel,
+        yuv: [u8; 3],
+        space: ffmpeg::color::Space,
+        range: ffmpeg::color::Range,
+        size: u32,
+    ) -> ffmpeg::frame::Video {
+        init_ffmpeg();
+        let mut f = ffmpeg::frame::Video::new(format, size, size);
+        for (plane, value) in yuv.iter().enumerate() {
+            let len = f.data(plane).len();
+            f.data_mut(plane)[..len].fill(*value);
+        }
+        f.set_color_space(space);
+        f.set_color_range(range);
+        f
+    }
+
+    /// The 8-bit RGB the converter produced for a flat frame (centre pixel).
+    fn rgb_of(frame: &ffmpeg::frame::Video) -> [i32; 3] {
+        let g = PixelGeometry::clip_default(16);
+        let mut conv = FrameConverter::new(g.clone());
+        let mut out = Vec::new();
+        conv.convert(frame, &mut out).unwrap();
+        let i = 8 * 16 + 8;
+        let plane = 16 * 16;
+        std::array::from_fn(|c| {
+            ((out[c * plane + i] * g.std[c] + g.mean[c]) * 255.0).round() as i32
+        })
+    }
+
+    fn assert_near(got: [i32; 3], want: [i32; 3], what: &str) {
+        for c in 0..3 {
+            assert!(
+                (got[c] - want[c]).abs() <= 3,
+                "{what}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yuv_matrix_and_range_follow_the_stream_tags() {
+        use ffmpeg::color::{Range, Space};
+        // Pure red (255, 0, 0) encoded four ways, and mid grey.
+        let cases = [
+            (
+                "BT.601 limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::BT470BG,
+                Range::MPEG,
+            ),
+            (
+                "SMPTE 170M limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::SMPTE170M,
+                Range::MPEG,
+            ),
+            (
+                "BT.709 limited",
+                Pixel::YUV420P,
+                [63, 102, 240],
+                Space::BT709,
+                Range::MPEG,
+            ),
+            (
+                "BT.601 full",
+                Pixel::YUV420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::JPEG,
+            ),
+            (
+                "BT.709 full",
+                Pixel::YUV420P,
+                [54, 99, 255],
+                Space::BT709,
+                Range::JPEG,
+            ),
+            (
+                "BT.601 yuvj420p",
+                Pixel::YUVJ420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::Unspecified,
+            ),
+        ];
+        for (what, format, yuv, space, range) in cases {
+            let f = flat_frame(format, yuv, space, range, 32);
+            assert_near(rgb_of(&f), [255, 0, 0], what);
+        }
+        let grey = flat_frame(
+            Pixel::YUV420P,
+            [126, 128, 128],
+            Space::BT709,
+            Range::MPEG,
+            32,
+        );
+        assert_near(rgb_of(&grey), [128, 128, 128], "grey limited");
+        // The tags matter: BT.709 red read as BT.601 is visibly off.
+        let wrong = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::BT470BG,
+            Range::MPEG,
+            32,
+        );
+        let got = rgb_of(&wrong);
+        let off = (got[0] - 255).abs() + got[1].abs() + got[2].abs();
+        assert!(off > 10, "BT.709 red read as BT.601 gave {got:?}");
+    }
+
+    #[test]
+    fn untagged_streams_use_bt601_below_720_lines_and_bt709_from_720() {
+        use ffmpeg::color::{Range, Space};
+        let sd = flat_frame(
+            Pixel::YUV420P,
+            [81, 90, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            64,
+        );
+        assert_near(rgb_of(&sd), [255, 0, 0], "untagged SD as BT.601");
+        let hd = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            720,
+        );
+        assert_near(rgb_of(&hd), [255, 0, 0], "untagged HD as BT.709");
+    }
+
     fn sample_times(interval: f64, frames: &[f64], resume: Option<u64>) -> Vec<f64> {
         let mut s = IntervalSampler::new(interval, resume);
         frames.iter().copied().filter(|&t| s.take(t)).collect()
