@@ -97,6 +97,7 @@ impl Daemon {
             searches: AtomicU64::new(0),
             search_ms: Default::default(),
         };
+        daemon.check_watched()?;
         daemon.resume_unfinished()?;
         Ok(daemon)
     }
@@ -273,6 +274,54 @@ impl Daemon {
             }
         }
         Ok(IngestReply { outcomes })
+    }
+
+    /// One scan of the watched folders: files whose size and modification time did not
+    /// change since the previous scan (so they are no longer being written) and that are new
+    /// or changed since they were indexed are queued. `seen` carries fingerprints between scans.
+    pub fn scan_watched(
+        &self,
+        seen: &mut std::collections::HashMap<PathBuf, Fingerprint>,
+    ) -> usize {
+        let mut queued = 0;
+        for folder in &self.config.ingest.watch {
+            let Ok(folder) = self.admit_path(&folder.display().to_string()) else {
+                continue;
+            };
+            for file in walk_videos(&folder) {
+                let Ok(fingerprint) = Fingerprint::of(&file) else {
+                    continue;
+                };
+                let source = file.display().to_string();
+                let known = self.catalog.store().source(&source).ok().flatten();
+                if known.is_some_and(|r| r.fingerprint == fingerprint) {
+                    seen.remove(&file);
+                    continue;
+                }
+                if seen.get(&file) == Some(&fingerprint) {
+                    seen.remove(&file);
+                    let outcome = self.enqueue_file(&source, &file);
+                    tracing::info!(
+                        source,
+                        result = outcome.result,
+                        "watched folder: new or changed file"
+                    );
+                    queued += 1;
+                } else {
+                    seen.insert(file, fingerprint);
+                }
+            }
+        }
+        queued
+    }
+
+    /// Checks the watched folders at start: each must lie under a footage root.
+    pub fn check_watched(&self) -> anyhow::Result<()> {
+        for folder in &self.config.ingest.watch {
+            self.admit_path(&folder.display().to_string())
+                .map_err(|e| anyhow::anyhow!("ingest.watch: {}", e.message))?;
+        }
+        Ok(())
     }
 
     fn enqueue_file(&self, given: &str, file: &Path) -> IngestOutcome {

@@ -30,6 +30,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     tracing::info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
     notify("READY=1");
+    if !daemon.config().ingest.watch.is_empty() {
+        let d = daemon.clone();
+        let every = std::time::Duration::from_secs_f64(d.config().ingest.watch_interval);
+        runtime.spawn(async move {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            loop {
+                let (d, seen) = (d.clone(), seen.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    d.scan_watched(&mut seen.lock().expect("watch state"))
+                })
+                .await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
     if let Some(every) = crate::notify::watchdog_interval() {
         let d = daemon.clone();
         runtime.spawn(async move {
