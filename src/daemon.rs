@@ -99,7 +99,28 @@ impl Daemon {
         };
         daemon.check_watched()?;
         daemon.resume_unfinished()?;
+        daemon.requeue_after_reindex()?;
         Ok(daemon)
+    }
+
+    fn requeue_after_reindex(&self) -> anyhow::Result<()> {
+        let path = self.config.daemon.state_dir.join(REQUEUE_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let sources: Vec<String> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a list of sources", path.display()))?;
+        for source in &sources {
+            match self.admit_path(source) {
+                Ok(file) => {
+                    let outcome = self.enqueue_file(source, &file);
+                    tracing::info!(source, result = outcome.result, "re-index");
+                }
+                Err(e) => tracing::warn!(source, error = %e.message, "re-index: source skipped"),
+            }
+        }
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        Ok(())
     }
 
     fn resume_unfinished(&self) -> anyhow::Result<()> {
@@ -524,6 +545,43 @@ impl Daemon {
         tracing::info!(frames = self.catalog.indexed(), "state saved");
         Ok(())
     }
+}
+
+/// File in the state folder listing sources to read again (written by `frameseek reindex`).
+pub const REQUEUE_FILE: &str = "requeue.json";
+
+/// Moves the database, index and manifest into `state_dir/before-reindex/` and writes
+/// `requeue.json` with every source of the old database. Returns the sources.
+pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let db = state_dir.join("db");
+    if !db.exists() {
+        anyhow::bail!(
+            "no database in {}: nothing to re-index",
+            state_dir.display()
+        );
+    }
+    let sources: Vec<String> = {
+        let store = crate::store::Store::open(&db)
+            .with_context(|| format!("cannot open {}", db.display()))?;
+        store.sources()?.into_iter().map(|r| r.source).collect()
+    };
+    let aside = state_dir.join("before-reindex");
+    if aside.exists() {
+        anyhow::bail!(
+            "{} exists from an earlier re-index; move it away first",
+            aside.display()
+        );
+    }
+    std::fs::create_dir(&aside).with_context(|| format!("cannot create {}", aside.display()))?;
+    for name in ["db", "index.usearch", "manifest.json"] {
+        let from = state_dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, aside.join(name))
+                .with_context(|| format!("cannot move {}", from.display()))?;
+        }
+    }
+    std::fs::write(state_dir.join(REQUEUE_FILE), serde_json::to_vec(&sources)?)?;
+    Ok(sources)
 }
 
 /// The value at fraction `q` of sorted samples (nearest rank), 0 when empty.

@@ -40,7 +40,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
     /// The database holds vectors of another model.
-    #[error("the index in {state_dir} was built with model {stored} (dim {stored_dim}), but the configured model is {configured} (dim {configured_dim}); set model.path back, use another daemon.state_dir, or re-embed with `frameseek reindex`")]
+    #[error("the index in {state_dir} was built with model {stored} (dim {stored_dim}), but the configured model is {configured} (dim {configured_dim}); set model.path back, use another daemon.state_dir, or stop the daemon and run `frameseek reindex` to re-embed every source with the new model")]
     ModelMismatch {
         /// The state folder.
         state_dir: String,

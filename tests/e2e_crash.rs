@@ -278,3 +278,55 @@ fn refuse_to_start(env: &TestEnv, attempt: usize) {
         "{stderr}"
     );
 }
+
+#[test]
+fn another_model_is_refused_until_reindex_re_embeds_every_source() {
+    let env = TestEnv::new();
+    let v = env.footage().join("a.mp4");
+    render_scene_video(&v, &["testsrc2"], 4.0).unwrap();
+    let mut d = env.start("");
+    assert!(d
+        .cli(&["ingest", "--wait", v.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(d.stop(), Some(0));
+
+    // The config now names another model: the daemon refuses to start and says what to do.
+    let config = env.dir().join("frameseek.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let switched = text.replace(
+        &test_model().display().to_string(),
+        &world_model().display().to_string(),
+    );
+    std::fs::write(&config, &switched).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("frameseek reindex")
+            && stderr.contains("tiny-random-clip")
+            && stderr.contains("frameseek-tiny"),
+        "{stderr}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["reindex", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = env.start_with_model("", &world_model());
+    let status = wait_finished(&d, &[&v.canonicalize().unwrap().display().to_string()]);
+    assert_eq!(
+        status["model"]["id"],
+        world_model().display().to_string().as_str()
+    );
+    assert_eq!(status["frames"], 4, "{status}");
+    assert!(env.dir().join("state/before-reindex/db").exists());
+}

@@ -4,6 +4,7 @@ mod demo;
 mod embed;
 mod eval;
 mod ingest;
+mod reindex;
 mod search;
 mod serve;
 mod status;
@@ -66,6 +67,14 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Generate sample footage, start a daemon on it, ingest, query, stop.
     Demo(demo::DemoArgs),
+    /// Set the index aside so the daemon re-embeds every source from its files at its next
+    /// start (after a change of model). Run while the daemon is stopped.
+    Reindex,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Measure search quality on labelled queries: recall@1/5/10 and mean reciprocal rank.
     Eval(eval::EvalArgs),
     /// Generate the synthetic test world: training images or sample footage.
@@ -111,6 +120,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
+        Command::Reindex => reindex::run(&cli),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "frameseek",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
         Command::World(args) => world::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
     }
