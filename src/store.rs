@@ -459,6 +459,24 @@ impl Store {
             .collect()
     }
 
+    /// Every stored (key, vector) of one source, in time order.
+    pub fn source_vectors(&self, no: u32) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        let lo = frame_key(no, 0).to_be_bytes();
+        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
+        self.vectors
+            .range(lo..=hi)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("vectors", "bad key"))?,
+                );
+                Ok((key, decode_vector(&v)))
+            })
+            .collect()
+    }
+
     /// Number of stored frames.
     pub fn frame_count(&self) -> usize {
         let _durable = self.gate.read().expect("store gate");
