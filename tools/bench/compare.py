@@ -269,7 +269,9 @@ def query_bench(a, results: dict) -> None:
             for q in qs[:5]:  # warm-up, both sides
                 d.request({"op": "search", "text": q, "k": 10})
                 p.query(q)
-            fs, py = [], []
+            import torch
+
+            fs, py, py1 = [], [], []
             for q in qs[5:]:
                 t = time.perf_counter()
                 r = d.request({"op": "search", "text": q, "k": 10})
@@ -278,8 +280,15 @@ def query_bench(a, results: dict) -> None:
                 t = time.perf_counter()
                 p.query(q)
                 py.append((time.perf_counter() - t) * 1000)
-            results.setdefault("query", {})[str(n)] = {"frameseek_ms": fs, "python_ms": py, "load": load(),
-                                                        "daemon_rss": d.rss()}
+                # Same query with one torch thread: on an oversubscribed machine the 2-thread
+                # OpenMP barriers of every small op dominate (see BENCHMARKS.md).
+                torch.set_num_threads(1)
+                t = time.perf_counter()
+                p.query(q)
+                py1.append((time.perf_counter() - t) * 1000)
+                torch.set_num_threads(a.threads)
+            results.setdefault("query", {})[str(n)] = {"frameseek_ms": fs, "python_ms": py, "python_1thread_ms": py1,
+                                                        "load": load(), "daemon_rss": d.rss()}
             print(f"\nText query latency, N = {n} stored vectors, {len(fs)} queries alternating "
                   f"(load {load()}):\n")
             print("| pipeline | p50 ms | p99 ms | mean ms |")
@@ -288,7 +297,12 @@ def query_bench(a, results: dict) -> None:
                   f"| {statistics.mean(fs):.1f} |")
             print(f"| Python (tokenizer + get_text_features + matmul + argmax) | {pct(py, 50):.1f} "
                   f"| {pct(py, 99):.1f} | {statistics.mean(py):.1f} |")
-            print(f"| ratio Python / frameseek | {pct(py, 50) / pct(fs, 50):.2f}x | {pct(py, 99) / pct(fs, 99):.2f}x | |")
+            print(f"| Python, torch 1 thread (same queries, alternating) | {pct(py1, 50):.1f} | {pct(py1, 99):.1f} "
+                  f"| {statistics.mean(py1):.1f} |")
+            print(f"| ratio Python ({a.threads} threads) / frameseek | {pct(py, 50) / pct(fs, 50):.2f}x "
+                  f"| {pct(py, 99) / pct(fs, 99):.2f}x | |")
+            print(f"| ratio Python (1 thread) / frameseek | {pct(py1, 50) / pct(fs, 50):.2f}x "
+                  f"| {pct(py1, 99) / pct(fs, 99):.2f}x | |")
             if a.load_test:
                 del p
                 search_under_ingest(a, d, qs, results, n)
