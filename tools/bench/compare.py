@@ -271,6 +271,22 @@ def query_bench(a, results: dict) -> None:
                 p.query(q)
             import torch
 
+            # Each side alone first: Python's OpenMP threads keep spinning for a while after
+            # each op and slow a process that runs right after them on 2 cores.
+            def timed(fn, texts):
+                out = []
+                for q in texts:
+                    t = time.perf_counter()
+                    fn(q)
+                    out.append((time.perf_counter() - t) * 1000)
+                return out
+
+            alone = {"frameseek": timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])}
+            torch.set_num_threads(1)
+            alone["python_1thread"] = timed(p.query, qs[5:])
+            torch.set_num_threads(a.threads)
+            time.sleep(1)
+            alone["frameseek_again"] = timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])
             fs, py, py1 = [], [], []
             for q in qs[5:]:
                 t = time.perf_counter()
@@ -288,7 +304,12 @@ def query_bench(a, results: dict) -> None:
                 py1.append((time.perf_counter() - t) * 1000)
                 torch.set_num_threads(a.threads)
             results.setdefault("query", {})[str(n)] = {"frameseek_ms": fs, "python_ms": py, "python_1thread_ms": py1,
-                                                        "load": load(), "daemon_rss": d.rss()}
+                                                        "alone_ms": alone, "load": load(), "daemon_rss": d.rss()}
+            print(f"\nEach side alone, {len(qs) - 5} queries (frameseek, then Python 1 thread, then frameseek):\n")
+            print("| run | p50 ms | p99 ms |")
+            print("|---|---|---|")
+            for name, v in alone.items():
+                print(f"| {name} alone | {pct(v, 50):.1f} | {pct(v, 99):.1f} |")
             print(f"\nText query latency, N = {n} stored vectors, {len(fs)} queries alternating "
                   f"(load {load()}):\n")
             print("| pipeline | p50 ms | p99 ms | mean ms |")
