@@ -340,6 +340,10 @@ def search_under_ingest(a, d: Daemon, qs: list[str], results: dict, n: int) -> N
             out.append((time.perf_counter() - t) * 1000)
         return out
 
+    # A previous run may have ingested the video into this state already: forget it first.
+    for s in d.request({"op": "status"}).get("sources", []):
+        if s["source"].endswith(VIDEO.name):
+            d.request({"op": "forget", "source": s["source"]})
     idle1 = batch(a.queries)
     d.request({"op": "ingest", "paths": [str(VIDEO)]})
     busy = []
