@@ -528,6 +528,13 @@ impl Daemon {
                 .unwrap_or(0),
             ingest_rates,
             uptime_s: self.started.elapsed().as_secs_f64(),
+            stage_ms: StageTimes {
+                decode: c.decode_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                convert: c.convert_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                handoff: c.handoff_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                embed: c.embed_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                commit: c.commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            },
         })
     }
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::time::Instant;
 
 use ffmpeg::ffi;
 use ffmpeg::format::Pixel;
@@ -164,6 +165,10 @@ pub struct DecodeSummary {
     pub bad_packets: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
     pub stopped: bool,
+    /// Time spent in pixel conversion (swscale + crop + normalise), microseconds.
+    pub convert_us: u64,
+    /// Time spent handing frames on (blocked on a full channel = back-pressure), microseconds.
+    pub handoff_us: u64,
 }
 
 /// Facts about a file read from its container header.
@@ -476,6 +481,7 @@ pub fn decode_samples(
                 }
             }
             let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
+            let t = Instant::now();
             converter
                 .convert(&frame, &mut pixels)
                 .map_err(|e| DecodeError::Stream {
@@ -483,11 +489,15 @@ pub fn decode_samples(
                     at_ms: last_ms as u64,
                     reason: format!("pixel conversion failed: {e}"),
                 })?;
+            summary.convert_us += t.elapsed().as_micros() as u64;
             summary.kept += 1;
-            if !on_frame(SampledFrame {
+            let t = Instant::now();
+            let go_on = on_frame(SampledFrame {
                 offset_ms: last_ms.round() as u64,
                 pixels,
-            }) {
+            });
+            summary.handoff_us += t.elapsed().as_micros() as u64;
+            if !go_on {
                 return Ok(false);
             }
         }

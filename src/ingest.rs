@@ -55,6 +55,14 @@ pub struct IngestCounters {
     pub queued: AtomicUsize,
     /// Per source: frames committed since start, first and last commit time.
     pub rates: Mutex<std::collections::HashMap<String, SourceRate>>,
+    /// Decode-thread time in FFmpeg demux + decode (wall minus convert and hand-off), us.
+    pub decode_us: AtomicU64,
+    /// Decode-thread time in pixel conversion, us.
+    pub convert_us: AtomicU64,
+    /// Decode-thread time blocked handing frames to the embed worker, us.
+    pub handoff_us: AtomicU64,
+    /// Embed-worker time committing batches (sled transaction + flush + index add), us.
+    pub commit_us: AtomicU64,
 }
 
 /// Ingest progress of one source since the daemon started.
@@ -242,7 +250,18 @@ impl DecodeWorker {
             if self.cancel.load(Ordering::SeqCst) {
                 return;
             }
+            let t = Instant::now();
             let result = self.decode(&job);
+            if let Ok(s) = &result {
+                let wall = t.elapsed().as_micros() as u64;
+                let c = &self.counters;
+                c.convert_us.fetch_add(s.convert_us, Ordering::Relaxed);
+                c.handoff_us.fetch_add(s.handoff_us, Ordering::Relaxed);
+                c.decode_us.fetch_add(
+                    wall.saturating_sub(s.convert_us + s.handoff_us),
+                    Ordering::Relaxed,
+                );
+            }
             let stopped = matches!(&result, Ok(s) if s.stopped);
             if stopped && self.cancel.load(Ordering::SeqCst) {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
@@ -389,7 +408,12 @@ impl EmbedWorker {
         let embed_us = t.elapsed().as_micros() as u64;
         let frames: Vec<(u64, Vec<f32>)> =
             batch.keys.iter().map(|(k, _)| *k).zip(vectors).collect();
-        match self.catalog.commit(&frames) {
+        let t = Instant::now();
+        let committed = self.catalog.commit(&frames);
+        self.counters
+            .commit_us
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match committed {
             Ok(_) => {
                 self.counters
                     .frames_embedded
@@ -461,6 +485,8 @@ impl EmbedWorker {
                 frames = r.frames,
                 decoded = summary.decoded,
                 kept = summary.kept,
+                convert_ms = summary.convert_us / 1000,
+                handoff_ms = summary.handoff_us / 1000,
                 state = r.state.as_str(),
                 "source finished"
             ),

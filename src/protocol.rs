@@ -370,6 +370,24 @@ pub struct StatsReply {
     pub ingest_rates: Vec<IngestRate>,
     /// Seconds since the daemon started.
     pub uptime_s: f64,
+    /// Per-stage totals since start, ms (decode, convert, hand-off, embed, commit).
+    #[serde(default)]
+    pub stage_ms: StageTimes,
+}
+
+/// Per-stage time totals of the ingest pipeline, in milliseconds since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Decode threads: FFmpeg demux and decode.
+    pub decode: f64,
+    /// Decode threads: swscale to RGB, crop, normalise.
+    pub convert: f64,
+    /// Decode threads: blocked handing frames to the embed worker (back-pressure).
+    pub handoff: f64,
+    /// Embed worker: CLIP image tower.
+    pub embed: f64,
+    /// Embed worker: sled commit + flush + usearch add (+ checkpoints).
+    pub commit: f64,
 }
 
 /// Ingest rate of one source.
