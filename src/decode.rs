@@ -95,6 +95,10 @@ pub enum SamplingPolicy {
     },
 }
 
+/// Frames before a sample target from which every frame is decoded again (covers the
+/// frames in flight in FFmpeg's frame threads).
+const SKIP_MARGIN_FRAMES: f64 = 12.0;
+
 /// Side of the grey thumbnail the scene test compares.
 const THUMB: usize = 16;
 
@@ -276,6 +280,12 @@ impl IntervalSampler {
         }
     }
 
+    /// The offset the next kept frame must reach, ms.
+    pub fn next_ms(&self) -> f64 {
+        let after = self.after_ms.map_or(f64::MIN, |a| a as f64);
+        self.next_ms.max(after)
+    }
+
     /// True when a frame at `offset_ms` should be kept; advances past it when so.
     pub fn take(&mut self, offset_ms: f64) -> bool {
         if let Some(after) = self.after_ms {
@@ -437,6 +447,9 @@ pub fn decode_samples(
     let mut frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     let mut read_errors = 0u32;
+    // (last decoded offset, next sample target), read by the packet loop to decide whether
+    // frames nobody references can be skipped.
+    let position = std::cell::Cell::new((-1.0f64, 0.0f64));
 
     let mut drain = |decoder: &mut ffmpeg::decoder::Video,
                      summary: &mut DecodeSummary|
@@ -461,7 +474,9 @@ pub fn decode_samples(
             } else {
                 last_ms = offset_ms;
             }
-            if !sampler.take(last_ms) {
+            let taken = sampler.take(last_ms);
+            position.set((last_ms, sampler.next_ms()));
+            if !taken {
                 continue;
             }
             if let SamplingPolicy::Scene { threshold, max_gap } = options.policy {
@@ -526,6 +541,18 @@ pub fn decode_samples(
         }
         if packet.stream() != index {
             continue;
+        }
+        // Between samples, frames no other frame references (most B-frames) need not be
+        // decoded at all. Near a sample target (allowing for frame-threading delay) every
+        // frame is decoded, so the sampled frames are exactly the same.
+        if options.policy != SamplingPolicy::Keyframes {
+            let (seen, next) = position.get();
+            let far = seen >= 0.0 && next - seen > SKIP_MARGIN_FRAMES * frame_ms;
+            decoder.skip_frame(if far {
+                ffmpeg::codec::discard::Discard::NonReference
+            } else {
+                ffmpeg::codec::discard::Discard::Default
+            });
         }
         if decoder.send_packet(&packet).is_err() {
             summary.bad_packets += 1;

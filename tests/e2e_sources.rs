@@ -79,7 +79,9 @@ fn scene_sampling_skips_a_still_camera_but_not_a_busy_one() {
         "a still scene is kept once per max gap (0, 10, 20 s): {s}"
     );
     assert_eq!(s["skipped"], 27, "{s}");
-    assert_eq!(s["decoded"], 750, "{s}");
+    // 750 frames; non-reference frames far from a sample target are not decoded at all.
+    let decoded = s["decoded"].as_u64().unwrap();
+    assert!((30..=750).contains(&decoded), "{s}");
     let b = source_status(&status, &canon(&busy));
     assert!(
         b["frames"].as_u64().unwrap() >= 20,
