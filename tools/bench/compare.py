@@ -3,7 +3,7 @@
 
 Run from the repository root with the torch venv, after `cargo build --release --examples`:
 
-    /work/venv-torch/bin/python tools/bench/compare.py --reps 3 --fps 1,5 --query-n 100000
+    .venv-torch/bin/python tools/bench/compare.py --reps 3 --fps 1,5 --query-n 100000
 
 Steps (everything is written under target/bench/, nothing is committed):
 

@@ -3,7 +3,7 @@
 comparison in BENCHMARKS.md.  Same protocol as `examples/clip_bench.rs`: one warm-up batch,
 then whole batches for at least --seconds, images per second printed as JSON lines.
 
-    /work/venv-torch/bin/python tools/parity/bench_torch.py MODEL_DIR --threads 2 --batch 1 8 32
+    .venv-torch/bin/python tools/parity/bench_torch.py MODEL_DIR --threads 2 --batch 1 8 32
 """
 
 import argparse

@@ -4,7 +4,7 @@ shapes, and reference outputs from PyTorch transformers for real photos and sent
 
 Run by hand (not in CI), from the repository root, with the venv of requirements.txt:
 
-    nice -n 19 /work/venv-torch/bin/python tools/parity/make_fixtures.py
+    nice -n 19 .venv-torch/bin/python tools/parity/make_fixtures.py
 
 Inputs: the real OpenAI CLIP tokenizer (assets/models/tiny-random-clip/tokenizer.json and
 tokenizer_config.json) and a few photographs shipped in the scikit-image wheel.
