@@ -90,6 +90,6 @@ fn fifty_concurrent_clients_get_answers_while_ingest_runs() {
     assert!(p50 > 0.0 && p99 >= p50, "{stats}");
     eprintln!("search latency under load: p50 {p50:.1} ms, p99 {p99:.1} ms");
     // Ingest went on under the load.
-    let status = wait_finished(&d, &[&video.canonicalize().unwrap().display().to_string()]);
+    let status = wait_finished(&d, &[&source_id(&video)]);
     assert_eq!(status["sources"][0]["state"], "done", "{status}");
 }

@@ -52,13 +52,7 @@ fn world_queries_find_the_right_clips() {
     assert!(queries.iter().any(|q| q.image.is_some()), "an image query");
 
     let d = env.start_with_model("sample_interval = 1.0\n", &world_model());
-    let out = d.cli(&["ingest", "--wait", footage.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "ingest failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log_text()
-    );
+    d.ingest_wait(&[&footage]);
     let status = d.cli_json(&["status"]);
     assert_eq!(
         status["sources"].as_array().unwrap().len(),

@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn canon(p: &std::path::Path) -> String {
-    p.canonicalize().unwrap().display().to_string()
-}
-
 #[test]
 fn a_file_dropped_into_a_watched_folder_is_indexed() {
     let env = TestEnv::new();
@@ -33,8 +29,8 @@ fn a_file_dropped_into_a_watched_folder_is_indexed() {
     ]);
     let target = watched.join("seg.mp4");
     std::fs::rename(&staging, &target).unwrap();
-    let status = wait_finished(&d, &[&canon(&target)]);
-    let s = source_status(&status, &canon(&target));
+    let status = wait_finished(&d, &[&source_id(&target)]);
+    let s = source_status(&status, &source_id(&target));
     assert_eq!(
         (s["state"].as_str(), s["frames"].as_u64()),
         (Some("done"), Some(4)),
@@ -72,8 +68,8 @@ fn scene_sampling_skips_a_still_camera_but_not_a_busy_one() {
     ]);
     let d = env.start("sampling = \"scene\"\nscene_threshold = 0.02\nscene_max_gap = 10.0\n");
     d.cli_json(&["ingest", still.to_str().unwrap(), busy.to_str().unwrap()]);
-    let status = wait_finished(&d, &[&canon(&still), &canon(&busy)]);
-    let s = source_status(&status, &canon(&still));
+    let status = wait_finished(&d, &[&source_id(&still), &source_id(&busy)]);
+    let s = source_status(&status, &source_id(&still));
     assert_eq!(
         s["frames"], 3,
         "a still scene is kept once per max gap (0, 10, 20 s): {s}"
@@ -82,7 +78,7 @@ fn scene_sampling_skips_a_still_camera_but_not_a_busy_one() {
     // 750 frames; non-reference frames far from a sample target are not decoded at all.
     let decoded = s["decoded"].as_u64().unwrap();
     assert!((30..=750).contains(&decoded), "{s}");
-    let b = source_status(&status, &canon(&busy));
+    let b = source_status(&status, &source_id(&busy));
     assert!(
         b["frames"].as_u64().unwrap() >= 20,
         "a changing scene is kept: {b}"
@@ -110,10 +106,9 @@ fn keyframe_sampling_decodes_only_keyframes() {
         video.to_str().unwrap(),
     ]);
     let d = env.start("sampling = \"keyframes\"\n");
-    let out = d.cli(&["ingest", "--wait", video.to_str().unwrap()]);
-    assert!(out.status.success());
+    d.ingest_wait(&[&video]);
     let status = d.cli_json(&["status"]);
-    let s = source_status(&status, &canon(&video));
+    let s = source_status(&status, &source_id(&video));
     assert_eq!(s["frames"], 10, "{s}");
     assert!(
         s["decoded"].as_u64().unwrap() <= 12,
@@ -149,19 +144,14 @@ fn wall_clock_time_comes_from_the_path_or_the_container() {
         tagged.to_str().unwrap(),
     ]);
     let d = env.start("time_pattern = \"%Y-%m-%d/%H-%M-%S\"\n");
-    let out = d.cli(&["ingest", "--wait", env.footage().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ingest_wait(&[&env.footage()]);
     let status = d.cli_json(&["status"]);
     assert_eq!(
-        source_status(&status, &canon(&named))["start_wall"],
+        source_status(&status, &source_id(&named))["start_wall"],
         "2026-11-27T03:00:00.000Z"
     );
     assert_eq!(
-        source_status(&status, &canon(&tagged))["start_wall"],
+        source_status(&status, &source_id(&tagged))["start_wall"],
         "2025-01-02T10:00:00.000Z"
     );
 
@@ -178,7 +168,7 @@ fn wall_clock_time_comes_from_the_path_or_the_container() {
     let clips = r["clips"].as_array().unwrap();
     assert!(!clips.is_empty(), "{r}");
     for c in clips {
-        assert_eq!(c["source"], canon(&named).as_str(), "{r}");
+        assert_eq!(c["source"], source_id(&named).as_str(), "{r}");
         let best = c["best_ms"].as_u64().unwrap();
         assert!((5000..=7000).contains(&best), "{r}");
         assert!(

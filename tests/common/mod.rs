@@ -137,6 +137,19 @@ impl DaemonGuard {
             .unwrap()
     }
 
+    /// `frameseek ingest --wait PATH…`, asserting that every file was indexed.
+    pub fn ingest_wait(&self, paths: &[&Path]) {
+        let mut args = vec!["ingest", "--wait"];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "ingest failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+    }
+
     /// Runs the CLI with `--json` and parses its stdout.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
@@ -219,6 +232,11 @@ pub fn source_status<'a>(status: &'a serde_json::Value, source: &str) -> &'a ser
         .iter()
         .find(|x| x["source"] == source)
         .unwrap_or_else(|| panic!("{source} not in {status}"))
+}
+
+/// The source id the daemon gives a file: its canonical path.
+pub fn source_id(path: &Path) -> String {
+    path.canonicalize().unwrap().display().to_string()
 }
 
 /// Runs the `ffmpeg` command, panicking with its output on failure.
