@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
-use crate::index::{IndexError, OpenOutcome, VectorIndex};
+use crate::index::{Hit, IndexError, OpenOutcome, VectorIndex};
 use crate::protocol::Clip;
 use crate::query::{group_clips, score_spread, source_matches};
 use crate::store::{split_key, SourceRecord, Store, StoreError};
@@ -77,6 +77,10 @@ fn write_manifest(path: &Path, manifest: Manifest) -> Result<(), CatalogError> {
     Ok(())
 }
 
+/// Largest number of frames a source filter may select for an exact scan instead of a
+/// graph search.
+pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
+
 /// Filters applied inside the vector search.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
@@ -86,6 +90,10 @@ pub struct SearchFilter {
     pub start_ms: Option<u64>,
     /// Highest offset in ms.
     pub end_ms: Option<u64>,
+    /// Earliest wall-clock time, ms since the epoch.
+    pub after_wall_ms: Option<i64>,
+    /// Latest wall-clock time, ms since the epoch.
+    pub before_wall_ms: Option<i64>,
 }
 
 /// The opened store and index.
@@ -261,29 +269,187 @@ impl Catalog {
         );
         let pass = |key: u64| {
             let (no, offset) = split_key(key);
-            offset >= lo
-                && offset <= hi
-                && allowed.as_ref().is_none_or(|a| a.contains(&no))
-                && sources.contains_key(&no)
+            if offset < lo || offset > hi || !allowed.as_ref().is_none_or(|a| a.contains(&no)) {
+                return false;
+            }
+            let Some(record) = sources.get(&no) else {
+                return false;
+            };
+            if filter.after_wall_ms.is_none() && filter.before_wall_ms.is_none() {
+                return true;
+            }
+            // A wall-clock filter excludes sources whose time is unknown.
+            let Some(start) = record.start_wall_ms else {
+                return false;
+            };
+            let wall = start + offset as i64;
+            filter.after_wall_ms.is_none_or(|a| wall >= a)
+                && filter.before_wall_ms.is_none_or(|b| wall <= b)
+        };
+        let source_of = |no: u32| {
+            sources.get(&no).map(|r| {
+                (
+                    r.source.clone(),
+                    (r.interval * 1000.0).round() as u64,
+                    r.duration_ms,
+                )
+            })
+        };
+        let finish = |clips: Vec<Clip>| -> Vec<Clip> {
+            clips
+                .into_iter()
+                .take(k)
+                .map(|mut c| {
+                    if let Some(start) = sources
+                        .values()
+                        .find(|r| r.source == c.source)
+                        .and_then(|r| r.start_wall_ms)
+                    {
+                        c.start_wall = Some(crate::clock::format_utc(start + c.start_ms as i64));
+                        c.end_wall = Some(crate::clock::format_utc(start + c.end_ms as i64));
+                    }
+                    c
+                })
+                .collect()
         };
         let index = self.index.read().expect("index lock");
         let total = index.len();
+        // A selective source filter: score that footage exactly instead of making the graph
+        // search wade through the other sources (exact, and faster below a few percent).
+        if let Some(allowed) = &allowed {
+            let selected: u64 = allowed
+                .iter()
+                .filter_map(|no| sources.get(no))
+                .map(|r| r.frames)
+                .sum();
+            if selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total as u64 {
+                let mut hits = Vec::with_capacity(selected as usize);
+                for no in allowed {
+                    for (key, v) in self.store.source_vectors(*no)? {
+                        if pass(key) {
+                            let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
+                            hits.push(Hit { key, score });
+                        }
+                    }
+                }
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+                return Ok(finish(group_clips(
+                    &hits,
+                    gap_ms,
+                    score_spread(&hits),
+                    source_of,
+                )));
+            }
+        }
         let mut count = (k * 8).max(64).min(total.max(1));
         loop {
             let hits = index.search(query, count, pass)?;
-            let clips = group_clips(&hits, gap_ms, score_spread(&hits), |no| {
-                sources.get(&no).map(|r| {
-                    (
-                        r.source.clone(),
-                        (r.interval * 1000.0).round() as u64,
-                        r.duration_ms,
-                    )
-                })
-            });
+            let clips = group_clips(&hits, gap_ms, score_spread(&hits), source_of);
             if clips.len() >= k || hits.len() < count || count >= total {
-                return Ok(clips.into_iter().take(k).collect());
+                return Ok(finish(clips));
             }
             count = (count * 4).min(total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{frame_key, Fingerprint};
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+
+    #[test]
+    fn a_selective_source_filter_returns_a_full_page_of_exact_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        let mut nos = Vec::new();
+        for s in 0..40 {
+            let rec = catalog
+                .store()
+                .new_source(
+                    &format!("/cam{s:02}.mp4"),
+                    Fingerprint::default(),
+                    1.0,
+                    None,
+                )
+                .unwrap();
+            nos.push(rec.no);
+            // Frames 10 s apart: every frame is its own clip.
+            let frames: Vec<(u64, Vec<f32>)> = (0..20)
+                .map(|i| {
+                    (
+                        frame_key(rec.no, i * 10_000),
+                        unit(u64::from(rec.no) * 1000 + i, 16),
+                    )
+                })
+                .collect();
+            catalog.commit(&frames).unwrap();
+        }
+        let query = unit(424_242, 16);
+        let filter = SearchFilter {
+            source: Some("/cam07.mp4".into()),
+            ..Default::default()
+        };
+        let clips = catalog.search(&query, 5, &filter, 2000).unwrap();
+        assert_eq!(clips.len(), 5);
+        assert!(clips.iter().all(|c| c.source == "/cam07.mp4"));
+        // Exactly the best frame of that source, by brute force.
+        let best = (0..20u64)
+            .map(|i| {
+                (
+                    i * 10_000,
+                    unit(u64::from(nos[7]) * 1000 + i, 16)
+                        .iter()
+                        .zip(&query)
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>(),
+                )
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(clips[0].best_ms, best.0);
+        assert!((clips[0].score - best.1).abs() < 1e-5);
+        // A time range inside the filter still fills the page when enough frames match.
+        let ranged = SearchFilter {
+            source: Some("/cam07.mp4".into()),
+            start_ms: Some(50_000),
+            end_ms: Some(150_000),
+            ..Default::default()
+        };
+        let clips = catalog.search(&query, 5, &ranged, 2000).unwrap();
+        assert_eq!(clips.len(), 5);
+        assert!(clips
+            .iter()
+            .all(|c| (50_000..=150_000).contains(&c.best_ms)));
+        // Unfiltered searches use the graph and also fill the page.
+        assert_eq!(
+            catalog
+                .search(&query, 10, &SearchFilter::default(), 2000)
+                .unwrap()
+                .len(),
+            10
+        );
     }
 }

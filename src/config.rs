@@ -51,6 +51,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// Folders the daemon may read footage from.
     pub footage_roots: Vec<PathBuf>,
+    /// Group owning the socket; empty for the daemon's own group.
+    pub socket_group: String,
     /// Connections served at once.
     pub max_connections: usize,
     /// Longest accepted request line in bytes.
@@ -85,6 +87,18 @@ pub struct IngestConfig {
     pub decoder_threads: usize,
     /// New frames between index checkpoints.
     pub checkpoint_frames: usize,
+    /// `interval`, `keyframes` or `scene`.
+    pub sampling: String,
+    /// Scene policy: thumbnail change needed to keep a frame (0 to 1).
+    pub scene_threshold: f32,
+    /// Scene policy: seconds after which a frame is kept anyway.
+    pub scene_max_gap: f64,
+    /// Pattern finding a file's wall-clock time in its path; empty for none.
+    pub time_pattern: String,
+    /// Folders watched for new footage.
+    pub watch: Vec<PathBuf>,
+    /// Seconds between scans of the watched folders.
+    pub watch_interval: f64,
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
     #[serde(default = "default_hwaccel")]
     pub hwaccel: String,
@@ -92,6 +106,21 @@ pub struct IngestConfig {
 
 fn default_hwaccel() -> String {
     "auto".into()
+}
+
+impl IngestConfig {
+    /// The sampling policy these settings describe.
+    pub fn policy(&self) -> crate::decode::SamplingPolicy {
+        use crate::decode::SamplingPolicy;
+        match self.sampling.as_str() {
+            "keyframes" => SamplingPolicy::Keyframes,
+            "scene" => SamplingPolicy::Scene {
+                threshold: self.scene_threshold,
+                max_gap: self.scene_max_gap,
+            },
+            _ => SamplingPolicy::Interval,
+        }
+    }
 }
 
 impl Config {
@@ -131,6 +160,7 @@ impl Config {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("daemon.footage_roots")
+                    .with_list_parse_key("ingest.watch")
                     .try_parsing(true),
             );
         }
@@ -183,6 +213,43 @@ impl Config {
                 i.decode_workers,
                 "must be between 1 and 256",
             ));
+        }
+        if !matches!(i.sampling.as_str(), "interval" | "keyframes" | "scene") {
+            return Err(invalid(
+                "ingest.sampling",
+                &i.sampling,
+                "expected interval, keyframes or scene",
+            ));
+        }
+        if !(i.scene_threshold.is_finite() && (0.0..=1.0).contains(&i.scene_threshold)) {
+            return Err(invalid(
+                "ingest.scene_threshold",
+                i.scene_threshold,
+                "must be between 0 and 1",
+            ));
+        }
+        if !(i.scene_max_gap.is_finite() && i.scene_max_gap > 0.0) {
+            return Err(invalid(
+                "ingest.scene_max_gap",
+                i.scene_max_gap,
+                "must be a positive number of seconds",
+            ));
+        }
+        if !(i.watch_interval.is_finite() && i.watch_interval >= 0.1) {
+            return Err(invalid(
+                "ingest.watch_interval",
+                i.watch_interval,
+                "must be at least 0.1 seconds",
+            ));
+        }
+        for w in &i.watch {
+            if !w.is_absolute() {
+                return Err(invalid(
+                    "ingest.watch",
+                    w.display(),
+                    "must be absolute paths",
+                ));
+            }
         }
         if i.checkpoint_frames == 0 {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));

@@ -32,6 +32,7 @@ pub struct Daemon {
     roots: Vec<PathBuf>,
     started: Instant,
     searches: AtomicU64,
+    search_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -77,6 +78,8 @@ impl Daemon {
             batch_size: embedder.batch_size(config.model.batch_size),
             hwaccel: crate::decode::HwAccel::parse(&config.ingest.hwaccel)
                 .map_err(anyhow::Error::msg)?,
+            policy: config.ingest.policy(),
+            time_pattern: config.ingest.time_pattern.clone(),
         };
         tracing::info!(
             batch_size = settings.batch_size,
@@ -100,9 +103,32 @@ impl Daemon {
             roots,
             started: Instant::now(),
             searches: AtomicU64::new(0),
+            search_ms: Default::default(),
         };
+        daemon.check_watched()?;
         daemon.resume_unfinished()?;
+        daemon.requeue_after_reindex()?;
         Ok(daemon)
+    }
+
+    fn requeue_after_reindex(&self) -> anyhow::Result<()> {
+        let path = self.config.daemon.state_dir.join(REQUEUE_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let sources: Vec<String> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a list of sources", path.display()))?;
+        for source in &sources {
+            match self.admit_path(source) {
+                Ok(file) => {
+                    let outcome = self.enqueue_file(source, &file);
+                    tracing::info!(source, result = outcome.result, "re-index");
+                }
+                Err(e) => tracing::warn!(source, error = %e.message, "re-index: source skipped"),
+            }
+        }
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        Ok(())
     }
 
     fn resume_unfinished(&self) -> anyhow::Result<()> {
@@ -146,6 +172,7 @@ impl Daemon {
     }
 
     fn search(&self, r: SearchRequest) -> Result<SearchReply, ErrorBody> {
+        let started = Instant::now();
         let k = r.k.unwrap_or(10);
         if k == 0 || k > MAX_K {
             return Err(err(
@@ -202,6 +229,8 @@ impl Daemon {
             source: r.source,
             start_ms: r.start_ms,
             end_ms: r.end_ms,
+            after_wall_ms: r.after_wall_ms,
+            before_wall_ms: r.before_wall_ms,
         };
         let gap_ms = (self.config.ingest.clip_gap * 1000.0).round() as u64;
         let clips = self
@@ -209,6 +238,11 @@ impl Daemon {
             .search(&query, k, &filter, gap_ms)
             .map_err(Self::internal)?;
         self.searches.fetch_add(1, Ordering::Relaxed);
+        let mut window = self.search_ms.lock().expect("latency lock");
+        if window.len() == 1024 {
+            window.pop_front();
+        }
+        window.push_back(started.elapsed().as_secs_f64() * 1000.0);
         Ok(SearchReply { clips })
     }
 
@@ -269,6 +303,54 @@ impl Daemon {
             }
         }
         Ok(IngestReply { outcomes })
+    }
+
+    /// One scan of the watched folders: files whose size and modification time did not
+    /// change since the previous scan (so they are no longer being written) and that are new
+    /// or changed since they were indexed are queued. `seen` carries fingerprints between scans.
+    pub fn scan_watched(
+        &self,
+        seen: &mut std::collections::HashMap<PathBuf, Fingerprint>,
+    ) -> usize {
+        let mut queued = 0;
+        for folder in &self.config.ingest.watch {
+            let Ok(folder) = self.admit_path(&folder.display().to_string()) else {
+                continue;
+            };
+            for file in walk_videos(&folder) {
+                let Ok(fingerprint) = Fingerprint::of(&file) else {
+                    continue;
+                };
+                let source = file.display().to_string();
+                let known = self.catalog.store().source(&source).ok().flatten();
+                if known.is_some_and(|r| r.fingerprint == fingerprint) {
+                    seen.remove(&file);
+                    continue;
+                }
+                if seen.get(&file) == Some(&fingerprint) {
+                    seen.remove(&file);
+                    let outcome = self.enqueue_file(&source, &file);
+                    tracing::info!(
+                        source,
+                        result = outcome.result,
+                        "watched folder: new or changed file"
+                    );
+                    queued += 1;
+                } else {
+                    seen.insert(file, fingerprint);
+                }
+            }
+        }
+        queued
+    }
+
+    /// Checks the watched folders at start: each must lie under a footage root.
+    pub fn check_watched(&self) -> anyhow::Result<()> {
+        for folder in &self.config.ingest.watch {
+            self.admit_path(&folder.display().to_string())
+                .map_err(|e| anyhow::anyhow!("ingest.watch: {}", e.message))?;
+        }
+        Ok(())
     }
 
     fn enqueue_file(&self, given: &str, file: &Path) -> IngestOutcome {
@@ -367,6 +449,9 @@ impl Daemon {
                     watermark_ms: r.watermark_ms,
                     duration_ms: r.duration_ms,
                     progress,
+                    decoded: r.decoded,
+                    skipped: r.skipped,
+                    start_wall: r.start_wall_ms.map(crate::clock::format_utc),
                 }
             })
             .collect();
@@ -401,6 +486,30 @@ impl Daemon {
     }
 
     fn stats(&self) -> Result<StatsReply, ErrorBody> {
+        let mut latencies: Vec<f64> = self
+            .search_ms
+            .lock()
+            .expect("latency lock")
+            .iter()
+            .copied()
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let recent = Instant::now() - std::time::Duration::from_secs(60);
+        let mut ingest_rates: Vec<IngestRate> = self
+            .ingest
+            .counters()
+            .rates
+            .lock()
+            .expect("rates lock")
+            .iter()
+            .filter(|(_, r)| r.last >= recent)
+            .map(|(source, r)| IngestRate {
+                source: source.clone(),
+                frames: r.frames,
+                frames_per_s: r.frames_per_second(),
+            })
+            .collect();
+        ingest_rates.sort_by(|a, b| a.source.cmp(&b.source));
         let c = self.ingest.counters();
         let batches = c.batches.load(Ordering::Relaxed);
         Ok(StatsReply {
@@ -420,7 +529,20 @@ impl Daemon {
                 c.embed_us.load(Ordering::Relaxed) as f64 / batches as f64 / 1000.0
             },
             searches: self.searches.load(Ordering::Relaxed),
+            search_ms_p50: percentile(&latencies, 0.50),
+            search_ms_p99: percentile(&latencies, 0.99),
+            index_bytes: std::fs::metadata(self.config.daemon.state_dir.join("index.usearch"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            ingest_rates,
             uptime_s: self.started.elapsed().as_secs_f64(),
+            stage_ms: StageTimes {
+                decode: c.decode_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                convert: c.convert_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                handoff: c.handoff_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                embed: c.embed_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                commit: c.commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            },
         })
     }
 
@@ -438,6 +560,52 @@ impl Daemon {
         tracing::info!(frames = self.catalog.indexed(), "state saved");
         Ok(())
     }
+}
+
+/// File in the state folder listing sources to read again (written by `frameseek reindex`).
+pub const REQUEUE_FILE: &str = "requeue.json";
+
+/// Moves the database, index and manifest into `state_dir/before-reindex/` and writes
+/// `requeue.json` with every source of the old database. Returns the sources.
+pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let db = state_dir.join("db");
+    if !db.exists() {
+        anyhow::bail!(
+            "no database in {}: nothing to re-index",
+            state_dir.display()
+        );
+    }
+    let sources: Vec<String> = {
+        let store = crate::store::Store::open(&db)
+            .with_context(|| format!("cannot open {}", db.display()))?;
+        store.sources()?.into_iter().map(|r| r.source).collect()
+    };
+    let aside = state_dir.join("before-reindex");
+    if aside.exists() {
+        anyhow::bail!(
+            "{} exists from an earlier re-index; move it away first",
+            aside.display()
+        );
+    }
+    std::fs::create_dir(&aside).with_context(|| format!("cannot create {}", aside.display()))?;
+    for name in ["db", "index.usearch", "manifest.json"] {
+        let from = state_dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, aside.join(name))
+                .with_context(|| format!("cannot move {}", from.display()))?;
+        }
+    }
+    std::fs::write(state_dir.join(REQUEUE_FILE), serde_json::to_vec(&sources)?)?;
+    Ok(sources)
+}
+
+/// The value at fraction `q` of sorted samples (nearest rank), 0 when empty.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// Video files under `dir`, recursively, sorted; hidden entries are skipped.
@@ -470,4 +638,39 @@ pub fn walk_videos(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn folders_are_walked_for_videos_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("cam1/2026")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".hidden")).unwrap();
+        for f in [
+            "cam1/a.MP4",
+            "cam1/2026/b.mkv",
+            "cam1/notes.txt",
+            ".hidden/c.mp4",
+            "d.ts",
+        ] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let found: Vec<String> = walk_videos(dir.path())
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, vec!["cam1/2026/b.mkv", "cam1/a.MP4", "d.ts"]);
+    }
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::time::Instant;
 
 use ffmpeg::ffi;
 use ffmpeg::format::Pixel;
@@ -72,6 +73,89 @@ pub struct SampleOptions {
     pub geometry: PixelGeometry,
     /// Hardware decoding policy (issue 9; see [`HwAccel`]).
     pub hwaccel: HwAccel,
+    /// Which candidate frames are embedded.
+    pub policy: SamplingPolicy,
+}
+
+/// How frames are chosen, per source.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase", tag = "policy")]
+pub enum SamplingPolicy {
+    /// The first frame at or after every multiple of the interval.
+    #[default]
+    Interval,
+    /// Only keyframes are decoded (much cheaper), at most one per interval.
+    Keyframes,
+    /// Interval candidates, kept only when a small grey thumbnail changed by more than
+    /// `threshold` (mean absolute difference, 0 to 1) since the last kept frame, or when
+    /// `max_gap` seconds passed without one.
+    Scene {
+        /// Change needed to keep a frame.
+        threshold: f32,
+        /// Seconds after which a frame is kept anyway.
+        max_gap: f64,
+    },
+}
+
+/// Frames before a sample target from which every frame is decoded again (covers the
+/// frames in flight in FFmpeg's frame threads).
+const SKIP_MARGIN_FRAMES: f64 = 12.0;
+
+/// Side of the grey thumbnail the scene test compares.
+const THUMB: usize = 16;
+
+/// A 16x16 grey thumbnail of an 8-bit YUV or grey frame (block means of the luma plane);
+/// `None` for other pixel formats.
+fn luma_thumbnail(frame: &ffmpeg::frame::Video) -> Option<[u8; THUMB * THUMB]> {
+    let eight_bit_luma = matches!(
+        frame.format(),
+        Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+            | Pixel::YUVJ440P
+            | Pixel::YUV411P
+            | Pixel::YUV410P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8
+    );
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    if !eight_bit_luma || w < THUMB || h < THUMB {
+        return None;
+    }
+    let stride = frame.stride(0);
+    let luma = frame.data(0);
+    let mut out = [0u8; THUMB * THUMB];
+    for ty in 0..THUMB {
+        for tx in 0..THUMB {
+            // Mean of a 4x4 grid of points inside the cell: cheap, and steady under noise.
+            let mut sum = 0u32;
+            for sy in 0..4 {
+                let y = (ty * h + (2 * sy + 1) * h / 8) / THUMB;
+                let row = &luma[y.min(h - 1) * stride..];
+                for sx in 0..4 {
+                    let x = (tx * w + (2 * sx + 1) * w / 8) / THUMB;
+                    sum += u32::from(row[x.min(w - 1)]);
+                }
+            }
+            out[ty * THUMB + tx] = (sum / 16) as u8;
+        }
+    }
+    Some(out)
+}
+
+/// Mean absolute difference of two thumbnails, 0 to 1.
+pub fn thumbnail_change(a: &[u8], b: &[u8]) -> f32 {
+    let total: u32 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u32::from(x.abs_diff(*y)))
+        .sum();
+    total as f32 / (a.len().max(1) as f32 * 255.0)
 }
 
 /// What one decode run did.
@@ -81,10 +165,16 @@ pub struct DecodeSummary {
     pub decoded: u64,
     /// Frames sampled and handed on.
     pub kept: u64,
+    /// Candidate frames the scene test found unchanged and skipped.
+    pub skipped: u64,
     /// Packets the decoder rejected (corrupt data it skipped over).
     pub bad_packets: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
     pub stopped: bool,
+    /// Time spent in pixel conversion (swscale + crop + normalise), microseconds.
+    pub convert_us: u64,
+    /// Time spent handing frames on (blocked on a full channel = back-pressure), microseconds.
+    pub handoff_us: u64,
 }
 
 /// Facts about a file read from its container header.
@@ -98,6 +188,8 @@ pub struct SourceInfo {
     pub height: u32,
     /// Codec name.
     pub codec: String,
+    /// The container's `creation_time`, ms since the epoch, when present.
+    pub creation_time_ms: Option<i64>,
 }
 
 /// Initialises FFmpeg once and keeps its own logging quiet.
@@ -148,11 +240,22 @@ pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
     } else {
         None
     };
+    let creation_time_ms = ictx
+        .metadata()
+        .get("creation_time")
+        .and_then(crate::clock::parse_iso8601)
+        .or_else(|| {
+            stream
+                .metadata()
+                .get("creation_time")
+                .and_then(crate::clock::parse_iso8601)
+        });
     Ok(SourceInfo {
         duration_ms,
         width,
         height,
         codec,
+        creation_time_ms,
     })
 }
 
@@ -177,6 +280,12 @@ impl IntervalSampler {
             next_ms,
             after_ms: resume_after_ms,
         }
+    }
+
+    /// The offset the next kept frame must reach, ms.
+    pub fn next_ms(&self) -> f64 {
+        let after = self.after_ms.map_or(f64::MIN, |a| a as f64);
+        self.next_ms.max(after)
     }
 
     /// True when a frame at `offset_ms` should be kept; advances past it when so.
@@ -363,6 +472,10 @@ fn decode_run(
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(codec_err)?;
+    if options.policy == SamplingPolicy::Keyframes {
+        decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
+    }
+    let mut last_thumb: Option<([u8; THUMB * THUMB], f64)> = None;
     let tb = f64::from(time_base.numerator()) / f64::from(time_base.denominator()).max(1.0);
     let frame_ms = if avg_rate.numerator() > 0 && avg_rate.denominator() > 0 {
         1000.0 * f64::from(avg_rate.denominator()) / f64::from(avg_rate.numerator())
@@ -378,6 +491,9 @@ fn decode_run(
     let mut system_frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     let mut read_errors = 0u32;
+    // (last decoded offset, next sample target), read by the packet loop to decide whether
+    // frames nobody references can be skipped.
+    let position = std::cell::Cell::new((-1.0f64, 0.0f64));
 
     let mut drain = |decoder: &mut ffmpeg::decoder::Video,
                      summary: &mut DecodeSummary|
@@ -402,10 +518,11 @@ fn decode_run(
             } else {
                 last_ms = offset_ms;
             }
-            if !sampler.take(last_ms) {
+            let taken = sampler.take(last_ms);
+            position.set((last_ms, sampler.next_ms()));
+            if !taken {
                 continue;
             }
-            let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
             let source = if hw::is_on_device(&frame) {
                 // Only sampled frames leave the GPU.
                 hw::download(&frame, &mut system_frame).map_err(|e| DecodeError::Stream {
@@ -417,6 +534,24 @@ fn decode_run(
             } else {
                 &frame
             };
+            if let SamplingPolicy::Scene { threshold, max_gap } = options.policy {
+                if let Some(thumb) = luma_thumbnail(source) {
+                    let keep = match &last_thumb {
+                        None => true,
+                        Some((prev, at)) => {
+                            thumbnail_change(prev, &thumb) > threshold
+                                || last_ms - at >= max_gap * 1000.0
+                        }
+                    };
+                    if !keep {
+                        summary.skipped += 1;
+                        continue;
+                    }
+                    last_thumb = Some((thumb, last_ms));
+                }
+            }
+            let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
+            let t = Instant::now();
             converter
                 .convert(source, &mut pixels)
                 .map_err(|e| DecodeError::Stream {
@@ -424,11 +559,15 @@ fn decode_run(
                     at_ms: last_ms as u64,
                     reason: format!("pixel conversion failed: {e}"),
                 })?;
+            summary.convert_us += t.elapsed().as_micros() as u64;
             summary.kept += 1;
-            if !on_frame(SampledFrame {
+            let t = Instant::now();
+            let go_on = on_frame(SampledFrame {
                 offset_ms: last_ms.round() as u64,
                 pixels,
-            }) {
+            });
+            summary.handoff_us += t.elapsed().as_micros() as u64;
+            if !go_on {
                 return Ok(false);
             }
         }
@@ -457,6 +596,18 @@ fn decode_run(
         }
         if packet.stream() != index {
             continue;
+        }
+        // Between samples, frames no other frame references (most B-frames) need not be
+        // decoded at all. Near a sample target (allowing for frame-threading delay) every
+        // frame is decoded, so the sampled frames are exactly the same.
+        if options.policy != SamplingPolicy::Keyframes {
+            let (seen, next) = position.get();
+            let far = seen >= 0.0 && next - seen > SKIP_MARGIN_FRAMES * frame_ms;
+            decoder.skip_frame(if far {
+                ffmpeg::codec::discard::Discard::NonReference
+            } else {
+                ffmpeg::codec::discard::Discard::Default
+            });
         }
         if decoder.send_packet(&packet).is_err() {
             summary.bad_packets += 1;
@@ -630,6 +781,141 @@ mod hw {
 mod tests {
     use super::*;
 
+    /// A flat frame of one Y'CbCr colour, tagged with a matrix and range.
+    fn flat_frame(
+        format: Pixel,
+        yuv: [u8; 3],
+        space: ffmpeg::color::Space,
+        range: ffmpeg::color::Range,
+        size: u32,
+    ) -> ffmpeg::frame::Video {
+        init_ffmpeg();
+        let mut f = ffmpeg::frame::Video::new(format, size, size);
+        for (plane, value) in yuv.iter().enumerate() {
+            let len = f.data(plane).len();
+            f.data_mut(plane)[..len].fill(*value);
+        }
+        f.set_color_space(space);
+        f.set_color_range(range);
+        f
+    }
+
+    /// The 8-bit RGB the converter produced for a flat frame (centre pixel).
+    fn rgb_of(frame: &ffmpeg::frame::Video) -> [i32; 3] {
+        let g = PixelGeometry::clip_default(16);
+        let mut conv = FrameConverter::new(g.clone());
+        let mut out = Vec::new();
+        conv.convert(frame, &mut out).unwrap();
+        let i = 8 * 16 + 8;
+        let plane = 16 * 16;
+        std::array::from_fn(|c| {
+            ((out[c * plane + i] * g.std[c] + g.mean[c]) * 255.0).round() as i32
+        })
+    }
+
+    fn assert_near(got: [i32; 3], want: [i32; 3], what: &str) {
+        for c in 0..3 {
+            assert!(
+                (got[c] - want[c]).abs() <= 3,
+                "{what}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yuv_matrix_and_range_follow_the_stream_tags() {
+        use ffmpeg::color::{Range, Space};
+        // Pure red (255, 0, 0) encoded four ways, and mid grey.
+        let cases = [
+            (
+                "BT.601 limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::BT470BG,
+                Range::MPEG,
+            ),
+            (
+                "SMPTE 170M limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::SMPTE170M,
+                Range::MPEG,
+            ),
+            (
+                "BT.709 limited",
+                Pixel::YUV420P,
+                [63, 102, 240],
+                Space::BT709,
+                Range::MPEG,
+            ),
+            (
+                "BT.601 full",
+                Pixel::YUV420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::JPEG,
+            ),
+            (
+                "BT.709 full",
+                Pixel::YUV420P,
+                [54, 99, 255],
+                Space::BT709,
+                Range::JPEG,
+            ),
+            (
+                "BT.601 yuvj420p",
+                Pixel::YUVJ420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::Unspecified,
+            ),
+        ];
+        for (what, format, yuv, space, range) in cases {
+            let f = flat_frame(format, yuv, space, range, 32);
+            assert_near(rgb_of(&f), [255, 0, 0], what);
+        }
+        let grey = flat_frame(
+            Pixel::YUV420P,
+            [126, 128, 128],
+            Space::BT709,
+            Range::MPEG,
+            32,
+        );
+        assert_near(rgb_of(&grey), [128, 128, 128], "grey limited");
+        // The tags matter: BT.709 red read as BT.601 is visibly off.
+        let wrong = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::BT470BG,
+            Range::MPEG,
+            32,
+        );
+        let got = rgb_of(&wrong);
+        let off = (got[0] - 255).abs() + got[1].abs() + got[2].abs();
+        assert!(off > 10, "BT.709 red read as BT.601 gave {got:?}");
+    }
+
+    #[test]
+    fn untagged_streams_use_bt601_below_720_lines_and_bt709_from_720() {
+        use ffmpeg::color::{Range, Space};
+        let sd = flat_frame(
+            Pixel::YUV420P,
+            [81, 90, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            64,
+        );
+        assert_near(rgb_of(&sd), [255, 0, 0], "untagged SD as BT.601");
+        let hd = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            720,
+        );
+        assert_near(rgb_of(&hd), [255, 0, 0], "untagged HD as BT.709");
+    }
+
     fn sample_times(interval: f64, frames: &[f64], resume: Option<u64>) -> Vec<f64> {
         let mut s = IntervalSampler::new(interval, resume);
         frames.iter().copied().filter(|&t| s.take(t)).collect()
@@ -657,6 +943,12 @@ mod tests {
             sample_times(1.0, &frames, None),
             vec![0.0, 1000.0, 5500.0, 6000.0, 7000.0]
         );
+    }
+
+    #[test]
+    fn thumbnail_change_is_a_mean_absolute_difference() {
+        assert_eq!(thumbnail_change(&[0, 0], &[0, 0]), 0.0);
+        assert!((thumbnail_change(&[0, 255], &[255, 255]) - 0.5).abs() < 1e-6);
     }
 
     #[test]

@@ -65,6 +65,10 @@ impl std::fmt::Debug for VectorIndex {
     }
 }
 
+/// Searches that may run at once (usearch keeps one search context per concurrent caller;
+/// the daemon runs at most 64 requests at once on its blocking pool).
+pub const MAX_CONCURRENT_SEARCHES: usize = 128;
+
 fn options(dim: usize) -> IndexOptions {
     IndexOptions {
         dimensions: dim,
@@ -116,7 +120,12 @@ impl VectorIndex {
         }
         let pending = store.pending_keys()?;
         let mut readded = 0;
-        me.reserve(me.index.size() + pending.len())?;
+        let target = (me.index.size() + pending.len())
+            .max(me.index.capacity())
+            .max(1024);
+        me.index
+            .reserve_capacity_and_threads(target, MAX_CONCURRENT_SEARCHES)
+            .map_err(us)?;
         for key in pending {
             if !me.index.contains(key) {
                 if let Some(v) = store.vector(key)? {
@@ -139,7 +148,9 @@ impl VectorIndex {
     /// Replaces the in-memory index with one built from every stored vector.
     pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
         self.index = Index::new(&options(self.dim)).map_err(us)?;
-        self.reserve(store.frame_count())?;
+        self.index
+            .reserve_capacity_and_threads(store.frame_count().max(1024), MAX_CONCURRENT_SEARCHES)
+            .map_err(us)?;
         for row in store.all_vectors() {
             let (key, v) = row?;
             if v.len() == self.dim {
@@ -151,9 +162,11 @@ impl VectorIndex {
     }
 
     fn reserve(&self, needed: usize) -> Result<(), IndexError> {
-        if needed > self.index.capacity() {
+        if needed > self.index.capacity() || self.index.capacity() == 0 {
             let target = needed.max(self.index.capacity() * 2).max(1024);
-            self.index.reserve(target).map_err(us)?;
+            self.index
+                .reserve_capacity_and_threads(target, MAX_CONCURRENT_SEARCHES)
+                .map_err(us)?;
         }
         Ok(())
     }

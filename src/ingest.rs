@@ -56,6 +56,39 @@ pub struct IngestCounters {
     pub embed_us: AtomicU64,
     /// Jobs waiting for a decode worker.
     pub queued: AtomicUsize,
+    /// Per source: frames committed since start, first and last commit time.
+    pub rates: Mutex<std::collections::HashMap<String, SourceRate>>,
+    /// Decode-thread time in FFmpeg demux + decode (wall minus convert and hand-off), us.
+    pub decode_us: AtomicU64,
+    /// Decode-thread time in pixel conversion, us.
+    pub convert_us: AtomicU64,
+    /// Decode-thread time blocked handing frames to the embed worker, us.
+    pub handoff_us: AtomicU64,
+    /// Embed-worker time committing batches (sled transaction + flush + index add), us.
+    pub commit_us: AtomicU64,
+}
+
+/// Ingest progress of one source since the daemon started.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRate {
+    /// Frames committed.
+    pub frames: u64,
+    /// When the first batch of this source was committed.
+    pub first: Instant,
+    /// When the last batch was committed.
+    pub last: Instant,
+}
+
+impl SourceRate {
+    /// Frames per second between the first and the last commit (0 with a single commit).
+    pub fn frames_per_second(&self) -> f64 {
+        let secs = self.last.duration_since(self.first).as_secs_f64();
+        if secs > 0.0 {
+            self.frames as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Tuning of the pipeline.
@@ -69,6 +102,10 @@ pub struct IngestSettings {
     pub batch_size: usize,
     /// Hardware decoding policy.
     pub hwaccel: HwAccel,
+    /// Which frames are embedded.
+    pub policy: crate::decode::SamplingPolicy,
+    /// Pattern finding a file's wall-clock time in its path.
+    pub time_pattern: String,
 }
 
 /// The running pipeline.
@@ -110,6 +147,8 @@ impl Ingest {
                 geometry: embedder.geometry().clone(),
                 decoder_threads: settings.decoder_threads,
                 hwaccel: settings.hwaccel,
+                policy: settings.policy,
+                time_pattern: settings.time_pattern.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -184,6 +223,29 @@ impl Ingest {
     }
 }
 
+/// Wall-clock time of a file's offset 0: from its path (`time_pattern`), else the
+/// container's `creation_time`, else its modification time minus its duration.
+pub fn wall_clock_start(
+    path: &std::path::Path,
+    time_pattern: &str,
+    info: Option<&decode::SourceInfo>,
+) -> Option<i64> {
+    if let Some(t) = crate::clock::time_from_path(time_pattern, &path.to_string_lossy()) {
+        return Some(t);
+    }
+    if let Some(t) = info.and_then(|i| i.creation_time_ms) {
+        return Some(t);
+    }
+    let mtime = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let duration = info.and_then(|i| i.duration_ms).unwrap_or(0);
+    Some(mtime.as_millis() as i64 - duration as i64)
+}
+
 struct DecodeWorker {
     jobs: Arc<Mutex<Receiver<Job>>>,
     items: SyncSender<Item>,
@@ -193,6 +255,8 @@ struct DecodeWorker {
     geometry: crate::embed::PixelGeometry,
     decoder_threads: usize,
     hwaccel: HwAccel,
+    policy: crate::decode::SamplingPolicy,
+    time_pattern: String,
 }
 
 impl DecodeWorker {
@@ -206,7 +270,18 @@ impl DecodeWorker {
             if self.cancel.load(Ordering::SeqCst) {
                 return;
             }
+            let t = Instant::now();
             let result = self.decode(&job);
+            if let Ok(s) = &result {
+                let wall = t.elapsed().as_micros() as u64;
+                let c = &self.counters;
+                c.convert_us.fetch_add(s.convert_us, Ordering::Relaxed);
+                c.handoff_us.fetch_add(s.handoff_us, Ordering::Relaxed);
+                c.decode_us.fetch_add(
+                    wall.saturating_sub(s.convert_us + s.handoff_us),
+                    Ordering::Relaxed,
+                );
+            }
             let stopped = matches!(&result, Ok(s) if s.stopped);
             if stopped && self.cancel.load(Ordering::SeqCst) {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
@@ -226,11 +301,16 @@ impl DecodeWorker {
     }
 
     fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
-        let duration = decode::probe(&job.path).ok().and_then(|i| i.duration_ms);
+        let info = decode::probe(&job.path).ok();
+        let duration = info.as_ref().and_then(|i| i.duration_ms);
+        let wall = wall_clock_start(&job.path, &self.time_pattern, info.as_ref());
         if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
             r.state = SourceState::Ingesting;
             if duration.is_some() {
                 r.duration_ms = duration;
+            }
+            if r.start_wall_ms.is_none() {
+                r.start_wall_ms = wall;
             }
         }) {
             tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
@@ -242,6 +322,7 @@ impl DecodeWorker {
             decoder_threads: self.decoder_threads,
             geometry: self.geometry.clone(),
             hwaccel: self.hwaccel,
+            policy: self.policy,
         };
         let items = &self.items;
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -421,7 +502,12 @@ impl CommitWorker {
         };
         let embed_us = t.elapsed().as_micros() as u64 + upload_us;
         let frames: Vec<(u64, Vec<f32>)> = keys.iter().map(|(k, _)| *k).zip(vectors).collect();
-        match self.catalog.commit(&frames) {
+        let t = Instant::now();
+        let committed = self.catalog.commit(&frames);
+        self.counters
+            .commit_us
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match committed {
             Ok(_) => {
                 self.counters
                     .frames_embedded
@@ -430,6 +516,18 @@ impl CommitWorker {
                 self.counters
                     .embed_us
                     .fetch_add(embed_us, Ordering::Relaxed);
+                let now = Instant::now();
+                let mut rates = self.counters.rates.lock().expect("rates lock");
+                for (_, source) in &keys {
+                    let r = rates.entry(source.clone()).or_insert(SourceRate {
+                        frames: 0,
+                        first: now,
+                        last: now,
+                    });
+                    r.frames += 1;
+                    r.last = now;
+                }
+                drop(rates);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
             }
             Err(e) => self.fail_sources(&mut keys, &format!("cannot store frames: {e}")),
@@ -456,6 +554,8 @@ impl CommitWorker {
             }
             match &result {
                 Ok(summary) => {
+                    r.decoded += summary.decoded;
+                    r.skipped += summary.skipped;
                     r.state = SourceState::Done;
                     r.error = (summary.bad_packets > 0)
                         .then(|| format!("{} corrupt packets skipped", summary.bad_packets));
@@ -476,6 +576,8 @@ impl CommitWorker {
                 frames = r.frames,
                 decoded = summary.decoded,
                 kept = summary.kept,
+                convert_ms = summary.convert_us / 1000,
+                handoff_ms = summary.handoff_us / 1000,
                 state = r.state.as_str(),
                 "source finished"
             ),

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod decode;
@@ -21,3 +22,4 @@ pub mod query;
 pub mod samples;
 pub mod server;
 pub mod store;
+pub mod world;

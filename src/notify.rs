@@ -23,6 +23,20 @@ pub fn notify(state: &str) {
     }
 }
 
+/// The watchdog period systemd asked for (`WatchdogSec=`), if any: ping at half of it.
+pub fn watchdog_interval() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Some(pid) = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    {
+        if pid != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,12 @@ pub struct SearchRequest {
     /// Only frames at or before this offset (ms) within their file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_ms: Option<u64>,
+    /// Only frames recorded at or after this wall-clock time (ms since the epoch, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_wall_ms: Option<i64>,
+    /// Only frames recorded at or before this wall-clock time (ms since the epoch, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_wall_ms: Option<i64>,
 }
 
 /// `ingest`: files or folders to index.
@@ -238,6 +244,12 @@ pub struct Clip {
     pub best_ms: u64,
     /// Cosine similarity of the best frame.
     pub score: f32,
+    /// Wall-clock time of `start_ms` (UTC, RFC 3339), when the source's time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_wall: Option<String>,
+    /// Wall-clock time of `end_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_wall: Option<String>,
 }
 
 /// Reply to `search`.
@@ -294,6 +306,15 @@ pub struct SourceStatus {
     pub duration_ms: Option<u64>,
     /// Fraction done, 0 to 1, when the duration is known.
     pub progress: Option<f64>,
+    /// Frames decoded.
+    #[serde(default)]
+    pub decoded: u64,
+    /// Candidate frames the scene test skipped as unchanged.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Wall-clock time of the file's start (UTC, RFC 3339), when known.
+    #[serde(default)]
+    pub start_wall: Option<String>,
 }
 
 /// Reply to `status`.
@@ -339,8 +360,45 @@ pub struct StatsReply {
     pub embed_batch_ms: f64,
     /// Searches answered since start.
     pub searches: u64,
+    /// Median search latency over the last 1024 searches, ms.
+    pub search_ms_p50: f64,
+    /// 99th percentile search latency over the last 1024 searches, ms.
+    pub search_ms_p99: f64,
+    /// Size of the index file at its last checkpoint, bytes.
+    pub index_bytes: u64,
+    /// Ingest rate of each source that committed frames in the last minute.
+    pub ingest_rates: Vec<IngestRate>,
     /// Seconds since the daemon started.
     pub uptime_s: f64,
+    /// Per-stage totals since start, ms (decode, convert, hand-off, embed, commit).
+    #[serde(default)]
+    pub stage_ms: StageTimes,
+}
+
+/// Per-stage time totals of the ingest pipeline, in milliseconds since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Decode threads: FFmpeg demux and decode.
+    pub decode: f64,
+    /// Decode threads: swscale to RGB, crop, normalise.
+    pub convert: f64,
+    /// Decode threads: blocked handing frames to the embed worker (back-pressure).
+    pub handoff: f64,
+    /// Embed worker: CLIP image tower.
+    pub embed: f64,
+    /// Embed worker: sled commit + flush + usearch add (+ checkpoints).
+    pub commit: f64,
+}
+
+/// Ingest rate of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRate {
+    /// Source id.
+    pub source: String,
+    /// Frames committed since the daemon started.
+    pub frames: u64,
+    /// Sampled frames embedded and committed per second.
+    pub frames_per_s: f64,
 }
 
 /// Wraps a successful payload into a reply line: `{"ok": true, ...payload, "id": ...}`.
@@ -459,5 +517,38 @@ mod tests {
         assert_eq!(parse_reply(&line).unwrap()["id"], 1);
         let line = error_line(None, &ErrorBody::new(ErrorCode::EmptyQuery, "empty"));
         assert_eq!(parse_reply(&line).unwrap_err().code, ErrorCode::EmptyQuery);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests of the request parser: any bytes give a request or an error reply,
+    //! never a panic, and every valid request survives a round trip.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_request(&bytes);
+        }
+
+        #[test]
+        fn json_shaped_noise_gets_a_code(op in "[a-z]{0,8}", key in "[a-z_]{1,8}", n in any::<i64>(), text in ".{0,40}") {
+            let line = serde_json::json!({"op": op, key: n, "text": text}).to_string();
+            match parse_request(line.as_bytes()) {
+                Ok((_, Request::Search(r))) => prop_assert_eq!(r.text, Some(text)),
+                Ok((_, other)) => prop_assert!(false, "unexpected parse of {}: {:?}", line, other),
+                Err((_, e)) => prop_assert!(!e.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn search_requests_round_trip(text in ".{1,80}", k in 1usize..1000, source in proptest::option::of("/[a-z/]{1,20}\\*?"), start in proptest::option::of(0u64..1_000_000)) {
+            let r = Request::Search(SearchRequest { text: Some(text), k: Some(k), source, start_ms: start, ..Default::default() });
+            prop_assert_eq!(parse_request(r.to_line().as_bytes()).unwrap().1, r);
+        }
     }
 }

@@ -83,6 +83,8 @@ pub fn group_clips(
             end_ms,
             best_ms: frames[seed].0,
             score,
+            start_wall: None,
+            end_wall: None,
         });
     }
     clips

@@ -1,4 +1,4 @@
-//! Sample footage for the demo and the tests, rendered with the `ffmpeg` command from
+//! Sample footage for the tests, rendered with the `ffmpeg` command from
 //! FFmpeg's built-in test sources: each video is a run of distinct scenes with known times.
 
 use std::path::Path;

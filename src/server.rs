@@ -16,12 +16,63 @@ use tokio::sync::{broadcast, Semaphore};
 use crate::daemon::Daemon;
 use crate::protocol::{error_line, ok_line, parse_request, ErrorBody, ErrorCode};
 
-/// Creates the socket's folder and binds the socket with mode 0660, replacing a stale
-/// socket file left by a crash (but refusing to steal one a live daemon answers on).
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create socket folder {}", dir.display()))?;
+/// The listening socket: handed over by systemd (socket activation, `LISTEN_FDS`), or
+/// bound here. Returns whether this process created the socket file (and must remove it).
+pub fn listen(path: &Path, group: &str) -> anyhow::Result<(UnixListener, bool)> {
+    if let Some(listener) = from_systemd()? {
+        tracing::info!("using the socket passed by systemd");
+        return Ok((listener, false));
+    }
+    Ok((bind(path, group)?, true))
+}
+
+/// Takes fd 3 when systemd passed exactly one socket to this process.
+fn from_systemd() -> anyhow::Result<Option<UnixListener>> {
+    use std::os::fd::FromRawFd;
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !pid_matches || fds < 1 {
+        return Ok(None);
+    }
+    if fds > 1 {
+        anyhow::bail!(
+            "systemd passed {fds} sockets; frameseek.socket must declare exactly one ListenStream"
+        );
+    }
+    // SAFETY: systemd guarantees fd 3 is an open listening socket owned by this process.
+    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) };
+    std_listener.set_nonblocking(true)?;
+    Ok(Some(UnixListener::from_std(std_listener)?))
+}
+
+/// Creates the socket's folder (mode 0750) and binds the socket with mode 0660 and the
+/// configured group, replacing a stale socket file left by a crash (but refusing to steal
+/// one a live daemon answers on, or to live in a world-writable folder).
+pub fn bind(path: &Path, group: &str) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .with_context(|| format!("cannot create socket folder {}", dir.display()))?;
+        }
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read socket folder {}", dir.display()))?
+            .mode();
+        if mode & 0o002 != 0 {
+            anyhow::bail!(
+                "socket folder {} is world-writable; put the socket in a private folder (e.g. /run/frameseek/frameseek.sock)",
+                dir.display()
+            );
+        }
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -34,7 +85,25 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set permissions on {}", path.display()))?;
+    if !group.is_empty() {
+        let gid = group_id(group)
+            .with_context(|| format!("daemon.socket_group = {group:?}: no such group"))?;
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("cannot give {} to group {group}", path.display()))?;
+    }
     Ok(listener)
+}
+
+/// Looks a group up by name (or takes a numeric id).
+fn group_id(name: &str) -> Option<u32> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Some(id);
+    }
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+    })
 }
 
 /// Serves connections until `shutdown` resolves, then waits for open connections to end.
@@ -63,7 +132,7 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Fut
         let stop = stop_tx.subscribe();
         tasks.spawn(async move {
             let uid = stream.peer_cred().ok().map(|c| c.uid());
-            tracing::debug!(peer_uid = ?uid, "connection");
+            tracing::info!(peer_uid = ?uid, "connection");
             if let Err(e) = serve_connection(stream, daemon, stop).await {
                 tracing::debug!(peer_uid = ?uid, error = %e, "connection ended");
             }
@@ -176,5 +245,40 @@ async fn answer(daemon: &Arc<Daemon>, line: &[u8]) -> String {
                 format!("request handler failed: {join}"),
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_is_group_only_and_refuses_world_writable_folders() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/fs.sock");
+        let _l = bind(&path, "").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o660);
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777,
+            0o750
+        );
+        assert!(bind(&path, "")
+            .unwrap_err()
+            .to_string()
+            .contains("already listening"));
+
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = bind(&open.join("fs.sock"), "").unwrap_err().to_string();
+        assert!(e.contains("world-writable"), "{e}");
+    }
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("1234"), Some(1234));
+        assert_eq!(group_id("no-such-group-here"), None);
     }
 }

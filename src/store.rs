@@ -40,7 +40,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
     /// The database holds vectors of another model.
-    #[error("the index in {state_dir} was built with model {stored} (dim {stored_dim}), but the configured model is {configured} (dim {configured_dim}); set model.path back, use another daemon.state_dir, or re-embed with `frameseek reindex`")]
+    #[error("the index in {state_dir} was built with model {stored} (dim {stored_dim}), but the configured model is {configured} (dim {configured_dim}); set model.path back, use another daemon.state_dir, or stop the daemon and run `frameseek reindex` to re-embed every source with the new model")]
     ModelMismatch {
         /// The state folder.
         state_dir: String,
@@ -142,6 +142,15 @@ pub struct SourceRecord {
     pub interval: f64,
     /// Why ingest failed, or a warning about skipped data.
     pub error: Option<String>,
+    /// Wall-clock time of offset 0, ms since the epoch, when known.
+    #[serde(default)]
+    pub start_wall_ms: Option<i64>,
+    /// Frames decoded so far.
+    #[serde(default)]
+    pub decoded: u64,
+    /// Candidate frames the scene test skipped.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// The opened database.
@@ -294,6 +303,9 @@ impl Store {
             duration_ms,
             interval,
             error: None,
+            start_wall_ms: None,
+            decoded: 0,
+            skipped: 0,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -443,6 +455,24 @@ impl Store {
                         .try_into()
                         .map_err(|_| corrupt("vectors", "bad key"))?,
                 ))
+            })
+            .collect()
+    }
+
+    /// Every stored (key, vector) of one source, in time order.
+    pub fn source_vectors(&self, no: u32) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        let lo = frame_key(no, 0).to_be_bytes();
+        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
+        self.vectors
+            .range(lo..=hi)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("vectors", "bad key"))?,
+                );
+                Ok((key, decode_vector(&v)))
             })
             .collect()
     }

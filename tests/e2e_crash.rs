@@ -52,11 +52,10 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
     let reference_env = TestEnv::new();
     let ref_video = reference_env.footage().join("long.mp4");
     std::fs::copy(&video, &ref_video).unwrap();
-    let ref_source = ref_video.canonicalize().unwrap().display().to_string();
+    let ref_source = source_id(&ref_video);
     let t0 = Instant::now();
     let mut d = reference_env.start(INTERVAL);
-    let out = d.cli(&["ingest", "--wait", ref_video.to_str().unwrap()]);
-    assert!(out.status.success());
+    d.ingest_wait(&[&ref_video]);
     let ingest_time = t0.elapsed();
     assert_eq!(d.stop(), Some(0));
     let (reference, _) = stored_offsets(&reference_env.dir().join("state"), &ref_source);
@@ -73,7 +72,7 @@ fn sigkill_during_ingest_loses_and_duplicates_nothing() {
         let env = TestEnv::new();
         let v = env.footage().join("long.mp4");
         std::fs::copy(&video, &v).unwrap();
-        let source = v.canonicalize().unwrap().display().to_string();
+        let source = source_id(&v);
         let mut d = env.start(INTERVAL);
         let queued = d.cli_json(&["ingest", v.to_str().unwrap()]);
         assert_eq!(queued["outcomes"][0]["result"], "queued");
@@ -176,10 +175,7 @@ fn a_damaged_index_file_is_rebuilt_from_the_stored_vectors() {
     let v = env.footage().join("a.mp4");
     render_scene_video(&v, &["testsrc2", "mandelbrot"], 5.0).unwrap();
     let mut d = env.start("");
-    assert!(d
-        .cli(&["ingest", "--wait", v.to_str().unwrap()])
-        .status
-        .success());
+    d.ingest_wait(&[&v]);
     let frames = d.cli_json(&["stats"])["frames"].as_u64().unwrap();
     assert_eq!(frames, 10);
     assert_eq!(d.stop(), Some(0));
@@ -228,10 +224,7 @@ fn a_corrupt_database_is_reported_not_reset() {
     let v = env.footage().join("a.mp4");
     render_scene_video(&v, &["testsrc2"], 3.0).unwrap();
     let mut d = env.start("");
-    assert!(d
-        .cli(&["ingest", "--wait", v.to_str().unwrap()])
-        .status
-        .success());
+    d.ingest_wait(&[&v]);
     assert_eq!(d.stop(), Some(0));
     let db = env.dir().join("state/db/db");
     let mut bytes = std::fs::read(&db).unwrap();
@@ -277,4 +270,53 @@ fn refuse_to_start(env: &TestEnv, attempt: usize) {
         stderr.contains("cannot open the store") && stderr.contains("damaged"),
         "{stderr}"
     );
+}
+
+#[test]
+fn another_model_is_refused_until_reindex_re_embeds_every_source() {
+    let env = TestEnv::new();
+    let v = env.footage().join("a.mp4");
+    render_scene_video(&v, &["testsrc2"], 4.0).unwrap();
+    let mut d = env.start("");
+    d.ingest_wait(&[&v]);
+    assert_eq!(d.stop(), Some(0));
+
+    // The config now names another model: the daemon refuses to start and says what to do.
+    let config = env.dir().join("frameseek.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let switched = text.replace(
+        &test_model().display().to_string(),
+        &world_model().display().to_string(),
+    );
+    std::fs::write(&config, &switched).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("frameseek reindex")
+            && stderr.contains("tiny-random-clip")
+            && stderr.contains("frameseek-tiny"),
+        "{stderr}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["reindex", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = env.start_with_model("", &world_model());
+    let status = wait_finished(&d, &[&source_id(&v)]);
+    assert_eq!(
+        status["model"]["id"],
+        world_model().display().to_string().as_str()
+    );
+    assert_eq!(status["frames"], 4, "{status}");
+    assert!(env.dir().join("state/before-reindex/db").exists());
 }

@@ -68,7 +68,7 @@ fn broken_files_fail_with_reasons_and_good_ones_are_indexed() {
     let reply = d.cli_json(&["ingest", dir.to_str().unwrap()]);
     let outcomes = reply["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 7, "{reply}");
-    let canon = |name: &str| dir.join(name).canonicalize().unwrap().display().to_string();
+    let canon = |name: &str| source_id(&dir.join(name));
     let names = [
         "good.mp4",
         "truncated.mp4",
@@ -234,13 +234,8 @@ fn forget_removes_a_source_from_results() {
     render_scene_video(&a, &["testsrc2"], 4.0).unwrap();
     render_scene_video(&b, &["mandelbrot"], 4.0).unwrap();
     let d = env.start("");
-    let out = d.cli(&["ingest", "--wait", a.to_str().unwrap(), b.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let a_s = a.canonicalize().unwrap().display().to_string();
+    d.ingest_wait(&[&a, &b]);
+    let a_s = source_id(&a);
     let before = d.cli_json(&["status"])["frames"].as_u64().unwrap();
     let f = d.cli_json(&["forget", &a_s]);
     assert_eq!(f["frames_removed"], 4, "{f}");

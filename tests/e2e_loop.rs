@@ -24,16 +24,10 @@ fn ingest_search_restart_and_dedup() {
         10.0,
     )
     .unwrap();
-    let source = video.canonicalize().unwrap().display().to_string();
+    let source = source_id(&video);
 
     let mut d = env.start("sample_interval = 1.0\n");
-    let out = d.cli(&["ingest", "--wait", video.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "ingest failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log_text()
-    );
+    d.ingest_wait(&[&video]);
 
     let status = d.cli_json(&["status"]);
     assert_eq!(status["protocol"], 1);

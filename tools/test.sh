@@ -16,5 +16,8 @@ echo "== systemd-analyze verify"
 unit_dir=$(mktemp -d)
 trap 'rm -rf "$unit_dir"' EXIT
 sed "s#/usr/local/bin/frameseek#$PWD/target/release/frameseek#" systemd/frameseek.service > "$unit_dir/frameseek.service"
-systemd-analyze verify "$unit_dir/frameseek.service"
+cp systemd/frameseek.socket "$unit_dir/"
+systemd-analyze verify "$unit_dir/frameseek.service" "$unit_dir/frameseek.socket"
+echo "== systemd-analyze security"
+systemd-analyze security --offline=true "$unit_dir/frameseek.service" | tail -n 1
 echo "== all checks passed"

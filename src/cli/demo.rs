@@ -1,6 +1,8 @@
 //! `frameseek demo`: the whole loop on the bundled model and generated footage. Renders
-//! sample videos, starts `frameseek serve` on a temporary state folder and socket, ingests,
-//! answers a few queries, and stops the daemon.
+//! the synthetic camera world's videos ([`crate::world`]), starts `frameseek serve` on a
+//! temporary state folder and socket, ingests, answers a few queries with the ground truth
+//! beside each clip, measures every labelled query with `frameseek eval`, and stops the
+//! daemon.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::{Cli, EXIT_FAILURE, EXIT_OK};
-use crate::samples::{extract_frame, render_scene_video};
+use super::eval::{search_request, Expected};
+use super::{format_ms, Cli, EXIT_FAILURE, EXIT_OK};
+use crate::client::Client;
+use crate::protocol::{Clip, Request, SearchReply, SearchRequest};
+use crate::world::{render_footage, sample_cameras, GroundTruthEvent, LabelledQuery, TimeOfDay};
 
 /// Models searched for when `--model` is not given, in order.
 pub const BUNDLED_MODELS: &[&str] = &[
@@ -77,6 +82,9 @@ fn frameseek(args: &[&str]) -> Command {
     c
 }
 
+/// Runs `demo`: renders the sample world's footage, starts a daemon on it with the bundled
+/// model, ingests, shows a few queries with the ground truth beside each clip, runs
+/// `frameseek eval` on every labelled query, and stops the daemon.
 pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     let model = match &args.model {
         Some(m) => m.clone(),
@@ -97,28 +105,36 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         }
     };
     let footage = dir.join("footage");
-    std::fs::create_dir_all(footage.join("cam1"))?;
-    std::fs::create_dir_all(footage.join("cam2"))?;
     println!("== frameseek demo in {}", dir.display());
     println!("model: {}", model.display());
-    println!("-- rendering sample footage with ffmpeg");
-    let videos = [
-        (
-            footage.join("cam1/gate.mp4"),
-            vec!["testsrc2", "smptehdbars", "mandelbrot"],
-        ),
-        (
-            footage.join("cam2/yard.mp4"),
-            vec!["rgbtestsrc", "color", "gradients"],
-        ),
-    ];
-    for (path, sources) in &videos {
-        let scenes = render_scene_video(path, sources, 10.0)?;
-        let desc: Vec<String> = scenes
+    println!("-- rendering the sample world's camera footage with ffmpeg");
+    let world = render_footage(&footage, 1)?;
+    for cam in sample_cameras() {
+        let events: Vec<String> = cam
+            .appearances
             .iter()
-            .map(|s| format!("{} {:.0}-{:.0}s", s.name, s.start, s.end))
+            .map(|a| {
+                format!(
+                    "{} {} {:.0}-{:.0}s",
+                    a.kind.phrase(),
+                    a.position.phrase(),
+                    a.start_s,
+                    a.end_s
+                )
+            })
             .collect();
-        println!("   {}: {}", path.display(), desc.join(", "));
+        let night = if cam.time == TimeOfDay::Night {
+            " at night"
+        } else {
+            ""
+        };
+        println!(
+            "   {}/footage.mp4 ({}{night}, {:.0} s): {}",
+            cam.name,
+            cam.background.noun(),
+            cam.duration_s,
+            events.join("; ")
+        );
     }
     let socket = dir.join("frameseek.sock");
     let config = dir.join("frameseek.toml");
@@ -154,22 +170,72 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         bail!("ingest failed; see {}", dir.join("daemon.log").display());
     }
     client(&["status"])?;
-    let probe = dir.join("probe.png");
-    extract_frame(&videos[1].0, 25.0, &probe)?;
-    println!(
-        "-- an image query: a frame taken from cam2/yard.mp4 at 0:00:25 (the 'gradients' scene)"
-    );
-    let probe_s = probe.display().to_string();
-    client(&["search", "--image", &probe_s, "-k", "3"])?;
-    let mut queries: Vec<String> = vec![
-        "a red car on the left of a street".into(),
-        "a person in green in a corridor".into(),
-    ];
-    queries.extend(args.queries.iter().cloned());
-    for q in &queries {
-        println!("-- a text query");
-        client(&["search", q, "-k", "3"])?;
+    let mut connection = Client::connect(&socket)?;
+    let mut shown: Vec<LabelledQuery> = world
+        .queries
+        .iter()
+        .filter(|q| {
+            matches!(
+                q.query.as_deref(),
+                Some("a white van on the left of a parking lot at night")
+                    | Some("a person in green on the right of a corridor")
+                    | Some("a red car on the right of a street at night")
+                    | Some("a dog on the left of a street")
+            ) || q.image.is_some()
+        })
+        .cloned()
+        .collect();
+    shown.extend(args.queries.iter().map(|text| LabelledQuery {
+        query: Some(text.clone()),
+        ..Default::default()
+    }));
+    let base = footage.canonicalize()?;
+    for q in &shown {
+        match (&q.query, &q.image) {
+            (Some(text), _) => println!("-- a text query: frameseek search {text:?} -k 3"),
+            (None, Some(image)) => println!(
+                "-- an image query: frameseek search --image {} -k 3 (a frame of cam4 at {:.1} s)",
+                base.join(image).display(),
+                (q.start_s + q.end_s) / 2.0
+            ),
+            (None, None) => continue,
+        }
+        let request = search_request(q, &base, 3)?;
+        let request = SearchRequest {
+            k: Some(3),
+            ..request
+        };
+        let reply: SearchReply = connection.call_as(&Request::Search(request))?;
+        let expected = (!q.source.is_empty()).then(|| Expected {
+            source: q.source.clone(),
+            start_ms: (q.start_s * 1000.0) as u64,
+            end_ms: (q.end_s * 1000.0) as u64,
+        });
+        if let Some(e) = &expected {
+            println!("   expected: {} {:.0}-{:.0}s", e.source, q.start_s, q.end_s);
+        }
+        for (i, c) in reply.clips.iter().enumerate() {
+            let verdict = match &expected {
+                Some(e) if e.is_hit(c) => "  <- right",
+                Some(_) => "",
+                None => "",
+            };
+            println!(
+                "   #{} {:.3} {} {}-{}  in view: {}{verdict}",
+                i + 1,
+                c.score,
+                c.source
+                    .strip_prefix(&format!("{}/", base.display()))
+                    .unwrap_or(&c.source),
+                format_ms(c.start_ms),
+                format_ms(c.end_ms),
+                in_view(&world.ground_truth, &base, c)
+            );
+        }
     }
+    let queries_file = footage.join("queries.jsonl").display().to_string();
+    println!("-- every labelled query of the sample world, measured");
+    client(&["eval", &queries_file])?;
     drop(daemon);
     println!(
         "-- daemon stopped; log in {}",
@@ -179,6 +245,22 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         .map(|l| l.contains("stopped"))
         .unwrap_or(false);
     Ok(if ok { EXIT_OK } else { EXIT_FAILURE })
+}
+
+/// What the ground truth says is visible at a clip's best frame.
+fn in_view(truth: &[GroundTruthEvent], base: &Path, clip: &Clip) -> String {
+    let t = clip.best_ms as f64 / 1000.0;
+    let seen: Vec<String> = truth
+        .iter()
+        .filter(|e| base.join(&e.source).display().to_string() == clip.source)
+        .filter(|e| e.start_s <= t && t < e.end_s)
+        .map(|e| format!("{} {}", e.object_phrase(), e.position_phrase()))
+        .collect();
+    if seen.is_empty() {
+        "nothing".into()
+    } else {
+        seen.join(", ")
+    }
 }
 
 fn wait_for_socket(socket: &Path, child: &mut Child, dir: &Path) -> anyhow::Result<()> {

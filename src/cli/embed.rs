@@ -22,7 +22,7 @@ pub struct EmbedArgs {
     /// Device: auto, cpu or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Precision: auto (f16 on a GPU, f32 on the CPU), f32, f16 or bf16.
+    /// Precision: auto (f16 on a GPU, f32 on the CPU), f32, f16, bf16 or int8 (CPU).
     #[arg(long, default_value = "auto")]
     pub dtype: String,
 }

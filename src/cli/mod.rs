@@ -3,10 +3,13 @@
 mod bench;
 mod demo;
 mod embed;
+mod eval;
 mod ingest;
+mod reindex;
 mod search;
 mod serve;
 mod status;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,6 +72,18 @@ pub enum Command {
     BenchEmbed(bench::BenchEmbedArgs),
     /// Measure text-query embedding latency.
     BenchText(bench::BenchTextArgs),
+    /// Set the index aside so the daemon re-embeds every source from its files at its next
+    /// start (after a change of model). Run while the daemon is stopped.
+    Reindex,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Measure search quality on labelled queries: recall@1/5/10 and mean reciprocal rank.
+    Eval(eval::EvalArgs),
+    /// Generate the synthetic test world: training images or sample footage.
+    World(world::WorldArgs),
 }
 
 /// Parses arguments and runs the command; the binary's whole `main`.
@@ -112,6 +127,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&cli, args),
         Command::BenchEmbed(args) => bench::run_embed(&cli, args),
         Command::BenchText(args) => bench::run_text(&cli, args),
+        Command::Reindex => reindex::run(&cli),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "frameseek",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
+        Command::World(args) => world::run(&cli, args),
+        Command::Eval(args) => eval::run(&cli, args),
     }
 }
 

@@ -30,6 +30,17 @@ pub struct SearchArgs {
     /// Only frames at or before this offset in their file, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub to: Option<f64>,
+    /// Only footage recorded at or after this time (UTC, e.g. 2026-11-27T03:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub after: Option<i64>,
+    /// Only footage recorded at or before this time (UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub before: Option<i64>,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    crate::clock::parse_iso8601(text)
+        .ok_or_else(|| format!("{text:?} is not a time like 2026-11-27T03:00:00Z"))
 }
 
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
@@ -49,6 +60,8 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         source: args.source.clone(),
         start_ms: args.from.map(to_ms),
         end_ms: args.to.map(to_ms),
+        after_wall_ms: args.after,
+        before_wall_ms: args.before,
     };
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
@@ -72,10 +85,14 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
                 format_ms(c.start_ms),
                 format_ms(c.end_ms),
                 format_ms(c.best_ms),
+                c.start_wall.clone().unwrap_or_else(|| "-".into()),
                 c.source.clone(),
             ]
         })
         .collect();
-    print_table(&["#", "SCORE", "FROM", "TO", "BEST", "SOURCE"], &rows);
+    print_table(
+        &["#", "SCORE", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+        &rows,
+    );
     Ok(EXIT_OK)
 }

@@ -24,12 +24,46 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     let daemon = Arc::new(Daemon::start(config)?);
-    let listener = {
+    let (listener, owns_socket) = {
         let _guard = runtime.enter();
-        crate::server::bind(&socket)?
+        crate::server::listen(&socket, &daemon.config().daemon.socket_group)?
     };
     tracing::info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
     notify("READY=1");
+    if !daemon.config().ingest.watch.is_empty() {
+        let d = daemon.clone();
+        let every = std::time::Duration::from_secs_f64(d.config().ingest.watch_interval);
+        runtime.spawn(async move {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            loop {
+                let (d, seen) = (d.clone(), seen.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    d.scan_watched(&mut seen.lock().expect("watch state"))
+                })
+                .await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+    if let Some(every) = crate::notify::watchdog_interval() {
+        let d = daemon.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // Ping only when a request can be answered end to end (blocking pool + store).
+                let d = d.clone();
+                let alive = tokio::task::spawn_blocking(move || {
+                    d.handle(crate::protocol::Request::Status).is_ok()
+                })
+                .await;
+                if matches!(alive, Ok(true)) {
+                    notify("WATCHDOG=1");
+                } else {
+                    tracing::error!("health check failed; not pinging the watchdog");
+                }
+            }
+        });
+    }
     runtime.block_on(crate::server::run(
         listener,
         daemon.clone(),
@@ -37,7 +71,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     ));
     notify("STOPPING=1");
     tracing::info!("stopping: saving state");
-    let _ = std::fs::remove_file(&socket);
+    if owns_socket {
+        let _ = std::fs::remove_file(&socket);
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     daemon.shutdown()?;
     tracing::info!("stopped");

@@ -63,9 +63,27 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
             s.frames_embedded.to_string(),
             format!("{:.1}", s.embed_batch_ms),
             s.searches.to_string(),
+            format!("{:.1}", s.search_ms_p50),
+            format!("{:.1}", s.search_ms_p99),
+            format!("{:.1}", s.index_bytes as f64 / 1e6),
             format!("{:.0}", s.uptime_s),
         ]],
     );
+    if !s.ingest_rates.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = s
+            .ingest_rates
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{:.1}", r.frames_per_s),
+                    r.frames.to_string(),
+                    r.source.clone(),
+                ]
+            })
+            .collect();
+        print_table(&["FRAMES_PER_S", "FRAMES", "SOURCE"], &rows);
+    }
     Ok(EXIT_OK)
 }
 

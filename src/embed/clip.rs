@@ -1,34 +1,47 @@
 //! The CLIP architecture (Hugging Face `CLIPModel` layout) in candle, configured from a
 //! checkpoint's `config.json`.
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{
-    conv2d_no_bias, embedding, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, Embedding,
-    LayerNorm, Linear, VarBuilder,
-};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::kernels::{BiasAct, BiasResidual};
+use super::Precision;
+
 /// The activation between the two MLP layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
-    /// `x * sigmoid(1.702 x)`, OpenAI's original.
+    /// `x * sigmoid(1.702 x)`, OpenAI's original (`quick_gelu`).
     QuickGelu,
-    /// Exact (erf) GELU.
+    /// Exact (erf) GELU (`gelu`).
     Gelu,
+    /// The tanh approximation of GELU (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
 }
 
 impl Activation {
-    fn forward(self, xs: &Tensor) -> Result<Tensor> {
+    /// The activation a `hidden_act` value names, if supported.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "quick_gelu" => Some(Self::QuickGelu),
+            "gelu" => Some(Self::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Some(Self::GeluTanh),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn forward(self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
             Activation::Gelu => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
         }
     }
 }
 
-fn default_quick_gelu() -> Activation {
-    Activation::QuickGelu
+fn default_quick_gelu() -> String {
+    "quick_gelu".into()
 }
 fn default_eps() -> f64 {
     1e-5
@@ -56,14 +69,21 @@ pub struct TextConfig {
     /// Longest token sequence (77 for CLIP).
     pub max_position_embeddings: usize,
     #[serde(default = "default_quick_gelu")]
-    /// MLP activation.
-    pub hidden_act: Activation,
+    /// MLP activation name (`quick_gelu`, `gelu`, `gelu_new`, `gelu_pytorch_tanh`).
+    pub hidden_act: String,
     #[serde(default = "default_eps")]
     /// LayerNorm epsilon.
     pub layer_norm_eps: f64,
     #[serde(default = "d_eos")]
     /// End-of-text token id; `2` selects the legacy "highest id" pooling rule.
     pub eos_token_id: u32,
+}
+
+impl TextConfig {
+    /// The MLP activation (quick GELU if `hidden_act` is unsupported; `validate` refuses it).
+    pub fn activation(&self) -> Activation {
+        Activation::from_name(&self.hidden_act).unwrap_or(Activation::QuickGelu)
+    }
 }
 
 /// `vision_config` of a CLIP `config.json`.
@@ -91,11 +111,18 @@ pub struct VisionConfig {
     /// Patch size.
     pub patch_size: usize,
     #[serde(default = "default_quick_gelu")]
-    /// MLP activation.
-    pub hidden_act: Activation,
+    /// MLP activation name.
+    pub hidden_act: String,
     #[serde(default = "default_eps")]
     /// LayerNorm epsilon.
     pub layer_norm_eps: f64,
+}
+
+impl VisionConfig {
+    /// The MLP activation (quick GELU if `hidden_act` is unsupported; `validate` refuses it).
+    pub fn activation(&self) -> Activation {
+        Activation::from_name(&self.hidden_act).unwrap_or(Activation::QuickGelu)
+    }
 }
 
 fn d_vocab() -> usize {
@@ -160,6 +187,43 @@ pub struct ClipConfig {
 }
 
 impl ClipConfig {
+    /// Parses and validates `config.json` text. As transformers' `CLIPConfig` does, the
+    /// legacy `text_config_dict` / `vision_config_dict` entries override `text_config` /
+    /// `vision_config` key by key. Errors name the offending field.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let mut raw: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let obj = raw
+            .as_object_mut()
+            .ok_or_else(|| "the top level is not a JSON object".to_string())?;
+        if let Some(t) = obj.get("model_type") {
+            if t.as_str() != Some("clip") {
+                return Err(format!(
+                    "model_type is {t}; only \"clip\" (CLIPModel) checkpoints are supported"
+                ));
+            }
+        }
+        for tower in ["text_config", "vision_config"] {
+            let legacy = obj.remove(&format!("{tower}_dict"));
+            let mut merged = match obj.remove(tower) {
+                Some(serde_json::Value::Object(m)) => m,
+                Some(serde_json::Value::Null) | None => serde_json::Map::new(),
+                Some(other) => return Err(format!("{tower} is {other}, not an object")),
+            };
+            if let Some(serde_json::Value::Object(extra)) = legacy {
+                merged.extend(extra);
+            } else if merged.is_empty() {
+                return Err(format!(
+                    "{tower} is missing; a CLIPModel config.json has both text_config and vision_config"
+                ));
+            }
+            obj.insert(tower.to_string(), serde_json::Value::Object(merged));
+        }
+        let cfg: ClipConfig = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Checks that the configuration describes something this implementation runs,
     /// naming the offending field otherwise.
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -172,7 +236,17 @@ impl ClipConfig {
         }
         let t = &self.text_config;
         let v = &self.vision_config;
-        let checks: [(bool, &str); 8] = [
+        for (field, act) in [
+            ("text_config.hidden_act", &t.hidden_act),
+            ("vision_config.hidden_act", &v.hidden_act),
+        ] {
+            if Activation::from_name(act).is_none() {
+                return Err(format!(
+                    "{field} is {act:?}; supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh"
+                ));
+            }
+        }
+        let checks: [(bool, &str); 11] = [
             (
                 t.hidden_size % t.num_attention_heads.max(1) == 0 && t.num_attention_heads > 0,
                 "text_config.num_attention_heads must divide text_config.hidden_size",
@@ -199,6 +273,18 @@ impl ClipConfig {
                 v.num_hidden_layers > 0,
                 "vision_config.num_hidden_layers must be positive",
             ),
+            (
+                (t.eos_token_id as usize) < t.vocab_size,
+                "text_config.eos_token_id must be below text_config.vocab_size",
+            ),
+            (
+                t.layer_norm_eps > 0.0,
+                "text_config.layer_norm_eps must be positive",
+            ),
+            (
+                v.layer_norm_eps > 0.0,
+                "vision_config.layer_norm_eps must be positive",
+            ),
         ];
         for (ok, message) in checks {
             if !ok {
@@ -209,42 +295,149 @@ impl ClipConfig {
     }
 }
 
+/// A linear layer stored for fast batched use: the weight pre-transposed to `(in, out)`
+/// and contiguous (float32), or quantised to 8-bit blocks; inputs of any rank are folded
+/// into one 2-D matrix product instead of a broadcast batch of small ones.
 #[derive(Debug, Clone)]
-struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
-    heads: usize,
-    head_dim: usize,
-    scale: f64,
+struct Proj {
+    weight: ProjWeight,
+    bias: Option<Tensor>,
+    out_dim: usize,
 }
 
-impl Attention {
-    fn new(vb: VarBuilder, hidden: usize, heads: usize) -> Result<Self> {
-        let head_dim = hidden / heads;
+#[derive(Debug, Clone)]
+enum ProjWeight {
+    F32(Tensor),
+    Quantised(std::sync::Arc<QMatMul>),
+}
+
+impl Proj {
+    /// From a weight shaped `(out, in)` as stored by PyTorch, and an optional bias.
+    fn from_weight(weight: Tensor, bias: Option<Tensor>, precision: Precision) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        let quantise = precision == Precision::Int8
+            && in_dim % GgmlDType::Q8_0.block_size() == 0
+            && weight.device().is_cpu();
+        let weight = if quantise {
+            let q = QTensor::quantize(&weight.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
+            ProjWeight::Quantised(std::sync::Arc::new(QMatMul::from_qtensor(q)?))
+        } else {
+            ProjWeight::F32(weight.t()?.contiguous()?)
+        };
         Ok(Self {
-            q_proj: linear(hidden, hidden, vb.pp("q_proj"))?,
-            k_proj: linear(hidden, hidden, vb.pp("k_proj"))?,
-            v_proj: linear(hidden, hidden, vb.pp("v_proj"))?,
-            out_proj: linear(hidden, hidden, vb.pp("out_proj"))?,
-            heads,
-            head_dim,
-            scale: (head_dim as f64).powf(-0.5),
+            weight,
+            bias,
+            out_dim,
         })
     }
 
-    fn split_heads(&self, xs: Tensor, batch: usize, len: usize) -> Result<Tensor> {
-        xs.reshape((batch, len, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
+    fn load(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        precision: Precision,
+    ) -> Result<Self> {
+        let w = vb.get((out_dim, in_dim), "weight")?;
+        let b = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Self::from_weight(w, b, precision)
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_act(xs, None)
+    }
+
+    /// `xs W^T + b + residual`, the additions fused into one pass on the CPU.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let Some(bias) = &self.bias else {
+            return self.forward(xs)? + residual;
+        };
+        let ys = self.matmul(xs)?;
+        let residual = residual.reshape(ys.shape())?;
+        BiasResidual
+            .apply(&ys, bias, &residual)?
+            .reshape(residual_shape(xs, self.out_dim))
+    }
+
+    /// `xs W^T` with `xs` folded to two dimensions.
+    fn matmul(&self, xs: &Tensor) -> Result<Tensor> {
+        let in_dim = *xs.dims().last().unwrap_or(&0);
+        let rows = xs.elem_count() / in_dim.max(1);
+        let flat = xs.reshape((rows, in_dim))?;
+        match &self.weight {
+            ProjWeight::F32(w) => flat.matmul(w),
+            ProjWeight::Quantised(q) => q.forward(&flat),
+        }
+    }
+
+    /// `act(xs W^T + b)`, the bias and activation fused into one pass on the CPU.
+    fn forward_act(&self, xs: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+        let ys = self.matmul(xs)?;
+        let ys = match (&self.bias, act) {
+            (Some(b), _) => BiasAct(act).apply(&ys, b)?,
+            (None, Some(act)) => act.forward(&ys)?,
+            (None, None) => ys,
+        };
+        ys.reshape(residual_shape(xs, self.out_dim))
+    }
+}
+
+/// The shape of `xs` with its last dimension replaced by `out_dim`.
+fn residual_shape(xs: &Tensor, out_dim: usize) -> Vec<usize> {
+    let mut dims = xs.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = out_dim;
+    }
+    dims
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    /// q, k and v in one product; the query part is pre-scaled by `head_dim^-0.5`.
+    qkv: Proj,
+    out_proj: Proj,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(vb: VarBuilder, hidden: usize, heads: usize, precision: Precision) -> Result<Self> {
+        let head_dim = hidden / heads;
+        let scale = (head_dim as f64).powf(-0.5);
+        let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            let p = vb.pp(name);
+            Ok((p.get((hidden, hidden), "weight")?, p.get(hidden, "bias")?))
+        };
+        let (qw, qb) = part("q_proj")?;
+        let (kw, kb) = part("k_proj")?;
+        let (vw, vb_) = part("v_proj")?;
+        let weight = Tensor::cat(&[&(qw * scale)?, &kw, &vw], 0)?;
+        let bias = Tensor::cat(&[&(qb * scale)?, &kb, &vb_], 0)?;
+        Ok(Self {
+            qkv: Proj::from_weight(weight, Some(bias), precision)?,
+            out_proj: Proj::load(vb.pp("out_proj"), hidden, hidden, true, precision)?,
+            heads,
+            head_dim,
+        })
+    }
+
+    /// `residual + attention(xs)`.
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let (batch, len, hidden) = xs.dims3()?;
-        let q = self.split_heads((self.q_proj.forward(xs)? * self.scale)?, batch, len)?;
-        let k = self.split_heads(self.k_proj.forward(xs)?, batch, len)?;
-        let v = self.split_heads(self.v_proj.forward(xs)?, batch, len)?;
+        // (batch, len, 3, heads, head_dim) -> (3, batch, heads, len, head_dim)
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((batch, len, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let q = qkv.get(0)?;
+        let k = qkv.get(1)?;
+        let v = qkv.get(2)?;
         let mut weights = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             weights = weights.broadcast_add(mask)?;
@@ -254,7 +447,7 @@ impl Attention {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((batch, len, hidden))?;
-        self.out_proj.forward(&out)
+        self.out_proj.forward_residual(&out, residual)
     }
 }
 
@@ -262,51 +455,47 @@ impl Attention {
 struct EncoderLayer {
     attn: Attention,
     ln1: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Proj,
+    fc2: Proj,
     ln2: LayerNorm,
     act: Activation,
 }
 
 impl EncoderLayer {
-    fn new(
-        vb: VarBuilder,
-        hidden: usize,
-        inter: usize,
-        heads: usize,
-        act: Activation,
-        eps: f64,
-    ) -> Result<Self> {
+    fn new(vb: VarBuilder, shape: &TowerShape, precision: Precision) -> Result<Self> {
+        let (hidden, inter) = (shape.hidden, shape.inter);
         Ok(Self {
-            attn: Attention::new(vb.pp("self_attn"), hidden, heads)?,
-            ln1: layer_norm(hidden, eps, vb.pp("layer_norm1"))?,
-            fc1: linear(hidden, inter, vb.pp("mlp").pp("fc1"))?,
-            fc2: linear(inter, hidden, vb.pp("mlp").pp("fc2"))?,
-            ln2: layer_norm(hidden, eps, vb.pp("layer_norm2"))?,
-            act,
+            attn: Attention::new(vb.pp("self_attn"), hidden, shape.heads, precision)?,
+            ln1: layer_norm(hidden, shape.eps, vb.pp("layer_norm1"))?,
+            fc1: Proj::load(vb.pp("mlp").pp("fc1"), hidden, inter, true, precision)?,
+            fc2: Proj::load(vb.pp("mlp").pp("fc2"), inter, hidden, true, precision)?,
+            ln2: layer_norm(hidden, shape.eps, vb.pp("layer_norm2"))?,
+            act: shape.act,
         })
     }
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let xs = (xs + self.attn.forward(&self.ln1.forward(xs)?, mask)?)?;
+        let xs = self.attn.forward(&self.ln1.forward(xs)?, mask, xs)?;
         let h = self
-            .act
-            .forward(&self.fc1.forward(&self.ln2.forward(&xs)?)?)?;
-        xs + self.fc2.forward(&h)?
+            .fc1
+            .forward_act(&self.ln2.forward(&xs)?, Some(self.act))?;
+        self.fc2.forward_residual(&h, &xs)
     }
 }
 
-fn encoder(
-    vb: VarBuilder,
+/// The sizes one tower's encoder layers share.
+struct TowerShape {
     layers: usize,
     hidden: usize,
     inter: usize,
     heads: usize,
     act: Activation,
     eps: f64,
-) -> Result<Vec<EncoderLayer>> {
-    (0..layers)
-        .map(|i| EncoderLayer::new(vb.pp("layers").pp(i), hidden, inter, heads, act, eps))
+}
+
+fn encoder(vb: VarBuilder, shape: &TowerShape, precision: Precision) -> Result<Vec<EncoderLayer>> {
+    (0..shape.layers)
+        .map(|i| EncoderLayer::new(vb.pp("layers").pp(i), shape, precision))
         .collect()
 }
 
@@ -317,7 +506,7 @@ pub struct TextTower {
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
     final_ln: LayerNorm,
-    projection: Linear,
+    projection: Proj,
     eos_token_id: u32,
     max_len: usize,
 }
@@ -328,28 +517,35 @@ impl TextTower {
         cfg: &TextConfig,
         projection_dim: usize,
         projection_vb: VarBuilder,
+        precision: Precision,
     ) -> Result<Self> {
         let emb = vb.pp("embeddings");
+        let shape = TowerShape {
+            layers: cfg.num_hidden_layers,
+            hidden: cfg.hidden_size,
+            inter: cfg.intermediate_size,
+            heads: cfg.num_attention_heads,
+            act: cfg.activation(),
+            eps: cfg.layer_norm_eps,
+        };
         Ok(Self {
             token_embedding: embedding(cfg.vocab_size, cfg.hidden_size, emb.pp("token_embedding"))?,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, cfg.hidden_size), "weight")?,
-            layers: encoder(
-                vb.pp("encoder"),
-                cfg.num_hidden_layers,
-                cfg.hidden_size,
-                cfg.intermediate_size,
-                cfg.num_attention_heads,
-                cfg.hidden_act,
-                cfg.layer_norm_eps,
-            )?,
+            layers: encoder(vb.pp("encoder"), &shape, precision)?,
             final_ln: layer_norm(
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
                 vb.pp("final_layer_norm"),
             )?,
-            projection: linear_no_bias(cfg.hidden_size, projection_dim, projection_vb)?,
+            projection: Proj::load(
+                projection_vb,
+                cfg.hidden_size,
+                projection_dim,
+                false,
+                precision,
+            )?,
             eos_token_id: cfg.eos_token_id,
             max_len: cfg.max_position_embeddings,
         })
@@ -360,8 +556,9 @@ impl TextTower {
         self.max_len
     }
 
-    /// The position pooled for one sequence: the first end-of-text token, or (legacy
-    /// configs with `eos_token_id == 2`) the highest token id.
+    /// The position pooled for one sequence, as `CLIPTextTransformer` chooses it: the
+    /// first `eos_token_id`, or for legacy configs with `eos_token_id == 2`, the first
+    /// occurrence of the highest token id.
     pub fn pooled_position(&self, ids: &[u32]) -> usize {
         if self.eos_token_id == 2 {
             let mut best = 0;
@@ -410,12 +607,14 @@ impl TextTower {
 #[derive(Debug, Clone)]
 pub struct VisionTower {
     class_embedding: Tensor,
-    patch_embedding: Conv2d,
+    /// The patch-embedding convolution as a matrix product over flattened patches.
+    patch_embedding: Proj,
+    patch_size: usize,
     position_embedding: Tensor,
     pre_ln: LayerNorm,
     layers: Vec<EncoderLayer>,
     post_ln: LayerNorm,
-    projection: Linear,
+    projection: Proj,
 }
 
 impl VisionTower {
@@ -424,48 +623,58 @@ impl VisionTower {
         cfg: &VisionConfig,
         projection_dim: usize,
         projection_vb: VarBuilder,
+        precision: Precision,
     ) -> Result<Self> {
         let emb = vb.pp("embeddings");
         let patches = (cfg.image_size / cfg.patch_size).pow(2);
-        let conv = Conv2dConfig {
-            stride: cfg.patch_size,
-            ..Default::default()
+        let p = cfg.patch_size;
+        let kernel = emb
+            .pp("patch_embedding")
+            .get((cfg.hidden_size, cfg.num_channels, p, p), "weight")?;
+        let kernel = kernel.reshape((cfg.hidden_size, cfg.num_channels * p * p))?;
+        let shape = TowerShape {
+            layers: cfg.num_hidden_layers,
+            hidden: cfg.hidden_size,
+            inter: cfg.intermediate_size,
+            heads: cfg.num_attention_heads,
+            act: cfg.activation(),
+            eps: cfg.layer_norm_eps,
         };
         Ok(Self {
             class_embedding: emb.get(cfg.hidden_size, "class_embedding")?,
-            patch_embedding: conv2d_no_bias(
-                cfg.num_channels,
-                cfg.hidden_size,
-                cfg.patch_size,
-                conv,
-                emb.pp("patch_embedding"),
-            )?,
+            // The patch kernel stays float32 in every precision: it is a small share of
+            // the work and sees raw pixels.
+            patch_embedding: Proj::from_weight(kernel, None, Precision::F32)?,
+            patch_size: p,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((patches + 1, cfg.hidden_size), "weight")?,
             pre_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
-            layers: encoder(
-                vb.pp("encoder"),
-                cfg.num_hidden_layers,
-                cfg.hidden_size,
-                cfg.intermediate_size,
-                cfg.num_attention_heads,
-                cfg.hidden_act,
-                cfg.layer_norm_eps,
-            )?,
+            layers: encoder(vb.pp("encoder"), &shape, precision)?,
             post_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
-            projection: linear_no_bias(cfg.hidden_size, projection_dim, projection_vb)?,
+            projection: Proj::load(
+                projection_vb,
+                cfg.hidden_size,
+                projection_dim,
+                false,
+                precision,
+            )?,
         })
     }
 
     /// Projected (not normalised) features for pixels shaped `(batch, 3, size, size)`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let batch = pixels.dim(0)?;
-        let patches = self
-            .patch_embedding
-            .forward(pixels)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let (batch, channels, size, _) = pixels.dims4()?;
+        let p = self.patch_size;
+        let g = size / p;
+        // (b, c, gy, p, gx, p) -> (b, gy, gx, c, p, p): one row per patch, in the
+        // convolution kernel's (c, ky, kx) order.
+        let rows = pixels
+            .reshape((batch, channels, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((batch, g * g, channels * p * p))?;
+        let patches = self.patch_embedding.forward(&rows)?;
         let hidden = self.class_embedding.dim(0)?;
         let class = self
             .class_embedding
@@ -494,18 +703,20 @@ pub struct ClipModel {
 
 impl ClipModel {
     /// Builds the model from weights named as in Hugging Face `CLIPModel`.
-    pub fn new(vb: VarBuilder, cfg: &ClipConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder, cfg: &ClipConfig, precision: Precision) -> Result<Self> {
         let text = TextTower::new(
             vb.pp("text_model"),
             &cfg.text_config,
             cfg.projection_dim,
             vb.pp("text_projection"),
+            precision,
         )?;
         let vision = VisionTower::new(
             vb.pp("vision_model"),
             &cfg.vision_config,
             cfg.projection_dim,
             vb.pp("visual_projection"),
+            precision,
         )?;
         let logit_scale = match vb.get((), "logit_scale") {
             Ok(t) => t.to_dtype(DType::F32)?.to_scalar::<f32>()?.exp(),

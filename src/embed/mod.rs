@@ -2,6 +2,7 @@
 //! L2-normalised vectors in one shared space.
 
 pub mod clip;
+pub mod kernels;
 pub mod preprocess;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +93,9 @@ impl DeviceChoice {
     }
 }
 
+/// Images per forward pass of the image tower on the CPU (see [`Embedder::embed_pixels`]).
+pub const CPU_MICRO_BATCH: usize = 8;
+
 /// What identifies a model to the store: opening an index with another model is refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelIdentity {
@@ -99,7 +103,7 @@ pub struct ModelIdentity {
     pub id: String,
     /// Embedding dimension.
     pub dim: usize,
-    /// SHA-256 of `model.safetensors`.
+    /// SHA-256 of the weights file (`model.safetensors`, or `pytorch_model.bin`).
     pub digest: String,
 }
 
@@ -112,6 +116,7 @@ pub struct Embedder {
     geometry: PixelGeometry,
     identity: ModelIdentity,
     vision_config: clip::VisionConfig,
+    cpu_micro_batch: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -174,7 +179,7 @@ impl Embedder {
         Self::load_with(spec, device, Precision::Auto)
     }
 
-    /// [`Embedder::load`] with an explicit precision (issue 9).
+    /// Like [`Embedder::load`], with a chosen [`Precision`].
     pub fn load_with(
         spec: &str,
         device: DeviceChoice,
@@ -185,10 +190,7 @@ impl Embedder {
             std::fs::read_to_string(folder.join(name))
                 .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))
         };
-        let config: clip::ClipConfig = serde_json::from_str(&read("config.json")?)
-            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
-        config
-            .validate()
+        let config = clip::ClipConfig::from_json(&read("config.json")?)
             .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
         let image_size = config.vision_config.image_size;
         let geometry = match read("preprocessor_config.json") {
@@ -207,13 +209,24 @@ impl Embedder {
         tokenizer.with_padding(None);
         let device = device.open().map_err(|e| model_error(spec, e))?;
         let dtype = precision.dtype_for(&device);
-        let weights = folder.join("model.safetensors");
+        // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
+        let safetensors = folder.join("model.safetensors");
+        let pickle = folder.join("pytorch_model.bin");
+        let (weights, name) = if !safetensors.is_file() && pickle.is_file() {
+            (pickle, "pytorch_model.bin")
+        } else {
+            (safetensors, "model.safetensors")
+        };
         let digest = file_digest(&weights)
-            .map_err(|e| model_error(spec, format!("cannot read model.safetensors: {e}")))?;
-        // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
-            .map_err(|e| model_error(spec, format!("model.safetensors: {e}")))?;
-        let model = clip::ClipModel::new(vb, &config)
+            .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))?;
+        let vb = if name == "model.safetensors" {
+            // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
+        } else {
+            VarBuilder::from_pth(&weights, dtype, &device)
+        }
+        .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
+        let model = clip::ClipModel::new(vb, &config, precision)
             .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
         let identity = ModelIdentity {
             id: spec.to_string(),
@@ -231,6 +244,7 @@ impl Embedder {
             geometry,
             identity,
             vision_config: config.vision_config.clone(),
+            cpu_micro_batch: CPU_MICRO_BATCH,
         })
     }
 
@@ -242,6 +256,18 @@ impl Embedder {
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.identity.dim
+    }
+
+    /// Sets how many images one image-tower pass takes on the CPU (default
+    /// [`CPU_MICRO_BATCH`]); `usize::MAX` runs every call as one batch.
+    pub fn set_cpu_micro_batch(&mut self, images: usize) {
+        self.cpu_micro_batch = images.max(1);
+    }
+
+    /// `exp(logit_scale)` of the checkpoint: the factor CLIP multiplies cosine similarities
+    /// by before a softmax over candidates (1.0 when the checkpoint has none).
+    pub fn logit_scale(&self) -> f32 {
+        self.model.logit_scale
     }
 
     /// The pixel geometry frames must be converted to.
@@ -316,38 +342,42 @@ impl Embedder {
     }
 }
 
-// ---- issue 9 (branch `cuda`): precision, batch sizing and upload/compute split ----
-
-/// The floating-point type the model runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The numeric precision the model runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// f16 on a GPU, f32 on the CPU.
+    #[default]
     Auto,
-    /// f32 everywhere.
+    /// f32 everywhere (the reference).
     F32,
     /// f16 (slow on the CPU, but it works there: used to test the GPU's numerics).
     F16,
     /// bf16.
     Bf16,
+    /// f32 activations with linear-layer weights quantised to 8 bits (candle's `Q8_0`
+    /// blocks) on the CPU. Opt-in: faster on some CPUs, at a small cost in cosine to the
+    /// reference.
+    Int8,
 }
 
 impl Precision {
-    /// Parses `auto`, `f32`, `f16` or `bf16`.
+    /// Parses `auto`, `f32`, `f16`, `bf16` or `int8`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
             "auto" => Ok(Self::Auto),
             "f32" => Ok(Self::F32),
             "f16" => Ok(Self::F16),
             "bf16" => Ok(Self::Bf16),
-            _ => Err("expected auto, f32, f16 or bf16".into()),
+            "int8" => Ok(Self::Int8),
+            _ => Err("expected auto, f32, f16, bf16 or int8".into()),
         }
     }
 
-    /// The dtype used on `device`.
+    /// The dtype of weights and activations on `device`.
     pub fn dtype_for(self, device: &Device) -> DType {
         match self {
             Self::Auto if device.is_cuda() => DType::F16,
-            Self::Auto | Self::F32 => DType::F32,
+            Self::Auto | Self::F32 | Self::Int8 => DType::F32,
             Self::F16 => DType::F16,
             Self::Bf16 => DType::BF16,
         }
@@ -418,6 +448,10 @@ impl Embedder {
                 pixels.len()
             )));
         }
+        // On the CPU, larger batches run as consecutive micro-batches: measured on ViT-B/32,
+        // 8 images at a time keep the activations cache-resident and give about 10 % more
+        // images per second than one batch of 32 (BENCHMARKS.md). `upload_pixels` then only
+        // wraps the pixels; `embed_uploaded` splits them.
         let input =
             Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
         if self.device.is_cuda() {
@@ -431,8 +465,21 @@ impl Embedder {
         if input.dim(0)? == 0 {
             return Ok(Vec::new());
         }
-        let features = self.model.vision.forward(input)?;
-        rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)
+        let count = input.dim(0)?;
+        let step = if self.device.is_cpu() {
+            self.cpu_micro_batch.max(1)
+        } else {
+            count
+        };
+        let mut out = Vec::with_capacity(count);
+        let mut start = 0;
+        while start < count {
+            let n = step.min(count - start);
+            let features = self.model.vision.forward(&input.narrow(0, start, n)?)?;
+            out.extend(rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)?);
+            start += n;
+        }
+        Ok(out)
     }
 
     /// A vision-only embedder with random weights for throughput measurements (no tokenizer
@@ -452,10 +499,11 @@ impl Embedder {
         let dtype = precision.dtype_for(&device);
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, dtype, &device);
-        let model = clip::ClipModel::new(vb, &config)?;
+        // A first build declares every weight in `varmap` (zeros); the model keeps derived
+        // copies (pre-transposed matrices), so it is built again once the values are set.
+        drop(clip::ClipModel::new(vb.clone(), &config, precision)?);
         // Small random weights everywhere except layer-norm scales (1): realistic magnitudes,
-        // no overflow in f16. The tensors are shared with `model`, so setting them in place
-        // changes the model.
+        // no overflow in f16.
         for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
             let shape = var.shape().clone();
             let value = if shape.rank() == 1 && name.ends_with("weight") {
@@ -465,6 +513,7 @@ impl Embedder {
             };
             var.set(&value)?;
         }
+        let model = clip::ClipModel::new(vb, &config, precision)?;
         device.synchronize()?;
         let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
         let image_size = config.vision_config.image_size;
@@ -480,6 +529,7 @@ impl Embedder {
                 digest: String::new(),
             },
             vision_config: config.vision_config.clone(),
+            cpu_micro_batch: CPU_MICRO_BATCH,
         })
     }
 }

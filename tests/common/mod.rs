@@ -14,6 +14,11 @@ pub fn test_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-random-clip")
 }
 
+/// The repository's tiny CLIP trained on the synthetic camera world (`frameseek world`).
+pub fn world_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/frameseek-tiny")
+}
+
 /// A running daemon; stopped with SIGTERM (then SIGKILL) when dropped.
 pub struct DaemonGuard {
     pub child: Option<Child>,
@@ -46,8 +51,14 @@ impl TestEnv {
         self.tmp.path().join("footage")
     }
 
-    /// Writes the config (with `extra` TOML appended to `[ingest]`) and starts the daemon.
+    /// Writes the config (with `extra` TOML appended to `[ingest]`) and starts the daemon
+    /// on the random-weight test model.
     pub fn start(&self, extra_ingest: &str) -> DaemonGuard {
+        self.start_with_model(extra_ingest, &test_model())
+    }
+
+    /// Like [`TestEnv::start`], with the given model folder.
+    pub fn start_with_model(&self, extra_ingest: &str, model: &Path) -> DaemonGuard {
         let dir = self.dir().to_path_buf();
         let socket = dir.join("fs.sock");
         let config = dir.join("frameseek.toml");
@@ -58,7 +69,7 @@ impl TestEnv {
                 socket.display().to_string(),
                 dir.join("state").display().to_string(),
                 self.footage().display().to_string(),
-                test_model().display().to_string(),
+                model.display().to_string(),
             ),
         )
         .unwrap();
@@ -124,6 +135,19 @@ impl DaemonGuard {
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// `frameseek ingest --wait PATH…`, asserting that every file was indexed.
+    pub fn ingest_wait(&self, paths: &[&Path]) {
+        let mut args = vec!["ingest", "--wait"];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "ingest failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
     }
 
     /// Runs the CLI with `--json` and parses its stdout.
@@ -208,6 +232,11 @@ pub fn source_status<'a>(status: &'a serde_json::Value, source: &str) -> &'a ser
         .iter()
         .find(|x| x["source"] == source)
         .unwrap_or_else(|| panic!("{source} not in {status}"))
+}
+
+/// The source id the daemon gives a file: its canonical path.
+pub fn source_id(path: &Path) -> String {
+    path.canonicalize().unwrap().display().to_string()
 }
 
 /// Runs the `ffmpeg` command, panicking with its output on failure.

@@ -1,0 +1,408 @@
+//! `frameseek eval QUERIES.jsonl [-k N]`: measures search quality against the running
+//! daemon. Each line of the file is a labelled query ([`crate::world::LabelledQuery`]): a
+//! text or an image, the expected source and time range, optional filters. A returned clip
+//! is a hit when it comes from the expected source and overlaps the expected range. Prints
+//! recall@1, recall@5, recall@10 and the mean reciprocal rank.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use serde::Serialize;
+
+use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use crate::protocol::{Clip, Request, SearchReply, SearchRequest};
+use crate::world::LabelledQuery;
+
+/// Arguments of `eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Labelled queries, one JSON object per line: {"query" or "image", "source",
+    /// "start_s", "end_s", optional "filter_source", "from_s", "to_s"}.
+    pub queries: PathBuf,
+    /// Clips asked for per query; at least 10 are always asked for, so recall@10 is exact.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+}
+
+/// Where a labelled query's right answer is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expected {
+    /// An absolute source id, or a path suffix such as `cam1/footage.mp4`.
+    pub source: String,
+    /// Start of the expected range, ms.
+    pub start_ms: u64,
+    /// End of the expected range, ms.
+    pub end_ms: u64,
+}
+
+impl Expected {
+    /// Whether `source` is the expected one: equal, or (for a relative expectation) ending
+    /// in `/` followed by it.
+    pub fn source_matches(&self, source: &str) -> bool {
+        let expected = self.source.trim_start_matches("./");
+        if Path::new(expected).is_absolute() {
+            return source == expected;
+        }
+        source == expected || source.ends_with(&format!("/{expected}"))
+    }
+
+    /// Whether a clip is a hit: the expected source and an overlapping time range.
+    pub fn is_hit(&self, clip: &Clip) -> bool {
+        self.source_matches(&clip.source)
+            && clip.start_ms < self.end_ms
+            && clip.end_ms > self.start_ms
+    }
+
+    /// Rank (1-based) of the first hit among `clips`, if any.
+    pub fn first_hit_rank(&self, clips: &[Clip]) -> Option<usize> {
+        clips.iter().position(|c| self.is_hit(c)).map(|i| i + 1)
+    }
+}
+
+/// Recall at 1, 5 and 10 and the mean reciprocal rank over a set of queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalSummary {
+    /// Number of queries.
+    pub queries: usize,
+    /// Share of queries whose first clip is a hit.
+    pub recall_at_1: f64,
+    /// Share with a hit among the first 5 clips.
+    pub recall_at_5: f64,
+    /// Share with a hit among the first 10 clips.
+    pub recall_at_10: f64,
+    /// Mean of 1/rank of the first hit (0 where there is none among the clips returned).
+    pub mrr: f64,
+}
+
+impl EvalSummary {
+    /// Summarises the rank of the first hit of each query (`None`: no hit).
+    pub fn from_ranks(ranks: &[Option<usize>]) -> Self {
+        let n = ranks.len();
+        let share = |k: usize| {
+            if n == 0 {
+                return 0.0;
+            }
+            ranks
+                .iter()
+                .filter(|r| matches!(r, Some(x) if *x <= k))
+                .count() as f64
+                / n as f64
+        };
+        let mrr = if n == 0 {
+            0.0
+        } else {
+            ranks
+                .iter()
+                .map(|r| r.map(|x| 1.0 / x as f64).unwrap_or(0.0))
+                .sum::<f64>()
+                / n as f64
+        };
+        Self {
+            queries: n,
+            recall_at_1: share(1),
+            recall_at_5: share(5),
+            recall_at_10: share(10),
+            mrr,
+        }
+    }
+}
+
+/// One query's outcome, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+struct QueryOutcome {
+    query: Option<String>,
+    image: Option<String>,
+    expected_source: String,
+    start_s: f64,
+    end_s: f64,
+    rank: Option<usize>,
+    top: Option<Clip>,
+}
+
+/// Reads a labelled query file, naming the line of any error.
+pub fn read_queries(path: &Path) -> anyhow::Result<Vec<LabelledQuery>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read query file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let q: LabelledQuery = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a labelled query", path.display(), i + 1))?;
+        if q.query.is_none() == q.image.is_none() {
+            bail!(
+                "{}:{}: give exactly one of \"query\" and \"image\"",
+                path.display(),
+                i + 1
+            );
+        }
+        if q.end_s < q.start_s {
+            bail!("{}:{}: end_s is before start_s", path.display(), i + 1);
+        }
+        out.push(q);
+    }
+    if out.is_empty() {
+        bail!("{} holds no queries", path.display());
+    }
+    Ok(out)
+}
+
+fn seconds_to_ms(s: f64) -> u64 {
+    (s.max(0.0) * 1000.0).round() as u64
+}
+
+/// Resolves a path from the query file against the file's folder.
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Turns a labelled query into a search request; relative image paths and source filters
+/// are taken from `base`, the query file's folder.
+pub fn search_request(q: &LabelledQuery, base: &Path, k: usize) -> anyhow::Result<SearchRequest> {
+    let image = match &q.image {
+        Some(path) => {
+            let file = resolve(base, path);
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("cannot read query image {}", file.display()))?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        None => None,
+    };
+    let source = q.filter_source.as_ref().map(|pattern| {
+        let (path, star) = match pattern.strip_suffix('*') {
+            Some(prefix) => (prefix, "*"),
+            None => (pattern.as_str(), ""),
+        };
+        if Path::new(path).is_absolute() {
+            pattern.clone()
+        } else {
+            let mut s = base.join(path).display().to_string();
+            if path.ends_with('/') && !s.ends_with('/') {
+                s.push('/');
+            }
+            format!("{s}{star}")
+        }
+    });
+    Ok(SearchRequest {
+        text: q.query.clone(),
+        image,
+        k: Some(k.max(10)),
+        source,
+        start_ms: q.from_s.map(seconds_to_ms),
+        end_ms: q.to_s.map(seconds_to_ms),
+        ..Default::default()
+    })
+}
+
+/// Runs `eval`.
+pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
+    let queries = read_queries(&args.queries)?;
+    let base = args
+        .queries
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.queries.display()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut client = connect(cli)?;
+    let mut outcomes = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let request = search_request(q, &base, args.k)
+            .with_context(|| format!("query {} of {}", i + 1, args.queries.display()))?;
+        let reply: SearchReply = client
+            .call_as(&Request::Search(request))
+            .with_context(|| format!("search for query {}", i + 1))?;
+        let expected = Expected {
+            source: q.source.clone(),
+            start_ms: seconds_to_ms(q.start_s),
+            end_ms: seconds_to_ms(q.end_s),
+        };
+        outcomes.push(QueryOutcome {
+            query: q.query.clone(),
+            image: q.image.clone(),
+            expected_source: q.source.clone(),
+            start_s: q.start_s,
+            end_s: q.end_s,
+            rank: expected.first_hit_rank(&reply.clips),
+            top: reply.clips.first().cloned(),
+        });
+    }
+    let ranks: Vec<Option<usize>> = outcomes.iter().map(|o| o.rank).collect();
+    let summary = EvalSummary::from_ranks(&ranks);
+    if cli.json {
+        let mut v = serde_json::to_value(&summary)?;
+        v["k"] = serde_json::json!(args.k.max(10));
+        v["results"] = serde_json::to_value(&outcomes)?;
+        println!("{v}");
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            let what = match (&o.query, &o.image) {
+                (Some(t), _) => t.clone(),
+                (None, Some(img)) => format!("[image] {img}"),
+                (None, None) => String::new(),
+            };
+            let top = o
+                .top
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "{} {}-{}",
+                        short_source(&c.source),
+                        format_ms(c.start_ms),
+                        format_ms(c.end_ms)
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            vec![
+                o.rank
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "miss".into()),
+                format!("{} {:.0}-{:.0}s", o.expected_source, o.start_s, o.end_s),
+                top,
+                what,
+            ]
+        })
+        .collect();
+    print_table(&["RANK", "EXPECTED", "TOP CLIP", "QUERY"], &rows);
+    println!(
+        "queries {}  recall@1 {:.3}  recall@5 {:.3}  recall@10 {:.3}  MRR {:.3}",
+        summary.queries,
+        summary.recall_at_1,
+        summary.recall_at_5,
+        summary.recall_at_10,
+        summary.mrr
+    );
+    Ok(EXIT_OK)
+}
+
+/// The last two components of a source path (`cam1/footage.mp4`), for tables.
+fn short_source(source: &str) -> String {
+    let parts: Vec<&str> = source.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [file, dir, _] => format!("{dir}/{file}"),
+        _ => source.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(source: &str, start_ms: u64, end_ms: u64) -> Clip {
+        Clip {
+            source: source.into(),
+            start_ms,
+            end_ms,
+            best_ms: start_ms,
+            score: 0.5,
+            start_wall: None,
+            end_wall: None,
+        }
+    }
+
+    #[test]
+    fn a_hit_needs_the_source_and_an_overlap() {
+        let e = Expected {
+            source: "cam1/footage.mp4".into(),
+            start_ms: 4000,
+            end_ms: 14000,
+        };
+        assert!(e.is_hit(&clip("/srv/cam1/footage.mp4", 10_000, 20_000)));
+        assert!(e.is_hit(&clip("/srv/cam1/footage.mp4", 0, 5000)));
+        assert!(
+            !e.is_hit(&clip("/srv/cam1/footage.mp4", 14_000, 20_000)),
+            "touching is not overlapping"
+        );
+        assert!(!e.is_hit(&clip("/srv/cam2/footage.mp4", 4000, 14_000)));
+        assert!(
+            !e.is_hit(&clip("/srv/xcam1/footage.mp4", 4000, 14_000)),
+            "suffix at a path boundary"
+        );
+        let abs = Expected {
+            source: "/srv/cam1/footage.mp4".into(),
+            ..e.clone()
+        };
+        assert!(abs.is_hit(&clip("/srv/cam1/footage.mp4", 4000, 5000)));
+        assert!(!abs.is_hit(&clip("/other/srv/cam1/footage.mp4", 4000, 5000)));
+    }
+
+    #[test]
+    fn the_rank_is_that_of_the_first_hit() {
+        let e = Expected {
+            source: "cam2/footage.mp4".into(),
+            start_ms: 30_000,
+            end_ms: 40_000,
+        };
+        let clips = [
+            clip("/f/cam1/footage.mp4", 30_000, 40_000),
+            clip("/f/cam2/footage.mp4", 0, 10_000),
+            clip("/f/cam2/footage.mp4", 35_000, 45_000),
+            clip("/f/cam2/footage.mp4", 31_000, 33_000),
+        ];
+        assert_eq!(e.first_hit_rank(&clips), Some(3));
+        assert_eq!(e.first_hit_rank(&clips[..2]), None);
+    }
+
+    #[test]
+    fn recall_and_mrr_follow_their_definitions() {
+        let s = EvalSummary::from_ranks(&[Some(1), Some(2), Some(6), None]);
+        assert_eq!(s.queries, 4);
+        assert_eq!(s.recall_at_1, 0.25);
+        assert_eq!(s.recall_at_5, 0.5);
+        assert_eq!(s.recall_at_10, 0.75);
+        let mrr = (1.0 + 0.5 + 1.0 / 6.0) / 4.0;
+        assert!((s.mrr - mrr).abs() < 1e-12);
+        let empty = EvalSummary::from_ranks(&[]);
+        assert_eq!((empty.queries, empty.mrr), (0, 0.0));
+    }
+
+    #[test]
+    fn relative_filters_and_images_resolve_against_the_query_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("probe.png"), b"png").unwrap();
+        let q = LabelledQuery {
+            image: Some("probe.png".into()),
+            source: "cam1/footage.mp4".into(),
+            start_s: 1.0,
+            end_s: 2.0,
+            filter_source: Some("cam1/*".into()),
+            from_s: Some(1.5),
+            to_s: Some(9.0),
+            ..Default::default()
+        };
+        let r = search_request(&q, dir.path(), 3).unwrap();
+        assert_eq!(r.k, Some(10));
+        assert_eq!(
+            r.source.as_deref(),
+            Some(format!("{}/cam1/*", dir.path().display()).as_str())
+        );
+        assert_eq!((r.start_ms, r.end_ms), (Some(1500), Some(9000)));
+        assert_eq!(r.image.as_deref(), Some("cG5n"));
+        assert!(r.text.is_none());
+    }
+
+    #[test]
+    fn query_files_are_checked_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.jsonl");
+        std::fs::write(
+            &path,
+            "{\"query\":\"a dog\",\"source\":\"a.mp4\",\"start_s\":1,\"end_s\":2}\n\n",
+        )
+        .unwrap();
+        assert_eq!(read_queries(&path).unwrap().len(), 1);
+        std::fs::write(&path, "{\"source\":\"a.mp4\",\"start_s\":1,\"end_s\":2}\n").unwrap();
+        let e = format!("{:#}", read_queries(&path).unwrap_err());
+        assert!(e.contains("q.jsonl:1"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! Wall-clock time for footage: parsing the timestamps that name or describe a file (NVR
+//! segment names, the container's `creation_time`), as milliseconds since the Unix epoch (UTC).
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds since the epoch of a UTC date and time; `None` when a field is out of range.
+pub fn utc_ms(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    millis: u32,
+) -> Option<i64> {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || millis > 999
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(
+        ((days * 24 + i64::from(hour)) * 60 + i64::from(minute)) * 60_000
+            + i64::from(second) * 1000
+            + i64::from(millis),
+    )
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    // Inverse of days_from_civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        (rem / 60_000) % 60,
+        (rem / 1000) % 60,
+        rem % 1000
+    )
+}
+
+/// Parses an ISO 8601 / RFC 3339 UTC time as FFmpeg writes `creation_time`
+/// (`2026-11-27T03:00:00.000000Z`), also without fraction or zone (taken as UTC), or with a
+/// space instead of `T`, or a date alone.
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |s: &str| s.parse::<u32>().ok();
+    let (date, time) = match t.split_once(['T', ' ']) {
+        Some((d, t)) => (d, t),
+        None => (t, "00:00:00"),
+    };
+    let mut d = date.split('-');
+    let year: i64 = d.next()?.parse().ok()?;
+    let month = num(d.next()?)?;
+    let day = num(d.next()?)?;
+    let time = time.trim_end_matches('Z');
+    let (time, offset_ms) = match time.rfind(['+', '-']) {
+        Some(i) if i >= 5 => {
+            let sign = if &time[i..i + 1] == "-" { -1 } else { 1 };
+            let (h, m) = time[i + 1..]
+                .split_once(':')
+                .unwrap_or((&time[i + 1..], "0"));
+            (
+                &time[..i],
+                sign * (i64::from(num(h)?) * 60 + i64::from(num(m)?)) * 60_000,
+            )
+        }
+        _ => (time, 0),
+    };
+    let mut parts = time.split(':');
+    let hour = num(parts.next()?)?;
+    let minute = num(parts.next().unwrap_or("0"))?;
+    let sec_text = parts.next().unwrap_or("0");
+    let (sec, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
+    let millis = format!("{frac:0<3}")[..3].parse::<u32>().ok()?;
+    Some(utc_ms(year, month, day, hour, minute, num(sec)?, millis)? - offset_ms)
+}
+
+/// Finds a wall-clock time in `path` with a pattern of `%Y` (4 digits), `%m %d %H %M %S`
+/// (2 digits each) and literal characters, e.g. `%Y-%m-%d/%H-%M-%S` matches
+/// `cam1/2026-11-27/03-00-00.mp4`. The rightmost match wins; missing fields are zero.
+pub fn time_from_path(pattern: &str, path: &str) -> Option<i64> {
+    if pattern.is_empty() {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    (0..bytes.len())
+        .rev()
+        .find_map(|start| match_at(pattern, &bytes[start..]))
+}
+
+fn match_at(pattern: &str, text: &[u8]) -> Option<i64> {
+    let (mut year, mut month, mut day, mut hour, mut minute, mut second) =
+        (1970i64, 1u32, 1u32, 0u32, 0u32, 0u32);
+    let mut pos = 0;
+    let mut chars = pattern.chars();
+    let digits = |n: usize, pos: &mut usize| -> Option<u32> {
+        let s = text.get(*pos..*pos + n)?;
+        if !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        *pos += n;
+        std::str::from_utf8(s).ok()?.parse().ok()
+    };
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next()? {
+                'Y' => year = i64::from(digits(4, &mut pos)?),
+                'm' => month = digits(2, &mut pos)?,
+                'd' => day = digits(2, &mut pos)?,
+                'H' => hour = digits(2, &mut pos)?,
+                'M' => minute = digits(2, &mut pos)?,
+                'S' => second = digits(2, &mut pos)?,
+                '%' => {
+                    if text.get(pos) != Some(&b'%') {
+                        return None;
+                    }
+                    pos += 1;
+                }
+                _ => return None,
+            }
+        } else {
+            let mut buf = [0u8; 4];
+            let lit = c.encode_utf8(&mut buf).as_bytes();
+            if text.get(pos..pos + lit.len())? != lit {
+                return None;
+            }
+            pos += lit.len();
+        }
+    }
+    utc_ms(year, month, day, hour, minute, second, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_convert_both_ways() {
+        assert_eq!(utc_ms(1970, 1, 1, 0, 0, 0, 0), Some(0));
+        assert_eq!(utc_ms(2026, 11, 27, 3, 0, 0, 0), Some(1_795_748_400_000));
+        assert_eq!(format_utc(1_795_748_400_123), "2026-11-27T03:00:00.123Z");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc_ms(2026, 13, 1, 0, 0, 0, 0), None);
+    }
+
+    #[test]
+    fn creation_times_parse() {
+        let t = utc_ms(2026, 11, 27, 3, 0, 0, 0).unwrap();
+        assert_eq!(parse_iso8601("2026-11-27T03:00:00.000000Z"), Some(t));
+        assert_eq!(parse_iso8601("2026-11-27 03:00:00"), Some(t));
+        assert_eq!(parse_iso8601("2026-11-27T04:00:00+01:00"), Some(t));
+        assert_eq!(parse_iso8601("2026-11-27T03:00:00.5Z"), Some(t + 500));
+        assert_eq!(parse_iso8601("2026-11-27"), Some(t - 3 * 3_600_000));
+        assert_eq!(parse_iso8601("yesterday"), None);
+    }
+
+    #[test]
+    fn nvr_segment_names_give_the_time() {
+        let t = utc_ms(2026, 11, 27, 3, 0, 0, 0).unwrap();
+        assert_eq!(
+            time_from_path(
+                "%Y-%m-%d/%H-%M-%S",
+                "/srv/footage/cam1/2026-11-27/03-00-00.mp4"
+            ),
+            Some(t)
+        );
+        assert_eq!(
+            time_from_path("%Y%m%d_%H%M%S", "/srv/cam2/rec_20261127_030000.mkv"),
+            Some(t)
+        );
+        assert_eq!(
+            time_from_path("%Y-%m-%d/%H-%M-%S", "/srv/footage/cam1/misc/clip.mp4"),
+            None
+        );
+        assert_eq!(time_from_path("", "/srv/2026-11-27/03-00-00.mp4"), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! Load on the real daemon: 50 clients issue searches and status calls at once for a bounded
+//! time while a file is being ingested. No errors, no dropped connections, bounded memory.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use frameseek::protocol::{Request, SearchRequest};
+use frameseek::samples::render_scene_video;
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn fifty_concurrent_clients_get_answers_while_ingest_runs() {
+    let env = TestEnv::new();
+    let video = env.footage().join("busy.mp4");
+    render_scene_video(&video, &["testsrc2", "smptehdbars", "mandelbrot"], 10.0).unwrap();
+    let d = env.start("sample_interval = 0.1\n");
+    let pid = d.child.as_ref().unwrap().id();
+    // Warm up, then measure memory before the load.
+    d.cli_json(&["search", "warm up"]);
+    let rss_before = rss_kb(pid);
+    d.cli_json(&["ingest", video.to_str().unwrap()]);
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let socket = d.socket.clone();
+    let workers: Vec<_> = (0..50)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut client = frameseek::client::Client::connect(&socket).expect("connect");
+                let mut answered = 0u32;
+                let mut searches = 0u32;
+                while Instant::now() < deadline {
+                    let request = if i % 5 == 0 {
+                        Request::Status
+                    } else {
+                        searches += 1;
+                        Request::Search(SearchRequest {
+                            text: Some(format!("query number {i} {answered}")),
+                            k: Some(5),
+                            ..Default::default()
+                        })
+                    };
+                    client
+                        .call(&request)
+                        .unwrap_or_else(|e| panic!("client {i}: {e}"));
+                    answered += 1;
+                }
+                (answered, searches)
+            })
+        })
+        .collect();
+    let counts: Vec<(u32, u32)> = workers
+        .into_iter()
+        .map(|w| w.join().expect("a client failed"))
+        .collect();
+    let answered: Vec<u32> = counts.iter().map(|c| c.0).collect();
+    let searches: u32 = counts.iter().map(|c| c.1).sum();
+    assert!(
+        answered.iter().all(|&n| n > 0),
+        "every client was served: {answered:?}"
+    );
+    let total: u32 = answered.iter().sum();
+    let rss_after = rss_kb(pid);
+    eprintln!("{total} requests from 50 clients in 8 s; RSS {rss_before} kB -> {rss_after} kB");
+    assert!(
+        rss_after < rss_before + 300 * 1024,
+        "memory grew from {rss_before} kB to {rss_after} kB"
+    );
+    let stats = d.cli_json(&["stats"]);
+    assert_eq!(
+        stats["searches"].as_u64().unwrap(),
+        u64::from(searches) + 1,
+        "{stats}"
+    );
+    let (p50, p99) = (
+        stats["search_ms_p50"].as_f64().unwrap(),
+        stats["search_ms_p99"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p99 >= p50, "{stats}");
+    eprintln!("search latency under load: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    // Ingest went on under the load.
+    let status = wait_finished(&d, &[&source_id(&video)]);
+    assert_eq!(status["sources"][0]["state"], "done", "{status}");
+}
