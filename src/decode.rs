@@ -105,9 +105,9 @@ const REANCHOR_BACK_MS: f64 = 1000.0;
 /// one too (the `ffmpeg` command uses the same threshold).
 const REANCHOR_FORWARD_MS: f64 = 10_000.0;
 
-/// Frames before a sample target from which every frame is decoded again (covers the
-/// frames in flight in FFmpeg's frame threads).
-const SKIP_MARGIN_FRAMES: f64 = 12.0;
+/// Frames before a sample target from which every frame is decoded (judged by each packet's
+/// own timestamp; the margin absorbs rounding and timestamp jitter).
+const SKIP_MARGIN_FRAMES: f64 = 3.0;
 
 /// Side of the grey thumbnail the scene test compares.
 const THUMB: usize = 16;
@@ -815,6 +815,13 @@ fn decode_run(
         if packet.stream() != index {
             continue;
         }
+        // The offset of a packet's frame, ms (as the frames' offsets are computed).
+        let packet_ms = |packet: &ffmpeg::Packet| {
+            packet
+                .pts()
+                .filter(|_| start_pts != ffi::AV_NOPTS_VALUE)
+                .map(|pts| (pts - start_pts) as f64 * tb * 1000.0 + shift_ms.get())
+        };
         // A packet before a keyframe that is itself at or before the next sample target
         // belongs to a GOP no sample needs: it is not decoded at all (MP4/MOV index).
         if let (Some(dts), Some(pts), true) = (packet.dts(), packet.pts(), packet.is_key()) {
@@ -830,17 +837,30 @@ fn decode_run(
                     let latest_ms = (k + reorder - start_pts) as f64 * tb * 1000.0 + shift_ms.get();
                     if latest_ms <= next + 0.5 {
                         summary.packets_skipped += 1;
+                        // The stream has moved on even though no frame came out.
+                        if let Some(at) = packet_ms(&packet) {
+                            position.set((seen.max(at), next));
+                        }
                         continue;
                     }
                 }
             }
         }
         // Between samples, frames no other frame references (most B-frames) need not be
-        // decoded at all. Near a sample target (allowing for frame-threading delay) every
-        // frame is decoded, so the sampled frames are exactly the same.
+        // decoded at all. The packet's own timestamp says where its frame is; near a sample
+        // target every frame is decoded, so the sampled frames are exactly the same.
         if options.policy != SamplingPolicy::Keyframes {
             let (seen, next) = position.get();
-            let far = seen >= 0.0 && next - seen > SKIP_MARGIN_FRAMES * frame_ms;
+            let far = match packet_ms(&packet) {
+                // Only when the packet's offset is plausible next to what was decoded (around
+                // a discontinuity it is not).
+                Some(at) if seen >= 0.0 => {
+                    next - at > SKIP_MARGIN_FRAMES * frame_ms
+                        && at >= seen - REANCHOR_BACK_MS
+                        && at <= seen + REANCHOR_FORWARD_MS
+                }
+                _ => false,
+            };
             decoder.skip_frame(if far {
                 ffmpeg::codec::discard::Discard::NonReference
             } else {

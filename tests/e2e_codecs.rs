@@ -345,6 +345,47 @@ fn gops_no_sample_needs_are_not_decoded_and_the_samples_stay_the_same() {
         "copy",
         mkv.to_str().unwrap(),
     ]);
+    // Keyframes a few frames before sample targets (every 40 frames at 29.97 fps, three
+    // B-frames): the frames right after such a keyframe must still be decoded.
+    let odd = dir.path().join("odd-gop.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=30000/1001:d=12",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        "-g",
+        "40",
+        "-keyint_min",
+        "40",
+        "-sc_threshold",
+        "0",
+        odd.to_str().unwrap(),
+    ]);
+    let odd_mkv = dir.path().join("odd-gop.mkv");
+    ffmpeg(&[
+        "-i",
+        odd.to_str().unwrap(),
+        "-c",
+        "copy",
+        odd_mkv.to_str().unwrap(),
+    ]);
+    for interval in [1.0, 0.5] {
+        let (mp4_offsets, mp4_pixels, _) = sample(&odd, interval);
+        let (mkv_offsets, mkv_pixels, _) = sample(&odd_mkv, interval);
+        assert_eq!(mp4_offsets, mkv_offsets, "odd GOP, interval {interval}");
+        assert_eq!(mp4_pixels, mkv_pixels, "odd GOP, interval {interval}");
+        for (k, &o) in mp4_offsets.iter().enumerate() {
+            let lo = k as f64 * interval * 1000.0;
+            assert!(
+                (o as f64) >= lo - 0.5 && (o as f64) < lo + 1001.0 / 30.0 + 0.5,
+                "sample {k} at {o} ms, interval {interval}: {mp4_offsets:?}"
+            );
+        }
+    }
     for interval in [1.0, 2.0, 3.0] {
         let (mp4_offsets, mp4_pixels, mp4_summary) = sample(&mp4, interval);
         let (mkv_offsets, mkv_pixels, mkv_summary) = sample(&mkv, interval);
