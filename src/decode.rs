@@ -199,7 +199,7 @@ pub fn init_ffmpeg() {
     });
 }
 
-fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
+pub(crate) fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
     init_ffmpeg();
     let p = path.display().to_string();
     let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open {
@@ -358,7 +358,7 @@ impl FrameConverter {
 
 /// Tells swscale which YUV matrix and range the source uses: the stream's own tags, or when
 /// untagged, BT.709 for HD sizes and BT.601 below, limited range unless a full-range format.
-fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
+pub(crate) fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
     // SAFETY: plain reads of the frame's fields and a call on the live scaler context.
     unsafe {
         let f = &*frame.as_ptr();

@@ -1,4 +1,5 @@
-//! `frameseek search TEXT [-k N]` and `frameseek search --image FILE`.
+//! `frameseek search TEXT [-k N]` and `frameseek search --image FILE`, optionally written as
+//! a self-contained HTML page (`--html FILE`).
 
 use std::path::PathBuf;
 
@@ -36,14 +37,19 @@ pub struct SearchArgs {
     /// Only footage recorded at or before this time (UTC).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub before: Option<i64>,
+    /// Also write the results as one self-contained HTML page (thumbnails inline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
-fn parse_time(text: &str) -> Result<i64, String> {
+/// Parses a UTC time argument into ms since the epoch.
+pub(super) fn parse_time(text: &str) -> Result<i64, String> {
     crate::clock::parse_iso8601(text)
         .ok_or_else(|| format!("{text:?} is not a time like 2026-11-27T03:00:00Z"))
 }
 
-pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
+/// The `search` request the arguments describe.
+pub(super) fn request(args: &SearchArgs) -> anyhow::Result<SearchRequest> {
     let image = match &args.image {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -53,7 +59,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let to_ms = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
-    let request = SearchRequest {
+    Ok(SearchRequest {
         text: args.text.clone(),
         image,
         k: Some(args.k),
@@ -62,9 +68,27 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         end_ms: args.to.map(to_ms),
         after_wall_ms: args.after,
         before_wall_ms: args.before,
-    };
+    })
+}
+
+pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
+    let request = request(args)?;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
+    if let Some(path) = &args.html {
+        let reply: SearchReply = serde_json::from_value(value.clone())?;
+        let query = match (&args.text, &args.image) {
+            (Some(t), _) => t.clone(),
+            (None, Some(i)) => format!("image {}", i.display()),
+            (None, None) => String::new(),
+        };
+        let page = super::html::results_page(&mut client, &query, &reply.clips);
+        std::fs::write(path, page)
+            .with_context(|| format!("cannot write the HTML page {}", path.display()))?;
+        if !cli.json {
+            println!("wrote {} ({} clips)", path.display(), reply.clips.len());
+        }
+    }
     if cli.json {
         println!("{}", strip_ok(value));
         return Ok(EXIT_OK);

@@ -281,6 +281,10 @@ def query_bench(a, results: dict) -> None:
                     out.append((time.perf_counter() - t) * 1000)
                 return out
 
+            if a.load_only:
+                del p
+                search_under_ingest(a, d, qs, results, n)
+                continue
             alone = {"frameseek": timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])}
             torch.set_num_threads(1)
             alone["python_1thread"] = timed(p.query, qs[5:])
@@ -382,8 +386,15 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=120)
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--load-test", action="store_true", help="also run search while ingesting (issue 6)")
+    ap.add_argument("--load-only", action="store_true",
+                    help="with --load-test: skip the Python query comparison, run only search while ingesting")
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
+    ap.add_argument("--frameseek", type=Path, default=ROOT / "target" / "release" / "frameseek",
+                    help="the frameseek binary to measure (e.g. a copy of an older build, to compare "
+                         "before and after a change in one sitting)")
     a = ap.parse_args()
+    global FRAMESEEK
+    FRAMESEEK = a.frameseek.resolve()
     a.fps = [float(x) for x in a.fps.split(",") if x]
     a.query_n = [int(x) for x in a.query_n.split(",") if x]
     BENCH.mkdir(parents=True, exist_ok=True)
@@ -393,7 +404,7 @@ def main() -> int:
     if not (MODEL / "model.safetensors").exists():
         subprocess.run(MODEL_CMD, check=True)
     results: dict = {"nproc": os.cpu_count(), "load_start": load(), "threads": a.threads}
-    print(f"nproc {os.cpu_count()}, threads {a.threads}, load at start {load()}")
+    print(f"nproc {os.cpu_count()}, threads {a.threads}, load at start {load()}, binary {FRAMESEEK}")
     if not a.skip_ingest:
         ingest_bench(a, results)
     if a.query_n:
