@@ -484,7 +484,10 @@ impl Daemon {
         if r.end_ms <= r.start_ms {
             return Err(err(
                 ErrorCode::InvalidRequest,
-                format!("end_ms ({}) must be after start_ms ({})", r.end_ms, r.start_ms),
+                format!(
+                    "end_ms ({}) must be after start_ms ({})",
+                    r.end_ms, r.start_ms
+                ),
             ));
         }
         let file = self.indexed_file(&r.source)?;
@@ -504,10 +507,13 @@ impl Daemon {
         }
         let (stem, ext) = export_name(&r.source, r.start_ms, r.end_ms);
         let clip = dir.join(format!("{stem}.{ext}"));
-        let partial = dir.join(format!(".{stem}.partial.{ext}"));
+        // Unique per export in flight, so two exports of one range do not write one file.
+        static PARTIAL: AtomicU64 = AtomicU64::new(0);
+        let n = PARTIAL.fetch_add(1, Ordering::Relaxed);
+        let partial = dir.join(format!(".{stem}.{n}.partial.{ext}"));
         let thumb = dir.join(format!("{stem}.jpg"));
-        let written = crate::media::remux_range(&file, &partial, r.start_ms, r.end_ms)
-            .map_err(|e| {
+        let written =
+            crate::media::remux_range(&file, &partial, r.start_ms, r.end_ms).map_err(|e| {
                 let _ = std::fs::remove_file(&partial);
                 Self::media_error(e)
             })?;
@@ -519,18 +525,32 @@ impl Daemon {
         let write = |path: &Path, result: std::io::Result<()>| {
             result.map_err(|e| Self::internal(format!("cannot write {}: {e}", path.display())))
         };
-        write(&thumb, write_private(&thumb, &frame.jpeg))?;
-        write(&clip, std::fs::rename(&partial, &clip))?;
-        write(&clip, set_private(&clip))?;
+        let thumb_partial = dir.join(format!(".{stem}.{n}.partial.jpg"));
+        write(
+            &thumb,
+            std::fs::write(&thumb_partial, &frame.jpeg)
+                .and_then(|()| set_private(&thumb_partial))
+                .and_then(|()| std::fs::rename(&thumb_partial, &thumb)),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&thumb_partial);
+            let _ = std::fs::remove_file(&partial);
+        })?;
+        write(
+            &clip,
+            set_private(&partial).and_then(|()| std::fs::rename(&partial, &clip)),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })?;
         let bytes = std::fs::metadata(&clip).map(|m| m.len()).unwrap_or(0);
-        let duration = crate::decode::probe(&file).ok().and_then(|i| i.duration_ms);
         tracing::info!(source = %r.source, clip = %clip.display(), start_ms = written.start_ms, end_ms = written.end_ms, "exported");
         Ok(ExportReply {
             source: r.source,
             clip: clip.display().to_string(),
             thumbnail: thumb.display().to_string(),
             requested_start_ms: r.start_ms,
-            requested_end_ms: duration.map_or(r.end_ms, |d| r.end_ms.min(d)),
+            requested_end_ms: written.requested_end_ms,
             start_ms: written.start_ms,
             end_ms: written.end_ms,
             best_ms: frame.at_ms,
@@ -737,7 +757,13 @@ fn export_name(source: &str, start_ms: u64, end_ms: u64) -> (String, String) {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(80)
         .collect();
     let hash = sha2::Sha256::digest(source.as_bytes());
@@ -759,15 +785,6 @@ fn export_name(source: &str, start_ms: u64, end_ms: u64) -> (String, String) {
 fn set_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640))
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, then rename), mode 0640.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&tmp, bytes)?;
-    set_private(&tmp)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The value at fraction `q` of sorted samples (nearest rank), 0 when empty.
@@ -829,7 +846,10 @@ mod tests {
         let (a, ext) = export_name("/srv/cam1/footage.mp4", 1000, 5000);
         let (b, _) = export_name("/srv/cam2/footage.mp4", 1000, 5000);
         assert_eq!(ext, "mp4");
-        assert!(a.starts_with("footage-") && a.ends_with("-1000-5000"), "{a}");
+        assert!(
+            a.starts_with("footage-") && a.ends_with("-1000-5000"),
+            "{a}"
+        );
         assert_ne!(a, b);
         assert_eq!(export_name("/srv/x/rec.DAV", 0, 1).1, "mkv");
         assert!(export_name("/srv/a b;c.mkv", 0, 1).0.starts_with("a_b_c-"));

@@ -394,6 +394,27 @@ pub(crate) fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::fram
     }
 }
 
+/// Reads the next packet, skipping over read errors (corrupt data) until more than 100 were
+/// met in all; `Ok(false)` at the end of the file.
+pub(crate) fn read_packet(
+    packet: &mut ffmpeg::Packet,
+    ictx: &mut ffmpeg::format::context::Input,
+    errors: &mut u32,
+) -> Result<bool, ffmpeg::Error> {
+    loop {
+        match packet.read(ictx) {
+            Ok(()) => return Ok(true),
+            Err(ffmpeg::Error::Eof) => return Ok(false),
+            Err(e) => {
+                *errors += 1;
+                if *errors > 100 {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// Decodes `path`, sampling frames every `options.interval` seconds by presentation time,
 /// and hands each preprocessed frame to `on_frame` (which returns false to stop).
 /// Corrupt packets are skipped and counted; a failure part-way reports how far it got.
@@ -524,19 +545,15 @@ pub fn decode_samples(
             summary.stopped = true;
             return Ok(summary);
         }
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
+        match read_packet(&mut packet, &mut ictx, &mut read_errors) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
-                read_errors += 1;
-                if read_errors > 100 {
-                    return Err(DecodeError::Stream {
-                        path: p.clone(),
-                        at_ms: last_ms.max(0.0) as u64,
-                        reason: e.to_string(),
-                    });
-                }
-                continue;
+                return Err(DecodeError::Stream {
+                    path: p.clone(),
+                    at_ms: last_ms.max(0.0) as u64,
+                    reason: e.to_string(),
+                })
             }
         }
         if packet.stream() != index {

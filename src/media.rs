@@ -11,7 +11,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use crate::decode::{open, set_colour_matrix, DecodeError};
+use crate::decode::{open, read_packet, set_colour_matrix, DecodeError};
 
 /// Why a clip or a frame could not be read out of a file.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,8 @@ pub struct WrittenClip {
     pub start_ms: u64,
     /// End of the last frame written, ms.
     pub end_ms: u64,
+    /// The requested end, capped at the file's duration, ms.
+    pub requested_end_ms: u64,
     /// Video packets written.
     pub video_packets: u64,
     /// The video codec (unchanged from the source).
@@ -77,7 +79,8 @@ fn failed<'a>(path: &'a Path, what: &'static str) -> impl Fn(ffmpeg::Error) -> M
 
 /// The container's duration in ms, when known.
 fn duration_ms(ictx: &ffmpeg::format::context::Input) -> Option<u64> {
-    (ictx.duration() > 0).then(|| (ictx.duration() as f64 * 1000.0 / ffi::AV_TIME_BASE as f64) as u64)
+    (ictx.duration() > 0)
+        .then(|| (ictx.duration() as f64 * 1000.0 / ffi::AV_TIME_BASE as f64) as u64)
 }
 
 /// A video stream's clock: its time base and the timestamp of offset 0.
@@ -93,7 +96,11 @@ impl StreamClock {
         let start = stream.start_time();
         Self {
             tb: f64::from(t.numerator()) / f64::from(t.denominator()).max(1.0),
-            origin: if start == ffi::AV_NOPTS_VALUE { 0 } else { start },
+            origin: if start == ffi::AV_NOPTS_VALUE {
+                0
+            } else {
+                start
+            },
         }
     }
 
@@ -114,9 +121,8 @@ fn seek_to_keyframe(
     path: &Path,
 ) -> Result<(), MediaError> {
     // SAFETY: a call on the live format context with one of its stream indices.
-    let r = unsafe {
-        ffi::avformat_seek_file(ictx.as_mut_ptr(), index as i32, i64::MIN, ts, ts, 0)
-    };
+    let r =
+        unsafe { ffi::avformat_seek_file(ictx.as_mut_ptr(), index as i32, i64::MIN, ts, ts, 0) };
     if r < 0 {
         return Err(failed(path, "seeking")(ffmpeg::Error::from(r)));
     }
@@ -189,16 +195,8 @@ pub fn remux_range(
     let mut read_errors = 0;
     let vtb = ictx.stream(vindex).expect("index from open()").time_base();
     loop {
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                read_errors += 1;
-                if read_errors > 100 {
-                    return Err(read_err(e));
-                }
-                continue;
-            }
+        if !read_packet(&mut packet, &mut ictx, &mut read_errors).map_err(&read_err)? {
+            break;
         }
         let Some((oindex, itb)) = map.get(packet.stream()).copied().flatten() else {
             continue;
@@ -252,6 +250,7 @@ pub fn remux_range(
     Ok(WrittenClip {
         start_ms: clock.ms(first_pts).max(0.0).round() as u64,
         end_ms: clock.ms(last_end).max(0.0).round() as u64,
+        requested_end_ms: end_ms,
         video_packets,
         codec,
     })
@@ -264,32 +263,35 @@ fn rescale(ts: i64, from: ffmpeg::Rational, to: ffmpeg::Rational) -> i64 {
 
 /// Decodes the first frame at or after `at_ms` (the last frame when `at_ms` falls after it)
 /// and encodes it as JPEG, scaled to at most `max_width` pixels wide (aspect kept).
-pub fn frame_jpeg(path: &Path, at_ms: u64, max_width: Option<u32>) -> Result<FrameJpeg, MediaError> {
+pub fn frame_jpeg(
+    path: &Path,
+    at_ms: u64,
+    max_width: Option<u32>,
+) -> Result<FrameJpeg, MediaError> {
     let (mut ictx, vindex) = open(path)?;
     check_range(path, duration_ms(&ictx), at_ms, at_ms)?;
     let stream = ictx.stream(vindex).expect("index from open()");
     let clock = StreamClock::of(&stream);
     let codec_err = failed(path, "decoding");
-    let context =
-        ffmpeg::codec::context::Context::from_parameters(stream.parameters()).map_err(&codec_err)?;
+    let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .map_err(&codec_err)?;
     let mut decoder = context.decoder().video().map_err(&codec_err)?;
     seek_to_keyframe(&mut ictx, vindex, clock.ts(at_ms), path)?;
     let mut packet = ffmpeg::Packet::empty();
     let mut frame = ffmpeg::frame::Video::empty();
     let mut best: Option<(ffmpeg::frame::Video, f64)> = None;
     let mut eof = false;
+    let mut read_errors = 0;
     'read: loop {
         if !eof {
-            match packet.read(&mut ictx) {
-                Ok(()) if packet.stream() != vindex => continue,
-                Ok(()) => {
-                    let _ = decoder.send_packet(&packet);
+            if read_packet(&mut packet, &mut ictx, &mut read_errors).map_err(&codec_err)? {
+                if packet.stream() != vindex {
+                    continue;
                 }
-                Err(ffmpeg::Error::Eof) => {
-                    eof = true;
-                    let _ = decoder.send_eof();
-                }
-                Err(_) => continue,
+                let _ = decoder.send_packet(&packet);
+            } else {
+                eof = true;
+                let _ = decoder.send_eof();
             }
         }
         let mut got = false;
@@ -315,7 +317,10 @@ pub fn frame_jpeg(path: &Path, at_ms: u64, max_width: Option<u32>) -> Result<Fra
     };
     let (w, h) = (frame.width().max(1), frame.height().max(1));
     let (ow, oh) = match max_width {
-        Some(m) if m > 0 && m < w => (m, ((u64::from(h) * u64::from(m) / u64::from(w)).max(1)) as u32),
+        Some(m) if m > 0 && m < w => (
+            m,
+            ((u64::from(h) * u64::from(m) / u64::from(w)).max(1)) as u32,
+        ),
         _ => (w, h),
     };
     let mut scaler = scaling::Context::get(

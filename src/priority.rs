@@ -27,8 +27,7 @@ pub fn lower_this_thread(nice: i32) {
         return;
     }
     // SAFETY: setpriority on the calling thread only.
-    let r =
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
     if r != 0 {
         tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower thread priority");
     }
@@ -71,7 +70,10 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(inside, target);
-        assert_eq!(after_raise_attempt, target, "lowering never raises priority");
+        assert_eq!(
+            after_raise_attempt, target,
+            "lowering never raises priority"
+        );
         assert_eq!(this_thread_nice(), before, "other threads keep theirs");
     }
 

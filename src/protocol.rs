@@ -229,7 +229,8 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         None => {
             return fail(
                 ErrorCode::InvalidRequest,
-                "missing \"op\" (one of search, ingest, status, forget, stats, export, frame)".into(),
+                "missing \"op\" (one of search, ingest, status, forget, stats, export, frame)"
+                    .into(),
             )
         }
     };

@@ -12,7 +12,8 @@ use std::process::Command;
 use common::*;
 use ffmpeg_next as ffmpeg;
 
-/// A 10 s 320x240 H.264 file with a keyframe exactly every 2 s (and B-frames).
+/// A 10 s 320x240 H.264 file with a keyframe exactly every 2 s (and B-frames), and an AAC
+/// audio track.
 fn footage(env: &TestEnv, name: &str) -> std::path::PathBuf {
     let path = env.footage().join(name);
     ffmpeg(&[
@@ -20,6 +21,12 @@ fn footage(env: &TestEnv, name: &str) -> std::path::PathBuf {
         "lavfi",
         "-i",
         "testsrc2=s=320x240:r=25:d=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=10",
+        "-c:a",
+        "aac",
         "-c:v",
         "libx264",
         "-x264-params",
@@ -83,6 +90,15 @@ fn video_packets(path: &Path) -> VideoPackets {
     }
 }
 
+fn audio_streams(path: &Path) -> usize {
+    let ictx = ffmpeg::format::input(&path).unwrap();
+    let n = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == ffmpeg::media::Type::Audio)
+        .count();
+    n
+}
+
 fn jpeg_size(path_or_bytes: &[u8]) -> (u32, u32) {
     let img = image::load_from_memory_with_format(path_or_bytes, image::ImageFormat::Jpeg)
         .expect("a valid JPEG");
@@ -117,7 +133,11 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
     let clip = Path::new(e["clip"].as_str().unwrap()).to_path_buf();
     let thumb = Path::new(e["thumbnail"].as_str().unwrap()).to_path_buf();
     let exports = d.dir.join("state/exports");
-    assert_eq!(clip.parent().unwrap(), exports, "written to the export folder");
+    assert_eq!(
+        clip.parent().unwrap(),
+        exports,
+        "written to the export folder"
+    );
     assert_eq!(mode(&exports), 0o750);
     assert_eq!((mode(&clip), mode(&thumb)), (0o640, 0o640));
     assert_eq!(
@@ -148,11 +168,20 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
     assert_eq!(have.len(), want.len(), "packet count");
     assert!(have == want, "packet bytes differ from the source's");
     assert!(got.packets[0].2, "the clip starts on a keyframe");
+    assert_eq!(audio_streams(&clip), 1, "the audio track is copied along");
     // The clip covers the request: 2 s of lead-in plus 3 to 5.5 s.
     assert!(got.duration_s >= 3.5 - 0.05, "duration {}", got.duration_s);
     // And decodes cleanly.
     let check = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", clip.to_str().unwrap(), "-f", "null", "-"])
+        .args([
+            "-v",
+            "error",
+            "-i",
+            clip.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -196,7 +225,10 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
     let table = d.cli(&["export", "--source", &source, "--from", "1", "--to", "2"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(table.status.success(), "{text}");
-    assert!(text.contains("0:00:00.000-") && text.contains("keyframe"), "{text}");
+    assert!(
+        text.contains("0:00:00.000-") && text.contains("keyframe"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -213,7 +245,15 @@ fn export_errors_are_clear_and_harmless() {
         assert!(err.contains(want), "{args:?}: {err}");
     };
     fails(
-        &["export", "--source", "/nope.mp4", "--from", "1", "--to", "2"],
+        &[
+            "export",
+            "--source",
+            "/nope.mp4",
+            "--from",
+            "1",
+            "--to",
+            "2",
+        ],
         "unknown source",
     );
     fails(
@@ -226,7 +266,10 @@ fn export_errors_are_clear_and_harmless() {
     );
     fails(&["export", "--source", &source], "give a query");
     // Changed since ingest: the stored times may not match the new content.
-    let f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
     f.set_len(f.metadata().unwrap().len() + 10).unwrap();
     drop(f);
     fails(
@@ -274,10 +317,12 @@ document.body.appendChild(o);});</script>";
         .output()
         .expect("chromium is not installed: run tools/setup.sh (Debian package `chromium`)");
     let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom
-        .find("<pre id=\"probe\">")
-        .unwrap_or_else(|| panic!("no probe output: {dom}\n{}", String::from_utf8_lossy(&out.stderr)))
-        + "<pre id=\"probe\">".len();
+    let start = dom.find("<pre id=\"probe\">").unwrap_or_else(|| {
+        panic!(
+            "no probe output: {dom}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + "<pre id=\"probe\">".len();
     let end = start + dom[start..].find("</pre>").unwrap();
     serde_json::from_str(&dom[start..end].replace("&quot;", "\"")).unwrap()
 }
@@ -309,10 +354,16 @@ fn search_html_is_self_contained_and_renders_in_a_browser() {
         assert!(!html.contains(bad), "page refers to {bad}");
     }
     assert_eq!(html.matches("src=\"data:image/jpeg;base64,").count(), 4);
-    assert!(html.contains("b &lt;&amp;&gt; &quot;quoted&quot;.mp4"), "escaped names");
+    assert!(
+        html.contains("b &lt;&amp;&gt; &quot;quoted&quot;.mp4"),
+        "escaped names"
+    );
     let r = render_in_chromium(&page);
     assert_eq!(r["clips"], 4, "{r}");
     assert_eq!(r["images"], 4, "{r}");
     assert_eq!(r["decoded"], 4, "every thumbnail decoded: {r}");
-    assert!(r["widths"].as_array().unwrap().iter().all(|w| w == 320), "{r}");
+    assert!(
+        r["widths"].as_array().unwrap().iter().all(|w| w == 320),
+        "{r}"
+    );
 }

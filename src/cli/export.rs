@@ -1,48 +1,31 @@
 //! `frameseek export`: the best clips of a search, or a source's time range, written by the
 //! daemon into its export folder (stream copy, no re-encode) with a JPEG of the best frame.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 
-use super::search::{parse_time, SearchArgs};
+use super::search::QueryArgs;
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
 use crate::protocol::{ExportReply, ExportRequest, Request, SearchReply};
 
 /// Arguments of `export`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  frameseek export \"a white van at night\" -k 3\n  \
-frameseek export --source /srv/footage/cam1/a.mp4 --from 60 --to 75")]
+#[command(
+    after_help = "With a text or an image, the best clips of that search are exported \
+(--source, --from, --to, --after and --before filter it, as for `search`). Without one, \
+--source names the source (its id, as `status` shows it) and --from/--to the range, in \
+seconds.\n\nExamples:\n  frameseek export \"a white van at night\" -k 3\n  \
+frameseek export --source /srv/footage/cam1/a.mp4 --from 60 --to 75"
+)]
 pub struct ExportArgs {
-    /// Export the best clips for this text. Without a text or an image, export the range
-    /// `--from`..`--to` of `--source`.
-    #[arg(conflicts_with = "image")]
-    pub text: Option<String>,
-    /// Export the clips that best resemble this image (PNG or JPEG).
-    #[arg(long, value_name = "FILE")]
-    pub image: Option<PathBuf>,
+    /// The query and its filters, or (without a query) the source and range.
+    #[command(flatten)]
+    pub query: QueryArgs,
     /// Number of clips to export from a search.
     #[arg(short, long, default_value_t = 1)]
     pub k: usize,
-    /// With a query: only this source (exact id, or a prefix ending in `*`). Without: the
-    /// source to export from (its id, as `status` shows it).
-    #[arg(long)]
-    pub source: Option<String>,
-    /// With a query: only frames at or after this offset. Without: start of the range, seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub from: Option<f64>,
-    /// With a query: only frames at or before this offset. Without: end of the range, seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub to: Option<f64>,
     /// Range export: the frame for the thumbnail, seconds (default: `--from`).
     #[arg(long, value_name = "SECONDS")]
     pub best: Option<f64>,
-    /// With a query: only footage recorded at or after this time (UTC).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub after: Option<i64>,
-    /// With a query: only footage recorded at or before this time (UTC).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub before: Option<i64>,
 }
 
 fn to_ms(seconds: f64) -> u64 {
@@ -51,8 +34,9 @@ fn to_ms(seconds: f64) -> u64 {
 
 /// The export requests the arguments describe: one per clip of the search, or the range.
 fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> {
-    if args.text.is_none() && args.image.is_none() {
-        let (Some(source), Some(from), Some(to)) = (&args.source, args.from, args.to) else {
+    let q = &args.query;
+    if q.text.is_none() && q.image.is_none() {
+        let (Some(source), Some(from), Some(to)) = (&q.source, q.from, q.to) else {
             anyhow::bail!(
                 "give a query (text or --image), or a range: --source SOURCE --from SECONDS --to SECONDS"
             );
@@ -67,19 +51,8 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
     if args.best.is_some() {
         anyhow::bail!("--best is for a range export; a search exports each clip's best frame");
     }
-    let search = SearchArgs {
-        text: args.text.clone(),
-        image: args.image.clone(),
-        k: args.k,
-        source: args.source.clone(),
-        from: args.from,
-        to: args.to,
-        after: args.after,
-        before: args.before,
-        html: None,
-    };
     let reply: SearchReply =
-        connect(cli)?.call_as(&Request::Search(super::search::request(&search)?))?;
+        connect(cli)?.call_as(&Request::Search(super::search::request(q, args.k)?))?;
     if reply.clips.is_empty() {
         anyhow::bail!("no matching footage to export");
     }

@@ -47,9 +47,10 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
             max_width: Some(THUMB_WIDTH),
         }));
         let picture = match frame {
-            Ok(f) if base64::engine::general_purpose::STANDARD
-                .decode(&f.jpeg)
-                .is_ok() =>
+            Ok(f)
+                if base64::engine::general_purpose::STANDARD
+                    .decode(&f.jpeg)
+                    .is_ok() =>
             {
                 format!(
                     "<img src=\"data:image/jpeg;base64,{}\" width=\"{}\" height=\"{}\" alt=\"frame at {}\">",
@@ -66,7 +67,10 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
                     clip.source,
                     format_ms(clip.best_ms)
                 );
-                format!("<div class=\"missing\">no thumbnail: {}</div>", escape(&e.to_string()))
+                format!(
+                    "<div class=\"missing\">no thumbnail: {}</div>",
+                    escape(&e.to_string())
+                )
             }
         };
         let recorded = clip

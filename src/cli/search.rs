@@ -10,18 +10,15 @@ use super::status::strip_ok;
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
 use crate::protocol::{Request, SearchReply, SearchRequest};
 
-/// Arguments of `search`.
-#[derive(Debug, clap::Args)]
-pub struct SearchArgs {
+/// What to look for and where: the query and filters shared by `search` and `export`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
     /// What to look for, in words.
-    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    #[arg(conflicts_with = "image")]
     pub text: Option<String>,
     /// Look for footage that resembles this image (PNG or JPEG).
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
-    /// Number of clips.
-    #[arg(short, long, default_value_t = 10)]
-    pub k: usize,
     /// Only this source (exact id, or a prefix ending in `*`).
     #[arg(long)]
     pub source: Option<String>,
@@ -37,6 +34,18 @@ pub struct SearchArgs {
     /// Only footage recorded at or before this time (UTC).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub before: Option<i64>,
+}
+
+/// Arguments of `search`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("query").args(["text", "image"]).required(true)))]
+pub struct SearchArgs {
+    /// The query and its filters.
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Number of clips.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
     /// Also write the results as one self-contained HTML page (thumbnails inline).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -49,7 +58,7 @@ pub(super) fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 /// The `search` request the arguments describe.
-pub(super) fn request(args: &SearchArgs) -> anyhow::Result<SearchRequest> {
+pub(super) fn request(args: &QueryArgs, k: usize) -> anyhow::Result<SearchRequest> {
     let image = match &args.image {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -62,7 +71,7 @@ pub(super) fn request(args: &SearchArgs) -> anyhow::Result<SearchRequest> {
     Ok(SearchRequest {
         text: args.text.clone(),
         image,
-        k: Some(args.k),
+        k: Some(k),
         source: args.source.clone(),
         start_ms: args.from.map(to_ms),
         end_ms: args.to.map(to_ms),
@@ -72,12 +81,12 @@ pub(super) fn request(args: &SearchArgs) -> anyhow::Result<SearchRequest> {
 }
 
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
-    let request = request(args)?;
+    let request = request(&args.query, args.k)?;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
     if let Some(path) = &args.html {
         let reply: SearchReply = serde_json::from_value(value.clone())?;
-        let query = match (&args.text, &args.image) {
+        let query = match (&args.query.text, &args.query.image) {
             (Some(t), _) => t.clone(),
             (None, Some(i)) => format!("image {}", i.display()),
             (None, None) => String::new(),

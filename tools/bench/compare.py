@@ -102,6 +102,9 @@ def vm(pid: int, field: str) -> int:
 class Daemon:
     """A `frameseek serve` on its own state folder and socket."""
 
+    # Extra `[ingest]` lines for the daemon's configuration (e.g. "nice = 0"); set by --ingest-extra.
+    INGEST_EXTRA = ""
+
     def __init__(self, state: Path, roots: list[Path], interval: float, threads: int):
         self.dir = state
         state.mkdir(parents=True, exist_ok=True)
@@ -121,6 +124,7 @@ class Daemon:
             f"clip_gap = {2 * interval}\n"
             "decode_workers = 1\n"
             f"decoder_threads = {threads}\n"
+            + (Daemon.INGEST_EXTRA + "\n" if Daemon.INGEST_EXTRA else "")
         )
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="info")
         self.log = open(state / "daemon.log", "w")
@@ -388,6 +392,8 @@ def main() -> int:
     ap.add_argument("--load-test", action="store_true", help="also run search while ingesting (issue 6)")
     ap.add_argument("--load-only", action="store_true",
                     help="with --load-test: skip the Python query comparison, run only search while ingesting")
+    ap.add_argument("--ingest-extra", default="",
+                    help='extra [ingest] lines for the daemon, e.g. "nice = 0" (newer builds only)')
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
     ap.add_argument("--frameseek", type=Path, default=ROOT / "target" / "release" / "frameseek",
                     help="the frameseek binary to measure (e.g. a copy of an older build, to compare "
@@ -395,6 +401,7 @@ def main() -> int:
     a = ap.parse_args()
     global FRAMESEEK
     FRAMESEEK = a.frameseek.resolve()
+    Daemon.INGEST_EXTRA = a.ingest_extra.replace("\\n", "\n")
     a.fps = [float(x) for x in a.fps.split(",") if x]
     a.query_n = [int(x) for x in a.query_n.split(",") if x]
     BENCH.mkdir(parents=True, exist_ok=True)
