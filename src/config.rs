@@ -363,7 +363,7 @@ mod tests {
             c.daemon.export_dir(),
             PathBuf::from("/var/lib/frameseek/exports")
         );
-        assert_eq!(c.ingest.nice, 10);
+        assert_eq!(c.ingest.nice, 5);
         let c = Config::from_toml_str("[daemon]\nexport_dir = \"/srv/exports\"\n").unwrap();
         assert_eq!(c.daemon.export_dir(), PathBuf::from("/srv/exports"));
         let e = Config::from_toml_str("[daemon]\nexport_dir = \"out\"\n").unwrap_err();

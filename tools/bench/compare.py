@@ -358,6 +358,8 @@ def search_under_ingest(a, d: Daemon, qs: list[str], results: dict, n: int) -> N
     t0 = time.perf_counter()
     i = 0
     while True:
+        if a.busy_rate > 0:  # paced: one query every 1/rate s (open loop), not back to back
+            time.sleep(max(0.0, t0 + i / a.busy_rate - time.perf_counter()))
         t = time.perf_counter()
         d.request({"op": "search", "text": qs[i % len(qs)], "k": 10})
         busy.append((time.perf_counter() - t) * 1000)
@@ -372,8 +374,9 @@ def search_under_ingest(a, d: Daemon, qs: list[str], results: dict, n: int) -> N
     results["under_ingest"] = {"idle_before": idle1, "busy": busy, "idle_after": idle2,
                                "ingest_s": ingest_s, "load": load()}
     idle = idle1 + idle2
+    pace = f"at {a.busy_rate:g} per second" if a.busy_rate > 0 else "back to back"
     print(f"\nSearch while ingesting (N = {n} stored vectors; ingest of the 60 s 720p video at 5 fps "
-          f"took {ingest_s:.1f} s while queries ran back to back; load {load()}):\n")
+          f"took {ingest_s:.1f} s while queries ran {pace}; load {load()}):\n")
     print("| phase | queries | p50 ms | p99 ms |")
     print("|---|---|---|---|")
     for name, v in [("idle, before", idle1), ("during ingest", busy), ("idle, after", idle2), ("idle, both", idle)]:
@@ -392,6 +395,8 @@ def main() -> int:
     ap.add_argument("--load-test", action="store_true", help="also run search while ingesting (issue 6)")
     ap.add_argument("--load-only", action="store_true",
                     help="with --load-test: skip the Python query comparison, run only search while ingesting")
+    ap.add_argument("--busy-rate", type=float, default=0.0,
+                    help="queries per second during the ingest (0 = back to back)")
     ap.add_argument("--ingest-extra", default="",
                     help='extra [ingest] lines for the daemon, e.g. "nice = 0" (newer builds only)')
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
