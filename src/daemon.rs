@@ -77,10 +77,18 @@ impl Daemon {
         let settings = IngestSettings {
             decode_workers: config.ingest.decode_workers,
             decoder_threads: config.ingest.decoder_threads,
-            batch_size: config.model.batch_size,
+            batch_size: embedder.batch_size(config.model.batch_size),
+            hwaccel: crate::decode::HwAccel::parse(&config.ingest.hwaccel)
+                .map_err(anyhow::Error::msg)?,
             policy: config.ingest.policy(),
             time_pattern: config.ingest.time_pattern.clone(),
         };
+        tracing::info!(
+            batch_size = settings.batch_size,
+            dtype = ?embedder.dtype(),
+            hwaccel = %config.ingest.hwaccel,
+            "embedding settings"
+        );
         // The ingest threads are started from a thread at `ingest.nice`: threads inherit
         // their creator's priority, so the decode workers (and the FFmpeg threads they start)
         // and the embed worker all run niced, without the pipeline knowing about it.

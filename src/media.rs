@@ -11,7 +11,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use crate::decode::{open, read_packet, set_colour_matrix, DecodeError};
+use crate::decode::{open, read_packet, set_colour_matrix, DecodeError, Rotation};
 
 /// Why a clip or a frame could not be read out of a file.
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +272,7 @@ pub fn frame_jpeg(
     check_range(path, duration_ms(&ictx), at_ms, at_ms)?;
     let stream = ictx.stream(vindex).expect("index from open()");
     let clock = StreamClock::of(&stream);
+    let rotation = Rotation::of_stream(&stream);
     let codec_err = failed(path, "decoding");
     let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .map_err(&codec_err)?;
@@ -316,13 +317,17 @@ pub fn frame_jpeg(
         });
     };
     let (w, h) = (frame.width().max(1), frame.height().max(1));
-    let (ow, oh) = match max_width {
-        Some(m) if m > 0 && m < w => (
+    // `max_width` bounds the width as shown (after rotation).
+    let swap = rotation.swaps_sides();
+    let (dw, dh) = if swap { (h, w) } else { (w, h) };
+    let (tw, th) = match max_width {
+        Some(m) if m > 0 && m < dw => (
             m,
-            ((u64::from(h) * u64::from(m) / u64::from(w)).max(1)) as u32,
+            ((u64::from(dh) * u64::from(m) / u64::from(dw)).max(1)) as u32,
         ),
-        _ => (w, h),
+        _ => (dw, dh),
     };
+    let (ow, oh) = if swap { (th, tw) } else { (tw, th) };
     let mut scaler = scaling::Context::get(
         frame.format(),
         w,
@@ -338,12 +343,16 @@ pub fn frame_jpeg(
     scaler
         .run(&frame, &mut rgb)
         .map_err(failed(path, "converting the frame"))?;
-    let stride = rgb.stride(0);
-    let row = ow as usize * 3;
-    let mut tight = Vec::with_capacity(row * oh as usize);
-    for y in 0..oh as usize {
-        tight.extend_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
-    }
+    // Shown upright, as the `ffmpeg` command's autorotate does.
+    let mut tight = Vec::new();
+    rotation.apply_rgb24(
+        rgb.data(0),
+        ow as usize,
+        oh as usize,
+        rgb.stride(0),
+        &mut tight,
+    );
+    let (ow, oh) = (tw, th);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 88)
         .encode(&tight, ow, oh, image::ExtendedColorType::Rgb8)

@@ -113,8 +113,19 @@ fn mode(path: &Path) -> u32 {
 fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
     let env = TestEnv::new();
     let file = footage(&env, "cam1.mp4");
+    // The same pictures tagged as filmed sideways (a phone's display matrix).
+    let turned = env.footage().join("turned.mp4");
+    ffmpeg(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        turned.to_str().unwrap(),
+    ]);
     let d = env.start("sample_interval = 1.0\n");
-    d.ingest_wait(&[&file]);
+    d.ingest_wait(&[&file, &turned]);
     let source = source_id(&file);
 
     let out = d.cli_json(&[
@@ -211,6 +222,28 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
         .decode(reply["jpeg"].as_str().unwrap())
         .unwrap();
     assert_eq!(jpeg_size(&bytes), (160, 120));
+    // Thumbnails are shown upright, and `max_width` bounds the upright width.
+    let frame = |max_width| -> serde_json::Value {
+        d.client()
+            .call(&frameseek::protocol::Request::Frame(
+                frameseek::protocol::FrameRequest {
+                    source: source_id(&turned),
+                    at_ms: 1000,
+                    max_width,
+                },
+            ))
+            .unwrap()
+    };
+    let upright = frame(None);
+    assert_eq!(
+        (&upright["width"], &upright["height"]),
+        (&240.into(), &320.into())
+    );
+    let small = frame(Some(120));
+    assert_eq!(
+        (&small["width"], &small["height"]),
+        (&120.into(), &160.into())
+    );
 
     // Export by query: the top clips of a search, each with its thumbnail.
     let out = d.cli_json(&["export", "a test pattern", "-k", "2"]);
