@@ -178,6 +178,8 @@ pub fn remux_range(
         ost.set_parameters(ist.parameters());
         // SAFETY: the output stream's parameters are live; a zero tag lets the muxer choose.
         unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
+        // SAFETY: `ost` is a live stream of the output context.
+        copy_stream_side_data(&ist, unsafe { ost.as_mut_ptr() });
         map[ist.index()] = Some((ost.index(), ist.time_base()));
     }
     octx.set_metadata(ictx.metadata().to_owned());
@@ -254,6 +256,39 @@ pub fn remux_range(
         video_packets,
         codec,
     })
+}
+
+/// Copies stream-level side data (such as a phone video's display matrix, which players use
+/// to show it upright) to an output stream. FFmpeg 6.1 and later keep it in the codec
+/// parameters, which `set_parameters` copies; older versions keep it on the stream.
+/// `av_stream_new_side_data` is looked up at run time, as FFmpeg 8 no longer has it.
+fn copy_stream_side_data(ist: &ffmpeg::format::stream::Stream, ost: *mut ffi::AVStream) {
+    // SAFETY: a plain version query.
+    let version = unsafe { ffi::avformat_version() };
+    if (version >> 16, (version >> 8) & 0xff) >= (60, 16) {
+        return;
+    }
+    type NewSideData = unsafe extern "C" fn(*mut ffi::AVStream, std::ffi::c_int, usize) -> *mut u8;
+    // SAFETY: dlsym with RTLD_DEFAULT (null on glibc) and a NUL-terminated name; the symbol,
+    // when present, has the signature above (FFmpeg 5.0 to 7.1).
+    let new_side_data: NewSideData = unsafe {
+        let sym = libc::dlsym(std::ptr::null_mut(), c"av_stream_new_side_data".as_ptr());
+        if sym.is_null() {
+            return;
+        }
+        std::mem::transmute::<*mut std::ffi::c_void, NewSideData>(sym)
+    };
+    for side in ist.side_data() {
+        let data = side.data();
+        let kind: ffi::AVPacketSideDataType = side.kind().into();
+        // SAFETY: the returned buffer holds `data.len()` bytes, owned by the stream.
+        unsafe {
+            let dst = new_side_data(ost, kind as std::ffi::c_int, data.len());
+            if !dst.is_null() {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+            }
+        }
+    }
 }
 
 fn rescale(ts: i64, from: ffmpeg::Rational, to: ffmpeg::Rational) -> i64 {

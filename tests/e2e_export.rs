@@ -234,6 +234,33 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
             ))
             .unwrap()
     };
+    // The exported clip keeps the rotation tag, so players show it upright too.
+    let out = d.cli_json(&[
+        "export",
+        "--source",
+        &source_id(&turned),
+        "--from",
+        "0",
+        "--to",
+        "1",
+    ]);
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream_side_data=rotation",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(out["exports"][0]["clip"].as_str().unwrap())
+        .output()
+        .unwrap();
+    let rotation = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        rotation.trim().ends_with("90"),
+        "rotation tag of the clip: {rotation:?}"
+    );
     let upright = frame(None);
     assert_eq!(
         (&upright["width"], &upright["height"]),
