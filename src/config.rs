@@ -59,6 +59,20 @@ pub struct DaemonConfig {
     pub max_request_bytes: usize,
     /// Seconds of silence before a connection is closed.
     pub idle_timeout: f64,
+    /// Folder `export` writes clips and thumbnails into; empty = `state_dir/exports`.
+    #[serde(default)]
+    pub export_dir: PathBuf,
+}
+
+impl DaemonConfig {
+    /// The export folder in force: `export_dir`, or `state_dir/exports` when empty.
+    pub fn export_dir(&self) -> PathBuf {
+        if self.export_dir.as_os_str().is_empty() {
+            self.state_dir.join("exports")
+        } else {
+            self.export_dir.clone()
+        }
+    }
 }
 
 /// `[model]`: which CLIP checkpoint and where it runs.
@@ -99,6 +113,10 @@ pub struct IngestConfig {
     pub watch: Vec<PathBuf>,
     /// Seconds between scans of the watched folders.
     pub watch_interval: f64,
+    /// Nice value (0 to 19) of the ingest threads (decode, FFmpeg, embed, the global rayon
+    /// pool), so that queries are served first; 0 = same priority as queries.
+    #[serde(default = "default_nice")]
+    pub nice: i32,
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
     #[serde(default = "default_hwaccel")]
     pub hwaccel: String,
@@ -106,6 +124,10 @@ pub struct IngestConfig {
 
 fn default_hwaccel() -> String {
     "auto".into()
+}
+
+fn default_nice() -> i32 {
+    5
 }
 
 impl IngestConfig {
@@ -251,6 +273,9 @@ impl Config {
                 ));
             }
         }
+        if !(0..=19).contains(&i.nice) {
+            return Err(invalid("ingest.nice", i.nice, "must be between 0 and 19"));
+        }
         if i.checkpoint_frames == 0 {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
         }
@@ -303,6 +328,13 @@ impl Config {
                 ));
             }
         }
+        if !d.export_dir.as_os_str().is_empty() && !d.export_dir.is_absolute() {
+            return Err(invalid(
+                "daemon.export_dir",
+                d.export_dir.display(),
+                "must be an absolute path (or empty for state_dir/exports)",
+            ));
+        }
         if d.max_connections == 0 {
             return Err(invalid("daemon.max_connections", 0, "must be at least 1"));
         }
@@ -343,6 +375,17 @@ mod tests {
         assert_eq!(c.ingest.hwaccel, "auto");
         assert_eq!(c.ingest.sample_interval, 1.0);
         assert_eq!(c.ingest.clip_gap, 2.0);
+        assert_eq!(
+            c.daemon.export_dir(),
+            PathBuf::from("/var/lib/frameseek/exports")
+        );
+        assert_eq!(c.ingest.nice, 5);
+        let c = Config::from_toml_str("[daemon]\nexport_dir = \"/srv/exports\"\n").unwrap();
+        assert_eq!(c.daemon.export_dir(), PathBuf::from("/srv/exports"));
+        let e = Config::from_toml_str("[daemon]\nexport_dir = \"out\"\n").unwrap_err();
+        assert!(e.to_string().contains("daemon.export_dir"), "{e}");
+        let e = Config::from_toml_str("[ingest]\nnice = 20\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.nice"), "{e}");
     }
 
     #[test]

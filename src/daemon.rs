@@ -33,6 +33,8 @@ pub struct Daemon {
     started: Instant,
     searches: AtomicU64,
     search_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
+    /// Queries' own rayon pool, at normal priority (ingest runs niced on the global pool).
+    query_pool: rayon::ThreadPool,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -87,8 +89,20 @@ impl Daemon {
             hwaccel = %config.ingest.hwaccel,
             "embedding settings"
         );
-        let ingest = Ingest::start(settings, embedder.clone(), catalog.clone())
-            .context("cannot start ingest threads")?;
+        // The ingest threads are started from a thread at `ingest.nice`: threads inherit
+        // their creator's priority, so the decode workers (and the FFmpeg threads they start)
+        // and the embed worker all run niced, without the pipeline knowing about it.
+        let nice = config.ingest.nice;
+        let ingest = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::priority::lower_this_thread(nice);
+                Ingest::start(settings, embedder.clone(), catalog.clone())
+            })
+            .join()
+            .expect("ingest start thread")
+        })
+        .context("cannot start ingest threads")?;
+        let query_pool = crate::priority::query_pool().context("cannot start the query pool")?;
         let roots = config
             .daemon
             .footage_roots
@@ -104,6 +118,7 @@ impl Daemon {
             started: Instant::now(),
             searches: AtomicU64::new(0),
             search_ms: Default::default(),
+            query_pool,
         };
         daemon.check_watched()?;
         daemon.resume_unfinished()?;
@@ -164,6 +179,8 @@ impl Daemon {
             Request::Status => self.status().map(json),
             Request::Forget(r) => self.forget(r).map(json),
             Request::Stats => self.stats().map(json),
+            Request::Export(r) => self.export(r).map(json),
+            Request::Frame(r) => self.frame(r).map(json),
         }
     }
 
@@ -196,8 +213,8 @@ impl Daemon {
                         format!("query text is longer than {MAX_QUERY_BYTES} bytes"),
                     ));
                 }
-                self.embedder
-                    .embed_texts(&[text])
+                self.query_pool
+                    .install(|| self.embedder.embed_texts(&[text]))
                     .map_err(Self::internal)?
                     .remove(0)
             }
@@ -210,8 +227,8 @@ impl Daemon {
                             format!("image is not valid base64: {e}"),
                         )
                     })?;
-                self.embedder
-                    .embed_image_bytes(&bytes)
+                self.query_pool
+                    .install(|| self.embedder.embed_image_bytes(&bytes))
                     .map_err(|e| match e {
                         EmbedError::Input(m) => err(ErrorCode::BadImage, m),
                         other => Self::internal(other),
@@ -427,6 +444,142 @@ impl Daemon {
         result.unwrap_or_else(|e| outcome("error", Some(e)))
     }
 
+    /// The file of an indexed source, checked: known to the store, still under a footage
+    /// root, and unchanged since it was indexed (so stored times still point at the same
+    /// pictures).
+    fn indexed_file(&self, source: &str) -> Result<PathBuf, ErrorBody> {
+        let record = self
+            .catalog
+            .store()
+            .source(source)
+            .map_err(Self::internal)?
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NotFound,
+                    format!("unknown source {source:?}: `frameseek status` lists the sources"),
+                )
+            })?;
+        let file = self.admit_path(source).map_err(|e| match e.code {
+            ErrorCode::NotFound => err(
+                ErrorCode::NotFound,
+                format!("{source} is gone since it was indexed ({}); restore it or `frameseek forget` it", e.message),
+            ),
+            _ => e,
+        })?;
+        let now = Fingerprint::of(&file)
+            .map_err(|e| err(ErrorCode::NotFound, format!("cannot read {source}: {e}")))?;
+        if now != record.fingerprint {
+            return Err(err(
+                ErrorCode::SourceChanged,
+                format!(
+                    "{source} changed since it was indexed (size or modification time differ), so its stored times may not match; ingest it again"
+                ),
+            ));
+        }
+        Ok(file)
+    }
+
+    fn media_error(e: crate::media::MediaError) -> ErrorBody {
+        match e {
+            crate::media::MediaError::OutOfRange { .. } => {
+                err(ErrorCode::OutOfRange, e.to_string())
+            }
+            other => Self::internal(other),
+        }
+    }
+
+    fn export(&self, r: ExportRequest) -> Result<ExportReply, ErrorBody> {
+        if r.end_ms <= r.start_ms {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "end_ms ({}) must be after start_ms ({})",
+                    r.end_ms, r.start_ms
+                ),
+            ));
+        }
+        let file = self.indexed_file(&r.source)?;
+        let dir = self.config.daemon.export_dir();
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&dir)
+                .map_err(|e| {
+                    Self::internal(format!(
+                        "cannot create export folder {} ({e}); check daemon.export_dir",
+                        dir.display()
+                    ))
+                })?;
+        }
+        let (stem, ext) = export_name(&r.source, r.start_ms, r.end_ms);
+        let clip = dir.join(format!("{stem}.{ext}"));
+        // Unique per export in flight, so two exports of one range do not write one file.
+        static PARTIAL: AtomicU64 = AtomicU64::new(0);
+        let n = PARTIAL.fetch_add(1, Ordering::Relaxed);
+        let partial = dir.join(format!(".{stem}.{n}.partial.{ext}"));
+        let thumb = dir.join(format!("{stem}.jpg"));
+        let written =
+            crate::media::remux_range(&file, &partial, r.start_ms, r.end_ms).map_err(|e| {
+                let _ = std::fs::remove_file(&partial);
+                Self::media_error(e)
+            })?;
+        let best_ms = r.best_ms.unwrap_or(r.start_ms);
+        let frame = crate::media::frame_jpeg(&file, best_ms, None).map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            Self::media_error(e)
+        })?;
+        let write = |path: &Path, result: std::io::Result<()>| {
+            result.map_err(|e| Self::internal(format!("cannot write {}: {e}", path.display())))
+        };
+        let thumb_partial = dir.join(format!(".{stem}.{n}.partial.jpg"));
+        write(
+            &thumb,
+            std::fs::write(&thumb_partial, &frame.jpeg)
+                .and_then(|()| set_private(&thumb_partial))
+                .and_then(|()| std::fs::rename(&thumb_partial, &thumb)),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&thumb_partial);
+            let _ = std::fs::remove_file(&partial);
+        })?;
+        write(
+            &clip,
+            set_private(&partial).and_then(|()| std::fs::rename(&partial, &clip)),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })?;
+        let bytes = std::fs::metadata(&clip).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(source = %r.source, clip = %clip.display(), start_ms = written.start_ms, end_ms = written.end_ms, "exported");
+        Ok(ExportReply {
+            source: r.source,
+            clip: clip.display().to_string(),
+            thumbnail: thumb.display().to_string(),
+            requested_start_ms: r.start_ms,
+            requested_end_ms: written.requested_end_ms,
+            start_ms: written.start_ms,
+            end_ms: written.end_ms,
+            best_ms: frame.at_ms,
+            codec: written.codec,
+            bytes,
+        })
+    }
+
+    fn frame(&self, r: FrameRequest) -> Result<FrameReply, ErrorBody> {
+        let file = self.indexed_file(&r.source)?;
+        let frame =
+            crate::media::frame_jpeg(&file, r.at_ms, r.max_width).map_err(Self::media_error)?;
+        Ok(FrameReply {
+            source: r.source,
+            at_ms: frame.at_ms,
+            width: frame.width,
+            height: frame.height,
+            jpeg: base64::engine::general_purpose::STANDARD.encode(&frame.jpeg),
+        })
+    }
+
     fn status(&self) -> Result<StatusReply, ErrorBody> {
         let sources = self
             .catalog
@@ -600,6 +753,49 @@ pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(sources)
 }
 
+/// Container extensions an export keeps; other sources are exported as Matroska.
+const EXPORT_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "ts", "avi"];
+
+/// The file name (without extension) and extension of an export: the source's file stem,
+/// a short hash of its full path (two cameras may both write `footage.mp4`) and the range.
+fn export_name(source: &str, start_ms: u64, end_ms: u64) -> (String, String) {
+    use sha2::Digest;
+    let path = Path::new(source);
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let hash = sha2::Sha256::digest(source.as_bytes());
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .filter(|e| EXPORT_EXTENSIONS.contains(&e.as_str()))
+        .unwrap_or_else(|| "mkv".into());
+    (
+        format!(
+            "{stem}-{:02x}{:02x}{:02x}{:02x}-{start_ms}-{end_ms}",
+            hash[0], hash[1], hash[2], hash[3]
+        ),
+        ext,
+    )
+}
+
+/// Gives a file written by the daemon mode 0640 (owner and the daemon's group).
+fn set_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640))
+}
+
 /// The value at fraction `q` of sorted samples (nearest rank), 0 when empty.
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -652,6 +848,20 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn export_names_keep_the_container_and_tell_same_named_files_apart() {
+        let (a, ext) = export_name("/srv/cam1/footage.mp4", 1000, 5000);
+        let (b, _) = export_name("/srv/cam2/footage.mp4", 1000, 5000);
+        assert_eq!(ext, "mp4");
+        assert!(
+            a.starts_with("footage-") && a.ends_with("-1000-5000"),
+            "{a}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(export_name("/srv/x/rec.DAV", 0, 1).1, "mkv");
+        assert!(export_name("/srv/a b;c.mkv", 0, 1).0.starts_with("a_b_c-"));
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub fn init_ffmpeg() {
     });
 }
 
-fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
+pub(crate) fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
     init_ffmpeg();
     let p = path.display().to_string();
     let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open {
@@ -395,7 +395,7 @@ fn indexed_keyframes(ictx: &ffmpeg::format::context::Input, index: usize) -> Vec
 /// How a stored picture must be turned to be shown upright (the container's display
 /// matrix, as phones write it), in the same way as the `ffmpeg` command's autorotate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Rotation {
+pub(crate) enum Rotation {
     /// Shown as stored.
     #[default]
     None,
@@ -425,7 +425,7 @@ impl Rotation {
     }
 
     /// The stream's rotation from its display-matrix side data.
-    fn of_stream(stream: &ffmpeg::format::stream::Stream) -> Self {
+    pub(crate) fn of_stream(stream: &ffmpeg::format::stream::Stream) -> Self {
         for side in stream.side_data() {
             if side.kind() == ffmpeg::packet::side_data::Type::DisplayMatrix
                 && side.data().len() >= 9 * 4
@@ -444,13 +444,13 @@ impl Rotation {
     }
 
     /// Whether width and height trade places.
-    fn swaps_sides(self) -> bool {
+    pub(crate) fn swaps_sides(self) -> bool {
         matches!(self, Self::Clockwise | Self::CounterClockwise)
     }
 
     /// Turns a packed RGB24 picture of `width` x `height` (rows `stride` bytes apart) into
     /// `out`, packed without padding.
-    fn apply_rgb24(
+    pub(crate) fn apply_rgb24(
         self,
         rgb: &[u8],
         width: usize,
@@ -555,7 +555,7 @@ impl FrameConverter {
 
 /// Tells swscale which YUV matrix and range the source uses: the stream's own tags, or when
 /// untagged, BT.709 for HD sizes and BT.601 below, limited range unless a full-range format.
-fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
+pub(crate) fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
     // SAFETY: plain reads of the frame's fields and a call on the live scaler context.
     unsafe {
         let f = &*frame.as_ptr();
@@ -588,6 +588,27 @@ fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
             1 << 16,
             1 << 16,
         );
+    }
+}
+
+/// Reads the next packet, skipping over read errors (corrupt data) until more than 100 were
+/// met in all; `Ok(false)` at the end of the file.
+pub(crate) fn read_packet(
+    packet: &mut ffmpeg::Packet,
+    ictx: &mut ffmpeg::format::context::Input,
+    errors: &mut u32,
+) -> Result<bool, ffmpeg::Error> {
+    loop {
+        match packet.read(ictx) {
+            Ok(()) => return Ok(true),
+            Err(ffmpeg::Error::Eof) => return Ok(false),
+            Err(e) => {
+                *errors += 1;
+                if *errors > 100 {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -797,19 +818,15 @@ fn decode_run(
             summary.stopped = true;
             return Ok(summary);
         }
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
+        match read_packet(&mut packet, &mut ictx, &mut read_errors) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
-                read_errors += 1;
-                if read_errors > 100 {
-                    return Err(DecodeError::Stream {
-                        path: p.clone(),
-                        at_ms: last_ms.max(0.0) as u64,
-                        reason: e.to_string(),
-                    });
-                }
-                continue;
+                return Err(DecodeError::Stream {
+                    path: p.clone(),
+                    at_ms: last_ms.max(0.0) as u64,
+                    reason: e.to_string(),
+                })
             }
         }
         if packet.stream() != index {

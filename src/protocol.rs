@@ -37,6 +37,10 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A failure inside the daemon (database, index, model); the message says which.
     Internal,
+    /// A source's file changed (or was replaced) since it was indexed; ingest it again.
+    SourceChanged,
+    /// A time or range outside the source file.
+    OutOfRange,
 }
 
 impl ErrorCode {
@@ -53,6 +57,8 @@ impl ErrorCode {
             Self::BadImage => "bad_image",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
+            Self::SourceChanged => "source_changed",
+            Self::OutOfRange => "out_of_range",
         }
     }
 }
@@ -123,6 +129,35 @@ pub struct ForgetRequest {
     pub source: String,
 }
 
+/// `export`: write a source's time range as a clip file (stream copy) and a JPEG of one frame
+/// into the daemon's export folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// The source id as `status` shows it.
+    pub source: String,
+    /// Start of the range, ms from the start of the file.
+    pub start_ms: u64,
+    /// End of the range, ms.
+    pub end_ms: u64,
+    /// The frame for the JPEG, ms (default: `start_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_ms: Option<u64>,
+}
+
+/// `frame`: one frame of a source as JPEG, returned inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameRequest {
+    /// The source id as `status` shows it.
+    pub source: String,
+    /// Offset of the frame, ms (the first frame at or after it is returned).
+    pub at_ms: u64,
+    /// Scale down to at most this many pixels wide (default: the source's width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_width: Option<u32>,
+}
+
 /// Every request the daemon understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -136,6 +171,10 @@ pub enum Request {
     Forget(ForgetRequest),
     /// Counters and timings.
     Stats,
+    /// Write a clip and a thumbnail into the export folder.
+    Export(ExportRequest),
+    /// One frame as JPEG.
+    Frame(FrameRequest),
 }
 
 impl Request {
@@ -145,6 +184,8 @@ impl Request {
             Request::Search(r) => ("search", serde_json::to_value(r)),
             Request::Ingest(r) => ("ingest", serde_json::to_value(r)),
             Request::Forget(r) => ("forget", serde_json::to_value(r)),
+            Request::Export(r) => ("export", serde_json::to_value(r)),
+            Request::Frame(r) => ("frame", serde_json::to_value(r)),
             Request::Status => ("status", Ok(Value::Object(Default::default()))),
             Request::Stats => ("stats", Ok(Value::Object(Default::default()))),
         };
@@ -188,7 +229,8 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         None => {
             return fail(
                 ErrorCode::InvalidRequest,
-                "missing \"op\" (one of search, ingest, status, forget, stats)".into(),
+                "missing \"op\" (one of search, ingest, status, forget, stats, export, frame)"
+                    .into(),
             )
         }
     };
@@ -213,6 +255,8 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         "search" => Request::Search(serde_json::from_value(body).map_err(invalid)?),
         "ingest" => Request::Ingest(serde_json::from_value(body).map_err(invalid)?),
         "forget" => Request::Forget(serde_json::from_value(body).map_err(invalid)?),
+        "export" => Request::Export(serde_json::from_value(body).map_err(invalid)?),
+        "frame" => Request::Frame(serde_json::from_value(body).map_err(invalid)?),
         "status" => {
             no_fields(&body)?;
             Request::Status
@@ -224,7 +268,7 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         other => {
             return fail(
                 ErrorCode::UnknownOp,
-                format!("unknown op {other:?}; expected search, ingest, status, forget or stats"),
+                format!("unknown op {other:?}; expected search, ingest, status, forget, stats, export or frame"),
             )
         }
     };
@@ -344,6 +388,46 @@ pub struct ForgetReply {
     pub source: String,
     /// Frames removed.
     pub frames_removed: u64,
+}
+
+/// Reply to `export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReply {
+    /// The source.
+    pub source: String,
+    /// Path of the clip file written (the daemon's export folder).
+    pub clip: String,
+    /// Path of the JPEG written.
+    pub thumbnail: String,
+    /// The range asked for, ms.
+    pub requested_start_ms: u64,
+    /// End of the range asked for (capped at the file's duration), ms.
+    pub requested_end_ms: u64,
+    /// Start of what was written: the keyframe at or before `requested_start_ms`, ms.
+    pub start_ms: u64,
+    /// End of what was written, ms.
+    pub end_ms: u64,
+    /// Offset of the thumbnail's frame, ms.
+    pub best_ms: u64,
+    /// Video codec, copied unchanged.
+    pub codec: String,
+    /// Size of the clip file, bytes.
+    pub bytes: u64,
+}
+
+/// Reply to `frame`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameReply {
+    /// The source.
+    pub source: String,
+    /// Offset of the frame returned, ms.
+    pub at_ms: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// JPEG bytes in standard base64.
+    pub jpeg: String,
 }
 
 /// Reply to `stats`.
@@ -477,6 +561,17 @@ mod tests {
             }),
             Request::Status,
             Request::Stats,
+            Request::Export(ExportRequest {
+                source: "/srv/a.mp4".into(),
+                start_ms: 1000,
+                end_ms: 5000,
+                best_ms: Some(2000),
+            }),
+            Request::Frame(FrameRequest {
+                source: "/srv/a.mp4".into(),
+                at_ms: 2000,
+                max_width: None,
+            }),
         ];
         for r in reqs {
             assert_eq!(parse_request(r.to_line().as_bytes()).unwrap().1, r);

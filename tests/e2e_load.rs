@@ -93,3 +93,55 @@ fn fifty_concurrent_clients_get_answers_while_ingest_runs() {
     let status = wait_finished(&d, &[&source_id(&video)]);
     assert_eq!(status["sources"][0]["state"], "done", "{status}");
 }
+
+/// (thread name, nice value) of every thread of a process, from /proc.
+fn thread_nice(pid: u32) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1.to_string();
+            // After the name: state is field 3, nice is field 19.
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name, nice))
+        })
+        .collect()
+}
+
+#[test]
+fn ingest_threads_run_niced_and_query_threads_do_not() {
+    let env = TestEnv::new();
+    let d = env.start("nice = 12\n");
+    let pid = d.child.as_ref().unwrap().id();
+    d.cli_json(&["search", "warm up"]);
+    let threads = thread_nice(pid);
+    let base = threads
+        .iter()
+        .find(|(n, _)| n == "frameseek")
+        .map(|t| t.1)
+        .expect("main thread");
+    let ingest = base.max(12);
+    let of = |prefix: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|t| t.1)
+            .collect()
+    };
+    for (prefix, want) in [
+        ("decode-", ingest),
+        ("embed", ingest),
+        ("compute-", ingest),
+        ("query-", base),
+        ("frameseek-io", base),
+    ] {
+        let found = of(prefix);
+        assert!(!found.is_empty(), "no {prefix} thread: {threads:?}");
+        assert!(
+            found.iter().all(|n| *n == want),
+            "{prefix} threads at nice {found:?}, want {want}: {threads:?}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what frameseek needs to build, test and run on Debian or Ubuntu:
 # FFmpeg's libraries and command, clang (for bindgen), pkg-config, a C++ compiler (usearch),
-# systemd's tools (unit verification), and Rust (through rustup) when cargo is missing.
+# systemd's tools (unit verification), Chromium (the `search --html` test renders the page
+# headless), and Rust (through rustup) when cargo is missing.
 set -euo pipefail
 
 SUDO=""
@@ -14,6 +15,7 @@ PACKAGES=(
     ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev
     libavdevice-dev libswscale-dev libswresample-dev
     systemd curl ca-certificates git python3
+    chromium
 )
 
 missing=()

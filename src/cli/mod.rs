@@ -5,6 +5,8 @@ mod bench_decode;
 mod demo;
 mod embed;
 mod eval;
+mod export;
+mod html;
 mod ingest;
 mod reindex;
 mod search;
@@ -56,6 +58,9 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Find clips matching a text or an image.
     Search(search::SearchArgs),
+    /// Write matching clips (stream copy, no re-encode) and a JPEG of each one's best frame
+    /// into the daemon's export folder: the top clips of a search, or a source's time range.
+    Export(export::ExportArgs),
     /// Show the daemon's model, frame count and per-source progress.
     Status,
     /// Show the daemon's counters.
@@ -123,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve => serve::run(&cli),
         Command::Ingest(args) => ingest::run(&cli, args),
         Command::Search(args) => search::run(&cli, args),
+        Command::Export(args) => export::run(&cli, args),
         Command::Status => status::run_status(&cli),
         Command::Stats => status::run_stats(&cli),
         Command::Forget { source } => status::run_forget(&cli, source),

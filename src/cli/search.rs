@@ -1,4 +1,5 @@
-//! `frameseek search TEXT [-k N]` and `frameseek search --image FILE`.
+//! `frameseek search TEXT [-k N]` and `frameseek search --image FILE`, optionally written as
+//! a self-contained HTML page (`--html FILE`).
 
 use std::path::PathBuf;
 
@@ -9,18 +10,15 @@ use super::status::strip_ok;
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
 use crate::protocol::{Request, SearchReply, SearchRequest};
 
-/// Arguments of `search`.
-#[derive(Debug, clap::Args)]
-pub struct SearchArgs {
+/// What to look for and where: the query and filters shared by `search` and `export`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
     /// What to look for, in words.
-    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    #[arg(conflicts_with = "image")]
     pub text: Option<String>,
     /// Look for footage that resembles this image (PNG or JPEG).
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
-    /// Number of clips.
-    #[arg(short, long, default_value_t = 10)]
-    pub k: usize,
     /// Only this source (exact id, or a prefix ending in `*`).
     #[arg(long)]
     pub source: Option<String>,
@@ -38,12 +36,29 @@ pub struct SearchArgs {
     pub before: Option<i64>,
 }
 
-fn parse_time(text: &str) -> Result<i64, String> {
+/// Arguments of `search`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("query").args(["text", "image"]).required(true)))]
+pub struct SearchArgs {
+    /// The query and its filters.
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Number of clips.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Also write the results as one self-contained HTML page (thumbnails inline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Parses a UTC time argument into ms since the epoch.
+pub(super) fn parse_time(text: &str) -> Result<i64, String> {
     crate::clock::parse_iso8601(text)
         .ok_or_else(|| format!("{text:?} is not a time like 2026-11-27T03:00:00Z"))
 }
 
-pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
+/// The `search` request the arguments describe.
+pub(super) fn request(args: &QueryArgs, k: usize) -> anyhow::Result<SearchRequest> {
     let image = match &args.image {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -53,18 +68,36 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let to_ms = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
-    let request = SearchRequest {
+    Ok(SearchRequest {
         text: args.text.clone(),
         image,
-        k: Some(args.k),
+        k: Some(k),
         source: args.source.clone(),
         start_ms: args.from.map(to_ms),
         end_ms: args.to.map(to_ms),
         after_wall_ms: args.after,
         before_wall_ms: args.before,
-    };
+    })
+}
+
+pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
+    let request = request(&args.query, args.k)?;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
+    if let Some(path) = &args.html {
+        let reply: SearchReply = serde_json::from_value(value.clone())?;
+        let query = match (&args.query.text, &args.query.image) {
+            (Some(t), _) => t.clone(),
+            (None, Some(i)) => format!("image {}", i.display()),
+            (None, None) => String::new(),
+        };
+        let page = super::html::results_page(&mut client, &query, &reply.clips);
+        std::fs::write(path, page)
+            .with_context(|| format!("cannot write the HTML page {}", path.display()))?;
+        if !cli.json {
+            println!("wrote {} ({} clips)", path.display(), reply.clips.len());
+        }
+    }
     if cli.json {
         println!("{}", strip_ok(value));
         return Ok(EXIT_OK);

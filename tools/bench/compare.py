@@ -102,6 +102,9 @@ def vm(pid: int, field: str) -> int:
 class Daemon:
     """A `frameseek serve` on its own state folder and socket."""
 
+    # Extra `[ingest]` lines for the daemon's configuration (e.g. "nice = 0"); set by --ingest-extra.
+    INGEST_EXTRA = ""
+
     def __init__(self, state: Path, roots: list[Path], interval: float, threads: int):
         self.dir = state
         state.mkdir(parents=True, exist_ok=True)
@@ -121,6 +124,7 @@ class Daemon:
             f"clip_gap = {2 * interval}\n"
             "decode_workers = 1\n"
             f"decoder_threads = {threads}\n"
+            + (Daemon.INGEST_EXTRA + "\n" if Daemon.INGEST_EXTRA else "")
         )
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="info")
         self.log = open(state / "daemon.log", "w")
@@ -281,6 +285,10 @@ def query_bench(a, results: dict) -> None:
                     out.append((time.perf_counter() - t) * 1000)
                 return out
 
+            if a.load_only:
+                del p
+                search_under_ingest(a, d, qs, results, n)
+                continue
             alone = {"frameseek": timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])}
             torch.set_num_threads(1)
             alone["python_1thread"] = timed(p.query, qs[5:])
@@ -350,6 +358,8 @@ def search_under_ingest(a, d: Daemon, qs: list[str], results: dict, n: int) -> N
     t0 = time.perf_counter()
     i = 0
     while True:
+        if a.busy_rate > 0:  # paced: one query every 1/rate s (open loop), not back to back
+            time.sleep(max(0.0, t0 + i / a.busy_rate - time.perf_counter()))
         t = time.perf_counter()
         d.request({"op": "search", "text": qs[i % len(qs)], "k": 10})
         busy.append((time.perf_counter() - t) * 1000)
@@ -364,8 +374,9 @@ def search_under_ingest(a, d: Daemon, qs: list[str], results: dict, n: int) -> N
     results["under_ingest"] = {"idle_before": idle1, "busy": busy, "idle_after": idle2,
                                "ingest_s": ingest_s, "load": load()}
     idle = idle1 + idle2
+    pace = f"at {a.busy_rate:g} per second" if a.busy_rate > 0 else "back to back"
     print(f"\nSearch while ingesting (N = {n} stored vectors; ingest of the 60 s 720p video at 5 fps "
-          f"took {ingest_s:.1f} s while queries ran back to back; load {load()}):\n")
+          f"took {ingest_s:.1f} s while queries ran {pace}; load {load()}):\n")
     print("| phase | queries | p50 ms | p99 ms |")
     print("|---|---|---|---|")
     for name, v in [("idle, before", idle1), ("during ingest", busy), ("idle, after", idle2), ("idle, both", idle)]:
@@ -382,8 +393,20 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=120)
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--load-test", action="store_true", help="also run search while ingesting (issue 6)")
+    ap.add_argument("--load-only", action="store_true",
+                    help="with --load-test: skip the Python query comparison, run only search while ingesting")
+    ap.add_argument("--busy-rate", type=float, default=0.0,
+                    help="queries per second during the ingest (0 = back to back)")
+    ap.add_argument("--ingest-extra", default="",
+                    help='extra [ingest] lines for the daemon, e.g. "nice = 0" (newer builds only)')
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
+    ap.add_argument("--frameseek", type=Path, default=ROOT / "target" / "release" / "frameseek",
+                    help="the frameseek binary to measure (e.g. a copy of an older build, to compare "
+                         "before and after a change in one sitting)")
     a = ap.parse_args()
+    global FRAMESEEK
+    FRAMESEEK = a.frameseek.resolve()
+    Daemon.INGEST_EXTRA = a.ingest_extra.replace("\\n", "\n")
     a.fps = [float(x) for x in a.fps.split(",") if x]
     a.query_n = [int(x) for x in a.query_n.split(",") if x]
     BENCH.mkdir(parents=True, exist_ok=True)
@@ -393,7 +416,7 @@ def main() -> int:
     if not (MODEL / "model.safetensors").exists():
         subprocess.run(MODEL_CMD, check=True)
     results: dict = {"nproc": os.cpu_count(), "load_start": load(), "threads": a.threads}
-    print(f"nproc {os.cpu_count()}, threads {a.threads}, load at start {load()}")
+    print(f"nproc {os.cpu_count()}, threads {a.threads}, load at start {load()}, binary {FRAMESEEK}")
     if not a.skip_ingest:
         ingest_bench(a, results)
     if a.query_n:

@@ -1,0 +1,117 @@
+//! The self-contained HTML page of `search --html FILE`: one card per clip with its best
+//! frame inline (a `data:` URI fetched with the `frame` op), source, times and score. No
+//! script, no external resource: the file can be mailed or archived as it is.
+
+use crate::client::Client;
+use crate::protocol::{Clip, FrameReply, FrameRequest, Request};
+
+use super::format_ms;
+
+/// Width of the thumbnails, pixels.
+pub const THUMB_WIDTH: u32 = 320;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}\
+h1{font-size:1.3em}main{display:flex;flex-wrap:wrap;gap:1em}\
+article.clip{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em;width:330px}\
+article.clip img{display:block;width:320px;height:auto;background:#000}\
+.missing{width:320px;height:180px;display:flex;align-items:center;justify-content:center;background:#eee;color:#a00}\
+dl{display:grid;grid-template-columns:auto 1fr;gap:.1em .6em;margin:.5em 0 0;font-size:.9em}\
+dt{color:#666}dd{margin:0;word-break:break-all}";
+
+/// Builds the page for `clips` (best first). Each thumbnail is asked of the daemon with the
+/// `frame` op; one that cannot be had (file gone or changed) is shown as a note instead, and
+/// a warning goes to stderr.
+pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String {
+    use base64::Engine;
+    let mut cards = String::new();
+    for (i, clip) in clips.iter().enumerate() {
+        let frame = client.call_as::<FrameReply>(&Request::Frame(FrameRequest {
+            source: clip.source.clone(),
+            at_ms: clip.best_ms,
+            max_width: Some(THUMB_WIDTH),
+        }));
+        let picture = match frame {
+            Ok(f)
+                if base64::engine::general_purpose::STANDARD
+                    .decode(&f.jpeg)
+                    .is_ok() =>
+            {
+                format!(
+                    "<img src=\"data:image/jpeg;base64,{}\" width=\"{}\" height=\"{}\" alt=\"frame at {}\">",
+                    f.jpeg,
+                    f.width,
+                    f.height,
+                    format_ms(f.at_ms)
+                )
+            }
+            Ok(_) => "<div class=\"missing\">no thumbnail: bad image data</div>".to_string(),
+            Err(e) => {
+                eprintln!(
+                    "frameseek: no thumbnail for {} at {}: {e}",
+                    clip.source,
+                    format_ms(clip.best_ms)
+                );
+                format!(
+                    "<div class=\"missing\">no thumbnail: {}</div>",
+                    escape(&e.to_string())
+                )
+            }
+        };
+        let recorded = clip
+            .start_wall
+            .as_deref()
+            .map(|w| format!("<dt>recorded</dt><dd>{}</dd>", escape(w)))
+            .unwrap_or_default();
+        cards.push_str(&format!(
+            "<article class=\"clip\" data-rank=\"{rank}\" data-score=\"{score:.4}\">{picture}<dl>\
+<dt>#</dt><dd>{rank}</dd><dt>score</dt><dd>{score:.3}</dd>\
+<dt>source</dt><dd>{source}</dd><dt>from</dt><dd>{from}</dd><dt>to</dt><dd>{to}</dd>\
+<dt>best</dt><dd>{best}</dd>{recorded}</dl></article>\n",
+            rank = i + 1,
+            score = clip.score,
+            source = escape(&clip.source),
+            from = format_ms(clip.start_ms),
+            to = format_ms(clip.end_ms),
+            best = format_ms(clip.best_ms),
+        ));
+    }
+    if clips.is_empty() {
+        cards.push_str("<p>no matching footage</p>");
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>frameseek: {q}</title><style>{STYLE}</style></head>\n<body><h1>frameseek: {q}</h1>\
+<p>{n} clips, best first.</p>\n<main>\n{cards}</main></body></html>\n",
+        q = escape(query),
+        n = clips.len(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_names_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
