@@ -96,6 +96,34 @@ pub struct SearchFilter {
     pub before_wall_ms: Option<i64>,
 }
 
+/// True when a source filter selecting `selected` of `total` indexed frames is scored
+/// exactly (at most [`EXACT_SCAN_MAX_FRAMES`] and at most 5 % of the index).
+pub fn exact_scan_applies(selected: u64, total: u64) -> bool {
+    selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total
+}
+
+/// Scores every stored frame of the sources `nos` that passes `pass` against a normalised
+/// `query` (dot product = cosine), best first: the exact path of [`Catalog::search`] for
+/// selective source filters, public so benchmarks measure the same code.
+pub fn score_exactly(
+    store: &Store,
+    nos: impl IntoIterator<Item = u32>,
+    query: &[f32],
+    pass: &dyn Fn(u64) -> bool,
+) -> Result<Vec<Hit>, StoreError> {
+    let mut hits = Vec::new();
+    for no in nos {
+        for (key, v) in store.source_vectors(no)? {
+            if pass(key) {
+                let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
+                hits.push(Hit { key, score });
+            }
+        }
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
+}
+
 /// The opened store and index.
 pub struct Catalog {
     store: Store,
@@ -322,17 +350,8 @@ impl Catalog {
                 .filter_map(|no| sources.get(no))
                 .map(|r| r.frames)
                 .sum();
-            if selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total as u64 {
-                let mut hits = Vec::with_capacity(selected as usize);
-                for no in allowed {
-                    for (key, v) in self.store.source_vectors(*no)? {
-                        if pass(key) {
-                            let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
-                            hits.push(Hit { key, score });
-                        }
-                    }
-                }
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            if exact_scan_applies(selected, total as u64) {
+                let hits = score_exactly(&self.store, allowed.iter().copied(), query, &pass)?;
                 return Ok(finish(group_clips(
                     &hits,
                     gap_ms,
