@@ -308,7 +308,12 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
     let store = Store::open(&store_dir).unwrap();
     for no in 1..=FILTER_SOURCE {
         let rec = store
-            .new_source(&format!("/bench/src{no}.mp4"), Fingerprint::default(), 1.0, None)
+            .new_source(
+                &format!("/bench/src{no}.mp4"),
+                Fingerprint::default(),
+                1.0,
+                None,
+            )
             .unwrap();
         assert_eq!(rec.no, no);
     }

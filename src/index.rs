@@ -134,6 +134,19 @@ impl VectorIndex {
                 }
             }
         }
+        let mut stored = stored;
+        if me.index.size() != stored {
+            // Check the counter before blaming the index.
+            let rows = store.count_rows()?;
+            if rows != stored {
+                tracing::warn!(
+                    counter = stored,
+                    rows,
+                    "frame counter disagrees with the stored frames: recounted"
+                );
+                stored = store.recount()? as usize;
+            }
+        }
         if me.index.size() != stored {
             let reason = format!(
                 "index holds {} vectors but the store holds {stored}",
