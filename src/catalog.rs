@@ -84,7 +84,7 @@ pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
 /// Filters applied inside the vector search.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
-    /// Exact source id, or a prefix ending in `*`.
+    /// Exact source id, or a glob (see [`crate::query::source_matches`]).
     pub source: Option<String>,
     /// Lowest offset in ms.
     pub start_ms: Option<u64>,

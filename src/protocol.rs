@@ -90,7 +90,7 @@ pub struct SearchRequest {
     /// Clips wanted (default 10, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<usize>,
-    /// Source filter: an exact source id, or a prefix ending in `*`.
+    /// Source filter: an exact source id, or a glob (see [`crate::query::source_matches`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Only frames at or after this offset (ms) within their file.
