@@ -157,6 +157,10 @@ pub struct SourceRecord {
     /// Candidate frames the scene test skipped.
     #[serde(default)]
     pub skipped: u64,
+    /// Retention floor: frames below this offset were removed by retention and are never
+    /// stored or returned again (commits below it are dropped, searches skip them).
+    #[serde(default)]
+    pub retain_from_ms: Option<u64>,
 }
 
 /// Version of the `frame_count` bookkeeping; a state with another (or none) is recounted.
@@ -445,6 +449,7 @@ impl Store {
             start_wall_ms: None,
             decoded: 0,
             skipped: 0,
+            retain_from_ms: None,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -504,8 +509,25 @@ impl Store {
         let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
-                let mut per_source: HashMap<u32, (u64, u64)> = HashMap::new();
+                // Per source: its id, record, frames added, highest offset added.
+                let mut per_source: HashMap<u32, (sled::IVec, SourceRecord, u64, u64)> =
+                    HashMap::new();
                 for (key, vector) in frames {
+                    let (no, offset) = split_key(*key);
+                    if !per_source.contains_key(&no) {
+                        let name = nos
+                            .get(no.to_be_bytes())?
+                            .ok_or_else(|| abort(format!("no source with number {no}")))?;
+                        let bytes = sources
+                            .get(&name)?
+                            .ok_or_else(|| abort("source record missing"))?;
+                        let rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                        per_source.insert(no, (name, rec, 0, 0));
+                    }
+                    let entry = per_source.get_mut(&no).expect("inserted above");
+                    if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
+                        continue;
+                    }
                     let kb = key.to_be_bytes();
                     if vectors.get(kb)?.is_some() {
                         continue;
@@ -513,19 +535,13 @@ impl Store {
                     vectors.insert(&kb, encode_vector(vector))?;
                     pending.insert(&kb, &[])?;
                     added.push(*key);
-                    let (no, offset) = split_key(*key);
-                    let e = per_source.entry(no).or_insert((0, 0));
-                    e.0 += 1;
-                    e.1 = e.1.max(offset);
+                    entry.2 += 1;
+                    entry.3 = entry.3.max(offset);
                 }
-                for (no, (count, max_offset)) in per_source {
-                    let name = nos
-                        .get(no.to_be_bytes())?
-                        .ok_or_else(|| abort(format!("no source with number {no}")))?;
-                    let bytes = sources
-                        .get(&name)?
-                        .ok_or_else(|| abort("source record missing"))?;
-                    let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                for (_, (name, mut rec, count, max_offset)) in per_source {
+                    if count == 0 {
+                        continue;
+                    }
                     rec.frames += count;
                     rec.watermark_ms =
                         Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
@@ -569,14 +585,22 @@ impl Store {
     /// Removes a source's frames but keeps its record (reset for re-ingest).
     pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
         let keys = self.source_keys(no)?;
-        self.remove_frames(&keys)?;
+        self.remove_frames(&keys, false)?;
         Ok(keys)
+    }
+
+    /// Frames removed by retention since the database was created.
+    pub fn retention_removed(&self) -> u64 {
+        self.t()
+            .ok()
+            .and_then(|t| read_u64(&t.meta.get("retention_removed").ok()?))
+            .unwrap_or(0)
     }
 
     /// Removes the given frames (vectors, pending marks), lowers each source's frame count
     /// and the frame counter, in one transaction. Keys not stored are ignored. Returns the
-    /// keys actually removed.
-    pub fn remove_frames(&self, keys: &[u64]) -> Result<Vec<u64>, StoreError> {
+    /// keys actually removed. `retention` adds them to [`Store::retention_removed`].
+    pub fn remove_frames(&self, keys: &[u64], retention: bool) -> Result<Vec<u64>, StoreError> {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let removed = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
@@ -604,6 +628,11 @@ impl Store {
                     }
                 }
                 bump_count(meta, -(removed.len() as i64))?;
+                if retention {
+                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
+                    let after = before + removed.len() as u64;
+                    meta.insert("retention_removed", &after.to_be_bytes())?;
+                }
                 Ok(removed)
             })
             .map_err(tx_error)?;
@@ -828,14 +857,18 @@ mod tests {
         };
         agree(20);
         let removed = store
-            .remove_frames(&[
-                frame_key(a.no, 0),
-                frame_key(a.no, 1000),
-                frame_key(a.no, 99),
-            ])
+            .remove_frames(
+                &[
+                    frame_key(a.no, 0),
+                    frame_key(a.no, 1000),
+                    frame_key(a.no, 99),
+                ],
+                true,
+            )
             .unwrap();
         assert_eq!(removed.len(), 2);
         assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 8);
+        assert_eq!(store.retention_removed(), 2);
         agree(18);
         store.clear_frames(b.no).unwrap();
         agree(8);
