@@ -266,6 +266,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// After a failed write (a full disk): reopens the database at its last durable state,
+    /// indexes committed frames the index lacks, and checkpoints. Returns frames re-added.
+    pub fn recover_writes(&self) -> Result<usize, CatalogError> {
+        let mut since = self.writer.lock().expect("writer lock");
+        self.store.reopen()?;
+        let readded = self
+            .index
+            .read()
+            .expect("index lock")
+            .readd_pending(&self.store)?;
+        self.checkpoint_locked()?;
+        *since = 0;
+        Ok(readded)
+    }
+
     /// Marks the manifest before frames are deleted, so a crash mid-removal is not taken
     /// for damage.
     fn begin_removal(&self) -> Result<(), CatalogError> {

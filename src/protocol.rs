@@ -332,6 +332,12 @@ pub struct StatusReply {
     pub queue: usize,
     /// Every source.
     pub sources: Vec<SourceStatus>,
+    /// Why ingest is stopped (a full disk: what, where, what to do); null while it runs.
+    #[serde(default)]
+    pub ingest_error: Option<String>,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
 }
 
 /// Reply to `forget`.
@@ -373,6 +379,9 @@ pub struct StatsReply {
     /// Per-stage totals since start, ms (decode, convert, hand-off, embed, commit).
     #[serde(default)]
     pub stage_ms: StageTimes,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
 }
 
 /// Per-stage time totals of the ingest pipeline, in milliseconds since the daemon started.
