@@ -496,7 +496,17 @@ impl Daemon {
                 }
             }
         })();
-        result.unwrap_or_else(|e| outcome("error", Some(e)))
+        result.unwrap_or_else(|e| {
+            let dir = &self.config.daemon.state_dir;
+            let reserve = ((self.config.ingest.resume_free_mb * 1e6) as u64).min(16 << 20);
+            if crate::ingest::is_disk_full(&e, dir, reserve) {
+                let message =
+                    crate::ingest::disk_full_message(dir, &e, self.config.ingest.resume_free_mb);
+                self.ingest.counters().halt(message.clone());
+                return outcome("error", Some(message));
+            }
+            outcome("error", Some(e))
+        })
     }
 
     fn status(&self) -> Result<StatusReply, ErrorBody> {

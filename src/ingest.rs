@@ -96,6 +96,14 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// The status message while a full disk has ingest stopped: what, where, what to do.
+pub fn disk_full_message(state_dir: &std::path::Path, error: &str, resume_free_mb: f64) -> String {
+    format!(
+        "disk full: cannot write to the state folder {} ({error}). Ingest is stopped; searches go on and every frame committed so far is kept. Free space on that file system (at least {resume_free_mb} MB, ingest.resume_free_mb): ingest then resumes on its own from where each source stopped",
+        state_dir.display()
+    )
+}
+
 /// True when a write error means the disk is full: ENOSPC in the message, or less than
 /// `reserve` bytes free under `dir` now.
 pub fn is_disk_full(error: &str, dir: &std::path::Path, reserve: u64) -> bool {
@@ -507,10 +515,10 @@ impl EmbedWorker {
                 let message = e.to_string();
                 let reserve = (self.resume_free_mb * 1e6) as u64;
                 if is_disk_full(&message, &self.state_dir, reserve.min(16 << 20)) {
-                    self.counters.halt(format!(
-                        "disk full: cannot write to the state folder {} ({message}). Ingest is stopped; searches go on and every frame committed so far is kept. Free space on that file system (at least {} MB, ingest.resume_free_mb): ingest then resumes on its own from where each source stopped",
-                        self.state_dir.display(),
-                        self.resume_free_mb
+                    self.counters.halt(disk_full_message(
+                        &self.state_dir,
+                        &message,
+                        self.resume_free_mb,
                     ));
                 } else {
                     self.fail_sources(batch, &format!("cannot store frames: {message}"));

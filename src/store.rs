@@ -273,6 +273,10 @@ impl Store {
         };
         let check = store.counter_check()?;
         if let CounterCheck::Repaired { found, counted } = check {
+            if found.is_none() && counted == 0 {
+                tracing::debug!(db = %dir.display(), "frame counter initialised");
+                return Ok((store, check));
+            }
             tracing::warn!(
                 db = %dir.display(),
                 found = ?found,
