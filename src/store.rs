@@ -518,17 +518,20 @@ impl Store {
                     HashMap::new();
                 for (key, vector) in frames {
                     let (no, offset) = split_key(*key);
-                    if !per_source.contains_key(&no) {
-                        let name = nos
-                            .get(no.to_be_bytes())?
-                            .ok_or_else(|| abort(format!("no source with number {no}")))?;
-                        let bytes = sources
-                            .get(&name)?
-                            .ok_or_else(|| abort("source record missing"))?;
-                        let rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
-                        per_source.insert(no, (name, rec, 0, 0));
-                    }
-                    let entry = per_source.get_mut(&no).expect("inserted above");
+                    let entry = match per_source.entry(no) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let name = nos
+                                .get(no.to_be_bytes())?
+                                .ok_or_else(|| abort(format!("no source with number {no}")))?;
+                            let bytes = sources
+                                .get(&name)?
+                                .ok_or_else(|| abort("source record missing"))?;
+                            let rec: SourceRecord =
+                                serde_json::from_slice(&bytes).map_err(abort)?;
+                            e.insert((name, rec, 0, 0))
+                        }
+                    };
                     if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
                         continue;
                     }
