@@ -71,6 +71,8 @@ pub struct SampleOptions {
     pub decoder_threads: usize,
     /// The model's input geometry.
     pub geometry: PixelGeometry,
+    /// Hardware decoding policy (issue 9; see [`HwAccel`]).
+    pub hwaccel: HwAccel,
     /// Which candidate frames are embedded.
     pub policy: SamplingPolicy,
 }
@@ -397,11 +399,50 @@ fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
 /// Decodes `path`, sampling frames every `options.interval` seconds by presentation time,
 /// and hands each preprocessed frame to `on_frame` (which returns false to stop).
 /// Corrupt packets are skipped and counted; a failure part-way reports how far it got.
+/// With hardware decoding allowed, a source the hardware cannot decode before its first
+/// frame is decoded again in software (logged, never fatal).
 pub fn decode_samples(
     path: &Path,
     options: &SampleOptions,
     cancel: &AtomicBool,
     mut on_frame: impl FnMut(SampledFrame) -> bool,
+) -> Result<DecodeSummary, DecodeError> {
+    if !options.hwaccel.wants_cuda() {
+        return decode_run(path, options, cancel, &mut on_frame, false);
+    }
+    let mut handed_on = 0u64;
+    let hw = decode_run(
+        path,
+        options,
+        cancel,
+        &mut |f| {
+            handed_on += 1;
+            on_frame(f)
+        },
+        true,
+    );
+    let failed_early = match &hw {
+        Ok(s) => s.decoded == 0 && !s.stopped,
+        Err(DecodeError::Open { .. } | DecodeError::NoVideo { .. }) => false,
+        Err(_) => true,
+    };
+    if failed_early && handed_on == 0 {
+        let reason = match &hw {
+            Ok(_) => "no frame came out of the hardware decoder".to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(path = %path.display(), %reason, "hardware decoding failed, decoding in software");
+        return decode_run(path, options, cancel, &mut on_frame, false);
+    }
+    hw
+}
+
+fn decode_run(
+    path: &Path,
+    options: &SampleOptions,
+    cancel: &AtomicBool,
+    on_frame: &mut dyn FnMut(SampledFrame) -> bool,
+    try_hw: bool,
 ) -> Result<DecodeSummary, DecodeError> {
     let p = path.display().to_string();
     let (mut ictx, index) = open(path)?;
@@ -423,9 +464,11 @@ pub fn decode_samples(
         .parameters();
     let mut context =
         ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
+    let hw = try_hw && hw::attach_cuda(&mut context, path);
     context.set_threading(ffmpeg::codec::threading::Config {
         kind: ffmpeg::codec::threading::Type::Frame,
-        count: options.decoder_threads,
+        // The hardware decodes; FFmpeg's frame threads would only queue surfaces.
+        count: if hw { 1 } else { options.decoder_threads },
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(codec_err)?;
@@ -445,6 +488,7 @@ pub fn decode_samples(
     let mut summary = DecodeSummary::default();
     let mut last_ms: f64 = -1.0;
     let mut frame = ffmpeg::frame::Video::empty();
+    let mut system_frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     let mut read_errors = 0u32;
     // (last decoded offset, next sample target), read by the packet loop to decide whether
@@ -479,8 +523,19 @@ pub fn decode_samples(
             if !taken {
                 continue;
             }
+            let source = if hw::is_on_device(&frame) {
+                // Only sampled frames leave the GPU.
+                hw::download(&frame, &mut system_frame).map_err(|e| DecodeError::Stream {
+                    path: p.clone(),
+                    at_ms: last_ms as u64,
+                    reason: format!("cannot copy a frame from the GPU: {e}"),
+                })?;
+                &system_frame
+            } else {
+                &frame
+            };
             if let SamplingPolicy::Scene { threshold, max_gap } = options.policy {
-                if let Some(thumb) = luma_thumbnail(&frame) {
+                if let Some(thumb) = luma_thumbnail(source) {
                     let keep = match &last_thumb {
                         None => true,
                         Some((prev, at)) => {
@@ -498,7 +553,7 @@ pub fn decode_samples(
             let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
             let t = Instant::now();
             converter
-                .convert(&frame, &mut pixels)
+                .convert(source, &mut pixels)
                 .map_err(|e| DecodeError::Stream {
                     path: p.clone(),
                     at_ms: last_ms as u64,
@@ -568,6 +623,158 @@ pub fn decode_samples(
         summary.stopped = true;
     }
     Ok(summary)
+}
+
+// ---- issue 9 (branch `cuda`): hardware decoding through FFmpeg's CUDA hwaccel ----
+
+/// Hardware decoding policy, `ingest.hwaccel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HwAccel {
+    /// CUDA/NVDEC in a build with the `cuda` feature, software otherwise.
+    #[default]
+    Auto,
+    /// Try CUDA/NVDEC in any build.
+    Cuda,
+    /// Software decoding only.
+    None,
+}
+
+impl HwAccel {
+    /// Parses `auto`, `cuda` or `none`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "cuda" => Ok(Self::Cuda),
+            "none" => Ok(Self::None),
+            _ => Err("expected auto, cuda or none".into()),
+        }
+    }
+
+    /// True when decoding should try the CUDA hwaccel first.
+    pub fn wants_cuda(self) -> bool {
+        match self {
+            Self::Auto => cfg!(feature = "cuda"),
+            Self::Cuda => true,
+            Self::None => false,
+        }
+    }
+}
+
+mod hw {
+    use std::path::Path;
+
+    use super::{ffi, ffmpeg};
+
+    /// Attaches a CUDA device to the decoder when the decoder has a CUDA hwaccel and FFmpeg
+    /// can open the device; logs and returns false (software decoding) otherwise.
+    pub(super) fn attach_cuda(context: &mut ffmpeg::codec::context::Context, path: &Path) -> bool {
+        match try_attach(context) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "hardware decoding (cuda)");
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "hardware decoding unavailable, decoding in software");
+                false
+            }
+        }
+    }
+
+    fn try_attach(context: &mut ffmpeg::codec::context::Context) -> Result<(), String> {
+        // SAFETY: FFmpeg calls on the live, not yet opened codec context; the device
+        // reference is handed to the context, which releases it when freed.
+        unsafe {
+            let ctx = context.as_mut_ptr();
+            let codec = ffi::avcodec_find_decoder((*ctx).codec_id);
+            if codec.is_null() {
+                return Err("no decoder for this codec".into());
+            }
+            let mut supported = false;
+            for i in 0.. {
+                let config = ffi::avcodec_get_hw_config(codec, i);
+                if config.is_null() {
+                    break;
+                }
+                let by_device = (*config).methods
+                    & ffi::AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX as libc::c_int
+                    != 0;
+                if by_device && (*config).device_type == ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA
+                {
+                    supported = true;
+                    break;
+                }
+            }
+            if !supported {
+                let name = std::ffi::CStr::from_ptr((*codec).name).to_string_lossy();
+                return Err(format!(
+                    "FFmpeg's {name} decoder has no CUDA hwaccel in these libraries"
+                ));
+            }
+            let mut device: *mut ffi::AVBufferRef = std::ptr::null_mut();
+            let rc = ffi::av_hwdevice_ctx_create(
+                &mut device,
+                ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+            );
+            if rc < 0 || device.is_null() {
+                return Err(format!(
+                    "cannot open a CUDA device: {}",
+                    ffmpeg::Error::from(rc)
+                ));
+            }
+            (*ctx).hw_device_ctx = device;
+            (*ctx).get_format = Some(pick_format);
+        }
+        Ok(())
+    }
+
+    /// FFmpeg's format negotiation: CUDA surfaces when offered (the hwaccel accepted the
+    /// stream), else FFmpeg's default software format.
+    unsafe extern "C" fn pick_format(
+        ctx: *mut ffi::AVCodecContext,
+        formats: *const ffi::AVPixelFormat,
+    ) -> ffi::AVPixelFormat {
+        let mut p = formats;
+        // SAFETY: FFmpeg passes a list terminated by AV_PIX_FMT_NONE.
+        unsafe {
+            while *p != ffi::AVPixelFormat::AV_PIX_FMT_NONE {
+                if *p == ffi::AVPixelFormat::AV_PIX_FMT_CUDA {
+                    return *p;
+                }
+                p = p.add(1);
+            }
+            tracing::warn!("the hardware decoder refused this stream, decoding in software");
+            ffi::avcodec_default_get_format(ctx, formats)
+        }
+    }
+
+    /// True when the frame's pixels are in GPU memory.
+    pub(super) fn is_on_device(frame: &ffmpeg::frame::Video) -> bool {
+        // SAFETY: a plain read of the frame's format field.
+        unsafe { (*frame.as_ptr()).format == ffi::AVPixelFormat::AV_PIX_FMT_CUDA as libc::c_int }
+    }
+
+    /// Copies a GPU frame to system memory (NV12 or P010), keeping its timing and colour tags.
+    pub(super) fn download(
+        frame: &ffmpeg::frame::Video,
+        out: &mut ffmpeg::frame::Video,
+    ) -> Result<(), ffmpeg::Error> {
+        // SAFETY: both frames are live; FFmpeg allocates `out`'s buffers.
+        unsafe {
+            ffi::av_frame_unref(out.as_mut_ptr());
+            let rc = ffi::av_hwframe_transfer_data(out.as_mut_ptr(), frame.as_ptr(), 0);
+            if rc < 0 {
+                return Err(ffmpeg::Error::from(rc));
+            }
+            let rc = ffi::av_frame_copy_props(out.as_mut_ptr(), frame.as_ptr());
+            if rc < 0 {
+                return Err(ffmpeg::Error::from(rc));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
