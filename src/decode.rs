@@ -609,8 +609,7 @@ fn decode_run(
     let mut shift_ms = 0.0f64;
     // Containers whose timestamps may jump (MPEG-TS): a forward jump is a discontinuity too.
     // SAFETY: plain read of the open input's format flags.
-    let discontinuous =
-        unsafe { (*(*ictx.as_ptr()).iformat).flags & ffi::AVFMT_TS_DISCONT != 0 };
+    let discontinuous = unsafe { (*(*ictx.as_ptr()).iformat).flags & ffi::AVFMT_TS_DISCONT != 0 };
     let mut sampler = IntervalSampler::new(options.interval, options.resume_after_ms);
     let mut converter = FrameConverter::new(options.geometry.clone(), rotation);
     let mut summary = DecodeSummary::default();
