@@ -359,7 +359,7 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         let exact_one = brute(&m, &keys, q, K, Some(&pass_one));
         lat.entry("brute_filter1").or_default().push(ms(t));
         let t = Instant::now();
-        let scored = score_exactly(&store, [FILTER_SOURCE], q, &pass_one).unwrap();
+        let scored = score_exactly(&store, [FILTER_SOURCE], (0, u64::MAX), q, &pass_one).unwrap();
         let catalog_one: Vec<u64> = scored.iter().take(K).map(|h| h.key).collect();
         lat.entry("catalog_exact_filter1").or_default().push(ms(t));
         rec.entry("hnsw")

@@ -102,18 +102,19 @@ pub fn exact_scan_applies(selected: u64, total: u64) -> bool {
     selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total
 }
 
-/// Scores every stored frame of the sources `nos` that passes `pass` against a normalised
-/// `query` (dot product = cosine), best first: the exact path of [`Catalog::search`] for
-/// selective source filters, public so benchmarks measure the same code.
+/// Scores every stored frame of the sources `nos` with an offset in `offsets` (inclusive)
+/// that passes `pass` against a normalised `query` (dot product = cosine), best first: the
+/// exact path of [`Catalog::search`], public so benchmarks measure the same code.
 pub fn score_exactly(
     store: &Store,
     nos: impl IntoIterator<Item = u32>,
+    offsets: (u64, u64),
     query: &[f32],
     pass: &dyn Fn(u64) -> bool,
 ) -> Result<Vec<Hit>, StoreError> {
     let mut hits = Vec::new();
     for no in nos {
-        for (key, v) in store.source_vectors(no)? {
+        for (key, v) in store.source_vectors_in(no, offsets.0, offsets.1)? {
             if pass(key) {
                 let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
                 hits.push(Hit { key, score });
@@ -472,7 +473,8 @@ impl Catalog {
                 .map(|r| r.frames)
                 .sum();
             if exact_scan_applies(selected, total as u64) {
-                let hits = score_exactly(&self.store, allowed.iter().copied(), query, &pass)?;
+                let hits =
+                    score_exactly(&self.store, allowed.iter().copied(), (lo, hi), query, &pass)?;
                 return Ok(finish(group_clips(
                     &hits,
                     gap_ms,
@@ -485,8 +487,24 @@ impl Catalog {
         loop {
             let hits = index.search(query, count, pass)?;
             let clips = group_clips(&hits, gap_ms, score_spread(&hits), source_of);
-            if clips.len() >= k || hits.len() < count || count >= total {
+            if clips.len() >= k || count >= total {
                 return Ok(finish(clips));
+            }
+            if hits.len() < count {
+                // The graph search came back short: the filter is sparse (few frames pass),
+                // and a graph walk can miss some of them. Score the frames in the filter's
+                // key ranges exactly instead: few by construction, and exact.
+                let nos: Vec<u32> = match &allowed {
+                    Some(a) => a.iter().copied().collect(),
+                    None => sources.keys().copied().collect(),
+                };
+                let hits = score_exactly(&self.store, nos, (lo, hi), query, &pass)?;
+                return Ok(finish(group_clips(
+                    &hits,
+                    gap_ms,
+                    score_spread(&hits),
+                    source_of,
+                )));
             }
             count = (count * 4).min(total);
         }
@@ -667,6 +685,26 @@ mod tests {
         assert!(clips
             .iter()
             .all(|c| (50_000..=150_000).contains(&c.best_ms)));
+        // A sparse time filter (one frame per source, 40 of 800) gets every passing frame,
+        // the best one first, even where a graph walk would miss some.
+        let sparse = SearchFilter {
+            start_ms: Some(50_000),
+            end_ms: Some(50_000),
+            ..Default::default()
+        };
+        let clips = catalog.search(&query, 100, &sparse, 2000).unwrap();
+        assert_eq!(clips.len(), 40);
+        assert!(clips.iter().all(|c| c.best_ms == 50_000));
+        let best = nos
+            .iter()
+            .map(|&no| {
+                let v = unit(u64::from(no) * 1000 + 5, 16);
+                (no, v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>())
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let top = catalog.search(&query, 1, &sparse, 2000).unwrap();
+        assert_eq!(top[0].source, format!("/cam{:02}.mp4", best.0 - nos[0]));
         // Unfiltered searches use the graph and also fill the page.
         assert_eq!(
             catalog

@@ -667,9 +667,23 @@ impl Store {
 
     /// Every stored (key, vector) of one source, in time order.
     pub fn source_vectors(&self, no: u32) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        self.source_vectors_in(no, 0, OFFSET_MASK)
+    }
+
+    /// The stored (key, vector) of one source with offsets in `lo_ms..=hi_ms`, in time order
+    /// (one key range).
+    pub fn source_vectors_in(
+        &self,
+        no: u32,
+        lo_ms: u64,
+        hi_ms: u64,
+    ) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
         let t = self.t()?;
-        let lo = frame_key(no, 0).to_be_bytes();
-        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
+        if lo_ms > hi_ms {
+            return Ok(Vec::new());
+        }
+        let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
+        let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
         t.vectors
             .range(lo..=hi)
             .map(|kv| {
