@@ -513,6 +513,7 @@ impl Store {
         let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
+                let mut below_floor = 0u64;
                 // Per source: its id, record, frames added, highest offset added.
                 let mut per_source: HashMap<u32, (sled::IVec, SourceRecord, u64, u64)> =
                     HashMap::new();
@@ -533,6 +534,7 @@ impl Store {
                         }
                     };
                     if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
+                        below_floor += 1;
                         continue;
                     }
                     let kb = key.to_be_bytes();
@@ -555,6 +557,11 @@ impl Store {
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
                 }
                 bump_count(meta, added.len() as i64)?;
+                if below_floor > 0 {
+                    // Kept out by retention: counted as removed by it.
+                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
+                    meta.insert("retention_removed", &(before + below_floor).to_be_bytes())?;
+                }
                 Ok(added)
             })
             .map_err(tx_error)?;
@@ -596,7 +603,8 @@ impl Store {
         Ok(keys)
     }
 
-    /// Frames removed by retention since the database was created.
+    /// Frames removed by retention since the database was created, including frames below
+    /// a source's retention floor dropped at commit.
     pub fn retention_removed(&self) -> u64 {
         self.t()
             .ok()
