@@ -159,11 +159,7 @@ impl Daemon {
     /// One retention run (`[retention]`) at the current time; logs and returns frames removed.
     pub fn run_retention(&self) -> u64 {
         let policy = self.config.retention.policy();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        match self.catalog.apply_retention(&policy, now) {
+        match self.catalog.apply_retention(&policy, crate::clock::now_ms()) {
             Ok(r) => {
                 if r.removed > 0 {
                     tracing::info!(
@@ -542,6 +538,7 @@ impl Daemon {
                     decoded: r.decoded,
                     skipped: r.skipped,
                     start_wall: r.start_wall_ms.map(crate::clock::format_utc),
+                    error_at: r.error_at_ms.map(crate::clock::format_utc),
                 }
             })
             .collect();

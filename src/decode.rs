@@ -179,6 +179,9 @@ pub struct DecodeSummary {
     pub bad_packets: u64,
     /// Timestamp discontinuities bridged (the footage continued after the last frame).
     pub discontinuities: u64,
+    /// Packets not decoded at all: they belong to a GOP before the one the next sample
+    /// needs (MP4/MOV, whose index lists the keyframes).
+    pub packets_skipped: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
     pub stopped: bool,
     /// Time spent in pixel conversion (swscale + crop + normalise), microseconds.
@@ -232,6 +235,52 @@ fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeEr
     }
     let index = stream.index();
     Ok((ictx, index))
+}
+
+/// The largest picture frameseek decodes, in pixels (8192 x 8192; 8K UHD is 7680 x 4320):
+/// a bigger one is refused before the decoder allocates frames for it.
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// Refuses, with a reason the user can act on, a stream no decoder in this FFmpeg build
+/// handles or whose pictures are larger than [`MAX_PIXELS`].
+fn check_decodable(path: &str, params: &ffmpeg::codec::Parameters) -> Result<(), DecodeError> {
+    // SAFETY: `params` points at the stream's live AVCodecParameters.
+    let (width, height, codec_id, tag) = unsafe {
+        let p = &*params.as_ptr();
+        (
+            p.width.max(0) as u64,
+            p.height.max(0) as u64,
+            p.codec_id,
+            p.codec_tag,
+        )
+    };
+    let id = ffmpeg::codec::Id::from(codec_id);
+    if id == ffmpeg::codec::Id::None || ffmpeg::decoder::find(id).is_none() {
+        let fourcc: String = tag
+            .to_le_bytes()
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
+        return Err(DecodeError::Codec {
+            path: path.to_string(),
+            reason: format!(
+                "unsupported codec ({}, tag {fourcc:?}): this FFmpeg build has no decoder \
+                 for it; convert the file with the ffmpeg command (e.g. to H.264)",
+                id.name()
+            ),
+        });
+    }
+    if width * height > MAX_PIXELS {
+        return Err(DecodeError::Codec {
+            path: path.to_string(),
+            reason: format!(
+                "pictures of {width}x{height} are larger than frameseek decodes (at most \
+                 {MAX_PIXELS} pixels, e.g. 8192x8192); scale the file down with the ffmpeg \
+                 command"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads the container header: duration, size and codec of the best video stream.
@@ -318,6 +367,31 @@ impl IntervalSampler {
 
 /// Converts decoded frames to RGB24 at the model's resize geometry, rebuilding the scaler
 /// when the stream's size or format changes.
+/// Decode timestamps of the stream's keyframes from an MP4/MOV sample index (ascending),
+/// or nothing for other containers: their indexes (when any) do not list decode
+/// timestamps, so GOP skipping there is left out rather than guessed.
+fn indexed_keyframes(ictx: &ffmpeg::format::context::Input, index: usize) -> Vec<i64> {
+    // SAFETY: reads of the open input's format name and of its stream's index entries,
+    // which libavformat owns and does not change while nothing reads from the input.
+    unsafe {
+        let name = std::ffi::CStr::from_ptr((*(*ictx.as_ptr()).iformat).name);
+        if !name.to_bytes().starts_with(b"mov,mp4") {
+            return Vec::new();
+        }
+        let stream = *(*ictx.as_ptr()).streams.add(index);
+        let count = ffi::avformat_index_get_entries_count(stream);
+        let mut out = Vec::new();
+        for i in 0..count {
+            let entry = ffi::avformat_index_get_entry(stream, i);
+            if !entry.is_null() && (*entry).flags() & ffi::AVINDEX_KEYFRAME != 0 {
+                out.push((*entry).timestamp);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 /// How a stored picture must be turned to be shown upright (the container's display
 /// matrix, as phones write it), in the same way as the `ffmpeg` command's autorotate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -584,6 +658,7 @@ fn decode_run(
         .stream(index)
         .expect("stream index from best()")
         .parameters();
+    check_decodable(&p, &params)?;
     let mut context =
         ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
     let hw = try_hw && hw::attach_cuda(&mut context, path);
@@ -605,8 +680,13 @@ fn decode_run(
         40.0
     };
     let mut origin: Option<i64> = (start_pts != ffi::AV_NOPTS_VALUE).then_some(start_pts);
-    // Added to every timestamp-derived offset after a discontinuity was bridged.
-    let mut shift_ms = 0.0f64;
+    // Added to every timestamp-derived offset after a discontinuity was bridged (shared with
+    // the packet loop, which skips whole GOPs by timestamp).
+    let shift_ms = std::cell::Cell::new(0.0f64);
+    let keyframes = indexed_keyframes(&ictx, index);
+    // The largest presentation delay (pts - dts) of a keyframe so far: bounds the next
+    // keyframe's pts (an encoder delays every keyframe by the same amount).
+    let mut reorder: i64 = 0;
     // Containers whose timestamps may jump (MPEG-TS): a forward jump is a discontinuity too.
     // SAFETY: plain read of the open input's format flags.
     let discontinuous = unsafe { (*(*ictx.as_ptr()).iformat).flags & ffi::AVFMT_TS_DISCONT != 0 };
@@ -630,7 +710,7 @@ fn decode_run(
             let offset_ms = match frame.timestamp() {
                 Some(ts) => {
                     let origin = *origin.get_or_insert(ts);
-                    (ts - origin) as f64 * tb * 1000.0 + shift_ms
+                    (ts - origin) as f64 * tb * 1000.0 + shift_ms.get()
                 }
                 None => last_ms + frame_ms,
             };
@@ -647,7 +727,7 @@ fn decode_run(
                 // reset): the footage goes on one frame after the last one, and the following
                 // frames keep their spacing from this one.
                 let next = last_ms + frame_ms;
-                shift_ms += next - offset_ms;
+                shift_ms.set(shift_ms.get() + next - offset_ms);
                 summary.discontinuities += 1;
                 last_ms = next;
             } else if offset_ms <= last_ms {
@@ -734,6 +814,26 @@ fn decode_run(
         }
         if packet.stream() != index {
             continue;
+        }
+        // A packet before a keyframe that is itself at or before the next sample target
+        // belongs to a GOP no sample needs: it is not decoded at all (MP4/MOV index).
+        if let (Some(dts), Some(pts), true) = (packet.dts(), packet.pts(), packet.is_key()) {
+            reorder = reorder.max(pts - dts);
+        }
+        if !keyframes.is_empty() && !packet.is_key() && start_pts != ffi::AV_NOPTS_VALUE {
+            let (seen, next) = position.get();
+            if let Some(dts) = packet.dts().filter(|_| seen >= 0.0) {
+                let after = keyframes.partition_point(|&k| k <= dts);
+                if let Some(&k) = keyframes.get(after) {
+                    // The keyframe's presentation offset is at most its decode time plus the
+                    // largest presentation delay seen.
+                    let latest_ms = (k + reorder - start_pts) as f64 * tb * 1000.0 + shift_ms.get();
+                    if latest_ms <= next + 0.5 {
+                        summary.packets_skipped += 1;
+                        continue;
+                    }
+                }
+            }
         }
         // Between samples, frames no other frame references (most B-frames) need not be
         // decoded at all. Near a sample target (allowing for frame-threading delay) every

@@ -161,6 +161,9 @@ pub struct SourceRecord {
     /// stored or returned again (commits below it are dropped, searches skip them).
     #[serde(default)]
     pub retain_from_ms: Option<u64>,
+    /// When `error` was last set, ms since the epoch (stamped by [`Store::update_source`]).
+    #[serde(default)]
+    pub error_at_ms: Option<i64>,
 }
 
 /// Version of the `frame_count` bookkeeping; a state with another (or none) is recounted.
@@ -454,6 +457,7 @@ impl Store {
             decoded: 0,
             skipped: 0,
             retain_from_ms: None,
+            error_at_ms: None,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -491,7 +495,11 @@ impl Store {
                     .get(source.as_bytes())?
                     .ok_or_else(|| abort(format!("unknown source {source}")))?;
                 let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                let error_before = rec.error.clone();
                 f(&mut rec);
+                if rec.error.is_some() && rec.error != error_before {
+                    rec.error_at_ms = Some(crate::clock::now_ms());
+                }
                 tx.insert(
                     source.as_bytes(),
                     serde_json::to_vec(&rec).expect("record serialises"),

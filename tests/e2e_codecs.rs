@@ -315,3 +315,51 @@ fn a_truncated_file_yields_the_frames_before_the_cut() {
     assert!(offsets.windows(2).all(|w| w[1] > w[0]), "{offsets:?}");
     assert_one_per_second("truncated", &offsets, offsets.len(), 40.0);
 }
+
+#[test]
+fn gops_no_sample_needs_are_not_decoded_and_the_samples_stay_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("gop.mp4");
+    // 12 s at 30 fps with B-frames and a keyframe every 2 s.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=30:d=12",
+        "-c:v",
+        "libx264",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        mp4.to_str().unwrap(),
+    ]);
+    // The same packets in Matroska, where frameseek does not skip GOPs.
+    let mkv = dir.path().join("gop.mkv");
+    ffmpeg(&[
+        "-i",
+        mp4.to_str().unwrap(),
+        "-c",
+        "copy",
+        mkv.to_str().unwrap(),
+    ]);
+    for interval in [1.0, 2.0, 3.0] {
+        let (mp4_offsets, mp4_pixels, mp4_summary) = sample(&mp4, interval);
+        let (mkv_offsets, mkv_pixels, mkv_summary) = sample(&mkv, interval);
+        assert_eq!(mp4_offsets, mkv_offsets, "interval {interval}");
+        assert_eq!(mp4_pixels, mkv_pixels, "interval {interval}: same pictures");
+        assert_eq!(mkv_summary.packets_skipped, 0);
+        // At 1 s half of every GOP follows the last sample it holds; at 2 s and 3 s every
+        // sample but the first sits on or just after a keyframe.
+        assert!(
+            mp4_summary.packets_skipped > 100,
+            "interval {interval}: {mp4_summary:?}"
+        );
+        assert!(
+            mp4_summary.decoded < mkv_summary.decoded,
+            "interval {interval}: {mp4_summary:?} vs {mkv_summary:?}"
+        );
+    }
+}
