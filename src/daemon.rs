@@ -159,7 +159,10 @@ impl Daemon {
     /// One retention run (`[retention]`) at the current time; logs and returns frames removed.
     pub fn run_retention(&self) -> u64 {
         let policy = self.config.retention.policy();
-        match self.catalog.apply_retention(&policy, crate::clock::now_ms()) {
+        match self
+            .catalog
+            .apply_retention(&policy, crate::clock::now_ms())
+        {
             Ok(r) => {
                 if r.removed > 0 {
                     tracing::info!(
