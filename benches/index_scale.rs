@@ -8,7 +8,9 @@
 //!
 //! Each scalar kind runs in its own child process (so memory figures do not mix):
 //! - build: insert throughput, RSS growth, search latency (plain `search`, the catalog's
-//!   pass-all filter, a 1 % source filter), each query alternating with brute force, recall@10
+//!   pass-all filter, a 1 % source filter through usearch's `filtered_search`, and the same
+//!   1 % filter the way frameseek runs it: `catalog::score_exactly` over that source's
+//!   vectors read from a real sled store), each query alternating with brute force, recall@10
 //!   against brute force, save time and disk size;
 //! - open: time to first answer after a memory-mapped `view` and after a full `load`
 //!   (alternating, 3 each, page cache warm), RSS after it, latency of the next queries.
@@ -23,7 +25,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
-use frameseek::store::{frame_key, split_key};
+use frameseek::catalog::{exact_scan_applies, score_exactly};
+use frameseek::store::{frame_key, split_key, Fingerprint, Store};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 const DIM: usize = 512;
@@ -297,6 +300,38 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
     let add_s = t.elapsed().as_secs_f64();
     let rss1 = proc_status("VmRSS:");
     let mem_usage = index.memory_usage();
+
+    // The daemon's path for a selective source filter: a sled store holding the filtered
+    // source's frames (as ingest commits them, 256 per transaction), scored exactly.
+    let store_dir = a.dir.join(format!("n{}-{kind}-sled", a.n));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = Store::open(&store_dir).unwrap();
+    for no in 1..=FILTER_SOURCE {
+        let rec = store
+            .new_source(
+                &format!("/bench/src{no}.mp4"),
+                Fingerprint::default(),
+                1.0,
+                None,
+            )
+            .unwrap();
+        assert_eq!(rec.no, no);
+    }
+    let selected: Vec<usize> = (0..a.n)
+        .filter(|&i| split_key(key_of(i)).0 == FILTER_SOURCE)
+        .collect();
+    assert!(
+        exact_scan_applies(selected.len() as u64, a.n as u64),
+        "1 % of {} is not on the catalog's exact path",
+        a.n
+    );
+    for chunk in selected.chunks(256) {
+        let batch: Vec<(u64, &[f32])> = chunk
+            .iter()
+            .map(|&i| (keys[i], &rows[i * DIM..(i + 1) * DIM]))
+            .collect();
+        store.commit_frames(&batch).unwrap();
+    }
     drop(guard);
 
     let sources: HashMap<u32, ()> = (1..=SOURCES).map(|no| (no, ())).collect();
@@ -323,6 +358,10 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         let t = Instant::now();
         let exact_one = brute(&m, &keys, q, K, Some(&pass_one));
         lat.entry("brute_filter1").or_default().push(ms(t));
+        let t = Instant::now();
+        let scored = score_exactly(&store, [FILTER_SOURCE], (0, u64::MAX), q, &pass_one).unwrap();
+        let catalog_one: Vec<u64> = scored.iter().take(K).map(|h| h.key).collect();
+        lat.entry("catalog_exact_filter1").or_default().push(ms(t));
         rec.entry("hnsw")
             .or_default()
             .push(recall(&plain.keys, &exact));
@@ -332,7 +371,12 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         rec.entry("hnsw_filter1")
             .or_default()
             .push(recall(&one.keys, &exact_one));
+        rec.entry("catalog_exact_filter1")
+            .or_default()
+            .push(recall(&catalog_one, &exact_one));
     }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&store_dir);
     std::fs::create_dir_all(&a.dir).unwrap();
     let path = index_path(a, kind);
     let t = Instant::now();
@@ -460,11 +504,11 @@ fn main() {
         "\nN = {}, {} queries, k = {K}, add threads = {}\n",
         a.n, a.queries, a.threads
     );
-    println!("| kind | adds/s | p50 / p99 ms (plain) | p50 / p99 ms (catalog filter, pass-all) | p50 / p99 ms (1 % source filter) | recall@10 plain / catalog / 1 % | brute force p50 / p99 ms (all) | brute force p50 / p99 ms (1 %) | RSS growth from adds MB | usearch memory_usage MB | disk MB | save s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| kind | adds/s | p50 / p99 ms (plain) | p50 / p99 ms (catalog filter, pass-all) | p50 / p99 ms (1 % source filter, usearch filtered_search) | p50 / p99 ms (1 % source filter, frameseek: exact scoring from sled) | recall@10 plain / catalog / 1 % usearch / 1 % frameseek | brute force p50 / p99 ms (all) | brute force p50 / p99 ms (1 %) | RSS growth from adds MB | usearch memory_usage MB | disk MB | save s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for b in &builds {
         println!(
-            "| {} | {} | {} / {} | {} / {} | {} / {} | {} / {} / {} | {} / {} | {} / {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} / {} / {} | {} / {} | {} / {} | {} | {} | {} | {} |",
             b["kind"].as_str().unwrap(),
             f(&b["adds_per_s"], 0),
             f(&b["hnsw_p50_ms"], 2),
@@ -473,9 +517,12 @@ fn main() {
             f(&b["hnsw_catalog_all_p99_ms"], 2),
             f(&b["hnsw_filter1_p50_ms"], 2),
             f(&b["hnsw_filter1_p99_ms"], 2),
+            f(&b["catalog_exact_filter1_p50_ms"], 2),
+            f(&b["catalog_exact_filter1_p99_ms"], 2),
             f(&b["hnsw_recall10"], 3),
             f(&b["hnsw_catalog_all_recall10"], 3),
             f(&b["hnsw_filter1_recall10"], 3),
+            f(&b["catalog_exact_filter1_recall10"], 3),
             f(&b["brute_p50_ms"], 1),
             f(&b["brute_p99_ms"], 1),
             f(&b["brute_filter1_p50_ms"], 1),

@@ -84,7 +84,7 @@ pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
 /// Filters applied inside the vector search.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
-    /// Exact source id, or a prefix ending in `*`.
+    /// Exact source id, or a glob (see [`crate::query::source_matches`]).
     pub source: Option<String>,
     /// Lowest offset in ms.
     pub start_ms: Option<u64>,
@@ -94,6 +94,63 @@ pub struct SearchFilter {
     pub after_wall_ms: Option<i64>,
     /// Latest wall-clock time, ms since the epoch.
     pub before_wall_ms: Option<i64>,
+}
+
+/// True when a source filter selecting `selected` of `total` indexed frames is scored
+/// exactly (at most [`EXACT_SCAN_MAX_FRAMES`] and at most 5 % of the index).
+pub fn exact_scan_applies(selected: u64, total: u64) -> bool {
+    selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total
+}
+
+/// Scores every stored frame of the sources `nos` with an offset in `offsets` (inclusive)
+/// that passes `pass` against a normalised `query` (dot product = cosine), best first: the
+/// exact path of [`Catalog::search`], public so benchmarks measure the same code.
+pub fn score_exactly(
+    store: &Store,
+    nos: impl IntoIterator<Item = u32>,
+    offsets: (u64, u64),
+    query: &[f32],
+    pass: &dyn Fn(u64) -> bool,
+) -> Result<Vec<Hit>, StoreError> {
+    let mut hits = Vec::new();
+    for no in nos {
+        for (key, v) in store.source_vectors_in(no, offsets.0, offsets.1)? {
+            if pass(key) {
+                let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
+                hits.push(Hit { key, score });
+            }
+        }
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
+}
+
+/// Frames removed per transaction by retention.
+const RETENTION_CHUNK: usize = 10_000;
+
+/// What retention removes (`[retention]` in the configuration); `None` = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RetentionPolicy {
+    /// Remove frames recorded (wall clock) more than this many days ago.
+    pub max_age_days: Option<f64>,
+    /// Keep at most this many frames per source, the newest.
+    pub max_frames_per_source: Option<u64>,
+}
+
+impl RetentionPolicy {
+    /// True when any limit is set.
+    pub fn is_active(&self) -> bool {
+        self.max_age_days.is_some() || self.max_frames_per_source.is_some()
+    }
+}
+
+/// What one retention run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Frames removed.
+    pub removed: u64,
+    /// Sources that lost frames.
+    pub sources: u64,
 }
 
 /// The opened store and index.
@@ -123,6 +180,7 @@ impl Catalog {
     ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
         let manifest = state_dir.join("manifest.json");
+        let interrupted_removal = read_manifest(&manifest).is_some_and(|m| m.removing);
         if let Some(m) = read_manifest(&manifest) {
             let found = store.frame_count() as u64;
             if !m.removing && found < m.frames {
@@ -134,8 +192,15 @@ impl Catalog {
             }
         }
         store.check_model(model, state_dir)?;
-        let (index, outcome) =
+        let (mut index, mut outcome) =
             VectorIndex::open(&state_dir.join("index.usearch"), model.dim, &store)?;
+        if interrupted_removal && !matches!(outcome, OpenOutcome::Rebuilt { .. }) {
+            // The index file may still hold frames removed from the database.
+            index.rebuild(&store)?;
+            outcome = OpenOutcome::Rebuilt {
+                reason: "a removal (forget or retention) was interrupted".into(),
+            };
+        }
         let me = Self {
             store,
             index: RwLock::new(index),
@@ -202,6 +267,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// After a failed write (a full disk): reopens the database at its last durable state,
+    /// indexes committed frames the index lacks, and checkpoints. Returns frames re-added.
+    pub fn recover_writes(&self) -> Result<usize, CatalogError> {
+        let mut since = self.writer.lock().expect("writer lock");
+        self.store.reopen()?;
+        let readded = self
+            .index
+            .read()
+            .expect("index lock")
+            .readd_pending(&self.store)?;
+        self.checkpoint_locked()?;
+        *since = 0;
+        Ok(readded)
+    }
+
     /// Marks the manifest before frames are deleted, so a crash mid-removal is not taken
     /// for damage.
     fn begin_removal(&self) -> Result<(), CatalogError> {
@@ -236,6 +316,73 @@ impl Catalog {
         self.index.write().expect("index lock").remove(&keys)?;
         self.checkpoint_locked()?;
         Ok(())
+    }
+
+    /// Applies the retention policy at wall-clock time `now_ms`: per source, raises its
+    /// retention floor (durably, first: searches and commits honour it at once), then
+    /// removes the frames below it from the database and the index in chunks, then
+    /// checkpoints. A crash at any point leaves the floor in place; the next run (at start)
+    /// finishes the removal, and the index is rebuilt from the database.
+    pub fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<RetentionReport, CatalogError> {
+        let mut report = RetentionReport::default();
+        if !policy.is_active() {
+            return Ok(report);
+        }
+        let _w = self.writer.lock().expect("writer lock");
+        let mut begun = false;
+        for rec in self.store.sources()? {
+            let keys = self.store.source_keys(rec.no)?;
+            let mut floor = rec.retain_from_ms.unwrap_or(0);
+            if let (Some(days), Some(start)) = (policy.max_age_days, rec.start_wall_ms) {
+                let cutoff = now_ms - (days * 86_400_000.0) as i64;
+                floor = floor.max((cutoff - start).max(0) as u64);
+            }
+            if let Some(budget) = policy.max_frames_per_source {
+                if keys.len() as u64 > budget {
+                    floor = floor.max(split_key(keys[keys.len() - budget as usize]).1);
+                }
+            }
+            let doomed: Vec<u64> = keys
+                .iter()
+                .copied()
+                .take_while(|k| split_key(*k).1 < floor)
+                .collect();
+            if rec.retain_from_ms.unwrap_or(0) < floor {
+                self.store.update_source(&rec.source, |r| {
+                    r.retain_from_ms = Some(r.retain_from_ms.unwrap_or(0).max(floor));
+                })?;
+            }
+            if doomed.is_empty() {
+                continue;
+            }
+            if !begun {
+                self.begin_removal()?;
+                begun = true;
+            }
+            let mut removed = 0;
+            for chunk in doomed.chunks(RETENTION_CHUNK) {
+                let gone = self.store.remove_frames(chunk, true)?;
+                self.index.write().expect("index lock").remove(&gone)?;
+                removed += gone.len() as u64;
+            }
+            tracing::info!(
+                source = %rec.source,
+                removed,
+                kept = keys.len() as u64 - removed,
+                retain_from_ms = floor,
+                "retention: frames removed"
+            );
+            report.removed += removed;
+            report.sources += 1;
+        }
+        if begun {
+            self.checkpoint_locked()?;
+        }
+        Ok(report)
     }
 
     /// The best `k` clips for a normalised query vector, with the filter applied inside the
@@ -275,6 +422,9 @@ impl Catalog {
             let Some(record) = sources.get(&no) else {
                 return false;
             };
+            if record.retain_from_ms.is_some_and(|floor| offset < floor) {
+                return false;
+            }
             if filter.after_wall_ms.is_none() && filter.before_wall_ms.is_none() {
                 return true;
             }
@@ -322,17 +472,9 @@ impl Catalog {
                 .filter_map(|no| sources.get(no))
                 .map(|r| r.frames)
                 .sum();
-            if selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total as u64 {
-                let mut hits = Vec::with_capacity(selected as usize);
-                for no in allowed {
-                    for (key, v) in self.store.source_vectors(*no)? {
-                        if pass(key) {
-                            let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
-                            hits.push(Hit { key, score });
-                        }
-                    }
-                }
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            if exact_scan_applies(selected, total as u64) {
+                let hits =
+                    score_exactly(&self.store, allowed.iter().copied(), (lo, hi), query, &pass)?;
                 return Ok(finish(group_clips(
                     &hits,
                     gap_ms,
@@ -345,8 +487,24 @@ impl Catalog {
         loop {
             let hits = index.search(query, count, pass)?;
             let clips = group_clips(&hits, gap_ms, score_spread(&hits), source_of);
-            if clips.len() >= k || hits.len() < count || count >= total {
+            if clips.len() >= k || count >= total {
                 return Ok(finish(clips));
+            }
+            if hits.len() < count {
+                // The graph search came back short: the filter is sparse (few frames pass),
+                // and a graph walk can miss some of them. Score the frames in the filter's
+                // key ranges exactly instead: few by construction, and exact.
+                let nos: Vec<u32> = match &allowed {
+                    Some(a) => a.iter().copied().collect(),
+                    None => sources.keys().copied().collect(),
+                };
+                let hits = score_exactly(&self.store, nos, (lo, hi), query, &pass)?;
+                return Ok(finish(group_clips(
+                    &hits,
+                    gap_ms,
+                    score_spread(&hits),
+                    source_of,
+                )));
             }
             count = (count * 4).min(total);
         }
@@ -373,6 +531,92 @@ mod tests {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);
         v
+    }
+
+    #[test]
+    fn retention_removes_old_and_over_budget_frames_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        let day = 86_400_000i64;
+        let now = 100 * day;
+        let frames_of = |no: u32, n: u64| -> Vec<(u64, Vec<f32>)> {
+            (0..n)
+                .map(|i| (frame_key(no, i * 1000), unit(u64::from(no) * 1000 + i, 16)))
+                .collect()
+        };
+        let (old, young);
+        {
+            let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+            let store = catalog.store();
+            old = store
+                .new_source("/old.mp4", Fingerprint::default(), 1.0, None)
+                .unwrap()
+                .no;
+            young = store
+                .new_source("/young.mp4", Fingerprint::default(), 1.0, None)
+                .unwrap()
+                .no;
+            // /old.mp4 starts 2 days + 30 s ago: its first 30 frames are older than 2 days.
+            store
+                .update_source("/old.mp4", |r| {
+                    r.start_wall_ms = Some(now - 2 * day - 30_000)
+                })
+                .unwrap();
+            store
+                .update_source("/young.mp4", |r| r.start_wall_ms = Some(now - 1000))
+                .unwrap();
+            catalog.commit(&frames_of(old, 100)).unwrap();
+            catalog.commit(&frames_of(young, 100)).unwrap();
+            let policy = RetentionPolicy {
+                max_age_days: Some(2.0),
+                max_frames_per_source: Some(80),
+            };
+            let report = catalog.apply_retention(&policy, now).unwrap();
+            assert_eq!(
+                report,
+                RetentionReport {
+                    removed: 30 + 20,
+                    sources: 2
+                }
+            );
+            // Idempotent.
+            assert_eq!(catalog.apply_retention(&policy, now).unwrap().removed, 0);
+            assert_eq!(store.source("/old.mp4").unwrap().unwrap().frames, 70);
+            assert_eq!(store.source("/young.mp4").unwrap().unwrap().frames, 80);
+            assert_eq!(store.frame_count(), 150);
+            assert_eq!(catalog.indexed(), 150);
+            assert_eq!(store.retention_removed(), 50);
+            // Re-committing removed frames (a re-ingest) stores nothing; the 20 below the
+            // floor count as kept out by retention.
+            assert_eq!(catalog.commit(&frames_of(young, 100)).unwrap(), 0);
+            assert_eq!(store.retention_removed(), 70);
+        }
+        let check = |catalog: &Catalog| {
+            let clips = catalog
+                .search(&unit(7, 16), 1000, &SearchFilter::default(), 100)
+                .unwrap();
+            assert_eq!(clips.len(), 150);
+            for c in &clips {
+                let floor = if c.source == "/old.mp4" {
+                    30_000
+                } else {
+                    20_000
+                };
+                assert!(c.best_ms >= floor, "{c:?}");
+            }
+        };
+        // After a restart, and after a rebuild of the index from the stored vectors.
+        let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        check(&catalog);
+        drop(catalog);
+        std::fs::remove_file(dir.path().join("index.usearch")).unwrap();
+        let (catalog, outcome) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }));
+        check(&catalog);
     }
 
     #[test]
@@ -443,6 +687,26 @@ mod tests {
         assert!(clips
             .iter()
             .all(|c| (50_000..=150_000).contains(&c.best_ms)));
+        // A sparse time filter (one frame per source, 40 of 800) gets every passing frame,
+        // the best one first, even where a graph walk would miss some.
+        let sparse = SearchFilter {
+            start_ms: Some(50_000),
+            end_ms: Some(50_000),
+            ..Default::default()
+        };
+        let clips = catalog.search(&query, 100, &sparse, 2000).unwrap();
+        assert_eq!(clips.len(), 40);
+        assert!(clips.iter().all(|c| c.best_ms == 50_000));
+        let best = nos
+            .iter()
+            .map(|&no| {
+                let v = unit(u64::from(no) * 1000 + 5, 16);
+                (no, v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>())
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let top = catalog.search(&query, 1, &sparse, 2000).unwrap();
+        assert_eq!(top[0].source, format!("/cam{:02}.mp4", best.0 - nos[0]));
         // Unfiltered searches use the graph and also fill the page.
         assert_eq!(
             catalog

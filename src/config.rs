@@ -39,6 +39,31 @@ pub struct Config {
     pub model: ModelConfig,
     /// `[ingest]`
     pub ingest: IngestConfig,
+    /// `[retention]`
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: what is removed on its own, and how often that is checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Remove frames recorded (wall clock) more than this many days ago; 0 = keep.
+    pub max_age_days: f64,
+    /// Keep at most this many frames per source (the newest); 0 = no limit.
+    pub max_frames_per_source: u64,
+    /// Seconds between retention runs (one also runs at start).
+    pub interval: f64,
+}
+
+impl RetentionConfig {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> crate::catalog::RetentionPolicy {
+        crate::catalog::RetentionPolicy {
+            max_age_days: (self.max_age_days > 0.0).then_some(self.max_age_days),
+            max_frames_per_source: (self.max_frames_per_source > 0)
+                .then_some(self.max_frames_per_source),
+        }
+    }
 }
 
 /// `[daemon]`: where the daemon listens and keeps its state.
@@ -117,6 +142,9 @@ pub struct IngestConfig {
     /// pool), so that queries are served first; 0 = same priority as queries.
     #[serde(default = "default_nice")]
     pub nice: i32,
+    /// After a full disk stopped ingest, it resumes once the state folder's file system has
+    /// this many MB free again.
+    pub resume_free_mb: f64,
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
     #[serde(default = "default_hwaccel")]
     pub hwaccel: String,
@@ -276,6 +304,28 @@ impl Config {
         if !(0..=19).contains(&i.nice) {
             return Err(invalid("ingest.nice", i.nice, "must be between 0 and 19"));
         }
+        if !(i.resume_free_mb.is_finite() && i.resume_free_mb >= 0.0) {
+            return Err(invalid(
+                "ingest.resume_free_mb",
+                i.resume_free_mb,
+                "must be zero or more megabytes",
+            ));
+        }
+        let r = &self.retention;
+        if !(r.max_age_days.is_finite() && r.max_age_days >= 0.0) {
+            return Err(invalid(
+                "retention.max_age_days",
+                r.max_age_days,
+                "must be zero (keep everything) or a positive number of days",
+            ));
+        }
+        if !(r.interval.is_finite() && r.interval >= 0.1) {
+            return Err(invalid(
+                "retention.interval",
+                r.interval,
+                "must be at least 0.1 seconds",
+            ));
+        }
         if i.checkpoint_frames == 0 {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
         }
@@ -386,6 +436,13 @@ mod tests {
         assert!(e.to_string().contains("daemon.export_dir"), "{e}");
         let e = Config::from_toml_str("[ingest]\nnice = 20\n").unwrap_err();
         assert!(e.to_string().contains("ingest.nice"), "{e}");
+        assert_eq!(c.retention.max_age_days, 0.0);
+        assert_eq!(c.retention.max_frames_per_source, 0);
+        assert!(!c.retention.policy().is_active());
+        let c = Config::from_toml_str("[retention]\nmax_age_days = 30\n").unwrap();
+        assert_eq!(c.retention.policy().max_age_days, Some(30.0));
+        let e = Config::from_toml_str("[retention]\nmax_age_days = -1\n").unwrap_err();
+        assert!(e.to_string().contains("retention.max_age_days"), "{e}");
     }
 
     #[test]

@@ -82,6 +82,8 @@ impl Daemon {
                 .map_err(anyhow::Error::msg)?,
             policy: config.ingest.policy(),
             time_pattern: config.ingest.time_pattern.clone(),
+            state_dir: state_dir.clone(),
+            resume_free_mb: config.ingest.resume_free_mb,
         };
         tracing::info!(
             batch_size = settings.batch_size,
@@ -131,12 +133,19 @@ impl Daemon {
         let Ok(bytes) = std::fs::read(&path) else {
             return Ok(());
         };
-        let sources: Vec<String> = serde_json::from_slice(&bytes)
+        let sources: Vec<RequeueEntry> = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a list of sources", path.display()))?;
-        for source in &sources {
+        for entry in &sources {
+            let (source, floor) = match entry {
+                RequeueEntry::Source(s) => (s, None),
+                RequeueEntry::WithFloor {
+                    source,
+                    retain_from_ms,
+                } => (source, *retain_from_ms),
+            };
             match self.admit_path(source) {
                 Ok(file) => {
-                    let outcome = self.enqueue_file(source, &file);
+                    let outcome = self.enqueue_file(source, &file, floor);
                     tracing::info!(source, result = outcome.result, "re-index");
                 }
                 Err(e) => tracing::warn!(source, error = %e.message, "re-index: source skipped"),
@@ -160,6 +169,66 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// One retention run (`[retention]`) at the current time; logs and returns frames removed.
+    pub fn run_retention(&self) -> u64 {
+        let policy = self.config.retention.policy();
+        match self
+            .catalog
+            .apply_retention(&policy, crate::clock::now_ms())
+        {
+            Ok(r) => {
+                if r.removed > 0 {
+                    tracing::info!(
+                        removed = r.removed,
+                        sources = r.sources,
+                        total = self.catalog.store().retention_removed(),
+                        "retention run"
+                    );
+                }
+                r.removed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "retention run failed; retried at the next run");
+                0
+            }
+        }
+    }
+
+    /// While a full disk has ingest stopped: once `ingest.resume_free_mb` are free again,
+    /// reopens the database, checkpoints, and queues every unfinished source again (they
+    /// resume from their last committed frame). Returns true when ingest resumed.
+    pub fn check_disk(&self) -> bool {
+        let counters = self.ingest.counters();
+        if !counters.halted.load(Ordering::SeqCst) {
+            return false;
+        }
+        let dir = &self.config.daemon.state_dir;
+        let need = (self.config.ingest.resume_free_mb * 1e6) as u64;
+        let free = crate::ingest::free_bytes(dir).unwrap_or(0);
+        if free < need {
+            return false;
+        }
+        match self.catalog.recover_writes() {
+            Ok(readded) => {
+                *counters.halt_reason.lock().expect("halt lock") = None;
+                counters.halted.store(false, Ordering::SeqCst);
+                tracing::info!(
+                    free_mb = free / 1_000_000,
+                    readded,
+                    "disk space is back: ingest resumes"
+                );
+                if let Err(e) = self.resume_unfinished() {
+                    tracing::error!(error = %e, "cannot queue the unfinished sources again");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "disk space is back but the store cannot write yet; retrying");
+                false
+            }
+        }
     }
 
     /// The configuration in force.
@@ -316,7 +385,7 @@ impl Daemon {
                 vec![canonical]
             };
             for file in files {
-                outcomes.push(self.enqueue_file(path, &file));
+                outcomes.push(self.enqueue_file(path, &file, None));
             }
         }
         Ok(IngestReply { outcomes })
@@ -346,7 +415,7 @@ impl Daemon {
                 }
                 if seen.get(&file) == Some(&fingerprint) {
                     seen.remove(&file);
-                    let outcome = self.enqueue_file(&source, &file);
+                    let outcome = self.enqueue_file(&source, &file, None);
                     tracing::info!(
                         source,
                         result = outcome.result,
@@ -370,7 +439,9 @@ impl Daemon {
         Ok(())
     }
 
-    fn enqueue_file(&self, given: &str, file: &Path) -> IngestOutcome {
+    /// Queues one file; `floor` is a retention floor carried over by `reindex` (frames below
+    /// it are not stored again).
+    fn enqueue_file(&self, given: &str, file: &Path, floor: Option<u64>) -> IngestOutcome {
         let source = file.display().to_string();
         let outcome = |result: &str, message: Option<String>| IngestOutcome {
             path: given.to_string(),
@@ -378,6 +449,9 @@ impl Daemon {
             result: result.into(),
             message,
         };
+        if let Some(reason) = self.ingest.counters().halted_because() {
+            return outcome("error", Some(reason));
+        }
         let fingerprint = match Fingerprint::of(file) {
             Ok(f) => f,
             Err(e) => return outcome("error", Some(format!("cannot read {source}: {e}"))),
@@ -427,9 +501,14 @@ impl Daemon {
                     ))
                 }
                 None => {
-                    let rec = store
+                    let mut rec = store
                         .new_source(&source, fingerprint, interval, None)
                         .map_err(|e| e.to_string())?;
+                    if floor.is_some() {
+                        rec = store
+                            .update_source(&source, |r| r.retain_from_ms = floor)
+                            .map_err(|e| e.to_string())?;
+                    }
                     self.ingest.submit(Job {
                         source: source.clone(),
                         no: rec.no,
@@ -441,7 +520,17 @@ impl Daemon {
                 }
             }
         })();
-        result.unwrap_or_else(|e| outcome("error", Some(e)))
+        result.unwrap_or_else(|e| {
+            let dir = &self.config.daemon.state_dir;
+            let reserve = ((self.config.ingest.resume_free_mb * 1e6) as u64).min(16 << 20);
+            if crate::ingest::is_disk_full(&e, dir, reserve) {
+                let message =
+                    crate::ingest::disk_full_message(dir, &e, self.config.ingest.resume_free_mb);
+                self.ingest.counters().halt(message.clone());
+                return outcome("error", Some(message));
+            }
+            outcome("error", Some(e))
+        })
     }
 
     /// The file of an indexed source, checked: known to the store, still under a footage
@@ -620,6 +709,8 @@ impl Daemon {
             frames: self.catalog.store().frame_count() as u64,
             queue: self.ingest.counters().queued.load(Ordering::SeqCst),
             sources,
+            ingest_error: self.ingest.counters().halted_because(),
+            retention_removed: self.catalog.store().retention_removed(),
         })
     }
 
@@ -690,6 +781,7 @@ impl Daemon {
                 .unwrap_or(0),
             ingest_rates,
             uptime_s: self.started.elapsed().as_secs_f64(),
+            retention_removed: self.catalog.store().retention_removed(),
             stage_ms: StageTimes {
                 decode: c.decode_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 convert: c.convert_us.load(Ordering::Relaxed) as f64 / 1000.0,
@@ -719,6 +811,23 @@ impl Daemon {
 /// File in the state folder listing sources to read again (written by `frameseek reindex`).
 pub const REQUEUE_FILE: &str = "requeue.json";
 
+/// One entry of [`REQUEUE_FILE`]: a source id (older files), or a source with the
+/// retention floor it had, so frames retention removed are not stored again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum RequeueEntry {
+    /// Just the id.
+    Source(String),
+    /// The id and its retention floor.
+    WithFloor {
+        /// Source id.
+        source: String,
+        /// Retention floor, ms.
+        #[serde(default)]
+        retain_from_ms: Option<u64>,
+    },
+}
+
 /// Moves the database, index and manifest into `state_dir/before-reindex/` and writes
 /// `requeue.json` with every source of the old database. Returns the sources.
 pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
@@ -729,11 +838,19 @@ pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
             state_dir.display()
         );
     }
-    let sources: Vec<String> = {
+    let records = {
         let store = crate::store::Store::open(&db)
             .with_context(|| format!("cannot open {}", db.display()))?;
-        store.sources()?.into_iter().map(|r| r.source).collect()
+        store.sources()?
     };
+    let sources: Vec<String> = records.iter().map(|r| r.source.clone()).collect();
+    let entries: Vec<RequeueEntry> = records
+        .into_iter()
+        .map(|r| RequeueEntry::WithFloor {
+            source: r.source,
+            retain_from_ms: r.retain_from_ms,
+        })
+        .collect();
     let aside = state_dir.join("before-reindex");
     if aside.exists() {
         anyhow::bail!(
@@ -749,7 +866,7 @@ pub fn set_aside_for_reindex(state_dir: &Path) -> anyhow::Result<Vec<String>> {
                 .with_context(|| format!("cannot move {}", from.display()))?;
         }
     }
-    std::fs::write(state_dir.join(REQUEUE_FILE), serde_json::to_vec(&sources)?)?;
+    std::fs::write(state_dir.join(REQUEUE_FILE), serde_json::to_vec(&entries)?)?;
     Ok(sources)
 }
 

@@ -134,6 +134,19 @@ impl VectorIndex {
                 }
             }
         }
+        let mut stored = stored;
+        if me.index.size() != stored {
+            // Check the counter before blaming the index.
+            let rows = store.count_rows()?;
+            if rows != stored {
+                tracing::warn!(
+                    counter = stored,
+                    rows,
+                    "frame counter disagrees with the stored frames: recounted"
+                );
+                stored = store.recount()? as usize;
+            }
+        }
         if me.index.size() != stored {
             let reason = format!(
                 "index holds {} vectors but the store holds {stored}",
@@ -180,6 +193,22 @@ impl VectorIndex {
             }
         }
         Ok(())
+    }
+
+    /// Adds the store's pending vectors that the index lacks (after the database was
+    /// reopened); returns how many.
+    pub fn readd_pending(&self, store: &Store) -> Result<usize, IndexError> {
+        let mut n = 0;
+        for key in store.pending_keys()? {
+            if !self.index.contains(key) {
+                if let Some(v) = store.vector(key)? {
+                    self.reserve(self.index.size() + 1)?;
+                    self.index.add(key, &v).map_err(us)?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Removes vectors.
@@ -236,10 +265,20 @@ impl VectorIndex {
             source,
         };
         let tmp = self.path.with_extension("usearch.tmp");
-        self.index.save(&tmp.to_string_lossy()).map_err(us)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
+        let written = self
+            .index
+            .save(&tmp.to_string_lossy())
+            .map_err(us)
+            .and_then(|()| {
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io)
+            });
+        if let Err(e) = written {
+            // A partial file would keep holding the space (a full disk).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent() {
             std::fs::File::open(dir)

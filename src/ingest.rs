@@ -66,6 +66,54 @@ pub struct IngestCounters {
     pub handoff_us: AtomicU64,
     /// Embed-worker time committing batches (sled transaction + flush + index add), us.
     pub commit_us: AtomicU64,
+    /// Set when a full disk stopped ingest; cleared when it resumes.
+    pub halted: AtomicBool,
+    /// Why ingest is stopped (what, where, what to do), while `halted`.
+    pub halt_reason: Mutex<Option<String>>,
+}
+
+impl IngestCounters {
+    /// Stops ingest after a failed write: decoders stop, decoded frames are dropped (their
+    /// sources stay unfinished and resume from their last committed frame).
+    pub fn halt(&self, reason: String) {
+        tracing::error!(reason, "ingest stopped");
+        *self.halt_reason.lock().expect("halt lock") = Some(reason);
+        self.halted.store(true, Ordering::SeqCst);
+    }
+
+    /// Why ingest is stopped, if it is.
+    pub fn halted_because(&self) -> Option<String> {
+        self.halt_reason.lock().expect("halt lock").clone()
+    }
+}
+
+/// Free bytes for unprivileged users on the file system holding `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The status message while a full disk has ingest stopped: what, where, what to do.
+pub fn disk_full_message(state_dir: &std::path::Path, error: &str, resume_free_mb: f64) -> String {
+    format!(
+        "disk full: cannot write to the state folder {} ({error}). Ingest is stopped; searches go on and every frame committed so far is kept. Free space on that file system (at least {resume_free_mb} MB, ingest.resume_free_mb): ingest then resumes on its own from where each source stopped",
+        state_dir.display()
+    )
+}
+
+/// True when a write error means the disk is full: ENOSPC in the message, or less than
+/// `reserve` bytes free under `dir` now.
+pub fn is_disk_full(error: &str, dir: &std::path::Path, reserve: u64) -> bool {
+    error.contains("No space left")
+        || error.contains("os error 28")
+        || error.contains("ENOSPC")
+        || free_bytes(dir).is_some_and(|free| free < reserve)
 }
 
 /// Ingest progress of one source since the daemon started.
@@ -106,6 +154,10 @@ pub struct IngestSettings {
     pub policy: crate::decode::SamplingPolicy,
     /// Pattern finding a file's wall-clock time in its path.
     pub time_pattern: String,
+    /// The state folder (named in the full-disk message).
+    pub state_dir: PathBuf,
+    /// MB that must be free again before ingest resumes after a full disk.
+    pub resume_free_mb: f64,
 }
 
 /// The running pipeline.
@@ -172,6 +224,8 @@ impl Ingest {
             embedder,
             catalog,
             counters: counters.clone(),
+            state_dir: settings.state_dir.clone(),
+            resume_free_mb: settings.resume_free_mb,
         };
         threads.push(
             std::thread::Builder::new()
@@ -270,6 +324,10 @@ impl DecodeWorker {
             if self.cancel.load(Ordering::SeqCst) {
                 return;
             }
+            if self.counters.halted.load(Ordering::SeqCst) {
+                // The source stays unfinished in the store and is queued again on resume.
+                continue;
+            }
             let t = Instant::now();
             let result = self.decode(&job);
             if let Ok(s) = &result {
@@ -286,6 +344,10 @@ impl DecodeWorker {
             if stopped && self.cancel.load(Ordering::SeqCst) {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
                 return;
+            }
+            if self.counters.halted.load(Ordering::SeqCst) {
+                // Full disk: leave the source `ingesting`; it resumes when space returns.
+                continue;
             }
             if self
                 .items
@@ -327,6 +389,9 @@ impl DecodeWorker {
         let items = &self.items;
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
+                if self.counters.halted.load(Ordering::Relaxed) {
+                    return false;
+                }
                 let key = frame_key(job.no, frame.offset_ms);
                 items
                     .send(Item::Frame {
@@ -457,6 +522,8 @@ struct CommitWorker {
     embedder: Arc<Embedder>,
     catalog: Arc<Catalog>,
     counters: Arc<IngestCounters>,
+    state_dir: PathBuf,
+    resume_free_mb: f64,
 }
 
 impl CommitWorker {
@@ -468,7 +535,13 @@ impl CommitWorker {
                     input,
                     upload_us,
                 } => self.commit(keys, input, upload_us),
-                Stage::End { source, result } => self.finish(&source, result),
+                Stage::End { source, result } => {
+                    // While a full disk has ingest stopped, the source stays unfinished and
+                    // resumes from its watermark.
+                    if !self.counters.halted.load(Ordering::SeqCst) {
+                        self.finish(&source, result)
+                    }
+                }
             }
         }
     }
@@ -479,6 +552,10 @@ impl CommitWorker {
         input: Result<candle_core::Tensor, String>,
         upload_us: u64,
     ) {
+        if self.counters.halted.load(Ordering::SeqCst) {
+            // Not committed: the sources resume from their watermark when space returns.
+            return;
+        }
         let t = Instant::now();
         let n = keys.len();
         let input = match input {
@@ -530,7 +607,19 @@ impl CommitWorker {
                 drop(rates);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
             }
-            Err(e) => self.fail_sources(&mut keys, &format!("cannot store frames: {e}")),
+            Err(e) => {
+                let message = e.to_string();
+                let reserve = (self.resume_free_mb * 1e6) as u64;
+                if is_disk_full(&message, &self.state_dir, reserve.min(16 << 20)) {
+                    self.counters.halt(disk_full_message(
+                        &self.state_dir,
+                        &message,
+                        self.resume_free_mb,
+                    ));
+                } else {
+                    self.fail_sources(&mut keys, &format!("cannot store frames: {message}"));
+                }
+            }
         }
     }
 

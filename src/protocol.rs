@@ -96,7 +96,7 @@ pub struct SearchRequest {
     /// Clips wanted (default 10, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<usize>,
-    /// Source filter: an exact source id, or a prefix ending in `*`.
+    /// Source filter: an exact source id, or a glob (see [`crate::query::source_matches`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Only frames at or after this offset (ms) within their file.
@@ -379,6 +379,12 @@ pub struct StatusReply {
     pub queue: usize,
     /// Every source.
     pub sources: Vec<SourceStatus>,
+    /// Why ingest is stopped (a full disk: what, where, what to do); null while it runs.
+    #[serde(default)]
+    pub ingest_error: Option<String>,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
 }
 
 /// Reply to `forget`.
@@ -460,6 +466,9 @@ pub struct StatsReply {
     /// Per-stage totals since start, ms (decode, convert, hand-off, embed, commit).
     #[serde(default)]
     pub stage_ms: StageTimes,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
 }
 
 /// Per-stage time totals of the ingest pipeline, in milliseconds since the daemon started.

@@ -1,7 +1,10 @@
 //! The store stage: sled is the source of truth for sources, frames and their vectors.
 //!
 //! Layout (trees):
-//! - `meta`: `model` -> JSON [`ModelIdentity`], `next_source_no` -> u32 BE.
+//! - `meta`: `model` -> JSON [`ModelIdentity`], `next_source_no` -> u32 BE, `frame_count`
+//!   -> u64 BE (the number of rows in `vectors`, changed in the same transaction as the rows),
+//!   `frame_count_version` -> u32 BE ([`FRAME_COUNT_VERSION`]; a state without it was written
+//!   by an older version and is recounted at open).
 //! - `sources`: source id (UTF-8) -> JSON [`SourceRecord`].
 //! - `source_nos`: source number (u32 BE) -> source id.
 //! - `vectors`: frame key (u64 BE) -> the embedding as little-endian f32s. Every stored
@@ -64,6 +67,9 @@ pub enum StoreError {
     /// No such source.
     #[error("unknown source {0}")]
     UnknownSource(String),
+    /// The database was closed after a failure and could not be reopened.
+    #[error("the database {0} is closed after a failed write and could not be reopened; restart the daemon")]
+    Closed(String),
     /// Too many sources for the key layout.
     #[error("source numbers exhausted")]
     Exhausted,
@@ -151,20 +157,65 @@ pub struct SourceRecord {
     /// Candidate frames the scene test skipped.
     #[serde(default)]
     pub skipped: u64,
+    /// Retention floor: frames below this offset were removed by retention and are never
+    /// stored or returned again (commits below it are dropped, searches skip them).
+    #[serde(default)]
+    pub retain_from_ms: Option<u64>,
     /// When `error` was last set, ms since the epoch (stamped by [`Store::update_source`]).
     #[serde(default)]
     pub error_at_ms: Option<i64>,
 }
 
-/// The opened database.
+/// Version of the `frame_count` bookkeeping; a state with another (or none) is recounted.
+pub const FRAME_COUNT_VERSION: u32 = 1;
+
+/// The sled handles; replaced as a whole by [`Store::reopen`].
 #[derive(Debug, Clone)]
-pub struct Store {
+struct Trees {
     db: sled::Db,
     meta: sled::Tree,
     sources: sled::Tree,
     source_nos: sled::Tree,
     vectors: sled::Tree,
     pending: sled::Tree,
+}
+
+impl Trees {
+    fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Self {
+            meta: db.open_tree("meta")?,
+            sources: db.open_tree("sources")?,
+            source_nos: db.open_tree("source_nos")?,
+            vectors: db.open_tree("vectors")?,
+            pending: db.open_tree("pending")?,
+            db,
+        })
+    }
+}
+
+/// How the frame counter came up at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterCheck {
+    /// The stored counter was current.
+    Current(u64),
+    /// The counter was missing or from an older version and was set to the real count.
+    Repaired {
+        /// The value found (`None` when missing).
+        found: Option<u64>,
+        /// The real count now stored.
+        counted: u64,
+    },
+}
+
+/// The opened database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: std::path::PathBuf,
+    trees: std::sync::Arc<std::sync::RwLock<Option<Trees>>>,
     /// Writers hold it across their transaction and the flush that makes it durable, and
     /// `source`/`sources`/`frame_count` read under it, so what they report is on disk.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
@@ -175,6 +226,23 @@ fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
         tree,
         reason: reason.to_string(),
     }
+}
+
+fn read_u64(v: &Option<sled::IVec>) -> Option<u64> {
+    v.as_ref()
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map(u64::from_be_bytes)
+}
+
+/// Adds `delta` to the frame counter inside a transaction.
+fn bump_count(
+    meta: &sled::transaction::TransactionalTree,
+    delta: i64,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let now = read_u64(&meta.get("frame_count")?).unwrap_or(0);
+    let next = (now as i64 + delta).max(0) as u64;
+    meta.insert("frame_count", &next.to_be_bytes())?;
+    Ok(())
 }
 
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
@@ -193,30 +261,105 @@ fn abort<E: std::fmt::Display>(e: E) -> ConflictableTransactionError<String> {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` and checks its frame counter (see
+    /// [`Store::counter_check`]).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
-        Ok(Self {
-            meta: db.open_tree("meta")?,
-            sources: db.open_tree("sources")?,
-            source_nos: db.open_tree("source_nos")?,
-            vectors: db.open_tree("vectors")?,
-            pending: db.open_tree("pending")?,
+        Ok(Self::open_checked(dir)?.0)
+    }
+
+    /// Like [`Store::open`], also saying whether the frame counter had to be repaired.
+    pub fn open_checked(dir: &Path) -> Result<(Self, CounterCheck), StoreError> {
+        let store = Self {
+            dir: dir.to_path_buf(),
+            trees: std::sync::Arc::new(std::sync::RwLock::new(Some(Trees::open(dir)?))),
             gate: Default::default(),
-            db,
-        })
+        };
+        let check = store.counter_check()?;
+        if let CounterCheck::Repaired { found, counted } = check {
+            if found.is_none() && counted == 0 {
+                tracing::debug!(db = %dir.display(), "frame counter initialised");
+                return Ok((store, check));
+            }
+            tracing::warn!(
+                db = %dir.display(),
+                found = ?found,
+                counted,
+                "frame counter missing, from an older version or wrong: set to the counted frames"
+            );
+        }
+        Ok((store, check))
+    }
+
+    fn t(&self) -> Result<Trees, StoreError> {
+        self.trees
+            .read()
+            .expect("store trees")
+            .clone()
+            .ok_or_else(|| StoreError::Closed(self.dir.display().to_string()))
+    }
+
+    /// Checks the stored frame counter: when it is missing or from another version, counts
+    /// the `vectors` rows (O(n), once) and stores the count.
+    pub fn counter_check(&self) -> Result<CounterCheck, StoreError> {
+        let t = self.t()?;
+        let version = t
+            .meta
+            .get("frame_count_version")?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map(u32::from_be_bytes);
+        let found = read_u64(&t.meta.get("frame_count")?);
+        match (version, found) {
+            (Some(FRAME_COUNT_VERSION), Some(n)) => Ok(CounterCheck::Current(n)),
+            _ => {
+                let counted = self.recount()?;
+                Ok(CounterCheck::Repaired { found, counted })
+            }
+        }
+    }
+
+    /// Counts the `vectors` rows (O(n)) and stores the count as the frame counter. Returns it.
+    pub fn recount(&self) -> Result<u64, StoreError> {
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
+        let counted = t.vectors.len() as u64;
+        t.meta.insert("frame_count", &counted.to_be_bytes())?;
+        t.meta
+            .insert("frame_count_version", &FRAME_COUNT_VERSION.to_be_bytes())?;
+        t.db.flush()?;
+        Ok(counted)
+    }
+
+    /// Closes the database and opens it again: after a write failed (a full disk), sled
+    /// refuses further writes until it is reopened; reopening recovers it to the last
+    /// durable state. Waits up to 10 s for other handles to let go of the files.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let _durable = self.gate.write().expect("store gate");
+        let mut slot = self.trees.write().expect("store trees");
+        slot.take();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Trees::open(&self.dir) {
+                Ok(t) => {
+                    *slot = Some(t);
+                    return Ok(());
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "database not reopened yet; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Records the model on first use; refuses another model afterwards.
     pub fn check_model(&self, model: &ModelIdentity, state_dir: &Path) -> Result<(), StoreError> {
-        match self.meta.get("model")? {
+        let t = self.t()?;
+        match t.meta.get("model")? {
             None => {
                 let json = serde_json::to_vec(model).expect("identity serialises");
-                self.meta.insert("model", json)?;
-                self.db.flush()?;
+                t.meta.insert("model", json)?;
+                t.db.flush()?;
                 Ok(())
             }
             Some(bytes) => {
@@ -239,7 +382,8 @@ impl Store {
     /// Looks a source up by id.
     pub fn source(&self, source: &str) -> Result<Option<SourceRecord>, StoreError> {
         let _durable = self.gate.read().expect("store gate");
-        match self.sources.get(source.as_bytes())? {
+        let t = self.t()?;
+        match t.sources.get(source.as_bytes())? {
             None => Ok(None),
             Some(b) => Ok(Some(
                 serde_json::from_slice(&b).map_err(|e| corrupt("sources", e))?,
@@ -250,7 +394,8 @@ impl Store {
     /// All sources, ordered by id.
     pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
         let _durable = self.gate.read().expect("store gate");
-        self.sources
+        let t = self.t()?;
+        t.sources
             .iter()
             .values()
             .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("sources", e)))
@@ -259,8 +404,9 @@ impl Store {
 
     /// Map from source number to source id.
     pub fn source_names(&self) -> Result<HashMap<u32, String>, StoreError> {
+        let t = self.t()?;
         let mut map = HashMap::new();
-        for kv in self.source_nos.iter() {
+        for kv in t.source_nos.iter() {
             let (k, v) = kv?;
             let no = u32::from_be_bytes(
                 k.as_ref()
@@ -275,15 +421,16 @@ impl Store {
     /// Writes a source record (creating or replacing it).
     pub fn put_source(&self, record: &SourceRecord) -> Result<(), StoreError> {
         let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
         let json = serde_json::to_vec(record).expect("record serialises");
-        (&self.sources, &self.source_nos)
+        (&t.sources, &t.source_nos)
             .transaction(|(sources, nos)| {
                 sources.insert(record.source.as_bytes(), json.clone())?;
                 nos.insert(&record.no.to_be_bytes(), record.source.as_bytes())?;
                 Ok::<_, ConflictableTransactionError<String>>(())
             })
             .map_err(tx_error)?;
-        self.db.flush()?;
+        t.db.flush()?;
         Ok(())
     }
 
@@ -309,6 +456,7 @@ impl Store {
             start_wall_ms: None,
             decoded: 0,
             skipped: 0,
+            retain_from_ms: None,
             error_at_ms: None,
         };
         self.put_source(&record)?;
@@ -316,7 +464,8 @@ impl Store {
     }
 
     fn allocate_source_no(&self) -> Result<u32, StoreError> {
-        let prev = self.meta.fetch_and_update("next_source_no", |old| {
+        let t = self.t()?;
+        let prev = t.meta.fetch_and_update("next_source_no", |old| {
             let n = old
                 .map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])))
                 .unwrap_or(1);
@@ -338,7 +487,8 @@ impl Store {
         f: impl Fn(&mut SourceRecord),
     ) -> Result<SourceRecord, StoreError> {
         let _durable = self.gate.write().expect("store gate");
-        let out = self
+        let t = self.t()?;
+        let out = t
             .sources
             .transaction(|tx| {
                 let bytes = tx
@@ -357,25 +507,44 @@ impl Store {
                 Ok(rec)
             })
             .map_err(tx_error)?;
-        self.db.flush()?;
+        t.db.flush()?;
         Ok(out)
     }
 
     /// Commits a batch of frames of one or more sources atomically: each new frame's vector,
-    /// its pending mark, and each source's frame count and watermark. Frames already stored
-    /// are skipped. Returns the keys actually added. Durable when this returns.
+    /// its pending mark, the frame counter, and each source's frame count and watermark.
+    /// Frames already stored are skipped. Returns the keys actually added. Durable when this
+    /// returns.
     pub fn commit_frames(&self, frames: &[(u64, &[f32])]) -> Result<Vec<u64>, StoreError> {
         let _durable = self.gate.write().expect("store gate");
-        let added = (
-            &self.sources,
-            &self.source_nos,
-            &self.vectors,
-            &self.pending,
-        )
-            .transaction(|(sources, nos, vectors, pending)| {
+        let t = self.t()?;
+        let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
+            .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
-                let mut per_source: HashMap<u32, (u64, u64)> = HashMap::new();
+                let mut below_floor = 0u64;
+                // Per source: its id, record, frames added, highest offset added.
+                let mut per_source: HashMap<u32, (sled::IVec, SourceRecord, u64, u64)> =
+                    HashMap::new();
                 for (key, vector) in frames {
+                    let (no, offset) = split_key(*key);
+                    let entry = match per_source.entry(no) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let name = nos
+                                .get(no.to_be_bytes())?
+                                .ok_or_else(|| abort(format!("no source with number {no}")))?;
+                            let bytes = sources
+                                .get(&name)?
+                                .ok_or_else(|| abort("source record missing"))?;
+                            let rec: SourceRecord =
+                                serde_json::from_slice(&bytes).map_err(abort)?;
+                            e.insert((name, rec, 0, 0))
+                        }
+                    };
+                    if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
+                        below_floor += 1;
+                        continue;
+                    }
                     let kb = key.to_be_bytes();
                     if vectors.get(kb)?.is_some() {
                         continue;
@@ -383,78 +552,123 @@ impl Store {
                     vectors.insert(&kb, encode_vector(vector))?;
                     pending.insert(&kb, &[])?;
                     added.push(*key);
-                    let (no, offset) = split_key(*key);
-                    let e = per_source.entry(no).or_insert((0, 0));
-                    e.0 += 1;
-                    e.1 = e.1.max(offset);
+                    entry.2 += 1;
+                    entry.3 = entry.3.max(offset);
                 }
-                for (no, (count, max_offset)) in per_source {
-                    let name = nos
-                        .get(no.to_be_bytes())?
-                        .ok_or_else(|| abort(format!("no source with number {no}")))?;
-                    let bytes = sources
-                        .get(&name)?
-                        .ok_or_else(|| abort("source record missing"))?;
-                    let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                for (_, (name, mut rec, count, max_offset)) in per_source {
+                    if count == 0 {
+                        continue;
+                    }
                     rec.frames += count;
                     rec.watermark_ms =
                         Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
                 }
+                bump_count(meta, added.len() as i64)?;
+                if below_floor > 0 {
+                    // Kept out by retention: counted as removed by it.
+                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
+                    meta.insert("retention_removed", &(before + below_floor).to_be_bytes())?;
+                }
                 Ok(added)
             })
             .map_err(tx_error)?;
-        self.db.flush()?;
+        t.db.flush()?;
         Ok(added)
     }
 
-    /// Removes a source's frames, vectors and record. Returns the removed frame keys.
+    /// Removes a source's frames, vectors and record, and lowers the frame counter, in one
+    /// transaction. Returns the removed frame keys.
     pub fn forget_source(&self, source: &str) -> Result<Vec<u64>, StoreError> {
         let rec = self
             .source(source)?
             .ok_or_else(|| StoreError::UnknownSource(source.to_string()))?;
         let keys = self.source_keys(rec.no)?;
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
         let mut batch = sled::Batch::default();
-        let mut pending = sled::Batch::default();
         for k in &keys {
             batch.remove(&k.to_be_bytes());
-            pending.remove(&k.to_be_bytes());
         }
-        (
-            &self.vectors,
-            &self.pending,
-            &self.sources,
-            &self.source_nos,
-        )
-            .transaction(|(vectors, pend, sources, nos)| {
+        (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
+            .transaction(|(vectors, pend, sources, nos, meta)| {
                 vectors.apply_batch(&batch)?;
-                pend.apply_batch(&pending)?;
+                pend.apply_batch(&batch)?;
                 sources.remove(source.as_bytes())?;
                 nos.remove(&rec.no.to_be_bytes())?;
+                bump_count(meta, -(keys.len() as i64))?;
                 Ok::<_, ConflictableTransactionError<String>>(())
             })
             .map_err(tx_error)?;
-        self.db.flush()?;
+        t.db.flush()?;
         Ok(keys)
     }
 
     /// Removes a source's frames but keeps its record (reset for re-ingest).
     pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
         let keys = self.source_keys(no)?;
-        let _durable = self.gate.write().expect("store gate");
-        for k in &keys {
-            self.vectors.remove(k.to_be_bytes())?;
-            self.pending.remove(k.to_be_bytes())?;
-        }
-        self.db.flush()?;
+        self.remove_frames(&keys, false)?;
         Ok(keys)
+    }
+
+    /// Frames removed by retention since the database was created, including frames below
+    /// a source's retention floor dropped at commit.
+    pub fn retention_removed(&self) -> u64 {
+        self.t()
+            .ok()
+            .and_then(|t| read_u64(&t.meta.get("retention_removed").ok()?))
+            .unwrap_or(0)
+    }
+
+    /// Removes the given frames (vectors, pending marks), lowers each source's frame count
+    /// and the frame counter, in one transaction. Keys not stored are ignored. Returns the
+    /// keys actually removed. `retention` adds them to [`Store::retention_removed`].
+    pub fn remove_frames(&self, keys: &[u64], retention: bool) -> Result<Vec<u64>, StoreError> {
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
+        let removed = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
+            .transaction(|(vectors, pend, sources, nos, meta)| {
+                let mut removed = Vec::with_capacity(keys.len());
+                let mut per_source: HashMap<u32, u64> = HashMap::new();
+                for k in keys {
+                    let kb = k.to_be_bytes();
+                    if vectors.remove(&kb)?.is_some() {
+                        pend.remove(&kb)?;
+                        removed.push(*k);
+                        *per_source.entry(split_key(*k).0).or_default() += 1;
+                    }
+                }
+                for (no, n) in per_source {
+                    let Some(name) = nos.get(no.to_be_bytes())? else {
+                        continue;
+                    };
+                    if let Some(bytes) = sources.get(&name)? {
+                        let mut rec: SourceRecord =
+                            serde_json::from_slice(&bytes).map_err(abort)?;
+                        rec.frames = rec.frames.saturating_sub(n);
+                        sources
+                            .insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
+                    }
+                }
+                bump_count(meta, -(removed.len() as i64))?;
+                if retention {
+                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
+                    let after = before + removed.len() as u64;
+                    meta.insert("retention_removed", &after.to_be_bytes())?;
+                }
+                Ok(removed)
+            })
+            .map_err(tx_error)?;
+        t.db.flush()?;
+        Ok(removed)
     }
 
     /// Frame keys of one source, in time order.
     pub fn source_keys(&self, no: u32) -> Result<Vec<u64>, StoreError> {
+        let t = self.t()?;
         let lo = frame_key(no, 0).to_be_bytes();
         let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
-        self.vectors
+        t.vectors
             .range(lo..=hi)
             .keys()
             .map(|k| {
@@ -469,9 +683,24 @@ impl Store {
 
     /// Every stored (key, vector) of one source, in time order.
     pub fn source_vectors(&self, no: u32) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
-        let lo = frame_key(no, 0).to_be_bytes();
-        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
-        self.vectors
+        self.source_vectors_in(no, 0, OFFSET_MASK)
+    }
+
+    /// The stored (key, vector) of one source with offsets in `lo_ms..=hi_ms`, in time order
+    /// (one key range).
+    pub fn source_vectors_in(
+        &self,
+        no: u32,
+        lo_ms: u64,
+        hi_ms: u64,
+    ) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        let t = self.t()?;
+        if lo_ms > hi_ms {
+            return Ok(Vec::new());
+        }
+        let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
+        let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
+        t.vectors
             .range(lo..=hi)
             .map(|kv| {
                 let (k, v) = kv?;
@@ -485,23 +714,35 @@ impl Store {
             .collect()
     }
 
-    /// Number of stored frames.
+    /// Number of stored frames: the counter kept with every change (O(1)); 0 when the
+    /// database cannot be read.
     pub fn frame_count(&self) -> usize {
         let _durable = self.gate.read().expect("store gate");
-        self.vectors.len()
+        self.t()
+            .ok()
+            .and_then(|t| read_u64(&t.meta.get("frame_count").ok()?))
+            .unwrap_or(0) as usize
+    }
+
+    /// Number of `vectors` rows, counted (O(n)): for checks against [`Store::frame_count`].
+    pub fn count_rows(&self) -> Result<usize, StoreError> {
+        let _durable = self.gate.read().expect("store gate");
+        Ok(self.t()?.vectors.len())
     }
 
     /// The stored vector of a frame.
     pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, StoreError> {
-        Ok(self
-            .vectors
-            .get(key.to_be_bytes())?
-            .map(|b| decode_vector(&b)))
+        let t = self.t()?;
+        Ok(t.vectors.get(key.to_be_bytes())?.map(|b| decode_vector(&b)))
     }
 
     /// Every stored (key, vector), for rebuilding the index.
-    pub fn all_vectors(&self) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> + '_ {
-        self.vectors.iter().map(|kv| {
+    pub fn all_vectors(&self) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> {
+        let (iter, err) = match self.t() {
+            Ok(t) => (Some(t.vectors.iter()), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        err.into_iter().chain(iter.into_iter().flatten().map(|kv| {
             let (k, v) = kv?;
             let key = u64::from_be_bytes(
                 k.as_ref()
@@ -509,12 +750,13 @@ impl Store {
                     .map_err(|_| corrupt("vectors", "bad key"))?,
             );
             Ok((key, decode_vector(&v)))
-        })
+        }))
     }
 
     /// Keys committed since the last checkpoint.
     pub fn pending_keys(&self) -> Result<Vec<u64>, StoreError> {
-        self.pending
+        let t = self.t()?;
+        t.pending
             .iter()
             .keys()
             .map(|k| {
@@ -529,18 +771,20 @@ impl Store {
 
     /// Drops pending marks once the index holding them is safely on disk.
     pub fn clear_pending(&self, keys: &[u64]) -> Result<(), StoreError> {
+        let t = self.t()?;
         let mut batch = sled::Batch::default();
         for k in keys {
             batch.remove(&k.to_be_bytes());
         }
-        self.pending.apply_batch(batch)?;
-        self.db.flush()?;
+        t.pending.apply_batch(batch)?;
+        t.db.flush()?;
         Ok(())
     }
 
     /// Flushes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let t = self.t()?;
+        t.db.flush()?;
         Ok(())
     }
 }
@@ -614,6 +858,98 @@ mod tests {
             store.forget_source("/a.mp4"),
             Err(StoreError::UnknownSource(_))
         ));
+    }
+
+    #[test]
+    fn the_frame_counter_follows_every_change_and_is_repaired_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: None,
+                counted: 0
+            }
+        );
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let b = store
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let v = [1.0f32, 0.0];
+        let frames: Vec<(u64, &[f32])> = (0..10)
+            .flat_map(|i| {
+                [
+                    (frame_key(a.no, i * 1000), &v[..]),
+                    (frame_key(b.no, i * 1000), &v[..]),
+                ]
+            })
+            .collect();
+        store.commit_frames(&frames).unwrap();
+        store.commit_frames(&frames[..4]).unwrap();
+        let agree = |n: usize| {
+            assert_eq!(store.frame_count(), n);
+            assert_eq!(store.count_rows().unwrap(), n);
+        };
+        agree(20);
+        let removed = store
+            .remove_frames(
+                &[
+                    frame_key(a.no, 0),
+                    frame_key(a.no, 1000),
+                    frame_key(a.no, 99),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(removed.len(), 2);
+        assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 8);
+        assert_eq!(store.retention_removed(), 2);
+        agree(18);
+        store.clear_frames(b.no).unwrap();
+        agree(8);
+        store.forget_source("/a.mp4").unwrap();
+        agree(0);
+        store.commit_frames(&frames[..6]).unwrap_err(); // /a.mp4 is gone
+        store.commit_frames(&frames[1..2]).unwrap();
+        agree(1);
+        drop(store);
+
+        // Current counter: taken as is.
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(check, CounterCheck::Current(1));
+        // State of an older version: no counter (or another version) -> counted again.
+        let t = store.t().unwrap();
+        t.meta.remove("frame_count_version").unwrap();
+        t.meta.insert("frame_count", &77u64.to_be_bytes()).unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: Some(77),
+                counted: 1
+            }
+        );
+        assert_eq!(store.frame_count(), 1);
+        let t = store.t().unwrap();
+        t.meta.remove("frame_count").unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: None,
+                counted: 1
+            }
+        );
+        // Reopening in place keeps the data and the counter.
+        store.reopen().unwrap();
+        assert_eq!(store.frame_count(), 1);
+        assert_eq!(store.source("/b.mp4").unwrap().unwrap().frames, 1);
     }
 
     #[test]

@@ -182,3 +182,96 @@ fn wall_clock_time_comes_from_the_path_or_the_container() {
     let bad = d.cli(&["search", "x", "--after", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2), "a bad time is a usage error");
 }
+
+#[test]
+fn glob_source_filters_return_full_pages_from_the_matching_sources_only() {
+    let env = TestEnv::new();
+    let lobby = env.footage().join("site/lobby");
+    let garage = env.footage().join("site/garage");
+    std::fs::create_dir_all(&lobby).unwrap();
+    std::fs::create_dir_all(&garage).unwrap();
+    let make = |path: &std::path::Path, src: &str, secs: u32| {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("{src}=s=160x120:r=5:d={secs}"),
+            "-c:v",
+            "libx264",
+            path.to_str().unwrap(),
+        ]);
+    };
+    let cam1 = env.footage().join("cam1.mp4");
+    let cam2 = env.footage().join("cam2.mp4");
+    let other = env.footage().join("other.mp4");
+    let door = lobby.join("door.mp4");
+    let gate = garage.join("gate.mp4");
+    make(&cam1, "testsrc2", 60);
+    make(&cam2, "yuvtestsrc", 60);
+    make(&other, "testsrc", 60);
+    make(&gate, "smptebars", 60);
+    make(&door, "rgbtestsrc", 12);
+    // Every frame its own clip (gap below the sample interval).
+    let d = env.start("clip_gap = 0.1\n");
+    d.ingest_wait(&[&env.footage()]);
+    assert_eq!(d.cli_json(&["status"])["frames"], 252);
+    let search = |pattern: &str, k: usize| -> Vec<serde_json::Value> {
+        let r = d.cli_json(&[
+            "search",
+            "anything",
+            "-k",
+            &k.to_string(),
+            "--source",
+            pattern,
+        ]);
+        r["clips"].as_array().unwrap().clone()
+    };
+    let sources = |clips: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        clips
+            .iter()
+            .map(|c| c["source"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // File-name glob: 120 of 252 frames match (the filtered graph search), full page.
+    let clips = search("cam*", 40);
+    assert_eq!(clips.len(), 40, "{clips:?}");
+    assert_eq!(
+        sources(&clips),
+        [source_id(&cam1), source_id(&cam2)].into_iter().collect()
+    );
+    let clips = search("cam[2].mp4", 10);
+    assert_eq!(clips.len(), 10);
+    assert_eq!(sources(&clips), [source_id(&cam2)].into_iter().collect());
+    // Whole-id glob across folders: 12 of 252 frames (the exact path), full page.
+    let clips = search("*/lobby/*.mp4", 10);
+    assert_eq!(clips.len(), 10, "{clips:?}");
+    assert_eq!(sources(&clips), [source_id(&door)].into_iter().collect());
+    let clips = search("*/site/*", 70);
+    assert_eq!(clips.len(), 70);
+    assert_eq!(
+        sources(&clips),
+        [source_id(&door), source_id(&gate)].into_iter().collect()
+    );
+    // A prefix still works, and fewer matches than k give all of them.
+    let prefix = format!("{}/*", env.footage().canonicalize().unwrap().display());
+    assert_eq!(search(&prefix, 300).len(), 252);
+    assert_eq!(search("*/lobby/*", 50).len(), 12);
+    assert!(search("*.mkv", 10).is_empty());
+    // The same filter over the socket protocol.
+    let mut c = d.client();
+    let reply = c
+        .call(&frameseek::protocol::Request::Search(
+            frameseek::protocol::SearchRequest {
+                text: Some("x".into()),
+                k: Some(5),
+                source: Some("*/garage/gate.mp4".into()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let clips = reply["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 5, "{reply}");
+    assert!(clips
+        .iter()
+        .all(|c| c["source"] == source_id(&gate).as_str()));
+}

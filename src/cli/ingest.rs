@@ -75,6 +75,11 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
             let frames: u64 = mine.iter().map(|s| s.frames).sum();
             bar.set_position((progress * 1000.0) as u64);
             bar.set_message(format!("{finished}/{} files, {frames} frames", mine.len()));
+            if let Some(e) = &status.ingest_error {
+                bar.finish_and_clear();
+                eprintln!("ingest stopped: {e}");
+                return Ok(EXIT_FAILURE);
+            }
             if finished == mine.len() {
                 bar.finish_and_clear();
                 failed = mine.iter().filter(|s| s.state == "failed").count();

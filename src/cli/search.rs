@@ -19,7 +19,9 @@ pub struct QueryArgs {
     /// Look for footage that resembles this image (PNG or JPEG).
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
-    /// Only this source (exact id, or a prefix ending in `*`).
+    /// Only these sources: an exact id, or a glob (`*` any run, `/` included; `?`; `[a-z]`):
+    /// with a `/` it matches the whole id (`'/srv/cam1/*'`, `'*/lobby/*.mp4'`), without one
+    /// the file name (`'cam*'`). Quote it so the shell leaves it alone.
     #[arg(long)]
     pub source: Option<String>,
     /// Only frames at or after this offset in their file, in seconds.

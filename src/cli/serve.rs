@@ -49,6 +49,27 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             }
         });
     }
+    if daemon.config().retention.policy().is_active() {
+        let d = daemon.clone();
+        let every = std::time::Duration::from_secs_f64(d.config().retention.interval);
+        runtime.spawn(async move {
+            loop {
+                let d = d.clone();
+                let _ = tokio::task::spawn_blocking(move || d.run_retention()).await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+    {
+        let d = daemon.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(DISK_CHECK_S)).await;
+                let d = d.clone();
+                let _ = tokio::task::spawn_blocking(move || d.check_disk()).await;
+            }
+        });
+    }
     if let Some(every) = crate::notify::watchdog_interval() {
         let d = daemon.clone();
         runtime.spawn(async move {
@@ -83,6 +104,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     tracing::info!("stopped");
     Ok(EXIT_OK)
 }
+
+/// Seconds between checks for free space while a full disk has ingest stopped.
+const DISK_CHECK_S: u64 = 5;
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

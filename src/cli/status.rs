@@ -15,6 +15,12 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
         "frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued",
         s.version, s.protocol, s.model.id, s.model.dim, s.frames, s.queue
     );
+    if let Some(e) = &s.ingest_error {
+        println!("INGEST STOPPED: {e}");
+    }
+    if s.retention_removed > 0 {
+        println!("{} frames removed by retention", s.retention_removed);
+    }
     let rows: Vec<Vec<String>> = s
         .sources
         .iter()
@@ -73,6 +79,9 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
             format!("{:.0}", s.uptime_s),
         ]],
     );
+    if s.retention_removed > 0 {
+        println!("{} frames removed by retention", s.retention_removed);
+    }
     if !s.ingest_rates.is_empty() {
         println!();
         let rows: Vec<Vec<String>> = s

@@ -59,6 +59,17 @@ impl TestEnv {
 
     /// Like [`TestEnv::start`], with the given model folder.
     pub fn start_with_model(&self, extra_ingest: &str, model: &Path) -> DaemonGuard {
+        self.start_wrapped(extra_ingest, model, &[])
+    }
+
+    /// Like [`TestEnv::start_with_model`], running `wrapper… frameseek serve …` (e.g. inside
+    /// `unshare`); the wrapper must end by exec'ing its arguments.
+    pub fn start_wrapped(
+        &self,
+        extra_ingest: &str,
+        model: &Path,
+        wrapper: &[String],
+    ) -> DaemonGuard {
         let dir = self.dir().to_path_buf();
         let socket = dir.join("fs.sock");
         let config = dir.join("frameseek.toml");
@@ -77,7 +88,15 @@ impl TestEnv {
             "daemon-{}.log",
             Instant::now().elapsed().as_nanos() ^ rand_suffix()
         ));
-        let child = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_frameseek"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_frameseek")),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(&config)
             .env("FRAMESEEK_LOG", "info")
