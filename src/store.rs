@@ -151,6 +151,48 @@ pub struct SourceRecord {
     /// Candidate frames the scene test skipped.
     #[serde(default)]
     pub skipped: u64,
+    /// The file read when it differs from the source id (files of a camera folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For a live source (stream URL or growing file): where it is read from, its outages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRecord>,
+}
+
+/// What the store keeps about a live source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LiveRecord {
+    /// The URL (credentials included) or the path of the growing file.
+    pub url: String,
+    /// Declared in the configuration (`[[cameras]]`): started from there, not from the store.
+    #[serde(default)]
+    pub camera: bool,
+    /// True while frames arrive.
+    #[serde(default)]
+    pub connected: bool,
+    /// Connections opened after the first.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// The latest outages, oldest first (at most [`MAX_OUTAGES`]); the last is open while
+    /// `end_ms` is `None`.
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+}
+
+/// Outages kept per live source.
+pub const MAX_OUTAGES: usize = 100;
+
+/// A time a live source delivered no frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    /// When it began (the last data received, or the failed first attempt), ms since the epoch.
+    pub start_ms: i64,
+    /// When frames arrived again; `None` while it lasts.
+    pub end_ms: Option<i64>,
+    /// FFmpeg's reason for the drop (the latest failed attempt's).
+    pub reason: String,
+    /// Connection attempts that failed during it.
+    pub attempts: u64,
 }
 
 /// The opened database.
@@ -306,6 +348,8 @@ impl Store {
             start_wall_ms: None,
             decoded: 0,
             skipped: 0,
+            path: None,
+            live: None,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -367,9 +411,20 @@ impl Store {
             .transaction(|(sources, nos, vectors, pending)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut per_source: HashMap<u32, (u64, u64)> = HashMap::new();
+                let mut known: HashMap<u32, bool> = HashMap::new();
                 for (key, vector) in frames {
                     let kb = key.to_be_bytes();
-                    if vectors.get(kb)?.is_some() {
+                    let no = split_key(*key).0;
+                    let exists = match known.get(&no) {
+                        Some(e) => *e,
+                        None => {
+                            let e = nos.get(no.to_be_bytes())?.is_some();
+                            known.insert(no, e);
+                            e
+                        }
+                    };
+                    // A source forgotten while its frames were in flight: drop them.
+                    if !exists || vectors.get(kb)?.is_some() {
                         continue;
                     }
                     vectors.insert(&kb, encode_vector(vector))?;
