@@ -109,7 +109,7 @@ pub struct ModelConfig {
     pub path: String,
     /// `auto`, `cpu` or `cuda:N`.
     pub device: String,
-    /// Frames per forward pass.
+    /// Frames per forward pass; 0 = automatic (32 on the CPU, up to 256 on a GPU).
     pub batch_size: usize,
 }
 
@@ -145,6 +145,13 @@ pub struct IngestConfig {
     pub reconnect_max: f64,
     /// RTSP transport: `tcp` or `udp`.
     pub rtsp_transport: String,
+    /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
+    #[serde(default = "default_hwaccel")]
+    pub hwaccel: String,
+}
+
+fn default_hwaccel() -> String {
+    "auto".into()
 }
 
 impl IngestConfig {
@@ -411,13 +418,15 @@ impl Config {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
         }
         let m = &self.model;
-        if m.batch_size == 0 || m.batch_size > 4096 {
+        if m.batch_size > 4096 {
             return Err(invalid(
                 "model.batch_size",
                 m.batch_size,
-                "must be between 1 and 4096",
+                "must be between 1 and 4096, or 0 for automatic",
             ));
         }
+        crate::decode::HwAccel::parse(&i.hwaccel)
+            .map_err(|reason| invalid("ingest.hwaccel", &i.hwaccel, &reason))?;
         if m.path.trim().is_empty() {
             return Err(invalid(
                 "model.path",
@@ -493,7 +502,8 @@ mod tests {
         assert_eq!(c.daemon.footage_roots, vec![PathBuf::from("/srv/footage")]);
         assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
         assert_eq!(c.model.device, "auto");
-        assert_eq!(c.model.batch_size, 32);
+        assert_eq!(c.model.batch_size, 0);
+        assert_eq!(c.ingest.hwaccel, "auto");
         assert_eq!(c.ingest.sample_interval, 1.0);
         assert_eq!(c.ingest.clip_gap, 2.0);
     }
@@ -502,13 +512,15 @@ mod tests {
     fn a_file_layer_overrides_defaults() {
         let c = Config::from_toml_str("[ingest]\nsample_interval = 0.5\n").unwrap();
         assert_eq!(c.ingest.sample_interval, 0.5);
-        assert_eq!(c.model.batch_size, 32);
+        assert_eq!(c.model.batch_size, 0);
     }
 
     #[test]
     fn invalid_values_name_the_key() {
         let e = Config::from_toml_str("[ingest]\nsample_interval = 0.0\n").unwrap_err();
         assert!(e.to_string().contains("ingest.sample_interval"), "{e}");
+        let e = Config::from_toml_str("[ingest]\nhwaccel = \"vaapi\"\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.hwaccel"), "{e}");
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
         assert!(e.to_string().contains("model.device"), "{e}");
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();

@@ -78,10 +78,18 @@ impl Daemon {
         let settings = IngestSettings {
             decode_workers: config.ingest.decode_workers,
             decoder_threads: config.ingest.decoder_threads,
-            batch_size: config.model.batch_size,
+            batch_size: embedder.batch_size(config.model.batch_size),
+            hwaccel: crate::decode::HwAccel::parse(&config.ingest.hwaccel)
+                .map_err(anyhow::Error::msg)?,
             policy: config.ingest.policy(),
             time_pattern: config.ingest.time_pattern.clone(),
         };
+        tracing::info!(
+            batch_size = settings.batch_size,
+            dtype = ?embedder.dtype(),
+            hwaccel = %config.ingest.hwaccel,
+            "embedding settings"
+        );
         let ingest = Ingest::start(settings, embedder.clone(), catalog.clone())
             .context("cannot start ingest threads")?;
         let live = LiveSources::new(

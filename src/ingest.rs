@@ -1,7 +1,9 @@
 //! The ingest pipeline: decode workers (one thread per source being read) feed sampled,
 //! preprocessed frames through a bounded channel to one embed worker, which batches frames
-//! from all sources, embeds them and commits them. A slow model applies back-pressure to the
-//! decoders instead of growing memory.
+//! from all sources and uploads each batch to the model's device; a commit worker computes
+//! the embeddings of one batch while the next is uploaded (on a GPU the copy and the compute
+//! overlap), and commits them. A slow model applies back-pressure to the decoders instead of
+//! growing memory.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -11,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
+use crate::decode::HwAccel;
 use crate::decode::{self, DecodeError, DecodeSummary, SampleOptions};
 use crate::embed::Embedder;
 use crate::store::{frame_key, SourceState};
@@ -99,8 +102,10 @@ pub struct IngestSettings {
     pub decode_workers: usize,
     /// FFmpeg threads per decoder.
     pub decoder_threads: usize,
-    /// Frames per embed batch.
+    /// Frames per embed batch (already resolved: not 0).
     pub batch_size: usize,
+    /// Hardware decoding policy.
+    pub hwaccel: HwAccel,
     /// Which frames are embedded.
     pub policy: crate::decode::SamplingPolicy,
     /// Pattern finding a file's wall-clock time in its path.
@@ -176,6 +181,7 @@ impl Ingest {
                 counters: counters.clone(),
                 geometry: embedder.geometry().clone(),
                 decoder_threads: settings.decoder_threads,
+                hwaccel: settings.hwaccel,
                 policy: settings.policy,
                 time_pattern: settings.time_pattern.clone(),
             };
@@ -186,18 +192,31 @@ impl Ingest {
             );
         }
         let sink = Mutex::new(Some(items_tx));
+        let batch_size = settings.batch_size.max(1);
+        // One batch uploaded and waiting while one computes.
+        let (stages_tx, stages_rx) = mpsc::sync_channel::<Stage>(1);
         let worker = EmbedWorker {
             items: items_rx,
+            stages: stages_tx,
+            embedder: embedder.clone(),
+            batch_size,
+            cancel: cancel.clone(),
+        };
+        let committer = CommitWorker {
+            stages: stages_rx,
             embedder,
             catalog,
             counters: counters.clone(),
-            batch_size: settings.batch_size,
-            cancel: cancel.clone(),
         };
         threads.push(
             std::thread::Builder::new()
                 .name("embed".into())
                 .spawn(move || worker.run())?,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("commit".into())
+                .spawn(move || committer.run())?,
         );
         Ok(Self {
             jobs: Mutex::new(Some(jobs_tx)),
@@ -282,6 +301,7 @@ struct DecodeWorker {
     counters: Arc<IngestCounters>,
     geometry: crate::embed::PixelGeometry,
     decoder_threads: usize,
+    hwaccel: HwAccel,
     policy: crate::decode::SamplingPolicy,
     time_pattern: String,
 }
@@ -349,6 +369,7 @@ impl DecodeWorker {
             resume_after_ms: job.resume_after_ms,
             decoder_threads: self.decoder_threads,
             geometry: self.geometry.clone(),
+            hwaccel: self.hwaccel,
             policy: job.policy.unwrap_or(self.policy),
         };
         let items = &self.items;
@@ -377,9 +398,8 @@ impl DecodeWorker {
 
 struct EmbedWorker {
     items: Receiver<Item>,
+    stages: SyncSender<Stage>,
     embedder: Arc<Embedder>,
-    catalog: Arc<Catalog>,
-    counters: Arc<IngestCounters>,
     batch_size: usize,
     cancel: Arc<AtomicBool>,
 }
@@ -387,6 +407,21 @@ struct EmbedWorker {
 struct Pending {
     keys: Vec<(u64, String)>,
     pixels: Vec<f32>,
+}
+
+/// What the batching thread hands the commit thread, in order.
+enum Stage {
+    /// A batch on the model's device (or why it could not get there).
+    Batch {
+        keys: Vec<(u64, String)>,
+        input: Result<candle_core::Tensor, String>,
+        upload_us: u64,
+    },
+    /// A source's decoding ended; its frames were all in earlier batches.
+    End {
+        source: String,
+        result: Result<DecodeSummary, DecodeError>,
+    },
 }
 
 impl EmbedWorker {
@@ -408,7 +443,7 @@ impl EmbedWorker {
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
-            match item {
+            let sent = match item {
                 Some(Item::Frame {
                     key,
                     source,
@@ -417,14 +452,19 @@ impl EmbedWorker {
                     batch.keys.push((key, source));
                     batch.pixels.extend_from_slice(&pixels);
                     if batch.keys.len() >= self.batch_size {
-                        self.flush(&mut batch);
+                        self.flush(&mut batch)
+                    } else {
+                        true
                     }
                 }
                 Some(Item::End { source, result }) => {
-                    self.flush(&mut batch);
-                    self.finish(&source, result);
+                    self.flush(&mut batch)
+                        && self.stages.send(Stage::End { source, result }).is_ok()
                 }
                 None => self.flush(&mut batch),
+            };
+            if !sent {
+                break;
             }
         }
         self.flush(&mut batch);
@@ -433,29 +473,83 @@ impl EmbedWorker {
         }
     }
 
-    fn flush(&self, batch: &mut Pending) {
+    /// Uploads the pending batch and hands it on; false when the commit thread is gone.
+    fn flush(&self, batch: &mut Pending) -> bool {
         if batch.keys.is_empty() {
-            return;
+            return true;
         }
         let t = Instant::now();
         let n = batch.keys.len();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.embedder.embed_pixels(&batch.pixels, n)
+            self.embedder.upload_pixels(&batch.pixels, n)
         }));
+        let input = match result {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(format!("embedding failed: {e}")),
+            Err(_) => Err("embedding panicked".to_string()),
+        };
+        batch.pixels.clear();
+        let keys = std::mem::take(&mut batch.keys);
+        self.stages
+            .send(Stage::Batch {
+                keys,
+                input,
+                upload_us: t.elapsed().as_micros() as u64,
+            })
+            .is_ok()
+    }
+}
+
+struct CommitWorker {
+    stages: Receiver<Stage>,
+    embedder: Arc<Embedder>,
+    catalog: Arc<Catalog>,
+    counters: Arc<IngestCounters>,
+}
+
+impl CommitWorker {
+    fn run(self) {
+        while let Ok(stage) = self.stages.recv() {
+            match stage {
+                Stage::Batch {
+                    keys,
+                    input,
+                    upload_us,
+                } => self.commit(keys, input, upload_us),
+                Stage::End { source, result } => self.finish(&source, result),
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        mut keys: Vec<(u64, String)>,
+        input: Result<candle_core::Tensor, String>,
+        upload_us: u64,
+    ) {
+        let t = Instant::now();
+        let n = keys.len();
+        let input = match input {
+            Ok(input) => input,
+            Err(e) => return self.fail_sources(&mut keys, &e),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.embedder.embed_uploaded(&input)
+        }));
+        drop(input);
         let vectors = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                self.fail_sources(batch, &format!("embedding failed: {e}"));
+                self.fail_sources(&mut keys, &format!("embedding failed: {e}"));
                 return;
             }
             Err(_) => {
-                self.fail_sources(batch, "embedding panicked");
+                self.fail_sources(&mut keys, "embedding panicked");
                 return;
             }
         };
-        let embed_us = t.elapsed().as_micros() as u64;
-        let frames: Vec<(u64, Vec<f32>)> =
-            batch.keys.iter().map(|(k, _)| *k).zip(vectors).collect();
+        let embed_us = t.elapsed().as_micros() as u64 + upload_us;
+        let frames: Vec<(u64, Vec<f32>)> = keys.iter().map(|(k, _)| *k).zip(vectors).collect();
         let t = Instant::now();
         let committed = self.catalog.commit(&frames);
         self.counters
@@ -472,7 +566,7 @@ impl EmbedWorker {
                     .fetch_add(embed_us, Ordering::Relaxed);
                 let now = Instant::now();
                 let mut rates = self.counters.rates.lock().expect("rates lock");
-                for (_, source) in &batch.keys {
+                for (_, source) in &keys {
                     let r = rates.entry(source.clone()).or_insert(SourceRate {
                         frames: 0,
                         first: now,
@@ -484,15 +578,13 @@ impl EmbedWorker {
                 drop(rates);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
             }
-            Err(e) => self.fail_sources(batch, &format!("cannot store frames: {e}")),
+            Err(e) => self.fail_sources(&mut keys, &format!("cannot store frames: {e}")),
         }
-        batch.keys.clear();
-        batch.pixels.clear();
     }
 
-    fn fail_sources(&self, batch: &mut Pending, message: &str) {
+    fn fail_sources(&self, keys: &mut Vec<(u64, String)>, message: &str) {
         tracing::error!(error = message, "batch lost");
-        let mut sources: Vec<&String> = batch.keys.iter().map(|(_, s)| s).collect();
+        let mut sources: Vec<&String> = keys.iter().map(|(_, s)| s).collect();
         sources.dedup();
         for s in sources {
             let _ = self.catalog.store().update_source(s, |r| {
@@ -500,8 +592,7 @@ impl EmbedWorker {
                 r.error = Some(message.to_string());
             });
         }
-        batch.keys.clear();
-        batch.pixels.clear();
+        keys.clear();
     }
 
     fn finish(&self, source: &str, result: Result<DecodeSummary, DecodeError>) {
@@ -533,6 +624,7 @@ impl EmbedWorker {
                 frames = r.frames,
                 decoded = summary.decoded,
                 kept = summary.kept,
+                discontinuities = summary.discontinuities,
                 convert_ms = summary.convert_us / 1000,
                 handoff_ms = summary.handoff_us / 1000,
                 state = r.state.as_str(),

@@ -28,8 +28,8 @@ use ffmpeg_next as ffmpeg;
 use crate::catalog::Catalog;
 use crate::config::SourceSettings;
 use crate::decode::{
-    best_video_stream, init_ffmpeg, DecodeSummary, FrameConverter, IntervalSampler, SamplingPolicy,
-    SceneFilter,
+    best_video_stream, init_ffmpeg, DecodeSummary, FrameConverter, IntervalSampler, Rotation,
+    SamplingPolicy, SceneFilter,
 };
 use crate::embed::PixelGeometry;
 use crate::ingest::FrameSink;
@@ -402,7 +402,6 @@ struct Progress {
     time: TimeLine,
     sampler: IntervalSampler,
     scene: SceneFilter,
-    converter: FrameConverter,
     /// Counts not yet added to the record.
     unsaved: DecodeSummary,
     /// Everything decoded since this thread started (reported when a growing file ends).
@@ -442,7 +441,6 @@ impl LiveWorker {
             time: TimeLine::new(self.spec.kind, start_wall, watermark),
             sampler: IntervalSampler::new(self.spec.settings.interval, watermark),
             scene: SceneFilter::new(self.spec.settings.policy),
-            converter: FrameConverter::new(self.geometry.clone()),
             unsaved: DecodeSummary::default(),
             total: DecodeSummary::default(),
             last_save: Instant::now(),
@@ -637,16 +635,19 @@ impl LiveWorker {
             Ok(i) => i,
             Err(e) => return lost(e.to_string(), false),
         };
-        let (tb, realtime_us) = {
+        let (tb, realtime_us, rotation) = {
             let stream = ictx.stream(index).expect("stream index from best()");
+            let rotation = Rotation::of_stream(&stream);
             let tb = stream.time_base();
             // SAFETY: a plain read of a field of the open format context.
             let rt = unsafe { (*ictx.as_ptr()).start_time_realtime };
             (
                 f64::from(tb.numerator()) / f64::from(tb.denominator()).max(1.0),
                 (rt != ffi::AV_NOPTS_VALUE && rt > 0).then_some(rt),
+                rotation,
             )
         };
+        let mut converter = FrameConverter::new(self.geometry.clone(), rotation);
         let mut decoder = match self.decoder(&ictx, index) {
             Ok(d) => d,
             Err(e) => return lost(format!("cannot decode: {e}"), false),
@@ -709,7 +710,7 @@ impl LiveWorker {
                     continue;
                 }
                 let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
-                if let Err(e) = p.converter.convert(&frame, &mut pixels) {
+                if let Err(e) = converter.convert(&frame, &mut pixels) {
                     tracing::warn!(source, error = %e, "live frame not converted");
                     continue;
                 }

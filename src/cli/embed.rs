@@ -22,6 +22,9 @@ pub struct EmbedArgs {
     /// Device: auto, cpu or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Precision: auto (f16 on a GPU, f32 on the CPU), f32, f16, bf16 or int8 (CPU).
+    #[arg(long, default_value = "auto")]
+    pub dtype: String,
 }
 
 /// One input in command-line order.
@@ -36,7 +39,9 @@ pub fn run(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<u8> {
     }
     let device = DeviceChoice::parse(&args.device)
         .map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device))?;
-    let embedder = Embedder::load(&args.model, device)?;
+    let precision = crate::embed::Precision::parse(&args.dtype)
+        .map_err(|e| anyhow::anyhow!("--dtype {}: {e}", args.dtype))?;
+    let embedder = Embedder::load_with(&args.model, device, precision)?;
     for input in ordered_inputs(args) {
         let (kind, name, vector) = match input {
             Input::Image(path) => {

@@ -1,5 +1,7 @@
 //! The `frameseek` command line: argument definitions, and one module per command.
 
+mod bench;
+mod bench_decode;
 mod demo;
 mod embed;
 mod eval;
@@ -67,6 +69,12 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Generate sample footage, start a daemon on it, ingest, query, stop.
     Demo(demo::DemoArgs),
+    /// Measure image-embedding throughput (a model folder or random ViT-B/32, ViT-L/14).
+    BenchEmbed(bench::BenchEmbedArgs),
+    /// Measure text-query embedding latency.
+    BenchText(bench::BenchTextArgs),
+    /// Time the decode-and-sample stage alone on one file.
+    BenchDecode(bench_decode::BenchDecodeArgs),
     /// Set the index aside so the daemon re-embeds every source from its files at its next
     /// start (after a change of model). Run while the daemon is stopped.
     Reindex,
@@ -120,6 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
+        Command::BenchEmbed(args) => bench::run_embed(&cli, args),
+        Command::BenchText(args) => bench::run_text(&cli, args),
+        Command::BenchDecode(args) => bench_decode::run(&cli, args),
         Command::Reindex => reindex::run(&cli),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -63,10 +63,24 @@ impl DeviceChoice {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             Self::Auto => {
-                if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                    Device::new_cuda(0).or(Ok(Device::Cpu))
-                } else {
+                // issue 9: say which device `auto` picked and why.
+                if !cfg!(feature = "cuda") {
+                    tracing::info!("model.device = auto: this build has no CUDA, using the CPU");
                     Ok(Device::Cpu)
+                } else if !candle_core::utils::cuda_is_available() {
+                    tracing::info!("model.device = auto: CUDA unavailable, using the CPU");
+                    Ok(Device::Cpu)
+                } else {
+                    match Device::new_cuda(0) {
+                        Ok(d) => {
+                            tracing::info!("model.device = auto: using cuda:0");
+                            Ok(d)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "model.device = auto: cuda:0 did not open, using the CPU");
+                            Ok(Device::Cpu)
+                        }
+                    }
                 }
             }
             Self::Cuda(n) => {
@@ -81,17 +95,6 @@ impl DeviceChoice {
 
 /// Images per forward pass of the image tower on the CPU (see [`Embedder::embed_pixels`]).
 pub const CPU_MICRO_BATCH: usize = 8;
-
-/// Numeric precision of the CPU image and text towers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// float32 everywhere (the reference).
-    #[default]
-    F32,
-    /// Linear-layer weights quantised to 8 bits (candle's `Q8_0` blocks); activations stay
-    /// float32. Opt-in: faster on some CPUs, at a small cost in cosine to the reference.
-    Int8,
-}
 
 /// What identifies a model to the store: opening an index with another model is refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +115,7 @@ pub struct Embedder {
     dtype: DType,
     geometry: PixelGeometry,
     identity: ModelIdentity,
+    vision_config: clip::VisionConfig,
     cpu_micro_batch: usize,
 }
 
@@ -169,12 +173,13 @@ pub fn resolve_model_folder(spec: &str) -> Result<PathBuf, EmbedError> {
 }
 
 impl Embedder {
-    /// Loads a Hugging Face CLIP folder (or hub id with a local copy) onto `device`.
+    /// Loads a Hugging Face CLIP folder (or hub id with a local copy) onto `device`, in
+    /// f16 on a GPU and f32 on the CPU.
     pub fn load(spec: &str, device: DeviceChoice) -> Result<Self, EmbedError> {
-        Self::load_with(spec, device, Precision::F32)
+        Self::load_with(spec, device, Precision::Auto)
     }
 
-    /// Like [`Embedder::load`], with a chosen [`Precision`] for the linear layers.
+    /// Like [`Embedder::load`], with a chosen [`Precision`].
     pub fn load_with(
         spec: &str,
         device: DeviceChoice,
@@ -203,7 +208,7 @@ impl Embedder {
             .map_err(|e| model_error(spec, format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
         let device = device.open().map_err(|e| model_error(spec, e))?;
-        let dtype = DType::F32;
+        let dtype = precision.dtype_for(&device);
         // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
         let safetensors = folder.join("model.safetensors");
         let pickle = folder.join("pytorch_model.bin");
@@ -228,6 +233,9 @@ impl Embedder {
             dim: config.projection_dim,
             digest,
         };
+        // issue 9: candle's CUDA device uses per-thread streams; the weights must have landed
+        // before another thread (ingest, queries) computes with them.
+        device.synchronize()?;
         Ok(Self {
             model,
             tokenizer,
@@ -235,6 +243,7 @@ impl Embedder {
             dtype,
             geometry,
             identity,
+            vision_config: config.vision_config.clone(),
             cpu_micro_batch: CPU_MICRO_BATCH,
         })
     }
@@ -310,7 +319,7 @@ impl Embedder {
             seq.resize(len, pad);
         }
         let features = self.model.text.forward(&ids, &self.device)?;
-        rows(&clip::l2_normalise(&features)?)
+        rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)
     }
 
     /// L2-normalised image embeddings for `count` preprocessed images laid out back to back
@@ -319,6 +328,118 @@ impl Embedder {
         if count == 0 {
             return Ok(Vec::new());
         }
+        let input = self.upload_pixels(pixels, count)?;
+        self.embed_uploaded(&input)
+    }
+
+    /// Embeds one still image given as PNG or JPEG bytes.
+    pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
+        let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
+        self.geometry
+            .preprocess_image_bytes(bytes, &mut pixels)
+            .map_err(EmbedError::Input)?;
+        Ok(self.embed_pixels(&pixels, 1)?.remove(0))
+    }
+}
+
+/// The numeric precision the model runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f16 on a GPU, f32 on the CPU.
+    #[default]
+    Auto,
+    /// f32 everywhere (the reference).
+    F32,
+    /// f16 (slow on the CPU, but it works there: used to test the GPU's numerics).
+    F16,
+    /// bf16.
+    Bf16,
+    /// f32 activations with linear-layer weights quantised to 8 bits (candle's `Q8_0`
+    /// blocks) on the CPU. Opt-in: faster on some CPUs, at a small cost in cosine to the
+    /// reference.
+    Int8,
+}
+
+impl Precision {
+    /// Parses `auto`, `f32`, `f16`, `bf16` or `int8`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            "int8" => Ok(Self::Int8),
+            _ => Err("expected auto, f32, f16, bf16 or int8".into()),
+        }
+    }
+
+    /// The dtype of weights and activations on `device`.
+    pub fn dtype_for(self, device: &Device) -> DType {
+        match self {
+            Self::Auto if device.is_cuda() => DType::F16,
+            Self::Auto | Self::F32 | Self::Int8 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// Frames per forward pass when `model.batch_size = 0` (auto) on the CPU.
+pub const CPU_AUTO_BATCH: usize = 32;
+/// The largest automatic batch on a GPU; beyond it throughput no longer grows.
+pub const GPU_AUTO_BATCH_MAX: usize = 256;
+/// Activation memory the automatic GPU batch may use (fits any card with 8 GB beside the
+/// weights of a ViT-L/14).
+pub const GPU_AUTO_BATCH_BYTES: usize = 4 << 30;
+
+/// Rough peak activation bytes of one image in the vision tower: the residual stream and
+/// its copies, the MLP's hidden layer and one head-batched attention matrix, at `elem` bytes.
+pub fn activation_bytes_per_image(vision: &clip::VisionConfig, elem: usize) -> usize {
+    let tokens = (vision.image_size / vision.patch_size).pow(2) + 1;
+    let residual = tokens * vision.hidden_size * 6;
+    let mlp = tokens * vision.intermediate_size * 2;
+    let attention = vision.num_attention_heads * tokens * tokens * 2;
+    (residual + mlp + attention) * elem
+}
+
+/// The automatic batch: [`CPU_AUTO_BATCH`] on the CPU; on a GPU the largest power of two up
+/// to [`GPU_AUTO_BATCH_MAX`] whose estimated activations fit [`GPU_AUTO_BATCH_BYTES`].
+pub fn auto_batch_size(vision: &clip::VisionConfig, device: &Device, dtype: DType) -> usize {
+    if !device.is_cuda() {
+        return CPU_AUTO_BATCH;
+    }
+    let per_image = activation_bytes_per_image(vision, dtype.size_in_bytes()).max(1);
+    let mut batch = GPU_AUTO_BATCH_MAX;
+    while batch > 1 && batch * per_image > GPU_AUTO_BATCH_BYTES {
+        batch /= 2;
+    }
+    batch
+}
+
+impl Embedder {
+    /// The dtype the model runs in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// `configured` frames per batch, or the automatic choice when it is 0.
+    pub fn batch_size(&self, configured: usize) -> usize {
+        if configured > 0 {
+            configured
+        } else {
+            auto_batch_size(&self.vision_config, &self.device, self.dtype)
+        }
+    }
+
+    /// Copies `count` preprocessed images to the device in the model's dtype. On a GPU this
+    /// waits for the copy (on the calling thread's stream), so the tensor can be handed to
+    /// another thread: one thread can upload batch N+1 while another computes batch N.
+    pub fn upload_pixels(&self, pixels: &[f32], count: usize) -> Result<Tensor, EmbedError> {
         let c = self.geometry.crop;
         if pixels.len() != count * 3 * c * c {
             return Err(EmbedError::Input(format!(
@@ -329,31 +450,87 @@ impl Embedder {
         }
         // On the CPU, larger batches run as consecutive micro-batches: measured on ViT-B/32,
         // 8 images at a time keep the activations cache-resident and give about 10 % more
-        // images per second than one batch of 32 (BENCHMARKS.md).
+        // images per second than one batch of 32 (BENCHMARKS.md). `upload_pixels` then only
+        // wraps the pixels; `embed_uploaded` splits them.
+        let input =
+            Tensor::from_slice(pixels, (count, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
+        if self.device.is_cuda() {
+            self.device.synchronize()?;
+        }
+        Ok(input)
+    }
+
+    /// L2-normalised embeddings of images already on the device ([`Embedder::upload_pixels`]).
+    pub fn embed_uploaded(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if input.dim(0)? == 0 {
+            return Ok(Vec::new());
+        }
+        let count = input.dim(0)?;
         let step = if self.device.is_cpu() {
             self.cpu_micro_batch.max(1)
         } else {
             count
         };
-        let per_image = 3 * c * c;
         let mut out = Vec::with_capacity(count);
-        for chunk in pixels.chunks(step * per_image) {
-            let n = chunk.len() / per_image;
-            let input =
-                Tensor::from_slice(chunk, (n, 3, c, c), &self.device)?.to_dtype(self.dtype)?;
-            let features = self.model.vision.forward(&input)?;
-            out.extend(rows(&clip::l2_normalise(&features)?)?);
+        let mut start = 0;
+        while start < count {
+            let n = step.min(count - start);
+            let features = self.model.vision.forward(&input.narrow(0, start, n)?)?;
+            out.extend(rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)?);
+            start += n;
         }
         Ok(out)
     }
 
-    /// Embeds one still image given as PNG or JPEG bytes.
-    pub fn embed_image_bytes(&self, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
-        let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
-        self.geometry
-            .preprocess_image_bytes(bytes, &mut pixels)
-            .map_err(EmbedError::Input)?;
-        Ok(self.embed_pixels(&pixels, 1)?.remove(0))
+    /// A vision-only embedder with random weights for throughput measurements (no tokenizer
+    /// use: text calls fail). `config_json` is a Hugging Face CLIP `config.json`.
+    pub fn random(
+        config_json: &str,
+        device: DeviceChoice,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        let spec = "random";
+        let config: clip::ClipConfig = serde_json::from_str(config_json)
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
+        let device = device.open().map_err(|e| model_error(spec, e))?;
+        let dtype = precision.dtype_for(&device);
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, dtype, &device);
+        // A first build declares every weight in `varmap` (zeros); the model keeps derived
+        // copies (pre-transposed matrices), so it is built again once the values are set.
+        drop(clip::ClipModel::new(vb.clone(), &config, precision)?);
+        // Small random weights everywhere except layer-norm scales (1): realistic magnitudes,
+        // no overflow in f16.
+        for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
+            let shape = var.shape().clone();
+            let value = if shape.rank() == 1 && name.ends_with("weight") {
+                Tensor::ones(shape, dtype, &device)?
+            } else {
+                Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(dtype)?
+            };
+            var.set(&value)?;
+        }
+        let model = clip::ClipModel::new(vb, &config, precision)?;
+        device.synchronize()?;
+        let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
+        let image_size = config.vision_config.image_size;
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dtype,
+            geometry: PixelGeometry::clip_default(image_size),
+            identity: ModelIdentity {
+                id: spec.into(),
+                dim: config.projection_dim,
+                digest: String::new(),
+            },
+            vision_config: config.vision_config.clone(),
+            cpu_micro_batch: CPU_MICRO_BATCH,
+        })
     }
 }
 
