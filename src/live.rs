@@ -229,12 +229,11 @@ impl TimeLine {
                     (Some(rt), Some(p)) if (rt + p - now).abs() < MAX_SKEW_MS => Some(rt + p),
                     _ => None,
                 };
-                let mut wall = sender
-                    .or_else(|| match (self.anchor, pts_ms) {
-                        (Some((aw, ap)), Some(p)) => Some(aw + (p - ap)),
-                        _ => None,
-                    })
-                    .unwrap_or(now);
+                let by_pts = match (self.anchor, pts_ms) {
+                    (Some((aw, ap)), Some(p)) => Some(aw + (p - ap)),
+                    _ => None,
+                };
+                let mut wall = sender.or(by_pts).unwrap_or(now);
                 let jump = sender.is_none() && (wall - now).abs() > JUMP_MS;
                 if self.anchor.is_none() || backwards || jump {
                     if self.anchor.is_some() {
