@@ -24,27 +24,28 @@ impl Drop for Proc {
     }
 }
 
-/// `ffmpeg -re` sending a 10 fps test pattern as MPEG-TS until killed.
-fn send_udp(port: u16) -> Proc {
+/// `ffmpeg -re` encoding the lavfi `source` (10 fps) with `codec` and a GOP of `gop` frames
+/// to the output arguments `out`, in real time; killed when dropped.
+fn ffmpeg_re(source: &str, codec: &str, gop: &str, out: &[&str]) -> Proc {
     Proc(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args([
-                "-i",
-                "testsrc2=s=160x120:r=10",
-                "-c:v",
-                "mpeg2video",
-                "-g",
-                "5",
-            ])
-            .args([
-                "-f",
-                "mpegts",
-                &format!("udp://127.0.0.1:{port}?pkt_size=1316"),
-            ])
+            .args(["-i", source, "-c:v", codec, "-g", gop])
+            .args(out)
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),
+    )
+}
+
+/// A 10 fps test pattern sent as MPEG-TS over loopback UDP until dropped.
+fn send_udp(port: u16) -> Proc {
+    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+    ffmpeg_re(
+        "testsrc2=s=160x120:r=10",
+        "mpeg2video",
+        "5",
+        &["-f", "mpegts", &url],
     )
 }
 
@@ -259,23 +260,22 @@ fn an_hls_stream_over_http_is_read_continuously_until_forgotten() {
     let env = TestEnv::new();
     let hls = env.dir().join("hls");
     std::fs::create_dir_all(&hls).unwrap();
-    let _writer = Proc(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args([
-                "-i",
-                "testsrc2=s=160x120:r=10",
-                "-c:v",
-                "libx264",
-                "-g",
-                "10",
-            ])
-            .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "4"])
-            .args(["-hls_flags", "delete_segments"])
-            .arg(hls.join("live.m3u8"))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let playlist = hls.join("live.m3u8");
+    let _writer = ffmpeg_re(
+        "testsrc2=s=160x120:r=10",
+        "libx264",
+        "10",
+        &[
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "4",
+            "-hls_flags",
+            "delete_segments",
+            playlist.to_str().unwrap(),
+        ],
     );
     let (_server, port) = serve_http(&hls);
     let d = env.start("sample_interval = 0.5\nlive_timeout = 3.0\nreconnect_max = 1.0\n");
@@ -330,21 +330,18 @@ fn a_growing_file_is_followed_until_it_stops_growing() {
     let env = TestEnv::new();
     let file = env.footage().join("growing.ts");
     // Six seconds of 10 fps MPEG-TS written in real time.
-    let mut writer = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-        .args([
-            "-i",
-            "testsrc2=s=160x120:r=10:d=6",
-            "-c:v",
-            "mpeg2video",
-            "-g",
-            "5",
-        ])
-        .args(["-f", "mpegts", "-flush_packets", "1"])
-        .arg(&file)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = ffmpeg_re(
+        "testsrc2=s=160x120:r=10:d=6",
+        "mpeg2video",
+        "5",
+        &[
+            "-f",
+            "mpegts",
+            "-flush_packets",
+            "1",
+            file.to_str().unwrap(),
+        ],
+    );
     let d = env.start("sample_interval = 0.5\nlive_timeout = 2.0\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 10_000 {
@@ -366,7 +363,6 @@ fn a_growing_file_is_followed_until_it_stops_growing() {
         }
         if started.elapsed() > Duration::from_secs(30) {
             kill(&mut cli);
-            kill(&mut writer);
             panic!("ingest --follow --wait did not end: {}", d.log_text());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -374,7 +370,7 @@ fn a_growing_file_is_followed_until_it_stops_growing() {
     assert!(ok, "{}", d.log_text());
     // It was read while written: the wait lasted until the writer finished.
     assert!(
-        writer.try_wait().unwrap().is_some(),
+        writer.0.try_wait().unwrap().is_some(),
         "ingest ended before the file did"
     );
     assert!(started.elapsed() >= Duration::from_secs(3));
@@ -385,5 +381,5 @@ fn a_growing_file_is_followed_until_it_stops_growing() {
     assert_eq!(s["frames"], 12, "{s}");
     assert_eq!(s["watermark_ms"], 5500, "{s}");
     assert!(s["decoded"].as_u64() >= Some(55), "{s}");
-    writer.wait().unwrap();
+    writer.0.wait().unwrap();
 }
