@@ -910,6 +910,7 @@ mod tests {
             skipped: 0,
             path: None,
             live: Some(Default::default()),
+            error_at_ms: None,
         };
         record_outage(&mut r, 10, "Connection refused");
         record_outage(&mut r, 20, "no data for 2 s");

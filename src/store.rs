@@ -151,6 +151,9 @@ pub struct SourceRecord {
     /// Candidate frames the scene test skipped.
     #[serde(default)]
     pub skipped: u64,
+    /// When `error` was last set, ms since the epoch (stamped by [`Store::update_source`]).
+    #[serde(default)]
+    pub error_at_ms: Option<i64>,
     /// The file read when it differs from the source id (files of a camera folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -348,6 +351,7 @@ impl Store {
             start_wall_ms: None,
             decoded: 0,
             skipped: 0,
+            error_at_ms: None,
             path: None,
             live: None,
         };
@@ -385,7 +389,11 @@ impl Store {
                     .get(source.as_bytes())?
                     .ok_or_else(|| abort(format!("unknown source {source}")))?;
                 let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                let error_before = rec.error.clone();
                 f(&mut rec);
+                if rec.error.is_some() && rec.error != error_before {
+                    rec.error_at_ms = Some(crate::clock::now_ms());
+                }
                 tx.insert(
                     source.as_bytes(),
                     serde_json::to_vec(&rec).expect("record serialises"),
