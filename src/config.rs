@@ -20,8 +20,8 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {key} = {value}: {reason}")]
     Invalid {
-        /// The dotted key, e.g. `ingest.sample_interval`.
-        key: &'static str,
+        /// The dotted key, e.g. `ingest.sample_interval` or `cameras[2].url`.
+        key: String,
         /// The offending value as written.
         value: String,
         /// What is wrong and what to do.
@@ -41,6 +41,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
+    /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
 }
 
 /// `[retention]`: what is removed on its own, and how often that is checked.
@@ -64,6 +67,43 @@ impl RetentionConfig {
                 .then_some(self.max_frames_per_source),
         }
     }
+}
+
+/// One `[[cameras]]` entry. Unset sampling keys take the `[ingest]` values.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The source id users filter by (files of a camera folder: `NAME/relative/path`).
+    pub name: String,
+    /// A stream URL (`rtsp://`, `rtmp://`, `udp://`, `http(s)://` HLS, ...), or an absolute
+    /// path: a folder the recorder writes segment files into, or a file still being written.
+    pub url: String,
+    /// `interval`, `keyframes` or `scene`.
+    #[serde(default)]
+    pub sampling: Option<String>,
+    /// Seconds between sampled frames.
+    #[serde(default)]
+    pub sample_interval: Option<f64>,
+    /// Scene policy: thumbnail change needed to keep a frame.
+    #[serde(default)]
+    pub scene_threshold: Option<f32>,
+    /// Scene policy: seconds after which a frame is kept anyway.
+    #[serde(default)]
+    pub scene_max_gap: Option<f64>,
+    /// Pattern finding a segment file's wall-clock time in its path.
+    #[serde(default)]
+    pub time_pattern: Option<String>,
+}
+
+/// The sampling settings in force for one source: a camera's own, else `[ingest]`'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSettings {
+    /// Seconds between samples.
+    pub interval: f64,
+    /// Which frames are embedded.
+    pub policy: crate::decode::SamplingPolicy,
+    /// Pattern finding a file's wall-clock time in its path.
+    pub time_pattern: String,
 }
 
 /// `[daemon]`: where the daemon listens and keeps its state.
@@ -145,6 +185,12 @@ pub struct IngestConfig {
     /// After a full disk stopped ingest, it resumes once the state folder's file system has
     /// this many MB free again.
     pub resume_free_mb: f64,
+    /// Live sources: seconds without data before a stream is declared down.
+    pub live_timeout: f64,
+    /// Live sources: longest wait between reconnection attempts, seconds.
+    pub reconnect_max: f64,
+    /// RTSP transport: `tcp` or `udp`.
+    pub rtsp_transport: String,
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
     #[serde(default = "default_hwaccel")]
     pub hwaccel: String,
@@ -171,6 +217,132 @@ impl IngestConfig {
             _ => SamplingPolicy::Interval,
         }
     }
+
+    /// The settings of a source: the camera's own where it sets them, else these.
+    pub fn source_settings(&self, camera: Option<&CameraConfig>) -> SourceSettings {
+        let mut merged = self.clone();
+        if let Some(c) = camera {
+            merged.sampling = c.sampling.clone().unwrap_or(merged.sampling);
+            merged.sample_interval = c.sample_interval.unwrap_or(merged.sample_interval);
+            merged.scene_threshold = c.scene_threshold.unwrap_or(merged.scene_threshold);
+            merged.scene_max_gap = c.scene_max_gap.unwrap_or(merged.scene_max_gap);
+            merged.time_pattern = c.time_pattern.clone().unwrap_or(merged.time_pattern);
+        }
+        SourceSettings {
+            interval: merged.sample_interval,
+            policy: merged.policy(),
+            time_pattern: merged.time_pattern,
+        }
+    }
+}
+
+impl Config {
+    /// The camera named `name`.
+    pub fn camera(&self, name: &str) -> Option<&CameraConfig> {
+        self.cameras.iter().find(|c| c.name == name)
+    }
+}
+
+fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks the sampling keys of `[ingest]` or of one camera (`prefix`: `ingest` or
+/// `cameras[N]`).
+fn check_sampling(
+    prefix: &str,
+    sampling: Option<&str>,
+    interval: Option<f64>,
+    threshold: Option<f32>,
+    max_gap: Option<f64>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = interval {
+        if !(v.is_finite() && (0.01..=86_400.0).contains(&v)) {
+            return Err(invalid(
+                format!("{prefix}.sample_interval"),
+                v,
+                "must be between 0.01 and 86400 seconds",
+            ));
+        }
+    }
+    if let Some(v) = sampling {
+        if !matches!(v, "interval" | "keyframes" | "scene") {
+            return Err(invalid(
+                format!("{prefix}.sampling"),
+                v,
+                "expected interval, keyframes or scene",
+            ));
+        }
+    }
+    if let Some(v) = threshold {
+        if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+            return Err(invalid(
+                format!("{prefix}.scene_threshold"),
+                v,
+                "must be between 0 and 1",
+            ));
+        }
+    }
+    if let Some(v) = max_gap {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid(
+                format!("{prefix}.scene_max_gap"),
+                v,
+                "must be a positive number of seconds",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the `[[cameras]]` entries: names unique and usable as source ids, URLs of a
+/// known kind, sampling keys in range.
+fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (i, c) in cameras.iter().enumerate() {
+        let key = |k: &str| format!("cameras[{i}].{k}");
+        let name = c.name.trim();
+        if name.is_empty() || name != c.name {
+            return Err(invalid(
+                key("name"),
+                format!("{:?}", c.name),
+                "must be a non-empty name without surrounding spaces",
+            ));
+        }
+        if name.starts_with('/') || name.contains('*') || name.contains("://") {
+            return Err(invalid(
+                key("name"),
+                &c.name,
+                "must not start with / or contain * or :// (it is the source id users filter by)",
+            ));
+        }
+        if !names.insert(name) {
+            return Err(invalid(
+                key("name"),
+                &c.name,
+                "another camera has this name",
+            ));
+        }
+        if !crate::live::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
+            return Err(invalid(
+                key("url"),
+                &c.url,
+                "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+            ));
+        }
+        check_sampling(
+            &format!("cameras[{i}]"),
+            c.sampling.as_deref(),
+            c.sample_interval,
+            c.scene_threshold,
+            c.scene_max_gap,
+        )?;
+    }
+    Ok(())
 }
 
 impl Config {
@@ -196,7 +368,7 @@ impl Config {
         if let Some(file) = file {
             if !file.exists() {
                 return Err(ConfigError::Invalid {
-                    key: "--config",
+                    key: "--config".into(),
                     value: file.display().to_string(),
                     reason: "no such file".into(),
                 });
@@ -232,24 +404,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        fn invalid(key: &'static str, value: impl ToString, reason: &str) -> ConfigError {
-            ConfigError::Invalid {
-                key,
-                value: value.to_string(),
-                reason: reason.to_string(),
-            }
-        }
         let i = &self.ingest;
-        if !(i.sample_interval.is_finite()
-            && i.sample_interval >= 0.01
-            && i.sample_interval <= 86_400.0)
-        {
-            return Err(invalid(
-                "ingest.sample_interval",
-                i.sample_interval,
-                "must be between 0.01 and 86400 seconds",
-            ));
-        }
+        check_sampling(
+            "ingest",
+            Some(&i.sampling),
+            Some(i.sample_interval),
+            Some(i.scene_threshold),
+            Some(i.scene_max_gap),
+        )?;
         if !(i.clip_gap.is_finite() && i.clip_gap >= 0.0) {
             return Err(invalid(
                 "ingest.clip_gap",
@@ -262,27 +424,6 @@ impl Config {
                 "ingest.decode_workers",
                 i.decode_workers,
                 "must be between 1 and 256",
-            ));
-        }
-        if !matches!(i.sampling.as_str(), "interval" | "keyframes" | "scene") {
-            return Err(invalid(
-                "ingest.sampling",
-                &i.sampling,
-                "expected interval, keyframes or scene",
-            ));
-        }
-        if !(i.scene_threshold.is_finite() && (0.0..=1.0).contains(&i.scene_threshold)) {
-            return Err(invalid(
-                "ingest.scene_threshold",
-                i.scene_threshold,
-                "must be between 0 and 1",
-            ));
-        }
-        if !(i.scene_max_gap.is_finite() && i.scene_max_gap > 0.0) {
-            return Err(invalid(
-                "ingest.scene_max_gap",
-                i.scene_max_gap,
-                "must be a positive number of seconds",
             ));
         }
         if !(i.watch_interval.is_finite() && i.watch_interval >= 0.1) {
@@ -326,6 +467,28 @@ impl Config {
                 "must be at least 0.1 seconds",
             ));
         }
+        if !(i.live_timeout.is_finite() && (0.5..=3600.0).contains(&i.live_timeout)) {
+            return Err(invalid(
+                "ingest.live_timeout",
+                i.live_timeout,
+                "must be between 0.5 and 3600 seconds",
+            ));
+        }
+        if !(i.reconnect_max.is_finite() && (0.1..=86_400.0).contains(&i.reconnect_max)) {
+            return Err(invalid(
+                "ingest.reconnect_max",
+                i.reconnect_max,
+                "must be between 0.1 and 86400 seconds",
+            ));
+        }
+        if !matches!(i.rtsp_transport.as_str(), "tcp" | "udp") {
+            return Err(invalid(
+                "ingest.rtsp_transport",
+                &i.rtsp_transport,
+                "expected tcp or udp",
+            ));
+        }
+        check_cameras(&self.cameras)?;
         if i.checkpoint_frames == 0 {
             return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
         }
@@ -462,6 +625,53 @@ mod tests {
         assert!(e.to_string().contains("model.device"), "{e}");
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
         assert!(e.to_string().contains("footage_roots"), "{e}");
+    }
+
+    #[test]
+    fn cameras_override_the_ingest_defaults_and_are_validated_by_key() {
+        let c = Config::from_toml_str(
+            "[ingest]\nsample_interval = 2.0\n\n[[cameras]]\nname = \"gate\"\nurl = \"rtsp://10.0.0.5/main\"\nsampling = \"scene\"\nscene_threshold = 0.1\n\n[[cameras]]\nname = \"nvr1\"\nurl = \"/srv/footage/nvr1\"\nsample_interval = 0.5\ntime_pattern = \"%Y-%m-%d/%H-%M-%S\"\n",
+        )
+        .unwrap();
+        let gate = c.ingest.source_settings(c.camera("gate"));
+        assert_eq!(gate.interval, 2.0);
+        assert_eq!(
+            gate.policy,
+            crate::decode::SamplingPolicy::Scene {
+                threshold: 0.1,
+                max_gap: 30.0
+            }
+        );
+        let nvr = c.ingest.source_settings(c.camera("nvr1"));
+        assert_eq!(nvr.interval, 0.5);
+        assert_eq!(nvr.policy, crate::decode::SamplingPolicy::Interval);
+        assert_eq!(nvr.time_pattern, "%Y-%m-%d/%H-%M-%S");
+        for (toml, key) in [
+            ("name = \"a\"\nurl = \"ftp://x\"", "cameras[0].url"),
+            ("name = \"a\"\nurl = \"relative/dir\"", "cameras[0].url"),
+            ("name = \"\"\nurl = \"udp://1.2.3.4:5\"", "cameras[0].name"),
+            ("name = \"a*\"\nurl = \"udp://1.2.3.4:5\"", "cameras[0].name"),
+            (
+                "name = \"a\"\nurl = \"udp://1.2.3.4:5\"\nsample_interval = 0.0",
+                "cameras[0].sample_interval",
+            ),
+            (
+                "name = \"a\"\nurl = \"udp://1.2.3.4:5\"\nsampling = \"all\"",
+                "cameras[0].sampling",
+            ),
+            (
+                "name = \"a\"\nurl = \"udp://1.2.3.4:5\"\n[[cameras]]\nname = \"a\"\nurl = \"udp://1.2.3.4:6\"",
+                "cameras[1].name",
+            ),
+        ] {
+            let e = Config::from_toml_str(&format!("[[cameras]]\n{toml}\n")).unwrap_err();
+            assert!(e.to_string().contains(key), "{toml}: {e}");
+        }
+        let e = Config::from_toml_str("[[cameras]]\nname = \"a\"\nurl = \"udp://h:1\"\nfps = 2\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("fps"), "{e}");
+        let e = Config::from_toml_str("[ingest]\nrtsp_transport = \"sctp\"\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.rtsp_transport"), "{e}");
     }
 
     #[test]

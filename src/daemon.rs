@@ -10,12 +10,14 @@ use anyhow::Context;
 use base64::Engine;
 
 use crate::catalog::{Catalog, SearchFilter};
+use crate::config::CameraConfig;
 use crate::config::Config;
 use crate::embed::{DeviceChoice, EmbedError, Embedder};
 use crate::index::OpenOutcome;
 use crate::ingest::{Ingest, IngestSettings, Job};
+use crate::live::{is_stream_url, redact, LiveKind, LiveSettings, LiveSources, LiveSpec};
 use crate::protocol::*;
-use crate::store::{Fingerprint, SourceState};
+use crate::store::{Fingerprint, SourceRecord, SourceState};
 
 /// File extensions picked up when a folder is ingested.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -29,6 +31,7 @@ pub struct Daemon {
     embedder: Arc<Embedder>,
     catalog: Arc<Catalog>,
     ingest: Ingest,
+    live: LiveSources,
     roots: Vec<PathBuf>,
     started: Instant,
     searches: AtomicU64,
@@ -105,6 +108,20 @@ impl Daemon {
         })
         .context("cannot start ingest threads")?;
         let query_pool = crate::priority::query_pool().context("cannot start the query pool")?;
+        let live = LiveSources::new(
+            catalog.clone(),
+            ingest
+                .frame_sink()
+                .context("the ingest pipeline takes no frames")?,
+            embedder.geometry().clone(),
+            LiveSettings {
+                timeout: std::time::Duration::from_secs_f64(config.ingest.live_timeout),
+                reconnect_max: std::time::Duration::from_secs_f64(config.ingest.reconnect_max),
+                rtsp_transport: config.ingest.rtsp_transport.clone(),
+                decoder_threads: config.ingest.decoder_threads,
+                nice: config.ingest.nice,
+            },
+        );
         let roots = config
             .daemon
             .footage_roots
@@ -116,6 +133,7 @@ impl Daemon {
             embedder,
             catalog,
             ingest,
+            live,
             roots,
             started: Instant::now(),
             searches: AtomicU64::new(0),
@@ -124,6 +142,7 @@ impl Daemon {
         };
         daemon.check_watched()?;
         daemon.resume_unfinished()?;
+        daemon.start_cameras()?;
         daemon.requeue_after_reindex()?;
         Ok(daemon)
     }
@@ -157,15 +176,26 @@ impl Daemon {
 
     fn resume_unfinished(&self) -> anyhow::Result<()> {
         for r in self.catalog.store().sources()? {
-            if matches!(r.state, SourceState::Queued | SourceState::Ingesting) {
-                tracing::info!(source = %r.source, watermark_ms = ?r.watermark_ms, "resuming");
-                self.ingest.submit(Job {
-                    source: r.source.clone(),
-                    no: r.no,
-                    path: PathBuf::from(&r.source),
-                    resume_after_ms: r.watermark_ms,
-                    interval: r.interval,
-                });
+            if !matches!(r.state, SourceState::Queued | SourceState::Ingesting) {
+                continue;
+            }
+            tracing::info!(source = %r.source, watermark_ms = ?r.watermark_ms, "resuming");
+            match &r.live {
+                // Cameras start from the configuration.
+                Some(l) if l.camera => {}
+                Some(l) => {
+                    let settings = self.config.ingest.source_settings(None);
+                    self.start_live(&r, &l.url.clone(), false, settings)
+                        .map_err(anyhow::Error::msg)?;
+                }
+                None => {
+                    let path = PathBuf::from(r.path.as_deref().unwrap_or(&r.source));
+                    let camera = self.camera_of_file(&r);
+                    let mut job = self.job(&r.source, r.no, &path, camera);
+                    job.resume_after_ms = r.watermark_ms;
+                    job.interval = r.interval;
+                    self.ingest.submit(job);
+                }
             }
         }
         Ok(())
@@ -228,6 +258,152 @@ impl Daemon {
                 tracing::warn!(error = %e, "disk space is back but the store cannot write yet; retrying");
                 false
             }
+        }
+    }
+
+    /// The camera whose folder holds a file source (`NAME/relative/path`), if any.
+    fn camera_of_file(&self, r: &SourceRecord) -> Option<&CameraConfig> {
+        r.path.as_ref()?;
+        self.config.camera(r.source.split('/').next()?)
+    }
+
+    /// A decode job for a file, with its camera's settings when it belongs to one.
+    fn job(&self, source: &str, no: u32, file: &Path, camera: Option<&CameraConfig>) -> Job {
+        let settings = self.config.ingest.source_settings(camera);
+        Job {
+            source: source.to_string(),
+            no,
+            path: file.to_path_buf(),
+            resume_after_ms: None,
+            interval: settings.interval,
+            policy: camera.map(|_| settings.policy),
+            time_pattern: camera.map(|_| settings.time_pattern),
+        }
+    }
+
+    /// Starts the configured cameras (streams and growing files; folders are scanned with
+    /// the watched folders), and retires cameras no longer in the configuration.
+    fn start_cameras(&self) -> anyhow::Result<()> {
+        let store = self.catalog.store();
+        for c in &self.config.cameras {
+            let settings = self.config.ingest.source_settings(Some(c));
+            let url = if is_stream_url(&c.url) {
+                c.url.clone()
+            } else {
+                let path = self
+                    .admit_path(&c.url)
+                    .map_err(|e| anyhow::anyhow!("camera {}: {}", c.name, e.message))?;
+                if path.is_dir() {
+                    continue;
+                }
+                path.display().to_string()
+            };
+            let record = self
+                .live_record(&c.name, settings.interval)
+                .map_err(anyhow::Error::msg)?;
+            self.start_live(&record, &url, true, settings)
+                .map_err(|e| anyhow::anyhow!("camera {}: {e}", c.name))?;
+        }
+        for r in store.sources()? {
+            let retired = r.live.as_ref().is_some_and(|l| l.camera)
+                && self.config.camera(&r.source).is_none()
+                && r.state == SourceState::Ingesting;
+            if retired {
+                store.update_source(&r.source, |r| {
+                    r.state = SourceState::Done;
+                    r.error = Some("camera no longer in the configuration".into());
+                    if let Some(l) = r.live.as_mut() {
+                        l.connected = false;
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of a live source, created when new.
+    fn live_record(&self, source: &str, interval: f64) -> Result<SourceRecord, String> {
+        let store = self.catalog.store();
+        match store.source(source).map_err(|e| e.to_string())? {
+            Some(r) => Ok(r),
+            None => {
+                store
+                    .new_source(source, Fingerprint::default(), interval, None)
+                    .map_err(|e| e.to_string())?;
+                store
+                    .update_source(source, |r| r.live = Some(Default::default()))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Marks a source live (URL or growing file) and starts its thread; false when it was
+    /// running already.
+    fn start_live(
+        &self,
+        record: &SourceRecord,
+        url: &str,
+        camera: bool,
+        settings: crate::config::SourceSettings,
+    ) -> Result<bool, String> {
+        if self.live.is_running(&record.source) {
+            return Ok(false);
+        }
+        if record.live.is_none()
+            && matches!(record.state, SourceState::Queued | SourceState::Ingesting)
+        {
+            return Err(format!(
+                "{} is being ingested as a file; wait until it is done",
+                record.source
+            ));
+        }
+        let interval = settings.interval;
+        self.catalog
+            .store()
+            .update_source(&record.source, |r| {
+                r.state = SourceState::Ingesting;
+                r.error = None;
+                r.interval = interval;
+                let l = r.live.get_or_insert_with(Default::default);
+                l.url = url.to_string();
+                l.camera = camera;
+            })
+            .map_err(|e| e.to_string())?;
+        let kind = if is_stream_url(url) {
+            LiveKind::Stream
+        } else {
+            LiveKind::GrowingFile
+        };
+        self.live
+            .start(LiveSpec {
+                source: record.source.clone(),
+                no: record.no,
+                url: url.to_string(),
+                kind,
+                settings,
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))
+    }
+
+    /// `ingest` of a stream URL or (`follow`) a growing file.
+    fn ingest_live(&self, given: &str, source: &str, url: &str) -> IngestOutcome {
+        let settings = self.config.ingest.source_settings(None);
+        let started = self
+            .live_record(source, settings.interval)
+            .and_then(|r| self.start_live(&r, url, false, settings));
+        let (result, message) = match started {
+            Ok(true) => (
+                "queued",
+                format!("live: read continuously; `frameseek forget {source}` stops it"),
+            ),
+            Ok(false) => ("queued", "live: already being read".to_string()),
+            Err(e) => ("error", e),
+        };
+        IngestOutcome {
+            path: redact(given),
+            source: Some(source.to_string()),
+            result: result.into(),
+            message: Some(message),
         }
     }
 
@@ -367,6 +543,10 @@ impl Daemon {
         }
         let mut outcomes = Vec::new();
         for path in &r.paths {
+            if is_stream_url(path) {
+                outcomes.push(self.ingest_live(path, &redact(path), path));
+                continue;
+            }
             let canonical = match self.admit_path(path) {
                 Ok(p) => p,
                 Err(e) => {
@@ -379,6 +559,22 @@ impl Daemon {
                     continue;
                 }
             };
+            if r.follow {
+                let file = canonical.display().to_string();
+                outcomes.push(if canonical.is_dir() {
+                    IngestOutcome {
+                        path: path.clone(),
+                        source: None,
+                        result: "error".into(),
+                        message: Some(format!(
+                            "{file} is a folder; follow files that are being written"
+                        )),
+                    }
+                } else {
+                    self.ingest_live(path, &file, &file)
+                });
+                continue;
+            }
             let files = if canonical.is_dir() {
                 walk_videos(&canonical)
             } else {
@@ -399,15 +595,37 @@ impl Daemon {
         seen: &mut std::collections::HashMap<PathBuf, Fingerprint>,
     ) -> usize {
         let mut queued = 0;
-        for folder in &self.config.ingest.watch {
-            let Ok(folder) = self.admit_path(&folder.display().to_string()) else {
+        let folders = self
+            .config
+            .ingest
+            .watch
+            .iter()
+            .map(|f| (f.display().to_string(), None))
+            .chain(
+                self.config
+                    .cameras
+                    .iter()
+                    .filter(|c| !is_stream_url(&c.url))
+                    .map(|c| (c.url.clone(), Some(c))),
+            );
+        for (folder, camera) in folders {
+            let Ok(folder) = self.admit_path(&folder) else {
                 continue;
             };
+            if !folder.is_dir() {
+                continue;
+            }
             for file in walk_videos(&folder) {
                 let Ok(fingerprint) = Fingerprint::of(&file) else {
                     continue;
                 };
-                let source = file.display().to_string();
+                let source = match camera {
+                    Some(c) => match file.strip_prefix(&folder) {
+                        Ok(rel) => format!("{}/{}", c.name, rel.display()),
+                        Err(_) => continue,
+                    },
+                    None => file.display().to_string(),
+                };
                 let known = self.catalog.store().source(&source).ok().flatten();
                 if known.is_some_and(|r| r.fingerprint == fingerprint) {
                     seen.remove(&file);
@@ -415,7 +633,7 @@ impl Daemon {
                 }
                 if seen.get(&file) == Some(&fingerprint) {
                     seen.remove(&file);
-                    let outcome = self.enqueue_file(&source, &file, None);
+                    let outcome = self.enqueue_file_as(&source, &source, &file, camera, None);
                     tracing::info!(
                         source,
                         result = outcome.result,
@@ -439,10 +657,30 @@ impl Daemon {
         Ok(())
     }
 
+    /// True when there are folders to scan (`ingest.watch`, or cameras that are folders).
+    pub fn has_watched_folders(&self) -> bool {
+        !self.config.ingest.watch.is_empty()
+            || self.config.cameras.iter().any(|c| !is_stream_url(&c.url))
+    }
+
     /// Queues one file; `floor` is a retention floor carried over by `reindex` (frames below
     /// it are not stored again).
     fn enqueue_file(&self, given: &str, file: &Path, floor: Option<u64>) -> IngestOutcome {
-        let source = file.display().to_string();
+        self.enqueue_file_as(given, &file.display().to_string(), file, None, floor)
+    }
+
+    /// Queues `file` as source `source` (a camera folder's files: `NAME/relative/path`,
+    /// with the camera's settings); `floor` as for [`Daemon::enqueue_file`].
+    fn enqueue_file_as(
+        &self,
+        given: &str,
+        source: &str,
+        file: &Path,
+        camera: Option<&CameraConfig>,
+        floor: Option<u64>,
+    ) -> IngestOutcome {
+        let source = source.to_string();
+        let path_field = (source != file.display().to_string()).then(|| file.display().to_string());
         let outcome = |result: &str, message: Option<String>| IngestOutcome {
             path: given.to_string(),
             source: Some(source.clone()),
@@ -457,7 +695,7 @@ impl Daemon {
             Err(e) => return outcome("error", Some(format!("cannot read {source}: {e}"))),
         };
         let store = self.catalog.store();
-        let interval = self.config.ingest.sample_interval;
+        let interval = self.config.ingest.source_settings(camera).interval;
         let result = (|| -> Result<IngestOutcome, String> {
             match store.source(&source).map_err(|e| e.to_string())? {
                 Some(rec) if rec.fingerprint == fingerprint => Ok(match rec.state {
@@ -487,14 +725,11 @@ impl Daemon {
                     fresh.frames = 0;
                     fresh.error = None;
                     fresh.interval = interval;
+                    fresh.path = path_field.clone();
+                    fresh.live = None;
                     store.put_source(&fresh).map_err(|e| e.to_string())?;
-                    self.ingest.submit(Job {
-                        source: source.clone(),
-                        no: fresh.no,
-                        path: file.to_path_buf(),
-                        resume_after_ms: None,
-                        interval,
-                    });
+                    self.ingest
+                        .submit(self.job(&source, fresh.no, file, camera));
                     Ok(outcome(
                         "requeued",
                         Some("the file changed since it was indexed".into()),
@@ -509,13 +744,12 @@ impl Daemon {
                             .update_source(&source, |r| r.retain_from_ms = floor)
                             .map_err(|e| e.to_string())?;
                     }
-                    self.ingest.submit(Job {
-                        source: source.clone(),
-                        no: rec.no,
-                        path: file.to_path_buf(),
-                        resume_after_ms: None,
-                        interval,
-                    });
+                    if path_field.is_some() {
+                        store
+                            .update_source(&source, |r| r.path = path_field.clone())
+                            .map_err(|e| e.to_string())?;
+                    }
+                    self.ingest.submit(self.job(&source, rec.no, file, camera));
                     Ok(outcome("queued", None))
                 }
             }
@@ -695,6 +929,24 @@ impl Daemon {
                     skipped: r.skipped,
                     start_wall: r.start_wall_ms.map(crate::clock::format_utc),
                     error_at: r.error_at_ms.map(crate::clock::format_utc),
+                    live: r.live.map(|l| LiveStatus {
+                        url: redact(&l.url),
+                        camera: l.camera,
+                        connected: l.connected,
+                        reconnects: l.reconnects,
+                        outages: l
+                            .outages
+                            .into_iter()
+                            .map(|o| OutageStatus {
+                                start: crate::clock::format_utc(o.start_ms),
+                                end: o.end_ms.map(crate::clock::format_utc),
+                                start_ms: o.start_ms,
+                                end_ms: o.end_ms,
+                                reason: o.reason,
+                                attempts: o.attempts,
+                            })
+                            .collect(),
+                    }),
                 }
             })
             .collect();
@@ -715,6 +967,9 @@ impl Daemon {
     }
 
     fn forget(&self, r: ForgetRequest) -> Result<ForgetReply, ErrorBody> {
+        if self.live.stop(&r.source) {
+            tracing::info!(source = %r.source, "live source stopped by forget");
+        }
         match self.catalog.forget(&r.source) {
             Ok(n) => Ok(ForgetReply {
                 source: r.source,
@@ -795,6 +1050,7 @@ impl Daemon {
     /// Stops the pipeline (committing what was decoded), checkpoints the index and flushes
     /// the database.
     pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.live.stop_all();
         self.ingest.shutdown();
         self.catalog
             .checkpoint()

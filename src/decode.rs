@@ -156,6 +156,40 @@ fn luma_thumbnail(frame: &ffmpeg::frame::Video) -> Option<[u8; THUMB * THUMB]> {
     Some(out)
 }
 
+/// The scene test of the `scene` policy (a pass-through for the others): keeps a candidate
+/// frame when its grey thumbnail changed enough since the last kept one, or enough time passed.
+pub(crate) struct SceneFilter {
+    policy: SamplingPolicy,
+    last: Option<([u8; THUMB * THUMB], f64)>,
+}
+
+impl SceneFilter {
+    /// A filter for `policy`.
+    pub(crate) fn new(policy: SamplingPolicy) -> Self {
+        Self { policy, last: None }
+    }
+
+    /// True when the candidate at `at_ms` is worth embedding (remembered as the last kept).
+    pub(crate) fn keep(&mut self, frame: &ffmpeg::frame::Video, at_ms: f64) -> bool {
+        let SamplingPolicy::Scene { threshold, max_gap } = self.policy else {
+            return true;
+        };
+        let Some(thumb) = luma_thumbnail(frame) else {
+            return true;
+        };
+        let keep = match &self.last {
+            None => true,
+            Some((prev, at)) => {
+                thumbnail_change(prev, &thumb) > threshold || at_ms - at >= max_gap * 1000.0
+            }
+        };
+        if keep {
+            self.last = Some((thumb, at_ms));
+        }
+        keep
+    }
+}
+
 /// Mean absolute difference of two thumbnails, 0 to 1.
 pub fn thumbnail_change(a: &[u8], b: &[u8]) -> f32 {
     let total: u32 = a
@@ -221,6 +255,16 @@ pub(crate) fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize
         path: p.clone(),
         reason: e.to_string(),
     })?;
+    let index = best_video_stream(&ictx, &p)?;
+    Ok((ictx, index))
+}
+
+/// The index of the best video stream of an opened input (`p` names it in errors).
+pub(crate) fn best_video_stream(
+    ictx: &ffmpeg::format::context::Input,
+    p: &str,
+) -> Result<usize, DecodeError> {
+    let p = p.to_string();
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Video)
@@ -233,8 +277,7 @@ pub(crate) fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize
     {
         return Err(DecodeError::NoVideo { path: p });
     }
-    let index = stream.index();
-    Ok((ictx, index))
+    Ok(stream.index())
 }
 
 /// The largest picture frameseek decodes, in pixels (8192 x 8192; 8K UHD is 7680 x 4320):
@@ -481,7 +524,7 @@ impl Rotation {
     }
 }
 
-struct FrameConverter {
+pub(crate) struct FrameConverter {
     geometry: PixelGeometry,
     rotation: Rotation,
     scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
@@ -490,7 +533,7 @@ struct FrameConverter {
 }
 
 impl FrameConverter {
-    fn new(geometry: PixelGeometry, rotation: Rotation) -> Self {
+    pub(crate) fn new(geometry: PixelGeometry, rotation: Rotation) -> Self {
         Self {
             geometry,
             rotation,
@@ -500,7 +543,7 @@ impl FrameConverter {
         }
     }
 
-    fn convert(
+    pub(crate) fn convert(
         &mut self,
         frame: &ffmpeg::frame::Video,
         out: &mut Vec<f32>,
@@ -693,7 +736,7 @@ fn decode_run(
     if options.policy == SamplingPolicy::Keyframes {
         decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
     }
-    let mut last_thumb: Option<([u8; THUMB * THUMB], f64)> = None;
+    let mut scene = SceneFilter::new(options.policy);
     let tb = f64::from(time_base.numerator()) / f64::from(time_base.denominator()).max(1.0);
     let frame_ms = if avg_rate.numerator() > 0 && avg_rate.denominator() > 0 {
         1000.0 * f64::from(avg_rate.denominator()) / f64::from(avg_rate.numerator())
@@ -773,21 +816,9 @@ fn decode_run(
             } else {
                 &frame
             };
-            if let SamplingPolicy::Scene { threshold, max_gap } = options.policy {
-                if let Some(thumb) = luma_thumbnail(source) {
-                    let keep = match &last_thumb {
-                        None => true,
-                        Some((prev, at)) => {
-                            thumbnail_change(prev, &thumb) > threshold
-                                || last_ms - at >= max_gap * 1000.0
-                        }
-                    };
-                    if !keep {
-                        summary.skipped += 1;
-                        continue;
-                    }
-                    last_thumb = Some((thumb, last_ms));
-                }
+            if !scene.keep(source, last_ms) {
+                summary.skipped += 1;
+                continue;
             }
             let mut pixels = Vec::with_capacity(options.geometry.values_per_image());
             let t = Instant::now();

@@ -31,6 +31,10 @@ pub struct Job {
     pub resume_after_ms: Option<u64>,
     /// Seconds between samples.
     pub interval: f64,
+    /// The source's own sampling policy (a camera's), instead of the daemon's.
+    pub policy: Option<crate::decode::SamplingPolicy>,
+    /// The source's own time pattern (a camera's), instead of the daemon's.
+    pub time_pattern: Option<String>,
 }
 
 enum Item {
@@ -160,9 +164,40 @@ pub struct IngestSettings {
     pub resume_free_mb: f64,
 }
 
+/// A handle through which a live source (on its own thread) feeds the embed worker; frames
+/// wait in the same bounded channel as the decode workers' (back-pressure).
+#[derive(Clone)]
+pub struct FrameSink {
+    tx: SyncSender<Item>,
+}
+
+impl FrameSink {
+    /// Hands one preprocessed frame on; false when the pipeline has stopped.
+    pub fn send_frame(&self, key: u64, source: &str, pixels: Vec<f32>) -> bool {
+        self.tx
+            .send(Item::Frame {
+                key,
+                source: source.to_string(),
+                pixels,
+            })
+            .is_ok()
+    }
+
+    /// Says a source ended (after its frames): the embed worker records `done` or `failed`.
+    pub fn send_end(&self, source: &str, result: Result<DecodeSummary, DecodeError>) -> bool {
+        self.tx
+            .send(Item::End {
+                source: source.to_string(),
+                result,
+            })
+            .is_ok()
+    }
+}
+
 /// The running pipeline.
 pub struct Ingest {
     jobs: Mutex<Option<Sender<Job>>>,
+    sink: Mutex<Option<SyncSender<Item>>>,
     cancel: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     counters: Arc<IngestCounters>,
@@ -208,7 +243,7 @@ impl Ingest {
                     .spawn(move || ctx.run())?,
             );
         }
-        drop(items_tx);
+        let sink = Mutex::new(Some(items_tx));
         let batch_size = settings.batch_size.max(1);
         // One batch uploaded and waiting while one computes.
         let (stages_tx, stages_rx) = mpsc::sync_channel::<Stage>(1);
@@ -239,6 +274,7 @@ impl Ingest {
         );
         Ok(Self {
             jobs: Mutex::new(Some(jobs_tx)),
+            sink,
             cancel,
             threads: Mutex::new(threads),
             counters,
@@ -255,6 +291,16 @@ impl Ingest {
         }
     }
 
+    /// A sink for live sources; `None` once shut down. Stop every live source before
+    /// [`Ingest::shutdown`]: the embed worker ends when the last sink is dropped.
+    pub fn frame_sink(&self) -> Option<FrameSink> {
+        self.sink
+            .lock()
+            .expect("sink lock")
+            .as_ref()
+            .map(|tx| FrameSink { tx: tx.clone() })
+    }
+
     /// Counters for `stats`.
     pub fn counters(&self) -> &Arc<IngestCounters> {
         &self.counters
@@ -265,6 +311,7 @@ impl Ingest {
     pub fn shutdown(&self) {
         self.cancel.store(true, Ordering::SeqCst);
         self.jobs.lock().expect("jobs lock").take();
+        self.sink.lock().expect("sink lock").take();
         let threads: Vec<_> = self
             .threads
             .lock()
@@ -365,7 +412,8 @@ impl DecodeWorker {
     fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
         let info = decode::probe(&job.path).ok();
         let duration = info.as_ref().and_then(|i| i.duration_ms);
-        let wall = wall_clock_start(&job.path, &self.time_pattern, info.as_ref());
+        let pattern = job.time_pattern.as_deref().unwrap_or(&self.time_pattern);
+        let wall = wall_clock_start(&job.path, pattern, info.as_ref());
         if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
             r.state = SourceState::Ingesting;
             if duration.is_some() {
@@ -384,7 +432,7 @@ impl DecodeWorker {
             decoder_threads: self.decoder_threads,
             geometry: self.geometry.clone(),
             hwaccel: self.hwaccel,
-            policy: self.policy,
+            policy: job.policy.unwrap_or(self.policy),
         };
         let items = &self.items;
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

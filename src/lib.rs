@@ -16,6 +16,7 @@ pub mod decode;
 pub mod embed;
 pub mod index;
 pub mod ingest;
+pub mod live;
 pub mod media;
 pub mod notify;
 pub mod priority;

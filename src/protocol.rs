@@ -117,8 +117,12 @@ pub struct SearchRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
-    /// Absolute paths of files or folders (folders are walked recursively).
+    /// Absolute paths of files or folders (folders are walked recursively), or live stream
+    /// URLs (`rtsp://`, `rtmp://`, `udp://`, `http(s)://` HLS, ...).
     pub paths: Vec<String>,
+    /// Follow the files as they grow (files still being written), until they stop growing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 /// `forget`: remove a source.
@@ -362,6 +366,41 @@ pub struct SourceStatus {
     /// When `error` was reported (UTC, RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_at: Option<String>,
+    /// For a live source (stream or growing file): connection state and outages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStatus>,
+}
+
+/// The live part of a source's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    /// The URL without credentials, or the growing file's path.
+    pub url: String,
+    /// Declared in the configuration's `[[cameras]]`.
+    pub camera: bool,
+    /// True while frames arrive.
+    pub connected: bool,
+    /// Connections opened after the first.
+    pub reconnects: u64,
+    /// The latest outages, oldest first (at most 100).
+    pub outages: Vec<OutageStatus>,
+}
+
+/// One outage of a live source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageStatus {
+    /// When it began (UTC, RFC 3339).
+    pub start: String,
+    /// When frames arrived again (UTC, RFC 3339); `null` while it lasts.
+    pub end: Option<String>,
+    /// `start` in ms since the epoch.
+    pub start_ms: i64,
+    /// `end` in ms since the epoch.
+    pub end_ms: Option<i64>,
+    /// FFmpeg's reason (of the latest failed attempt).
+    pub reason: String,
+    /// Failed connection attempts during it.
+    pub attempts: u64,
 }
 
 /// Reply to `status`.
@@ -564,6 +603,11 @@ mod tests {
             }),
             Request::Ingest(IngestRequest {
                 paths: vec!["/srv/a.mp4".into()],
+                follow: false,
+            }),
+            Request::Ingest(IngestRequest {
+                paths: vec!["/srv/live.ts".into()],
+                follow: true,
             }),
             Request::Forget(ForgetRequest {
                 source: "/srv/a.mp4".into(),

@@ -164,6 +164,48 @@ pub struct SourceRecord {
     /// When `error` was last set, ms since the epoch (stamped by [`Store::update_source`]).
     #[serde(default)]
     pub error_at_ms: Option<i64>,
+    /// The file read when it differs from the source id (files of a camera folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For a live source (stream URL or growing file): where it is read from, its outages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRecord>,
+}
+
+/// What the store keeps about a live source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LiveRecord {
+    /// The URL (credentials included) or the path of the growing file.
+    pub url: String,
+    /// Declared in the configuration (`[[cameras]]`): started from there, not from the store.
+    #[serde(default)]
+    pub camera: bool,
+    /// True while frames arrive.
+    #[serde(default)]
+    pub connected: bool,
+    /// Connections opened after the first.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// The latest outages, oldest first (at most [`MAX_OUTAGES`]); the last is open while
+    /// `end_ms` is `None`.
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+}
+
+/// Outages kept per live source.
+pub const MAX_OUTAGES: usize = 100;
+
+/// A time a live source delivered no frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    /// When it began (the last data received, or the failed first attempt), ms since the epoch.
+    pub start_ms: i64,
+    /// When frames arrived again; `None` while it lasts.
+    pub end_ms: Option<i64>,
+    /// FFmpeg's reason for the drop (the latest failed attempt's).
+    pub reason: String,
+    /// Connection attempts that failed during it.
+    pub attempts: u64,
 }
 
 /// Version of the `frame_count` bookkeeping; a state with another (or none) is recounted.
@@ -458,6 +500,8 @@ impl Store {
             skipped: 0,
             retain_from_ms: None,
             error_at_ms: None,
+            path: None,
+            live: None,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -522,24 +566,31 @@ impl Store {
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut below_floor = 0u64;
-                // Per source: its id, record, frames added, highest offset added.
-                let mut per_source: HashMap<u32, (sled::IVec, SourceRecord, u64, u64)> =
+                // Per source: its id, record, frames added, highest offset added; `None` for a
+                // source forgotten while its frames were in flight (they are dropped).
+                let mut per_source: HashMap<u32, Option<(sled::IVec, SourceRecord, u64, u64)>> =
                     HashMap::new();
                 for (key, vector) in frames {
                     let (no, offset) = split_key(*key);
                     let entry = match per_source.entry(no) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::hash_map::Entry::Vacant(e) => {
-                            let name = nos
-                                .get(no.to_be_bytes())?
-                                .ok_or_else(|| abort(format!("no source with number {no}")))?;
-                            let bytes = sources
-                                .get(&name)?
-                                .ok_or_else(|| abort("source record missing"))?;
-                            let rec: SourceRecord =
-                                serde_json::from_slice(&bytes).map_err(abort)?;
-                            e.insert((name, rec, 0, 0))
+                            let record = match nos.get(no.to_be_bytes())? {
+                                None => None,
+                                Some(name) => {
+                                    let bytes = sources
+                                        .get(&name)?
+                                        .ok_or_else(|| abort("source record missing"))?;
+                                    let rec: SourceRecord =
+                                        serde_json::from_slice(&bytes).map_err(abort)?;
+                                    Some((name, rec, 0, 0))
+                                }
+                            };
+                            e.insert(record)
                         }
+                    };
+                    let Some(entry) = entry else {
+                        continue;
                     };
                     if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
                         below_floor += 1;
@@ -555,7 +606,7 @@ impl Store {
                     entry.2 += 1;
                     entry.3 = entry.3.max(offset);
                 }
-                for (_, (name, mut rec, count, max_offset)) in per_source {
+                for (name, mut rec, count, max_offset) in per_source.into_values().flatten() {
                     if count == 0 {
                         continue;
                     }

@@ -1,4 +1,4 @@
-//! `frameseek ingest PATH… [--wait]`.
+//! `frameseek ingest PATH|URL… [--follow] [--wait]`.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -10,10 +10,15 @@ use crate::protocol::{IngestReply, IngestRequest, Request, StatusReply};
 /// Arguments of `ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Video files or folders (walked recursively).
+    /// Video files or folders (walked recursively), or live stream URLs (rtsp://, rtmp://,
+    /// udp://, http(s):// HLS, ...), read continuously until forgotten.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Wait until every file is done, with a progress bar on a terminal.
+    /// The files are still being written: follow them as they grow, until they stop growing.
+    #[arg(long)]
+    pub follow: bool,
+    /// Wait until every file is done, with a progress bar on a terminal (live streams are
+    /// not waited for).
     #[arg(long)]
     pub wait: bool,
 }
@@ -23,9 +28,19 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
     let paths = args
         .paths
         .iter()
-        .map(|p| absolute(p).display().to_string())
+        .map(|p| {
+            let text = p.to_string_lossy();
+            if crate::live::is_stream_url(&text) {
+                text.into_owned()
+            } else {
+                absolute(p).display().to_string()
+            }
+        })
         .collect();
-    let reply: IngestReply = client.call_as(&Request::Ingest(IngestRequest { paths }))?;
+    let reply: IngestReply = client.call_as(&Request::Ingest(IngestRequest {
+        paths,
+        follow: args.follow,
+    }))?;
     let errors = reply
         .outcomes
         .iter()
@@ -50,6 +65,8 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
         .iter()
         .filter(|o| o.result != "error")
         .filter_map(|o| o.source.clone())
+        // A live stream never finishes: there is nothing to wait for.
+        .filter(|s| !crate::live::is_stream_url(s))
         .collect();
     let mut failed = 0;
     let mut final_status = None;

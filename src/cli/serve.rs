@@ -34,7 +34,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     tracing::info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
     notify("READY=1");
-    if !daemon.config().ingest.watch.is_empty() {
+    if daemon.has_watched_folders() {
         let d = daemon.clone();
         let every = std::time::Duration::from_secs_f64(d.config().ingest.watch_interval);
         runtime.spawn(async move {

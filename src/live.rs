@@ -1,0 +1,937 @@
+//! Live sources: stream URLs (RTSP, RTMP, MPEG-TS over UDP/RTP/SRT/TCP, HLS over HTTP) and
+//! files still being written. Each runs on its own thread (never on a file decode worker),
+//! samples frames with the source's settings and hands them to the same bounded channel as
+//! the file decoders ([`FrameSink`]).
+//!
+//! A stream that drops, stalls (no data for `ingest.live_timeout`) or cannot be opened is an
+//! outage: it is recorded in the source's record (start, end, FFmpeg's reason; `status`
+//! shows it) and the stream is opened again after a back-off that doubles from 1 s up to
+//! `ingest.reconnect_max`, each wait varied by up to ±20 % so that cameras behind one
+//! failed switch do not reconnect in lockstep.
+//!
+//! Time: a stream frame's wall clock is the sender's clock where FFmpeg reports one (RTSP
+//! sender reports: `start_time_realtime`), else the arrival time of the connection's first
+//! frame plus PTS deltas. Its offset (the frame key) is that wall clock minus the source's
+//! first frame's, forced to increase across reconnects and timestamp resets. A growing
+//! file's offsets are its presentation times, like any file's.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ffmpeg::ffi;
+use ffmpeg_next as ffmpeg;
+
+use crate::catalog::Catalog;
+use crate::config::SourceSettings;
+use crate::decode::{
+    best_video_stream, init_ffmpeg, DecodeSummary, FrameConverter, IntervalSampler, Rotation,
+    SamplingPolicy, SceneFilter,
+};
+use crate::embed::PixelGeometry;
+use crate::ingest::FrameSink;
+use crate::store::{frame_key, Outage, SourceRecord, MAX_OUTAGES};
+
+/// URL schemes read as live streams.
+pub const STREAM_SCHEMES: &[&str] = &[
+    "rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp", "srt", "tcp", "http", "https",
+];
+
+/// True when `text` is a URL of a scheme read as a live stream.
+pub fn is_stream_url(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, rest)| {
+        !rest.is_empty() && STREAM_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
+    })
+}
+
+/// The URL without its password (`rtsp://user:pw@host/x` -> `rtsp://user@host/x`): the
+/// source id of a stream given to `ingest`, and what `status` shows.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// What a live source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveKind {
+    /// A network stream, reconnected after every drop.
+    Stream,
+    /// A file being written, followed until it stops growing for `live_timeout`.
+    GrowingFile,
+}
+
+/// One live source to run.
+#[derive(Debug, Clone)]
+pub struct LiveSpec {
+    /// Source id.
+    pub source: String,
+    /// Source number (key prefix).
+    pub no: u32,
+    /// URL, or the growing file's path.
+    pub url: String,
+    /// Stream or growing file.
+    pub kind: LiveKind,
+    /// Sampling settings of this source.
+    pub settings: SourceSettings,
+}
+
+/// Settings shared by every live source.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// No data for this long: the stream is down (or the file stopped growing).
+    pub timeout: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+    /// RTSP transport, `tcp` or `udp`.
+    pub rtsp_transport: String,
+    /// FFmpeg decoder threads, 0 = automatic.
+    pub decoder_threads: usize,
+    /// Nice value of the live threads (and the FFmpeg threads they start), `ingest.nice`.
+    pub nice: i32,
+}
+
+/// Reconnection waits: 1 s, doubling up to a cap, each varied by up to ±20 %.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+/// The first wait after a drop.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+
+impl Backoff {
+    /// Waits capped at `max`.
+    pub fn new(max: Duration) -> Self {
+        Self {
+            next: FIRST_WAIT.min(max),
+            max,
+        }
+    }
+
+    /// The wait before the next attempt (then doubled); `jitter` in [-1, 1] varies it ±20 %.
+    pub fn next_wait(&mut self, jitter: f64) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        base.mul_f64(1.0 + 0.2 * jitter.clamp(-1.0, 1.0))
+    }
+
+    /// After a connection that delivered frames: start again from the first wait.
+    pub fn reset(&mut self) {
+        self.next = FIRST_WAIT.min(self.max);
+    }
+}
+
+/// A number in [-1, 1] that differs from call to call (jitter; not for cryptography).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() % 2001) as f64 / 1000.0 - 1.0
+}
+
+/// Wall clock now, ms since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A stream timestamp further than this from the arrival time is a jump (a reset or a
+/// discontinuity): the connection's clock is anchored again on the arrival time.
+const JUMP_MS: f64 = 30_000.0;
+
+/// A sender clock (`start_time_realtime`) further than this from ours is not trusted.
+const MAX_SKEW_MS: f64 = 3_600_000.0;
+
+/// Turns live frame timestamps into offsets that only increase.
+#[derive(Debug, Clone)]
+pub struct TimeLine {
+    kind: LiveKind,
+    /// Wall clock of offset 0 (streams: the first frame ever).
+    start_wall_ms: Option<i64>,
+    /// The last offset handed out (or committed before a restart).
+    last_offset: Option<u64>,
+    /// Per connection: the sender's clock of PTS 0, ms since the epoch.
+    realtime_ms: Option<f64>,
+    /// Per connection: (wall ms, pts ms) of the anchor frame.
+    anchor: Option<(f64, f64)>,
+    /// Per connection: the last PTS seen, ms.
+    last_pts_ms: Option<f64>,
+}
+
+impl TimeLine {
+    /// A time line resuming after `last_offset` (the source's watermark).
+    pub fn new(kind: LiveKind, start_wall_ms: Option<i64>, last_offset: Option<u64>) -> Self {
+        Self {
+            kind,
+            start_wall_ms,
+            last_offset,
+            realtime_ms: None,
+            anchor: None,
+            last_pts_ms: None,
+        }
+    }
+
+    /// A new connection: its timestamps start afresh. `realtime_us` is FFmpeg's
+    /// `start_time_realtime` when the protocol gives one.
+    pub fn connect(&mut self, realtime_us: Option<i64>) {
+        self.realtime_ms = realtime_us.map(|us| us as f64 / 1000.0);
+        self.anchor = None;
+        self.last_pts_ms = None;
+    }
+
+    /// The wall clock of offset 0, once known.
+    pub fn start_wall_ms(&self) -> Option<i64> {
+        self.start_wall_ms
+    }
+
+    /// The offset of a frame with presentation time `pts_ms` (stream time; `None` when
+    /// the frame has none) arriving at `now_ms`. Streams: always after the last offset.
+    /// Growing files: the presentation time (the sampler drops what was committed).
+    pub fn offset(&mut self, pts_ms: Option<f64>, now_ms: i64) -> u64 {
+        let now = now_ms as f64;
+        match self.kind {
+            LiveKind::GrowingFile => {
+                let pts = pts_ms.unwrap_or_else(|| self.last_pts_ms.map_or(0.0, |p| p + 40.0));
+                let origin = self.anchor.get_or_insert((0.0, pts)).1;
+                // A timestamp going backwards continues from the last one.
+                let t = match self.last_pts_ms {
+                    Some(last) if pts - origin <= last => last + 1.0,
+                    _ => (pts - origin).max(0.0),
+                };
+                self.last_pts_ms = Some(t);
+                t.round() as u64
+            }
+            LiveKind::Stream => {
+                let backwards = matches!((pts_ms, self.last_pts_ms), (Some(p), Some(l)) if p < l);
+                if pts_ms.is_some() {
+                    self.last_pts_ms = pts_ms;
+                }
+                let sender = match (self.realtime_ms, pts_ms) {
+                    (Some(rt), Some(p)) if (rt + p - now).abs() < MAX_SKEW_MS => Some(rt + p),
+                    _ => None,
+                };
+                let by_pts = match (self.anchor, pts_ms) {
+                    (Some((aw, ap)), Some(p)) => Some(aw + (p - ap)),
+                    _ => None,
+                };
+                let mut wall = sender.or(by_pts).unwrap_or(now);
+                let jump = sender.is_none() && (wall - now).abs() > JUMP_MS;
+                if self.anchor.is_none() || backwards || jump {
+                    if self.anchor.is_some() {
+                        // The sender clock cannot be trusted past a reset either.
+                        self.realtime_ms = None;
+                        wall = now;
+                    }
+                    self.anchor = pts_ms.map(|p| (wall, p));
+                }
+                let start = *self.start_wall_ms.get_or_insert(wall.round() as i64);
+                let offset = (wall.round() as i64 - start).max(0) as u64;
+                let offset = match self.last_offset {
+                    Some(last) if offset <= last => last + 1,
+                    _ => offset,
+                };
+                self.last_offset = Some(offset);
+                offset
+            }
+        }
+    }
+}
+
+/// The running live sources, one thread each.
+pub struct LiveSources {
+    runners: Mutex<HashMap<String, Runner>>,
+    catalog: Arc<Catalog>,
+    sink: Mutex<Option<FrameSink>>,
+    geometry: PixelGeometry,
+    settings: LiveSettings,
+}
+
+impl std::fmt::Debug for LiveSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .runners
+            .lock()
+            .expect("runners lock")
+            .keys()
+            .cloned()
+            .collect();
+        f.debug_struct("LiveSources")
+            .field("running", &names)
+            .finish()
+    }
+}
+
+struct Runner {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl LiveSources {
+    /// No live source running yet; frames go to `sink`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        sink: FrameSink,
+        geometry: PixelGeometry,
+        settings: LiveSettings,
+    ) -> Self {
+        Self {
+            runners: Mutex::new(HashMap::new()),
+            catalog,
+            sink: Mutex::new(Some(sink)),
+            geometry,
+            settings,
+        }
+    }
+
+    /// Starts reading a source on its own thread, unless it is running; true when started.
+    pub fn start(&self, spec: LiveSpec) -> std::io::Result<bool> {
+        let mut runners = self.runners.lock().expect("runners lock");
+        if let Some(r) = runners.get(&spec.source) {
+            if !r.thread.is_finished() {
+                return Ok(false);
+            }
+        }
+        let Some(sink) = self.sink.lock().expect("sink lock").clone() else {
+            return Ok(false);
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let source = spec.source.clone();
+        let worker = LiveWorker {
+            spec,
+            catalog: self.catalog.clone(),
+            sink,
+            geometry: self.geometry.clone(),
+            settings: self.settings.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("live-{}", worker.spec.no))
+            .spawn(move || {
+                crate::priority::lower_this_thread(worker.settings.nice);
+                worker.run()
+            })?;
+        runners.insert(source, Runner { stop, thread });
+        Ok(true)
+    }
+
+    /// True while the source's thread runs.
+    pub fn is_running(&self, source: &str) -> bool {
+        self.runners
+            .lock()
+            .expect("runners lock")
+            .get(source)
+            .is_some_and(|r| !r.thread.is_finished())
+    }
+
+    /// Stops a source's thread and waits for it; false when it was not running.
+    pub fn stop(&self, source: &str) -> bool {
+        let runner = self.runners.lock().expect("runners lock").remove(source);
+        match runner {
+            Some(r) => {
+                r.stop.store(true, Ordering::SeqCst);
+                let running = !r.thread.is_finished();
+                let _ = r.thread.join();
+                running
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every live source (they resume at the next start) and lets go of the sink.
+    pub fn stop_all(&self) {
+        self.sink.lock().expect("sink lock").take();
+        let runners: Vec<Runner> = self
+            .runners
+            .lock()
+            .expect("runners lock")
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for r in &runners {
+            r.stop.store(true, Ordering::SeqCst);
+        }
+        for r in runners {
+            let _ = r.thread.join();
+        }
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Stop requested (forget, shutdown, or the pipeline stopped).
+    Stopped,
+    /// A growing file stopped growing: the source is complete.
+    Complete,
+    /// The stream dropped or could not be opened.
+    Lost {
+        /// FFmpeg's reason.
+        reason: String,
+        /// Frames arrived on this connection.
+        had_frames: bool,
+    },
+}
+
+struct LiveWorker {
+    spec: LiveSpec,
+    catalog: Arc<Catalog>,
+    sink: FrameSink,
+    geometry: PixelGeometry,
+    settings: LiveSettings,
+    stop: Arc<AtomicBool>,
+}
+
+/// Mutable state of a live source across its connections.
+struct Progress {
+    time: TimeLine,
+    sampler: IntervalSampler,
+    scene: SceneFilter,
+    /// Counts not yet added to the record.
+    unsaved: DecodeSummary,
+    /// Everything decoded since this thread started (reported when a growing file ends).
+    total: DecodeSummary,
+    last_save: Instant,
+    /// Wall clock of the last packet received.
+    last_data_ms: Option<i64>,
+    connections: u64,
+}
+
+impl LiveWorker {
+    fn run(self) {
+        let record = match self.catalog.store().source(&self.spec.source) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(source = %self.spec.source, error = %e, "live source: cannot read its record");
+                return;
+            }
+        };
+        let (watermark, mut start_wall) = (record.watermark_ms, record.start_wall_ms);
+        if self.spec.kind == LiveKind::GrowingFile && start_wall.is_none() {
+            let path = Path::new(&self.spec.url);
+            let info = crate::decode::probe(path).ok();
+            start_wall = crate::ingest::wall_clock_start(
+                path,
+                &self.spec.settings.time_pattern,
+                info.as_ref(),
+            );
+        }
+        self.update(|r| {
+            r.state = crate::store::SourceState::Ingesting;
+            r.start_wall_ms = r.start_wall_ms.or(start_wall);
+        });
+        tracing::info!(source = %self.spec.source, url = %redact(&self.spec.url), resume_after_ms = ?watermark, "live source started");
+        let mut p = Progress {
+            time: TimeLine::new(self.spec.kind, start_wall, watermark),
+            sampler: IntervalSampler::new(self.spec.settings.interval, watermark),
+            scene: SceneFilter::new(self.spec.settings.policy),
+            unsaved: DecodeSummary::default(),
+            total: DecodeSummary::default(),
+            last_save: Instant::now(),
+            last_data_ms: None,
+            connections: 0,
+        };
+        let mut backoff = Backoff::new(self.settings.reconnect_max);
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let attempt_ms = now_ms();
+            let ended = self.connection(&mut p);
+            self.save_counts(&mut p);
+            match ended {
+                Ended::Stopped => break,
+                Ended::Complete => {
+                    tracing::info!(source = %self.spec.source, "growing file stopped growing");
+                    self.update(|r| {
+                        if let Some(l) = r.live.as_mut() {
+                            l.connected = false;
+                        }
+                    });
+                    // The counts are in the record already; the end only sets the state.
+                    let summary = DecodeSummary {
+                        kept: p.total.kept,
+                        ..Default::default()
+                    };
+                    let _ = self.sink.send_end(&self.spec.source, Ok(summary));
+                    return;
+                }
+                Ended::Lost { reason, .. }
+                    if self.spec.kind == LiveKind::GrowingFile
+                        && !Path::new(&self.spec.url).exists() =>
+                {
+                    tracing::warn!(source = %self.spec.source, %reason, "growing file gone");
+                    let error = crate::decode::DecodeError::Open {
+                        path: self.spec.url.clone(),
+                        reason,
+                    };
+                    let _ = self.sink.send_end(&self.spec.source, Err(error));
+                    return;
+                }
+                Ended::Lost { reason, had_frames } => {
+                    if had_frames {
+                        backoff.reset();
+                    }
+                    let wait = backoff.next_wait(jitter());
+                    tracing::warn!(source = %self.spec.source, %reason, retry_in_s = wait.as_secs_f64(), "live source down");
+                    // Since the last data, or since this attempt began.
+                    let start = if had_frames {
+                        p.last_data_ms.unwrap_or(attempt_ms)
+                    } else {
+                        attempt_ms
+                    };
+                    self.update(|r| record_outage(r, start, &reason));
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        self.update(|r| {
+            if let Some(l) = r.live.as_mut() {
+                l.connected = false;
+            }
+        });
+        tracing::info!(source = %self.spec.source, "live source stopped");
+    }
+
+    /// Applies `f` to the source's record (a forgotten source has none: nothing to do).
+    fn update(&self, f: impl Fn(&mut SourceRecord)) {
+        if let Err(e) = self.catalog.store().update_source(&self.spec.source, f) {
+            tracing::debug!(source = %self.spec.source, error = %e, "live source: record not updated");
+        }
+    }
+
+    fn save_counts(&self, p: &mut Progress) {
+        let (decoded, skipped) = (p.unsaved.decoded, p.unsaved.skipped);
+        p.unsaved = DecodeSummary::default();
+        p.last_save = Instant::now();
+        if decoded + skipped > 0 {
+            self.update(|r| {
+                r.decoded += decoded;
+                r.skipped += skipped;
+            });
+        }
+    }
+
+    /// FFmpeg options of the source's protocol: time-outs so a dead stream is noticed,
+    /// TCP for RTSP, a short probe so a stream starts quickly, `follow` for growing files.
+    fn options(&self) -> ffmpeg::Dictionary<'static> {
+        let us = self.settings.timeout.as_micros().to_string();
+        let mut o = ffmpeg::Dictionary::new();
+        let scheme = self
+            .spec
+            .url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        match (self.spec.kind, scheme.as_str()) {
+            (LiveKind::GrowingFile, _) => {
+                o.set("follow", "1");
+                // Not seekable: FFmpeg must not look for the end (a growing file has none yet).
+                o.set("seekable", "0");
+            }
+            (_, "rtsp" | "rtsps") => {
+                o.set("rtsp_transport", &self.settings.rtsp_transport);
+                o.set("timeout", &us);
+            }
+            (_, "udp" | "rtp") => {
+                o.set("timeout", &us);
+                o.set("overrun_nonfatal", "1");
+                o.set("fifo_size", "278876");
+            }
+            (_, "http" | "https") => {
+                o.set("timeout", &us);
+                o.set("reconnect", "1");
+            }
+            (_, "rtmp" | "rtmps" | "tcp" | "srt") => {
+                o.set("rw_timeout", &us);
+            }
+            _ => {}
+        }
+        // A short probe: frames FFmpeg buffered while probing are stamped ahead of their
+        // arrival by up to this much (their PTS after the first frame's arrival).
+        o.set("analyzeduration", "500000");
+        o
+    }
+
+    /// One connection: open, read, decode and sample until it ends.
+    fn connection(&self, p: &mut Progress) -> Ended {
+        init_ffmpeg();
+        let source = &self.spec.source;
+        let timeout_ms = self.settings.timeout.as_millis() as i64;
+        let clock = Instant::now();
+        let elapsed = move || clock.elapsed().as_millis() as i64;
+        // Reading stops when `deadline` (ms on `clock`) passes. While opening, the protocol's
+        // own time-outs apply and this is only a backstop: an interrupt while FFmpeg probes
+        // the stream would leave the connection failed for good. Then every packet moves it
+        // to `live_timeout` ahead.
+        let deadline = Arc::new(AtomicI64::new(3 * timeout_ms + 10_000));
+        let stalled = {
+            let deadline = deadline.clone();
+            move || elapsed() > deadline.load(Ordering::Relaxed)
+        };
+        // Set once the interrupt gave up for lack of data: FFmpeg's I/O error that follows
+        // sticks, and may surface only after a few buffered packets.
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let interrupt = {
+            let stop = self.stop.clone();
+            let timed_out = timed_out.clone();
+            move || {
+                if stop.load(Ordering::Relaxed) {
+                    return true;
+                }
+                if stalled() {
+                    timed_out.store(true, Ordering::Relaxed);
+                    return true;
+                }
+                false
+            }
+        };
+        let stalled = || timed_out.load(Ordering::Relaxed);
+        let lost = |reason: String, had_frames| Ended::Lost { reason, had_frames };
+        // FFmpeg's reason, with how long nothing came when it gave up for lack of data.
+        let since_data = Instant::now();
+        let why = |e: ffmpeg::Error, what: &str, since: Instant| {
+            let silent = since.elapsed().as_secs_f64();
+            if stalled() || silent >= self.settings.timeout.as_secs_f64() {
+                format!("{what}: no data for {silent:.1} s ({e})")
+            } else {
+                format!("{what}: {e}")
+            }
+        };
+        let opened = ffmpeg::format::input_with_interrupt_and_dictionary(
+            self.spec.url.as_str(),
+            interrupt,
+            self.options(),
+        );
+        let mut ictx = match opened {
+            Ok(i) => i,
+            Err(_) if self.stop.load(Ordering::SeqCst) => return Ended::Stopped,
+            Err(e) if self.spec.kind == LiveKind::GrowingFile && stalled() => {
+                tracing::debug!(source, error = %e, "growing file: nothing new");
+                return Ended::Complete;
+            }
+            Err(e) => return lost(why(e, "cannot open", since_data), false),
+        };
+        let index = match best_video_stream(&ictx, &redact(&self.spec.url)) {
+            Ok(i) => i,
+            Err(e) => return lost(e.to_string(), false),
+        };
+        let (tb, realtime_us, rotation) = {
+            let stream = ictx.stream(index).expect("stream index from best()");
+            let rotation = Rotation::of_stream(&stream);
+            let tb = stream.time_base();
+            // SAFETY: a plain read of a field of the open format context.
+            let rt = unsafe { (*ictx.as_ptr()).start_time_realtime };
+            (
+                f64::from(tb.numerator()) / f64::from(tb.denominator()).max(1.0),
+                (rt != ffi::AV_NOPTS_VALUE && rt > 0).then_some(rt),
+                rotation,
+            )
+        };
+        let mut converter = FrameConverter::new(self.geometry.clone(), rotation);
+        let mut decoder = match self.decoder(&ictx, index) {
+            Ok(d) => d,
+            Err(e) => return lost(format!("cannot decode: {e}"), false),
+        };
+        p.time.connect(realtime_us);
+        deadline.store(elapsed() + timeout_ms, Ordering::Relaxed);
+        let mut packet = ffmpeg::Packet::empty();
+        let mut frame = ffmpeg::frame::Video::empty();
+        let mut had_frames = false;
+        let mut last_packet = Instant::now();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ended::Stopped;
+            }
+            match packet.read(&mut ictx) {
+                // Packets FFmpeg still had buffered after a time-out are used, but are not
+                // news from the source.
+                Ok(()) if !stalled() => {
+                    last_packet = Instant::now();
+                    deadline.store(elapsed() + timeout_ms, Ordering::Relaxed);
+                    p.last_data_ms = Some(now_ms());
+                }
+                Ok(()) => {}
+                Err(_) if self.stop.load(Ordering::Relaxed) => return Ended::Stopped,
+                Err(_) if self.spec.kind == LiveKind::GrowingFile && stalled() => {
+                    return Ended::Complete
+                }
+                Err(ffmpeg::Error::Eof) if self.spec.kind == LiveKind::GrowingFile => {
+                    return Ended::Complete
+                }
+                Err(ffmpeg::Error::Eof) => return lost("end of stream".into(), had_frames),
+                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN && !stalled() => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                // Any other error sticks to FFmpeg's I/O context: this connection is over.
+                Err(e) => return lost(why(e, "read failed", last_packet), had_frames),
+            }
+            if packet.stream() != index {
+                continue;
+            }
+            if decoder.send_packet(&packet).is_err() {
+                p.unsaved.bad_packets += 1;
+                continue;
+            }
+            while decoder.receive_frame(&mut frame).is_ok() {
+                p.unsaved.decoded += 1;
+                p.total.decoded += 1;
+                if !had_frames {
+                    had_frames = true;
+                    self.connected(p);
+                }
+                let pts_ms = frame.timestamp().map(|ts| ts as f64 * tb * 1000.0);
+                let offset = p.time.offset(pts_ms, now_ms());
+                if !p.sampler.take(offset as f64) {
+                    continue;
+                }
+                if !p.scene.keep(&frame, offset as f64) {
+                    p.unsaved.skipped += 1;
+                    continue;
+                }
+                let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
+                if let Err(e) = converter.convert(&frame, &mut pixels) {
+                    tracing::warn!(source, error = %e, "live frame not converted");
+                    continue;
+                }
+                p.total.kept += 1;
+                if !self
+                    .sink
+                    .send_frame(frame_key(self.spec.no, offset), source, pixels)
+                {
+                    return Ended::Stopped;
+                }
+            }
+            if p.last_save.elapsed() > Duration::from_secs(5) {
+                self.save_counts(p);
+            }
+        }
+    }
+
+    fn decoder(
+        &self,
+        ictx: &ffmpeg::format::context::Input,
+        index: usize,
+    ) -> Result<ffmpeg::decoder::Video, ffmpeg::Error> {
+        let params = ictx
+            .stream(index)
+            .expect("stream index from best()")
+            .parameters();
+        let mut context = ffmpeg::codec::context::Context::from_parameters(params)?;
+        // Slice threads: no added latency, unlike frame threads.
+        context.set_threading(ffmpeg::codec::threading::Config {
+            kind: ffmpeg::codec::threading::Type::Slice,
+            count: self.settings.decoder_threads,
+            ..Default::default()
+        });
+        let mut decoder = context.decoder().video()?;
+        if self.spec.settings.policy == SamplingPolicy::Keyframes {
+            decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
+        }
+        Ok(decoder)
+    }
+
+    /// The first frame of a connection: an open outage ends, the source is connected.
+    fn connected(&self, p: &mut Progress) {
+        let now = now_ms();
+        let again = p.connections > 0;
+        p.connections += 1;
+        let start_wall = p.time.start_wall_ms();
+        self.update(|r| {
+            if let Some(l) = r.live.as_mut() {
+                l.connected = true;
+                if again {
+                    l.reconnects += 1;
+                }
+                if let Some(o) = l.outages.last_mut() {
+                    if o.end_ms.is_none() {
+                        o.end_ms = Some(now);
+                    }
+                }
+            }
+            if r.start_wall_ms.is_none() {
+                // Streams: the first frame's wall clock is offset 0.
+                r.start_wall_ms = start_wall.or(Some(now));
+            }
+        });
+        tracing::info!(source = %self.spec.source, reconnect = again, "live source receiving");
+    }
+}
+
+/// Opens an outage (or, when one is open, counts the failed attempt and keeps its reason
+/// current) in a live source's record.
+fn record_outage(r: &mut SourceRecord, start_ms: i64, reason: &str) {
+    let Some(l) = r.live.as_mut() else {
+        return;
+    };
+    l.connected = false;
+    match l.outages.last_mut() {
+        Some(o) if o.end_ms.is_none() => {
+            o.attempts += 1;
+            o.reason = reason.to_string();
+        }
+        _ => {
+            l.outages.push(Outage {
+                start_ms,
+                end_ms: None,
+                reason: reason.to_string(),
+                attempts: 1,
+            });
+            let excess = l.outages.len().saturating_sub(MAX_OUTAGES);
+            l.outages.drain(..excess);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_urls_are_recognised_and_passwords_redacted() {
+        for u in [
+            "rtsp://10.0.0.2/main",
+            "RTMP://host/app/key",
+            "udp://127.0.0.1:5000",
+            "https://cdn/x.m3u8",
+        ] {
+            assert!(is_stream_url(u), "{u}");
+        }
+        for u in ["/srv/a.mp4", "ftp://h/x", "rtsp://", "file:///x"] {
+            assert!(!is_stream_url(u), "{u}");
+        }
+        assert_eq!(
+            redact("rtsp://admin:secret@10.0.0.2:554/s1?x=y"),
+            "rtsp://admin@10.0.0.2:554/s1?x=y"
+        );
+        assert_eq!(redact("rtsp://10.0.0.2/s1"), "rtsp://10.0.0.2/s1");
+        assert_eq!(redact("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(10));
+        let waits: Vec<f64> = (0..6).map(|_| b.next_wait(0.0).as_secs_f64()).collect();
+        assert_eq!(waits, vec![1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
+        assert_eq!(b.next_wait(1.0).as_secs_f64(), 12.0);
+        assert_eq!(b.next_wait(-1.0).as_secs_f64(), 8.0);
+        b.reset();
+        assert_eq!(b.next_wait(0.0), Duration::from_secs(1));
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((-1.0..=1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn stream_offsets_follow_pts_and_stay_monotonic_across_reconnects_and_resets() {
+        let mut t = TimeLine::new(LiveKind::Stream, None, None);
+        t.connect(None);
+        let base = 1_800_000_000_000;
+        // 10 fps, arriving in real time; the first frame is offset 0.
+        let first: Vec<u64> = (0..20)
+            .map(|i| t.offset(Some(5000.0 + i as f64 * 100.0), base + i * 100))
+            .collect();
+        assert_eq!(first[0], 0);
+        assert_eq!(first[19], 1900);
+        assert_eq!(t.start_wall_ms(), Some(base));
+        // Reconnect 10 s later; the sender's PTS restart from 0.
+        t.connect(None);
+        let o = t.offset(Some(0.0), base + 12_000);
+        assert_eq!(o, 12_000);
+        assert_eq!(t.offset(Some(100.0), base + 12_150), 12_100);
+        // A PTS reset within a connection re-anchors on the arrival time, never backwards.
+        let o = t.offset(Some(50.0), base + 12_200);
+        assert!(o > 12_100, "{o}");
+        // A jump far ahead re-anchors too.
+        let o = t.offset(Some(9e9), base + 12_300);
+        assert!((12_200..=12_400).contains(&o), "{o}");
+        // Resuming after a restart: offsets go on after the watermark.
+        let mut r = TimeLine::new(LiveKind::Stream, Some(base), Some(50_000));
+        r.connect(None);
+        assert_eq!(r.offset(Some(0.0), base + 40_000), 50_001);
+    }
+
+    #[test]
+    fn the_sender_clock_is_used_when_sane() {
+        let base = 1_800_000_000_000i64;
+        let mut t = TimeLine::new(LiveKind::Stream, Some(base), None);
+        // The sender says PTS 0 was captured 2 s before base.
+        t.connect(Some((base - 2_000) * 1000));
+        assert_eq!(t.offset(Some(3_000.0), base + 5_000), 1_000);
+        // A sender clock a year off is ignored (arrival time instead).
+        let mut t = TimeLine::new(LiveKind::Stream, Some(base), None);
+        t.connect(Some(1_000_000));
+        assert_eq!(t.offset(Some(3_000.0), base + 5_000), 5_000);
+    }
+
+    #[test]
+    fn growing_file_offsets_are_presentation_times() {
+        let mut t = TimeLine::new(LiveKind::GrowingFile, None, None);
+        t.connect(None);
+        assert_eq!(t.offset(Some(1_400.0), 0), 0);
+        assert_eq!(t.offset(Some(2_400.0), 0), 1_000);
+        assert_eq!(t.offset(Some(2_000.0), 0), 1_001);
+    }
+
+    #[test]
+    fn outages_open_once_count_attempts_and_stay_bounded() {
+        let mut r = SourceRecord {
+            source: "cam".into(),
+            no: 1,
+            fingerprint: Default::default(),
+            state: crate::store::SourceState::Ingesting,
+            watermark_ms: None,
+            frames: 0,
+            duration_ms: None,
+            interval: 1.0,
+            error: None,
+            start_wall_ms: None,
+            decoded: 0,
+            skipped: 0,
+            path: None,
+            live: Some(Default::default()),
+            error_at_ms: None,
+            retain_from_ms: None,
+        };
+        record_outage(&mut r, 10, "Connection refused");
+        record_outage(&mut r, 20, "no data for 2 s");
+        let l = r.live.as_ref().unwrap();
+        assert_eq!(l.outages.len(), 1);
+        assert_eq!(
+            (l.outages[0].start_ms, l.outages[0].attempts),
+            (10, 2),
+            "{l:?}"
+        );
+        assert_eq!(l.outages[0].reason, "no data for 2 s");
+        for i in 0..150 {
+            r.live.as_mut().unwrap().outages.last_mut().unwrap().end_ms = Some(i);
+            record_outage(&mut r, i, "x");
+        }
+        assert_eq!(r.live.unwrap().outages.len(), MAX_OUTAGES);
+    }
+}
