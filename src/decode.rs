@@ -97,6 +97,14 @@ pub enum SamplingPolicy {
     },
 }
 
+/// A timestamp further back than this from the last frame is a discontinuity (smaller steps
+/// back are jitter: that frame is placed one frame after the last).
+const REANCHOR_BACK_MS: f64 = 1000.0;
+
+/// In containers that allow discontinuities (MPEG-TS), a jump forward by more than this is
+/// one too (the `ffmpeg` command uses the same threshold).
+const REANCHOR_FORWARD_MS: f64 = 10_000.0;
+
 /// Frames before a sample target from which every frame is decoded again (covers the
 /// frames in flight in FFmpeg's frame threads).
 const SKIP_MARGIN_FRAMES: f64 = 12.0;
@@ -169,6 +177,11 @@ pub struct DecodeSummary {
     pub skipped: u64,
     /// Packets the decoder rejected (corrupt data it skipped over).
     pub bad_packets: u64,
+    /// Timestamp discontinuities bridged (the footage continued after the last frame).
+    pub discontinuities: u64,
+    /// Packets not decoded at all: they belong to a GOP before the one the next sample
+    /// needs (MP4/MOV, whose index lists the keyframes).
+    pub packets_skipped: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
     pub stopped: bool,
     /// Time spent in pixel conversion (swscale + crop + normalise), microseconds.
@@ -308,18 +321,136 @@ impl IntervalSampler {
 
 /// Converts decoded frames to RGB24 at the model's resize geometry, rebuilding the scaler
 /// when the stream's size or format changes.
+/// Decode timestamps of the stream's keyframes from an MP4/MOV sample index (ascending),
+/// or nothing for other containers: their indexes (when any) do not list decode
+/// timestamps, so GOP skipping there is left out rather than guessed.
+fn indexed_keyframes(ictx: &ffmpeg::format::context::Input, index: usize) -> Vec<i64> {
+    // SAFETY: reads of the open input's format name and of its stream's index entries,
+    // which libavformat owns and does not change while nothing reads from the input.
+    unsafe {
+        let name = std::ffi::CStr::from_ptr((*(*ictx.as_ptr()).iformat).name);
+        if !name.to_bytes().starts_with(b"mov,mp4") {
+            return Vec::new();
+        }
+        let stream = *(*ictx.as_ptr()).streams.add(index);
+        let count = ffi::avformat_index_get_entries_count(stream);
+        let mut out = Vec::new();
+        for i in 0..count {
+            let entry = ffi::avformat_index_get_entry(stream, i);
+            if !entry.is_null() && (*entry).flags() & ffi::AVINDEX_KEYFRAME != 0 {
+                out.push((*entry).timestamp);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
+/// How a stored picture must be turned to be shown upright (the container's display
+/// matrix, as phones write it), in the same way as the `ffmpeg` command's autorotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Rotation {
+    /// Shown as stored.
+    #[default]
+    None,
+    /// Turned 90 degrees clockwise.
+    Clockwise,
+    /// Turned 180 degrees.
+    HalfTurn,
+    /// Turned 90 degrees counter-clockwise.
+    CounterClockwise,
+}
+
+impl Rotation {
+    /// From the display matrix's rotation angle (`av_display_rotation_get`: degrees
+    /// counter-clockwise); angles that are not a multiple of 90 are rounded to the nearest.
+    fn from_matrix_degrees(degrees: f64) -> Self {
+        if !degrees.is_finite() {
+            return Self::None;
+        }
+        // The picture is turned by minus the matrix's angle to undo it.
+        let turn = (-degrees / 90.0).round().rem_euclid(4.0) as u8;
+        match turn {
+            1 => Self::Clockwise,
+            2 => Self::HalfTurn,
+            3 => Self::CounterClockwise,
+            _ => Self::None,
+        }
+    }
+
+    /// The stream's rotation from its display-matrix side data.
+    fn of_stream(stream: &ffmpeg::format::stream::Stream) -> Self {
+        for side in stream.side_data() {
+            if side.kind() == ffmpeg::packet::side_data::Type::DisplayMatrix
+                && side.data().len() >= 9 * 4
+            {
+                let mut matrix = [0i32; 9];
+                for (i, m) in matrix.iter_mut().enumerate() {
+                    let b = &side.data()[i * 4..i * 4 + 4];
+                    *m = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                // SAFETY: `matrix` holds the 9 values the function reads.
+                let degrees = unsafe { ffi::av_display_rotation_get(matrix.as_ptr()) };
+                return Self::from_matrix_degrees(degrees);
+            }
+        }
+        Self::None
+    }
+
+    /// Whether width and height trade places.
+    fn swaps_sides(self) -> bool {
+        matches!(self, Self::Clockwise | Self::CounterClockwise)
+    }
+
+    /// Turns a packed RGB24 picture of `width` x `height` (rows `stride` bytes apart) into
+    /// `out`, packed without padding.
+    fn apply_rgb24(
+        self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        out.resize(width * height * 3, 0);
+        let (out_w, _) = if self.swaps_sides() {
+            (height, width)
+        } else {
+            (width, height)
+        };
+        for y in 0..height {
+            let row = &rgb[y * stride..y * stride + width * 3];
+            for x in 0..width {
+                let (ox, oy) = match self {
+                    Self::None => (x, y),
+                    Self::Clockwise => (height - 1 - y, x),
+                    Self::HalfTurn => (width - 1 - x, height - 1 - y),
+                    Self::CounterClockwise => (y, width - 1 - x),
+                };
+                let o = (oy * out_w + ox) * 3;
+                out[o..o + 3].copy_from_slice(&row[x * 3..x * 3 + 3]);
+            }
+        }
+    }
+}
+
 struct FrameConverter {
     geometry: PixelGeometry,
+    rotation: Rotation,
     scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
     rgb: ffmpeg::frame::Video,
+    turned: Vec<u8>,
 }
 
 impl FrameConverter {
-    fn new(geometry: PixelGeometry) -> Self {
+    fn new(geometry: PixelGeometry, rotation: Rotation) -> Self {
         Self {
             geometry,
+            rotation,
             scaler: None,
             rgb: ffmpeg::frame::Video::empty(),
+            turned: Vec::new(),
         }
     }
 
@@ -329,9 +460,15 @@ impl FrameConverter {
         out: &mut Vec<f32>,
     ) -> Result<(), ffmpeg::Error> {
         let key = (frame.format(), frame.width(), frame.height());
-        let (rw, rh) = self
-            .geometry
-            .resized_dims(frame.width() as usize, frame.height() as usize);
+        let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+        // Sizes as shown (upright); the scaler works in the stored orientation, and only the
+        // small scaled picture is turned.
+        let (rw, rh) = if self.rotation.swaps_sides() {
+            let (w, h) = self.geometry.resized_dims(fh, fw);
+            (h, w)
+        } else {
+            self.geometry.resized_dims(fw, fh)
+        };
         if self.scaler.as_ref().map(|(_, k)| *k != key).unwrap_or(true) {
             let flags = scaling::Flags::BICUBIC
                 | scaling::Flags::ACCURATE_RND
@@ -352,8 +489,20 @@ impl FrameConverter {
         let (ctx, _) = self.scaler.as_mut().expect("scaler set above");
         ctx.run(frame, &mut self.rgb)?;
         let stride = self.rgb.stride(0);
-        self.geometry
-            .crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
+        if self.rotation == Rotation::None {
+            self.geometry
+                .crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
+        } else {
+            self.rotation
+                .apply_rgb24(self.rgb.data(0), rw, rh, stride, &mut self.turned);
+            let (tw, th) = if self.rotation.swaps_sides() {
+                (rh, rw)
+            } else {
+                (rw, rh)
+            };
+            self.geometry
+                .crop_normalise_rgb24(&self.turned, tw, th, tw * 3, out);
+        }
         Ok(())
     }
 }
@@ -446,12 +595,13 @@ fn decode_run(
 ) -> Result<DecodeSummary, DecodeError> {
     let p = path.display().to_string();
     let (mut ictx, index) = open(path)?;
-    let (time_base, start_pts, avg_rate) = {
+    let (time_base, start_pts, avg_rate, rotation) = {
         let stream = ictx.stream(index).expect("stream index from best()");
         (
             stream.time_base(),
             stream.start_time(),
             stream.avg_frame_rate(),
+            Rotation::of_stream(&stream),
         )
     };
     let codec_err = |e: ffmpeg::Error| DecodeError::Codec {
@@ -483,8 +633,18 @@ fn decode_run(
         40.0
     };
     let mut origin: Option<i64> = (start_pts != ffi::AV_NOPTS_VALUE).then_some(start_pts);
+    // Added to every timestamp-derived offset after a discontinuity was bridged (shared with
+    // the packet loop, which skips whole GOPs by timestamp).
+    let shift_ms = std::cell::Cell::new(0.0f64);
+    let keyframes = indexed_keyframes(&ictx, index);
+    // The largest presentation delay (pts - dts) of a keyframe so far: bounds the next
+    // keyframe's pts (an encoder delays every keyframe by the same amount).
+    let mut reorder: i64 = 0;
+    // Containers whose timestamps may jump (MPEG-TS): a forward jump is a discontinuity too.
+    // SAFETY: plain read of the open input's format flags.
+    let discontinuous = unsafe { (*(*ictx.as_ptr()).iformat).flags & ffi::AVFMT_TS_DISCONT != 0 };
     let mut sampler = IntervalSampler::new(options.interval, options.resume_after_ms);
-    let mut converter = FrameConverter::new(options.geometry.clone());
+    let mut converter = FrameConverter::new(options.geometry.clone(), rotation);
     let mut summary = DecodeSummary::default();
     let mut last_ms: f64 = -1.0;
     let mut frame = ffmpeg::frame::Video::empty();
@@ -503,17 +663,28 @@ fn decode_run(
             let offset_ms = match frame.timestamp() {
                 Some(ts) => {
                     let origin = *origin.get_or_insert(ts);
-                    (ts - origin) as f64 * tb * 1000.0
+                    (ts - origin) as f64 * tb * 1000.0 + shift_ms.get()
                 }
                 None => last_ms + frame_ms,
             };
-            // Frames before the start time (edit lists, pre-roll) are not part of the footage.
-            if offset_ms < -0.5 {
-                continue;
-            }
-            let offset_ms = offset_ms.max(0.0);
-            if offset_ms <= last_ms {
-                // A timestamp going backwards (discontinuity): continue from the last one.
+            if last_ms < 0.0 {
+                // Frames before the start time (edit lists, pre-roll) are not footage.
+                if offset_ms < -0.5 {
+                    continue;
+                }
+                last_ms = offset_ms.max(0.0);
+            } else if offset_ms < last_ms - REANCHOR_BACK_MS
+                || (discontinuous && offset_ms > last_ms + REANCHOR_FORWARD_MS)
+            {
+                // A timestamp discontinuity (concatenated or restarted MPEG-TS, a clock
+                // reset): the footage goes on one frame after the last one, and the following
+                // frames keep their spacing from this one.
+                let next = last_ms + frame_ms;
+                shift_ms.set(shift_ms.get() + next - offset_ms);
+                summary.discontinuities += 1;
+                last_ms = next;
+            } else if offset_ms <= last_ms {
+                // A small step back or a repeated timestamp: one frame after the last one.
                 last_ms += frame_ms;
             } else {
                 last_ms = offset_ms;
@@ -596,6 +767,26 @@ fn decode_run(
         }
         if packet.stream() != index {
             continue;
+        }
+        // A packet before a keyframe that is itself at or before the next sample target
+        // belongs to a GOP no sample needs: it is not decoded at all (MP4/MOV index).
+        if let (Some(dts), Some(pts), true) = (packet.dts(), packet.pts(), packet.is_key()) {
+            reorder = reorder.max(pts - dts);
+        }
+        if !keyframes.is_empty() && !packet.is_key() && start_pts != ffi::AV_NOPTS_VALUE {
+            let (seen, next) = position.get();
+            if let Some(dts) = packet.dts().filter(|_| seen >= 0.0) {
+                let after = keyframes.partition_point(|&k| k <= dts);
+                if let Some(&k) = keyframes.get(after) {
+                    // The keyframe's presentation offset is at most its decode time plus the
+                    // largest presentation delay seen.
+                    let latest_ms = (k + reorder - start_pts) as f64 * tb * 1000.0 + shift_ms.get();
+                    if latest_ms <= next + 0.5 {
+                        summary.packets_skipped += 1;
+                        continue;
+                    }
+                }
+            }
         }
         // Between samples, frames no other frame references (most B-frames) need not be
         // decoded at all. Near a sample target (allowing for frame-threading delay) every
@@ -803,7 +994,7 @@ mod tests {
     /// The 8-bit RGB the converter produced for a flat frame (centre pixel).
     fn rgb_of(frame: &ffmpeg::frame::Video) -> [i32; 3] {
         let g = PixelGeometry::clip_default(16);
-        let mut conv = FrameConverter::new(g.clone());
+        let mut conv = FrameConverter::new(g.clone(), Rotation::None);
         let mut out = Vec::new();
         conv.convert(frame, &mut out).unwrap();
         let i = 8 * 16 + 8;

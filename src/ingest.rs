@@ -627,6 +627,7 @@ impl CommitWorker {
                 frames = r.frames,
                 decoded = summary.decoded,
                 kept = summary.kept,
+                discontinuities = summary.discontinuities,
                 convert_ms = summary.convert_us / 1000,
                 handoff_ms = summary.handoff_us / 1000,
                 state = r.state.as_str(),

@@ -1,6 +1,7 @@
 //! The `frameseek` command line: argument definitions, and one module per command.
 
 mod bench;
+mod bench_decode;
 mod demo;
 mod embed;
 mod eval;
@@ -72,6 +73,8 @@ pub enum Command {
     BenchEmbed(bench::BenchEmbedArgs),
     /// Measure text-query embedding latency.
     BenchText(bench::BenchTextArgs),
+    /// Time the decode-and-sample stage alone on one file.
+    BenchDecode(bench_decode::BenchDecodeArgs),
     /// Set the index aside so the daemon re-embeds every source from its files at its next
     /// start (after a change of model). Run while the daemon is stopped.
     Reindex,
@@ -128,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&cli, args),
         Command::BenchEmbed(args) => bench::run_embed(&cli, args),
         Command::BenchText(args) => bench::run_text(&cli, args),
+        Command::BenchDecode(args) => bench_decode::run(&cli, args),
         Command::Reindex => reindex::run(&cli),
         Command::Completions { shell } => {
             use clap::CommandFactory;
