@@ -457,6 +457,7 @@ impl Daemon {
                     decoded: r.decoded,
                     skipped: r.skipped,
                     start_wall: r.start_wall_ms.map(crate::clock::format_utc),
+                    error_at: r.error_at_ms.map(crate::clock::format_utc),
                 }
             })
             .collect();

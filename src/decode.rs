@@ -237,6 +237,52 @@ fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeEr
     Ok((ictx, index))
 }
 
+/// The largest picture frameseek decodes, in pixels (8192 x 8192; 8K UHD is 7680 x 4320):
+/// a bigger one is refused before the decoder allocates frames for it.
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// Refuses, with a reason the user can act on, a stream no decoder in this FFmpeg build
+/// handles or whose pictures are larger than [`MAX_PIXELS`].
+fn check_decodable(path: &str, params: &ffmpeg::codec::Parameters) -> Result<(), DecodeError> {
+    // SAFETY: `params` points at the stream's live AVCodecParameters.
+    let (width, height, codec_id, tag) = unsafe {
+        let p = &*params.as_ptr();
+        (
+            p.width.max(0) as u64,
+            p.height.max(0) as u64,
+            p.codec_id,
+            p.codec_tag,
+        )
+    };
+    let id = ffmpeg::codec::Id::from(codec_id);
+    if id == ffmpeg::codec::Id::None || ffmpeg::decoder::find(id).is_none() {
+        let fourcc: String = tag
+            .to_le_bytes()
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
+        return Err(DecodeError::Codec {
+            path: path.to_string(),
+            reason: format!(
+                "unsupported codec ({}, tag {fourcc:?}): this FFmpeg build has no decoder \
+                 for it; convert the file with the ffmpeg command (e.g. to H.264)",
+                id.name()
+            ),
+        });
+    }
+    if width * height > MAX_PIXELS {
+        return Err(DecodeError::Codec {
+            path: path.to_string(),
+            reason: format!(
+                "pictures of {width}x{height} are larger than frameseek decodes (at most \
+                 {MAX_PIXELS} pixels, e.g. 8192x8192); scale the file down with the ffmpeg \
+                 command"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Reads the container header: duration, size and codec of the best video stream.
 pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
     let (ictx, index) = open(path)?;
@@ -612,6 +658,7 @@ fn decode_run(
         .stream(index)
         .expect("stream index from best()")
         .parameters();
+    check_decodable(&p, &params)?;
     let mut context =
         ffmpeg::codec::context::Context::from_parameters(params).map_err(codec_err)?;
     let hw = try_hw && hw::attach_cuda(&mut context, path);

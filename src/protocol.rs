@@ -315,6 +315,9 @@ pub struct SourceStatus {
     /// Wall-clock time of the file's start (UTC, RFC 3339), when known.
     #[serde(default)]
     pub start_wall: Option<String>,
+    /// When `error` was reported (UTC, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_at: Option<String>,
 }
 
 /// Reply to `status`.

@@ -151,6 +151,9 @@ pub struct SourceRecord {
     /// Candidate frames the scene test skipped.
     #[serde(default)]
     pub skipped: u64,
+    /// When `error` was last set, ms since the epoch (stamped by [`Store::update_source`]).
+    #[serde(default)]
+    pub error_at_ms: Option<i64>,
 }
 
 /// The opened database.
@@ -306,6 +309,7 @@ impl Store {
             start_wall_ms: None,
             decoded: 0,
             skipped: 0,
+            error_at_ms: None,
         };
         self.put_source(&record)?;
         Ok(record)
@@ -341,7 +345,11 @@ impl Store {
                     .get(source.as_bytes())?
                     .ok_or_else(|| abort(format!("unknown source {source}")))?;
                 let mut rec: SourceRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                let error_before = rec.error.clone();
                 f(&mut rec);
+                if rec.error.is_some() && rec.error != error_before {
+                    rec.error_at_ms = Some(crate::clock::now_ms());
+                }
                 tx.insert(
                     source.as_bytes(),
                     serde_json::to_vec(&rec).expect("record serialises"),

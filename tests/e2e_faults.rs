@@ -270,3 +270,68 @@ fn the_client_explains_a_missing_daemon() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("daemon not running at"));
 }
+
+#[test]
+fn unsupported_codecs_and_enormous_pictures_are_refused_with_reasons() {
+    let env = TestEnv::new();
+    let dir = env.footage();
+    // An AVI whose codec tag no decoder knows (MJPEG relabelled).
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x120:r=10:d=2",
+        "-c:v",
+        "mjpeg",
+        dir.join("mjpeg.avi").to_str().unwrap(),
+    ]);
+    let avi = std::fs::read(dir.join("mjpeg.avi")).unwrap();
+    let relabelled: Vec<u8> = {
+        let mut out = avi.clone();
+        for i in 0..out.len().saturating_sub(4) {
+            if &out[i..i + 4] == b"MJPG" {
+                out[i..i + 4].copy_from_slice(b"ZZZZ");
+            }
+        }
+        out
+    };
+    assert_ne!(avi, relabelled);
+    std::fs::write(dir.join("unknown.avi"), relabelled).unwrap();
+    std::fs::remove_file(dir.join("mjpeg.avi")).unwrap();
+    // One 8200x8200 picture: more than the 8192x8192 frameseek decodes.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=s=8200x8200:r=5:d=0.2",
+        "-c:v",
+        "mjpeg",
+        "-pix_fmt",
+        "yuvj420p",
+        dir.join("huge.avi").to_str().unwrap(),
+    ]);
+    let good = dir.join("good.mp4");
+    render_scene_video(&good, &["testsrc2"], 3.0).unwrap();
+    let d = env.start("sample_interval = 1.0\n");
+    let ids: Vec<String> = ["unknown.avi", "huge.avi", "good.mp4"]
+        .iter()
+        .map(|n| source_id(&dir.join(n)))
+        .collect();
+    d.cli_json(&["ingest", dir.to_str().unwrap()]);
+    let status = wait_finished(&d, &ids.iter().map(String::as_str).collect::<Vec<_>>());
+    for (id, needle) in [(&ids[0], "unsupported codec"), (&ids[1], "8200x8200")] {
+        let s = source_status(&status, id);
+        assert_eq!(s["state"], "failed", "{s}");
+        let error = s["error"].as_str().unwrap();
+        assert!(
+            error.contains(needle) && error.contains(id.as_str()),
+            "error {error:?} should name the file and say {needle:?}"
+        );
+        // When it failed, as an RFC 3339 time.
+        let at = s["error_at"].as_str().unwrap_or_default();
+        assert!(at.len() >= 20 && at.ends_with('Z'), "error_at {at:?}");
+    }
+    let good = source_status(&status, &ids[2]);
+    assert_eq!(good["state"], "done", "{status}");
+    assert_eq!(good["frames"], 3, "{good}");
+}

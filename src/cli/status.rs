@@ -30,7 +30,11 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
                 src.frames.to_string(),
                 duration,
                 src.source.clone(),
-                src.error.clone().unwrap_or_default(),
+                match (&src.error, &src.error_at) {
+                    (Some(e), Some(at)) => format!("{at}: {e}"),
+                    (Some(e), None) => e.clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();
