@@ -86,7 +86,10 @@ fn main() -> anyhow::Result<()> {
     let centroids: Vec<Vec<f32>> = (0..4096).map(|_| unit(&mut rng, None, dim, 1.0)).collect();
     let noise = 0.6 / (dim as f32).sqrt();
     let t = Instant::now();
-    let mut batch = Vec::with_capacity(5000);
+    // Large commits: the index spreads a large batch over the cores (`VectorIndex::add`),
+    // and the only checkpoint is the one at the end (`checkpoint_frames = usize::MAX`).
+    const BATCH: usize = 20_000;
+    let mut batch = Vec::with_capacity(BATCH);
     for i in 0..n {
         let no = nos[i % nos.len()];
         let offset_ms = (i / nos.len()) as u64 * 1000;
@@ -94,10 +97,14 @@ fn main() -> anyhow::Result<()> {
         let c = &centroids[(scene.next() % 4096) as usize];
         let mut r = Rng(0xDA7A_0000_0000 + i as u64);
         batch.push((frame_key(no, offset_ms), unit(&mut r, Some(c), dim, noise)));
-        if batch.len() == 5000 || i + 1 == n {
+        if batch.len() == BATCH || i + 1 == n {
             catalog.commit(&batch)?;
             batch.clear();
-            eprint!("\r{} / {n} frames", i + 1);
+            eprint!(
+                "\r{} / {n} frames, {:.0} frames/s",
+                i + 1,
+                (i + 1) as f64 / t.elapsed().as_secs_f64()
+            );
         }
     }
     catalog.checkpoint()?;

@@ -150,6 +150,24 @@ pub struct ModelConfig {
     pub device: String,
     /// Frames per forward pass; 0 = automatic (32 on the CPU, up to 256 on a GPU).
     pub batch_size: usize,
+    /// Text tower's linear-layer weights on the CPU: `f32` (the reference) or `int8`
+    /// (8-bit blocks: faster queries, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md).
+    #[serde(default = "default_text_precision")]
+    pub text_precision: String,
+}
+
+fn default_text_precision() -> String {
+    "f32".into()
+}
+
+impl ModelConfig {
+    /// The text tower's [`crate::embed::Precision`] (validated at load).
+    pub fn text_precision(&self) -> crate::embed::Precision {
+        match self.text_precision.as_str() {
+            "int8" => crate::embed::Precision::Int8,
+            _ => crate::embed::Precision::Auto,
+        }
+    }
 }
 
 /// `[ingest]`: how footage is sampled and grouped.
@@ -500,6 +518,13 @@ impl Config {
                 "must be between 1 and 4096, or 0 for automatic",
             ));
         }
+        if !matches!(m.text_precision.as_str(), "f32" | "int8") {
+            return Err(invalid(
+                "model.text_precision",
+                &m.text_precision,
+                "expected f32 or int8",
+            ));
+        }
         crate::decode::HwAccel::parse(&i.hwaccel)
             .map_err(|reason| invalid("ingest.hwaccel", &i.hwaccel, &reason))?;
         if m.path.trim().is_empty() {
@@ -621,6 +646,9 @@ mod tests {
         assert!(e.to_string().contains("ingest.sample_interval"), "{e}");
         let e = Config::from_toml_str("[ingest]\nhwaccel = \"vaapi\"\n").unwrap_err();
         assert!(e.to_string().contains("ingest.hwaccel"), "{e}");
+        let e = Config::from_toml_str("[model]\ntext_precision = \"int4\"\n").unwrap_err();
+        assert!(e.to_string().contains("model.text_precision"), "{e}");
+        assert!(e.to_string().contains("f32 or int8"), "{e}");
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
         assert!(e.to_string().contains("model.device"), "{e}");
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
@@ -691,6 +719,7 @@ mod tests {
         .unwrap();
         let c = Config::load_with(Some(&file), None, false).unwrap();
         assert_eq!(c.model.batch_size, 8);
+        assert_eq!(c.model.text_precision, "f32");
         assert_eq!(c.daemon.socket, PathBuf::from("/tmp/a.sock"));
         let missing =
             Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();

@@ -60,7 +60,12 @@ impl Daemon {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
         let device = DeviceChoice::parse(&config.model.device).map_err(anyhow::Error::msg)?;
-        let embedder = Arc::new(Embedder::load(&config.model.path, device)?);
+        let embedder = Arc::new(Embedder::load_with_text(
+            &config.model.path,
+            device,
+            crate::embed::Precision::Auto,
+            config.model.text_precision(),
+        )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
         let (catalog, outcome) = Catalog::open(
             state_dir,

@@ -69,6 +69,12 @@ impl std::fmt::Debug for VectorIndex {
 /// the daemon runs at most 64 requests at once on its blocking pool).
 pub const MAX_CONCURRENT_SEARCHES: usize = 128;
 
+/// Stored vectors read per `add` call while rebuilding.
+const REBUILD_CHUNK: usize = 16_384;
+
+/// Vectors per thread below which an add stays on the calling thread.
+const PARALLEL_ADD_MIN: usize = 512;
+
 fn options(dim: usize) -> IndexOptions {
     IndexOptions {
         dimensions: dim,
@@ -164,14 +170,24 @@ impl VectorIndex {
         self.index
             .reserve_capacity_and_threads(store.frame_count().max(1024), MAX_CONCURRENT_SEARCHES)
             .map_err(us)?;
+        // In chunks, so that `add` spreads them over the cores.
+        let mut chunk: Vec<(u64, Vec<f32>)> = Vec::with_capacity(REBUILD_CHUNK);
+        let flush = |chunk: &mut Vec<(u64, Vec<f32>)>| {
+            let refs: Vec<(u64, &[f32])> = chunk.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            let added = self.add(&refs);
+            chunk.clear();
+            added
+        };
         for row in store.all_vectors() {
             let (key, v) = row?;
             if v.len() == self.dim {
-                self.reserve(self.index.size() + 1)?;
-                self.index.add(key, &v).map_err(us)?;
+                chunk.push((key, v));
+                if chunk.len() == REBUILD_CHUNK {
+                    flush(&mut chunk)?;
+                }
             }
         }
-        Ok(())
+        flush(&mut chunk)
     }
 
     fn reserve(&self, needed: usize) -> Result<(), IndexError> {
@@ -184,15 +200,39 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Adds vectors (keys already present are skipped).
+    /// Adds vectors (keys already present are skipped). Large batches (a rebuild, a bulk
+    /// load) are added from one thread per core: usearch's graph takes concurrent adds.
     pub fn add(&self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
         self.reserve(self.index.size() + items.len())?;
-        for (key, v) in items {
-            if !self.index.contains(*key) {
+        let todo: Vec<&(u64, &[f32])> = items
+            .iter()
+            .filter(|(key, _)| !self.index.contains(*key))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores
+            .min(todo.len() / PARALLEL_ADD_MIN)
+            .min(MAX_CONCURRENT_SEARCHES);
+        if threads <= 1 {
+            for (key, v) in todo {
                 self.index.add(*key, v).map_err(us)?;
             }
+            return Ok(());
         }
-        Ok(())
+        let chunk = todo.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .try_for_each(|(key, v)| self.index.add(*key, v).map_err(us))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("index add thread panicked"))
+        })
     }
 
     /// Adds the store's pending vectors that the index lacks (after the database was
@@ -307,6 +347,29 @@ mod tests {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);
         v
+    }
+
+    #[test]
+    fn a_large_batch_is_added_in_parallel_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let (idx, _) = VectorIndex::open(&dir.path().join("i.usearch"), 16, &store).unwrap();
+        let n = 4 * PARALLEL_ADD_MIN + 7;
+        let vs: Vec<Vec<f32>> = (0..n as u32).map(|i| unit(i, 16)).collect();
+        let items: Vec<(u64, &[f32])> = vs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        idx.add(&items).unwrap();
+        // Adding the same keys again changes nothing.
+        idx.add(&items[..PARALLEL_ADD_MIN * 2]).unwrap();
+        assert_eq!(idx.len(), n);
+        for i in (0..n).step_by(97) {
+            assert!(idx.contains(i as u64));
+            let top = idx.search(&vs[i], 1, |_| true).unwrap();
+            assert_eq!(top[0].key, i as u64);
+        }
     }
 
     #[test]

@@ -245,13 +245,23 @@ impl Ingest {
         }
         let sink = Mutex::new(Some(items_tx));
         let batch_size = settings.batch_size.max(1);
+        // On the CPU a batch is computed in micro-batches anyway, so a batch can start as soon
+        // as one micro-batch is queued; on a GPU larger batches are what make it fast.
+        let min_batch = if embedder.device().is_cpu() {
+            embedder.cpu_micro_batch().min(batch_size)
+        } else {
+            batch_size
+        };
         // One batch uploaded and waiting while one computes.
         let (stages_tx, stages_rx) = mpsc::sync_channel::<Stage>(1);
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let worker = EmbedWorker {
             items: items_rx,
             stages: stages_tx,
             embedder: embedder.clone(),
             batch_size,
+            min_batch,
+            in_flight: in_flight.clone(),
             cancel: cancel.clone(),
         };
         let committer = CommitWorker {
@@ -261,6 +271,7 @@ impl Ingest {
             counters: counters.clone(),
             state_dir: settings.state_dir.clone(),
             resume_free_mb: settings.resume_free_mb,
+            in_flight,
         };
         threads.push(
             std::thread::Builder::new()
@@ -465,14 +476,25 @@ struct EmbedWorker {
     items: Receiver<Item>,
     stages: SyncSender<Stage>,
     embedder: Arc<Embedder>,
+    /// Largest batch: at this size the batch is handed on even if that has to wait.
     batch_size: usize,
+    /// Smallest batch handed on early, when the commit thread has room for it.
+    min_batch: usize,
+    /// Batches handed to the commit thread and not yet finished (queued + computing).
+    in_flight: Arc<AtomicUsize>,
     cancel: Arc<AtomicBool>,
 }
 
 struct Pending {
     keys: Vec<(u64, String)>,
     pixels: Vec<f32>,
+    /// When the oldest frame of the batch arrived.
+    since: Instant,
 }
+
+/// A partial batch older than this is handed on even when smaller than `min_batch` (slow
+/// sources such as live streams must not wait for a full batch).
+const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
 
 /// What the batching thread hands the commit thread, in order.
 enum Stage {
@@ -494,6 +516,7 @@ impl EmbedWorker {
         let mut batch = Pending {
             keys: Vec::new(),
             pixels: Vec::new(),
+            since: Instant::now(),
         };
         loop {
             let item = if batch.keys.is_empty() {
@@ -514,9 +537,18 @@ impl EmbedWorker {
                     source,
                     pixels,
                 }) => {
-                    batch.keys.push((key, source));
+                    if batch.keys.is_empty() {
+                        batch.since = Instant::now();
+                        batch.pixels.reserve(pixels.len() * self.batch_size);
+                    }
                     batch.pixels.extend_from_slice(&pixels);
-                    if batch.keys.len() >= self.batch_size {
+                    batch.keys.push((key, source));
+                    // Dynamic batching: a full batch always goes; from `min_batch` frames
+                    // on it goes as soon as the commit thread can take it without waiting,
+                    // so embedding overlaps decoding instead of waiting for a full batch.
+                    if batch.keys.len() >= self.batch_size
+                        || (batch.keys.len() >= self.min_batch && self.has_room())
+                    {
                         self.flush(&mut batch)
                     } else {
                         true
@@ -526,7 +558,14 @@ impl EmbedWorker {
                     self.flush(&mut batch)
                         && self.stages.send(Stage::End { source, result }).is_ok()
                 }
-                None => self.flush(&mut batch),
+                // No frame for a while: hand on what there is when the commit thread is
+                // idle, or when the batch has waited long enough.
+                None if self.in_flight.load(Ordering::SeqCst) == 0
+                    || batch.since.elapsed() >= MAX_BATCH_WAIT =>
+                {
+                    self.flush(&mut batch)
+                }
+                None => true,
             };
             if !sent {
                 break;
@@ -538,6 +577,12 @@ impl EmbedWorker {
         }
     }
 
+    /// True when a batch handed on now would not wait in the channel (room for one queued
+    /// batch beside the one computing).
+    fn has_room(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) < 2
+    }
+
     /// Uploads the pending batch and hands it on; false when the commit thread is gone.
     fn flush(&self, batch: &mut Pending) -> bool {
         if batch.keys.is_empty() {
@@ -545,16 +590,18 @@ impl EmbedWorker {
         }
         let t = Instant::now();
         let n = batch.keys.len();
+        // The batch's buffer moves into the tensor (no copy on the CPU in float32).
+        let pixels = std::mem::take(&mut batch.pixels);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.embedder.upload_pixels(&batch.pixels, n)
+            self.embedder.upload_pixel_vec(pixels, n)
         }));
         let input = match result {
             Ok(Ok(t)) => Ok(t),
             Ok(Err(e)) => Err(format!("embedding failed: {e}")),
             Err(_) => Err("embedding panicked".to_string()),
         };
-        batch.pixels.clear();
         let keys = std::mem::take(&mut batch.keys);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.stages
             .send(Stage::Batch {
                 keys,
@@ -572,6 +619,7 @@ struct CommitWorker {
     counters: Arc<IngestCounters>,
     state_dir: PathBuf,
     resume_free_mb: f64,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl CommitWorker {
@@ -582,7 +630,10 @@ impl CommitWorker {
                     keys,
                     input,
                     upload_us,
-                } => self.commit(keys, input, upload_us),
+                } => {
+                    self.commit(keys, input, upload_us);
+                    self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
                 Stage::End { source, result } => {
                     // While a full disk has ingest stopped, the source stays unfinished and
                     // resumes from its watermark.

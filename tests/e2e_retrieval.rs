@@ -102,10 +102,53 @@ fn world_queries_find_the_right_clips() {
 #[test]
 fn the_bundled_model_matches_still_scenes_to_their_captions() {
     use frameseek::embed::{DeviceChoice, Embedder};
+    let embedder = Embedder::load(world_model().to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+    let right = captions_matched(&embedder);
+    assert!(
+        right >= 36,
+        "{right} of 40 still scenes matched their caption"
+    );
+}
+
+/// `model.text_precision = "int8"` (issue 8): with 8-bit text-tower weights the bundled model
+/// still matches the scenes to their captions, and its text vectors stay within cosine 0.999
+/// of the float32 ones (while differing from them: the weights really were quantised).
+#[test]
+fn int8_text_weights_keep_the_bundled_model_matching() {
+    use frameseek::embed::{DeviceChoice, Embedder, Precision};
+    frameseek::embed::init_quantised_threads();
+    let model = world_model();
+    let int8 = Embedder::load_with_text(
+        model.to_str().unwrap(),
+        DeviceChoice::Cpu,
+        Precision::Auto,
+        Precision::Int8,
+    )
+    .unwrap();
+    let f32m = Embedder::load(model.to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+    let texts = ["a red car on a street", "two dogs in the snow at night"];
+    let (a, b) = (
+        int8.embed_texts(&texts).unwrap(),
+        f32m.embed_texts(&texts).unwrap(),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        let cos: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        assert!(cos >= 0.999, "int8 text cosine {cos}");
+        assert_ne!(x, y, "the text tower was not quantised");
+    }
+    let right = captions_matched(&int8);
+    assert!(
+        right >= 36,
+        "int8 text weights: {right} of 40 still scenes matched their caption"
+    );
+}
+
+/// How many of 40 rendered still scenes (another seed than training) `embedder` matches to
+/// their own caption among the 40 captions.
+fn captions_matched(embedder: &frameseek::embed::Embedder) -> usize {
     use frameseek::world::{render_scene, RenderJitter, SceneSpec, WorldRng};
     use frameseek::world::{FRAME_HEIGHT, FRAME_WIDTH};
 
-    let embedder = Embedder::load(world_model().to_str().unwrap(), DeviceChoice::Cpu).unwrap();
     let mut rng = WorldRng::new(12_345);
     let mut scenes: Vec<SceneSpec> = Vec::new();
     while scenes.len() < 40 {
@@ -139,8 +182,5 @@ fn the_bundled_model_matches_still_scenes_to_their_captions() {
             eprintln!("{:?} taken for {:?}", captions[best], captions[i]);
         }
     }
-    assert!(
-        right >= 36,
-        "{right} of 40 still scenes matched their caption"
-    );
+    right
 }

@@ -242,6 +242,41 @@ fn int8_precision_stays_close_to_the_reference() {
     assert!(worst > 0.99, "int8 cosine {worst}");
 }
 
+/// `model.text_precision = "int8"` (issue 8): the text tower with 8-bit linear-layer
+/// weights, image tower float32. The text vectors stay within cosine 0.999 of transformers'.
+#[test]
+fn int8_text_tower_stays_close_to_the_reference() {
+    frameseek::embed::init_quantised_threads();
+    for name in CHECKPOINTS {
+        let dir = model_dir(name);
+        let e = Embedder::load_with_text(
+            dir.to_str().unwrap(),
+            DeviceChoice::Cpu,
+            Precision::Auto,
+            Precision::Int8,
+        )
+        .unwrap();
+        let mut worst = 1f32;
+        for t in reference(name)["texts"].as_array().unwrap() {
+            let Some(want) = t.get("embedding") else {
+                continue;
+            };
+            let got = e.embed_texts(&[t["text"].as_str().unwrap()]).unwrap();
+            worst = worst.min(cosine(&got[0], &floats(want)));
+        }
+        eprintln!("{name} int8 text tower: min text cosine {worst:.6}");
+        assert!(worst >= 0.999, "{name}: int8 text cosine {worst}");
+        // The image tower is untouched: float32, as the reference.
+        let f32e = load(name);
+        let px = vec![0.25f32; 3 * e.geometry().crop * e.geometry().crop];
+        let (a, b) = (
+            e.embed_pixels(&px, 1).unwrap(),
+            f32e.embed_pixels(&px, 1).unwrap(),
+        );
+        assert_eq!(a, b, "{name}: image tower changed");
+    }
+}
+
 fn config_error(edit: impl FnOnce(&mut Value)) -> String {
     let text = std::fs::read_to_string(model_dir("b16-gelu-64").join("config.json")).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();

@@ -96,6 +96,7 @@ pub enum Command {
 
 /// Parses arguments and runs the command; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    crate::embed::init_quantised_threads();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,

@@ -702,14 +702,26 @@ pub struct ClipModel {
 }
 
 impl ClipModel {
-    /// Builds the model from weights named as in Hugging Face `CLIPModel`.
-    pub fn new(vb: VarBuilder, cfg: &ClipConfig, precision: Precision) -> Result<Self> {
+    /// Builds the model from weights named as in Hugging Face `CLIPModel`; the text tower's
+    /// linear layers in `text_precision` (`Precision::Int8` quantises them on the CPU; any
+    /// other value means the same as `precision`).
+    pub fn new(
+        vb: VarBuilder,
+        cfg: &ClipConfig,
+        precision: Precision,
+        text_precision: Precision,
+    ) -> Result<Self> {
+        let text_precision = if text_precision == Precision::Int8 {
+            Precision::Int8
+        } else {
+            precision
+        };
         let text = TextTower::new(
             vb.pp("text_model"),
             &cfg.text_config,
             cfg.projection_dim,
             vb.pp("text_projection"),
-            precision,
+            text_precision,
         )?;
         let vision = VisionTower::new(
             vb.pp("vision_model"),

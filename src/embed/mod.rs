@@ -93,6 +93,21 @@ impl DeviceChoice {
     }
 }
 
+/// Makes candle's 8-bit matrix products (the `int8` precisions) run on the calling thread
+/// unless `CANDLE_NUM_THREADS` says otherwise. Call at the start of `main`, before any other
+/// thread exists (it sets an environment variable).
+///
+/// candle runs those products on a pool of spinning worker threads sized by
+/// `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the cores. On a busy machine the spinning
+/// workers wait for each other at every barrier: a 12-token text query with int8 weights took
+/// 111 ms p50 on 2 such threads and 14 ms on one (BENCHMARKS.md, issue 8). Float32 products
+/// (gemm on rayon) are not affected.
+pub fn init_quantised_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 /// Images per forward pass of the image tower on the CPU (see [`Embedder::embed_pixels`]).
 pub const CPU_MICRO_BATCH: usize = 8;
 
@@ -185,6 +200,19 @@ impl Embedder {
         device: DeviceChoice,
         precision: Precision,
     ) -> Result<Self, EmbedError> {
+        Self::load_with_text(spec, device, precision, precision)
+    }
+
+    /// Like [`Embedder::load_with`], with the text tower's linear layers in `text_precision`:
+    /// [`Precision::Int8`] quantises them on the CPU (a query's few tokens make its matrix
+    /// products memory-bound, so 8-bit weights cut its latency; see BENCHMARKS.md), any other
+    /// value leaves the text tower in `precision`.
+    pub fn load_with_text(
+        spec: &str,
+        device: DeviceChoice,
+        precision: Precision,
+        text_precision: Precision,
+    ) -> Result<Self, EmbedError> {
         let folder = resolve_model_folder(spec)?;
         let read = |name: &str| {
             std::fs::read_to_string(folder.join(name))
@@ -226,7 +254,7 @@ impl Embedder {
             VarBuilder::from_pth(&weights, dtype, &device)
         }
         .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
-        let model = clip::ClipModel::new(vb, &config, precision)
+        let model = clip::ClipModel::new(vb, &config, precision, text_precision)
             .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
         let identity = ModelIdentity {
             id: spec.to_string(),
@@ -440,14 +468,7 @@ impl Embedder {
     /// waits for the copy (on the calling thread's stream), so the tensor can be handed to
     /// another thread: one thread can upload batch N+1 while another computes batch N.
     pub fn upload_pixels(&self, pixels: &[f32], count: usize) -> Result<Tensor, EmbedError> {
-        let c = self.geometry.crop;
-        if pixels.len() != count * 3 * c * c {
-            return Err(EmbedError::Input(format!(
-                "expected {} pixel values, got {}",
-                count * 3 * c * c,
-                pixels.len()
-            )));
-        }
+        let c = self.check_pixel_count(pixels.len(), count)?;
         // On the CPU, larger batches run as consecutive micro-batches: measured on ViT-B/32,
         // 8 images at a time keep the activations cache-resident and give about 10 % more
         // images per second than one batch of 32 (BENCHMARKS.md). `upload_pixels` then only
@@ -458,6 +479,33 @@ impl Embedder {
             self.device.synchronize()?;
         }
         Ok(input)
+    }
+
+    /// The crop side, after checking that `values` pixel values hold `count` images.
+    fn check_pixel_count(&self, values: usize, count: usize) -> Result<usize, EmbedError> {
+        let c = self.geometry.crop;
+        if values != count * 3 * c * c {
+            return Err(EmbedError::Input(format!(
+                "expected {} pixel values, got {values}",
+                count * 3 * c * c
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Like [`Embedder::upload_pixels`], taking the buffer: on the CPU in float32 the tensor
+    /// takes it over without a copy.
+    pub fn upload_pixel_vec(&self, pixels: Vec<f32>, count: usize) -> Result<Tensor, EmbedError> {
+        if !(self.device.is_cpu() && self.dtype == DType::F32) {
+            return self.upload_pixels(&pixels, count);
+        }
+        let c = self.check_pixel_count(pixels.len(), count)?;
+        Ok(Tensor::from_vec(pixels, (count, 3, c, c), &self.device)?)
+    }
+
+    /// Images per image-tower pass on the CPU (see [`Embedder::set_cpu_micro_batch`]).
+    pub fn cpu_micro_batch(&self) -> usize {
+        self.cpu_micro_batch
     }
 
     /// L2-normalised embeddings of images already on the device ([`Embedder::upload_pixels`]).
@@ -501,7 +549,12 @@ impl Embedder {
         let vb = VarBuilder::from_varmap(&varmap, dtype, &device);
         // A first build declares every weight in `varmap` (zeros); the model keeps derived
         // copies (pre-transposed matrices), so it is built again once the values are set.
-        drop(clip::ClipModel::new(vb.clone(), &config, precision)?);
+        drop(clip::ClipModel::new(
+            vb.clone(),
+            &config,
+            precision,
+            precision,
+        )?);
         // Small random weights everywhere except layer-norm scales (1): realistic magnitudes,
         // no overflow in f16.
         for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
@@ -513,7 +566,7 @@ impl Embedder {
             };
             var.set(&value)?;
         }
-        let model = clip::ClipModel::new(vb, &config, precision)?;
+        let model = clip::ClipModel::new(vb, &config, precision, precision)?;
         device.synchronize()?;
         let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
         let image_size = config.vision_config.image_size;

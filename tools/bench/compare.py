@@ -105,7 +105,8 @@ class Daemon:
     # Extra `[ingest]` lines for the daemon's configuration (e.g. "nice = 0"); set by --ingest-extra.
     INGEST_EXTRA = ""
 
-    def __init__(self, state: Path, roots: list[Path], interval: float, threads: int):
+    def __init__(self, state: Path, roots: list[Path], interval: float, threads: int,
+                 batch: int = 32, decode_workers: int = 1, extra_model: str = ""):
         self.dir = state
         state.mkdir(parents=True, exist_ok=True)
         self.socket = state / "fs.sock"
@@ -118,11 +119,12 @@ class Daemon:
             "[model]\n"
             f'path = "{MODEL}"\n'
             'device = "cpu"\n'
-            "batch_size = 32\n"
-            "[ingest]\n"
+            f"batch_size = {batch}\n"
+            + extra_model
+            + "[ingest]\n"
             f"sample_interval = {interval}\n"
             f"clip_gap = {2 * interval}\n"
-            "decode_workers = 1\n"
+            f"decode_workers = {decode_workers}\n"
             f"decoder_threads = {threads}\n"
             + (Daemon.INGEST_EXTRA + "\n" if Daemon.INGEST_EXTRA else "")
         )
@@ -179,10 +181,15 @@ class Daemon:
         self.log.close()
 
 
+# Environment of the Python pipeline's process (--python-env adds to it).
+PY_ENV = dict(os.environ)
+
+
 def python_ingest(fps: float, threads: int) -> dict:
     out = subprocess.run([PY, str(ROOT / "tools" / "bench" / "python_pipeline.py"), "ingest",
                           "--model", str(MODEL), "--video", str(VIDEO), "--fps", str(fps),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True)
+                          "--threads", str(threads)], capture_output=True, text=True, check=True,
+                         env=PY_ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -244,6 +251,67 @@ def ingest_bench(a, results: dict) -> None:
         sm = lambda k: med([r["stats"].get("stage_ms", {}).get(k, float("nan")) / 1000 for r in f])  # noqa: E731
         print(f"| {fps:g} fps | frameseek | {sm('decode'):.2f} | {sm('convert'):.2f} | {sm('handoff'):.2f} "
               f"| {sm('embed'):.2f} | {sm('commit'):.3f} | {med([r['wall_s'] for r in f]):.2f} |")
+    print("\nHow busy each frameseek stage was (stage time / wall, medians over the repetitions; the decode "
+          "thread's decode + convert, the embed stage's embed, the commit's sled + index time):\n")
+    print("| sampling | decode thread busy | decode thread blocked on hand-off | embed busy | commit busy |")
+    print("|---|---|---|---|---|")
+    for fps, _, _, _, _, _, runs in rows:
+        f = runs["frameseek"]
+        busy = lambda *ks: med([sum(r["stats"].get("stage_ms", {}).get(k, 0.0) for k in ks) / 1000  # noqa: E731
+                                / r["wall_s"] for r in f]) * 100
+        print(f"| {fps:g} fps | {busy('decode', 'convert'):.0f} % | {busy('handoff'):.0f} % | {busy('embed'):.0f} % "
+              f"| {busy('commit'):.1f} % |")
+
+
+def scaling_bench(a, results: dict) -> None:
+    """Ingest throughput of one daemon with 1, 2, 4 sources submitted at once, per batch size.
+
+    The sources are copies of the test video (distinct paths, so distinct sources). Each
+    cell is a fresh daemon; frames/s = all sampled frames / wall time of `ingest --wait` over
+    all sources. The Python pipeline's single-source rate at the same sampling is measured
+    at the start of each batch-size row, in the same sitting.
+    """
+    copies = []
+    for i in range(max(a.scaling_sources)):
+        c = BENCH / "footage-copies" / f"copy{i}.mp4"
+        if not c.exists():
+            c.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(VIDEO, c)
+        copies.append(c)
+    fps = a.fps[0]
+    rows = []
+    for batch in a.scaling_batches:
+        py = python_ingest(fps, a.threads)
+        row = {"batch": batch, "python_fps": py["kept"] / py["wall_s"], "python": py, "cells": {}}
+        for n in a.scaling_sources:
+            with tempfile.TemporaryDirectory(dir=BENCH) as tmp:
+                d = Daemon(Path(tmp), [copies[0].parent], 1.0 / fps, a.threads, batch=batch,
+                           decode_workers=min(n, a.scaling_workers))
+                try:
+                    t = time.perf_counter()
+                    d.cli("ingest", "--wait", *[str(c) for c in copies[:n]])
+                    wall = time.perf_counter() - t
+                    stats = d.request({"op": "stats"})
+                    frames = d.request({"op": "status"}).get("frames")
+                    hwm = d.hwm()
+                finally:
+                    d.stop()
+            row["cells"][n] = {"wall_s": wall, "frames": frames, "fps": frames / wall, "stats": stats,
+                               "peak_rss_bytes": hwm, "load": load()}
+            print(f"  scaling batch={batch} sources={n}: {frames} frames in {wall:.2f} s "
+                  f"({frames / wall:.1f} frames/s; Python 1 source {row['python_fps']:.1f}), load {load()}",
+                  file=sys.stderr, flush=True)
+        rows.append(row)
+    results["scaling"] = rows
+    print(f"\nScaling at {fps:g} fps (frames/s over all sources; decode_workers = min(sources, "
+          f"{a.scaling_workers}); {a.threads} threads):\n")
+    head = " | ".join(f"{n} source{'s' if n > 1 else ''} frames/s (x Python)" for n in a.scaling_sources)
+    print(f"| batch | Python 1 source frames/s | {head} |")
+    print("|---" * (2 + len(a.scaling_sources)) + "|")
+    for r in rows:
+        cells = " | ".join(f"{r['cells'][n]['fps']:.1f} ({r['cells'][n]['fps'] / r['python_fps']:.2f}x)"
+                           for n in a.scaling_sources)
+        print(f"| {r['batch']} | {r['python_fps']:.1f} | {cells} |")
 
 
 def query_bench(a, results: dict) -> None:
@@ -267,7 +335,8 @@ def query_bench(a, results: dict) -> None:
         vec = cent[rng.integers(0, 4096, n)] + rng.standard_normal((n, 512)).astype(np.float32) * (0.6 / 512 ** 0.5)
         vec /= np.linalg.norm(vec, axis=1, keepdims=True)
         p.vectors = vec.astype(np.float32)
-        d = Daemon(state, [VIDEO.parent], 0.2, a.threads)
+        extra = f'text_precision = "{a.text_precision}"\n' if a.text_precision else ""
+        d = Daemon(state, [VIDEO.parent], 0.2, a.threads, extra_model=extra)
         try:
             qs = queries(a.queries + 5)
             for q in qs[:5]:  # warm-up, both sides
@@ -399,6 +468,16 @@ def main() -> int:
                     help="queries per second during the ingest (0 = back to back)")
     ap.add_argument("--ingest-extra", default="",
                     help='extra [ingest] lines for the daemon, e.g. "nice = 0" (newer builds only)')
+    ap.add_argument("--scaling", action="store_true",
+                    help="ingest throughput with --scaling-sources sources at once per --scaling-batches "
+                         "batch size (at the first --fps), instead of the side-by-side ingest runs")
+    ap.add_argument("--scaling-sources", default="1,2,4")
+    ap.add_argument("--scaling-batches", default="8,16,32,64")
+    ap.add_argument("--scaling-workers", type=int, default=2, help="most decode workers in the scaling runs")
+    ap.add_argument("--python-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment for the Python ingest process, e.g. OMP_WAIT_POLICY=PASSIVE "
+                         "(PyTorch's best setting on a busy machine)")
+    ap.add_argument("--text-precision", default="", help="model.text_precision of the query daemon (f32, int8)")
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
     ap.add_argument("--frameseek", type=Path, default=ROOT / "target" / "release" / "frameseek",
                     help="the frameseek binary to measure (e.g. a copy of an older build, to compare "
@@ -407,7 +486,10 @@ def main() -> int:
     global FRAMESEEK
     FRAMESEEK = a.frameseek.resolve()
     Daemon.INGEST_EXTRA = a.ingest_extra.replace("\\n", "\n")
+    PY_ENV.update(kv.split("=", 1) for kv in a.python_env)
     a.fps = [float(x) for x in a.fps.split(",") if x]
+    a.scaling_sources = [int(x) for x in a.scaling_sources.split(",") if x]
+    a.scaling_batches = [int(x) for x in a.scaling_batches.split(",") if x]
     a.query_n = [int(x) for x in a.query_n.split(",") if x]
     BENCH.mkdir(parents=True, exist_ok=True)
     if not VIDEO.exists():
@@ -415,9 +497,12 @@ def main() -> int:
         subprocess.run(VIDEO_CMD, check=True)
     if not (MODEL / "model.safetensors").exists():
         subprocess.run(MODEL_CMD, check=True)
-    results: dict = {"nproc": os.cpu_count(), "load_start": load(), "threads": a.threads}
+    results: dict = {"nproc": os.cpu_count(), "load_start": load(), "threads": a.threads,
+                     "frameseek": str(FRAMESEEK), "python_env": a.python_env}
     print(f"nproc {os.cpu_count()}, threads {a.threads}, load at start {load()}, binary {FRAMESEEK}")
-    if not a.skip_ingest:
+    if a.scaling:
+        scaling_bench(a, results)
+    elif not a.skip_ingest:
         ingest_bench(a, results)
     if a.query_n:
         query_bench(a, results)
