@@ -214,7 +214,8 @@ pub struct DecodeSummary {
     /// Timestamp discontinuities bridged (the footage continued after the last frame).
     pub discontinuities: u64,
     /// Packets not decoded at all: they belong to a GOP before the one the next sample
-    /// needs (MP4/MOV, whose index lists the keyframes).
+    /// needs (MP4/MOV, whose index lists the keyframes), or are not keyframes under the
+    /// keyframes policy.
     pub packets_skipped: u64,
     /// True when the run was stopped by the cancel flag or the consumer.
     pub stopped: bool,
@@ -874,6 +875,12 @@ fn decode_run(
         // belongs to a GOP no sample needs: it is not decoded at all (MP4/MOV index).
         if let (Some(dts), Some(pts), true) = (packet.dts(), packet.pts(), packet.is_key()) {
             reorder = reorder.max(pts - dts);
+        }
+        // Under the keyframes policy the decoder would discard every other packet anyway;
+        // not sending them keeps its frame threads busy with keyframes only.
+        if options.policy == SamplingPolicy::Keyframes && !packet.is_key() {
+            summary.packets_skipped += 1;
+            continue;
         }
         if !keyframes.is_empty() && !packet.is_key() && start_pts != ffi::AV_NOPTS_VALUE {
             let (seen, next) = position.get();
