@@ -29,6 +29,11 @@ use frameseek::catalog::{exact_scan_applies, score_exactly};
 use frameseek::store::{frame_key, split_key, Fingerprint, Store};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+mod support {
+    pub mod synthetic;
+}
+use support::synthetic::{normalise, Rng};
+
 const DIM: usize = 512;
 const SOURCES: u32 = 100;
 const CENTROIDS: usize = 4096;
@@ -95,40 +100,6 @@ fn options(kind: &str) -> IndexOptions {
         expansion_search: 64,
         multi: false,
     }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-    fn normal_pair(&mut self) -> (f32, f32) {
-        let r = (-2.0 * self.uniform().ln()).sqrt();
-        let t = std::f32::consts::TAU * self.uniform();
-        (r * t.cos(), r * t.sin())
-    }
-    fn fill_normal(&mut self, out: &mut [f32], std: f32) {
-        for pair in out.chunks_mut(2) {
-            let (a, b) = self.normal_pair();
-            pair[0] = a * std;
-            if pair.len() > 1 {
-                pair[1] = b * std;
-            }
-        }
-    }
-}
-
-fn normalise(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
 }
 
 fn centroids() -> Vec<f32> {

@@ -18,30 +18,16 @@ use frameseek::catalog::Catalog;
 use frameseek::embed::{DeviceChoice, Embedder};
 use frameseek::store::{frame_key, Fingerprint, SourceState};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32;
-        let u2 = ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32;
-        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-    }
-}
+#[path = "../benches/support/synthetic.rs"]
+mod synthetic;
+use synthetic::{normalise, Rng};
 
 fn unit(rng: &mut Rng, base: Option<&[f32]>, dim: usize, std: f32) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..dim).map(|_| rng.normal() * std).collect();
+    let mut v: Vec<f32> = (0..dim).map(|_| rng.normal_pair().0 * std).collect();
     if let Some(b) = base {
         v.iter_mut().zip(b).for_each(|(x, c)| *x += c);
     }
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    normalise(&mut v);
     v
 }
 

@@ -287,6 +287,15 @@ fn bump_count(
     Ok(())
 }
 
+/// A `vectors` row key back to the frame key.
+fn decode_key(bytes: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(
+        bytes
+            .try_into()
+            .map_err(|_| corrupt("vectors", "bad key"))?,
+    ))
+}
+
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -722,13 +731,7 @@ impl Store {
         t.vectors
             .range(lo..=hi)
             .keys()
-            .map(|k| {
-                Ok(u64::from_be_bytes(
-                    k?.as_ref()
-                        .try_into()
-                        .map_err(|_| corrupt("vectors", "bad key"))?,
-                ))
-            })
+            .map(|k| decode_key(&k?))
             .collect()
     }
 
@@ -755,12 +758,7 @@ impl Store {
             .range(lo..=hi)
             .map(|kv| {
                 let (k, v) = kv?;
-                let key = u64::from_be_bytes(
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| corrupt("vectors", "bad key"))?,
-                );
-                Ok((key, decode_vector(&v)))
+                Ok((decode_key(&k)?, decode_vector(&v)))
             })
             .collect()
     }
@@ -795,12 +793,7 @@ impl Store {
         };
         err.into_iter().chain(iter.into_iter().flatten().map(|kv| {
             let (k, v) = kv?;
-            let key = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("vectors", "bad key"))?,
-            );
-            Ok((key, decode_vector(&v)))
+            Ok((decode_key(&k)?, decode_vector(&v)))
         }))
     }
 

@@ -302,15 +302,7 @@ fn another_model_is_refused_until_reindex_re_embeds_every_source() {
         "{stderr}"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
-        .args(["reindex", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reindex(&config);
     let d = env.start_with_model("", &world_model());
     let status = wait_finished(&d, &[&source_id(&v)]);
     assert_eq!(

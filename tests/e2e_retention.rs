@@ -153,16 +153,7 @@ fn retention_removes_old_and_over_budget_frames_for_good() {
 
     // `reindex` reads every file again: frames below each source's retention floor are not
     // stored again, even with retention now switched off (nothing would remove them).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
-        .args(["reindex", "--config"])
-        .arg(&d.config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reindex(&d.config);
     let d = env.start("clip_gap = 0.1\ntime_pattern = \"%Y-%m-%d/%H-%M-%S\"\n");
     wait_finished(&d, &[&f.old, &f.edge, &f.recent]);
     wait_retention(&d, &f);

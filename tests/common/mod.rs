@@ -259,6 +259,20 @@ pub fn source_id(path: &Path) -> String {
 }
 
 /// Runs the `ffmpeg` command, panicking with its output on failure.
+/// Runs `frameseek reindex` on the state of `config` (daemon stopped) and checks it succeeded.
+pub fn reindex(config: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["reindex", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reindex: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
