@@ -26,8 +26,9 @@ use std::time::Instant;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 use frameseek::catalog::{exact_scan_applies, score_exactly};
+use frameseek::index::{IndexPrecision, IndexSettings};
 use frameseek::store::{frame_key, split_key, Fingerprint, Store};
-use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+use usearch::{Index, IndexOptions};
 
 mod support {
     pub mod synthetic;
@@ -49,6 +50,7 @@ struct Args {
     dir: PathBuf,
     threads: usize,
     opens: usize,
+    efs: Vec<usize>,
     child: Option<String>,
 }
 
@@ -60,6 +62,7 @@ fn parse_args() -> Args {
         dir: PathBuf::from("target/bench/index_scale"),
         threads: 1,
         opens: 3,
+        efs: vec![64, 128, 256],
         child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -72,6 +75,12 @@ fn parse_args() -> Args {
             "--dir" => a.dir = PathBuf::from(val()),
             "--threads" => a.threads = val().parse().expect("--threads"),
             "--opens" => a.opens = val().parse().expect("--opens"),
+            "--efs" => {
+                a.efs = val()
+                    .split(',')
+                    .map(|x| x.parse().expect("--efs"))
+                    .collect()
+            }
             "--child" => a.child = Some(val()),
             "--bench" => {}
             other => panic!("unknown flag {other}"),
@@ -80,26 +89,17 @@ fn parse_args() -> Args {
     a
 }
 
-fn scalar(kind: &str) -> ScalarKind {
-    match kind {
-        "f32" => ScalarKind::F32,
-        "f16" => ScalarKind::F16,
-        "i8" => ScalarKind::I8,
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-/// `src/index.rs` options, with the scalar kind as a parameter.
+/// The daemon's index options (`frameseek::index::options`) at the default
+/// `expansion_search`, with the precision as a parameter.
 fn options(kind: &str) -> IndexOptions {
-    IndexOptions {
-        dimensions: DIM,
-        metric: MetricKind::Cos,
-        quantization: scalar(kind),
-        connectivity: 16,
-        expansion_add: 128,
-        expansion_search: 64,
-        multi: false,
-    }
+    let precision = IndexPrecision::parse(kind).unwrap_or_else(|e| panic!("{e}"));
+    frameseek::index::options(
+        DIM,
+        &IndexSettings {
+            precision,
+            ..IndexSettings::default()
+        },
+    )
 }
 
 fn centroids() -> Vec<f32> {
@@ -312,6 +312,7 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
 
     let mut lat: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut rec: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut truth: Vec<Vec<u64>> = Vec::with_capacity(qs.len());
     for q in &qs {
         // Alternate: index, brute force, index (catalog filter), index (1 %), brute (1 %).
         let t = Instant::now();
@@ -345,6 +346,36 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         rec.entry("catalog_exact_filter1")
             .or_default()
             .push(recall(&catalog_one, &exact_one));
+        truth.push(exact);
+    }
+    // The graph search at other `expansion_search` values, on the same index: plain k = 10,
+    // and the daemon's way (`Catalog::search` asks for max(8 k, 64) frames with its filter
+    // and groups them; the top 10 frames of that are compared here).
+    let mut sweep = Vec::new();
+    for &ef in &a.efs {
+        index.change_expansion_search(ef);
+        let (mut plain_ms, mut plain_rec, mut daemon_ms, mut daemon_rec) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (q, exact) in qs.iter().zip(&truth) {
+            let t = Instant::now();
+            let plain = index.search(q, K).unwrap();
+            plain_ms.push(ms(t));
+            plain_rec.push(recall(&plain.keys, exact));
+            let t = Instant::now();
+            let wide = index
+                .filtered_search(q, (8 * K).max(64), &pass_all)
+                .unwrap();
+            daemon_ms.push(ms(t));
+            daemon_rec.push(recall(&wide.keys[..K.min(wide.keys.len())], exact));
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        sweep.push(serde_json::json!({
+            "ef": ef,
+            "plain_p50_ms": median(&plain_ms), "plain_p99_ms": pct(&plain_ms, 99.0),
+            "plain_recall10": mean(&plain_rec),
+            "daemon_p50_ms": median(&daemon_ms), "daemon_p99_ms": pct(&daemon_ms, 99.0),
+            "daemon_recall10": mean(&daemon_rec),
+        }));
     }
     drop(store);
     let _ = std::fs::remove_dir_all(&store_dir);
@@ -359,7 +390,7 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         "add_s": add_s, "adds_per_s": a.n as f64 / add_s,
         "rss_before_add": rss0, "rss_after_add": rss1, "rss_index_delta": rss1.saturating_sub(rss0),
         "usearch_memory_usage": mem_usage, "vm_hwm": proc_status("VmHWM:"),
-        "save_s": save_s, "disk_bytes": disk,
+        "save_s": save_s, "disk_bytes": disk, "ef_sweep": sweep,
     });
     for (name, v) in &lat {
         out[format!("{name}_p50_ms")] = median(v).into();
@@ -406,6 +437,14 @@ fn run_child(a: &Args, spec: &str) -> serde_json::Value {
         .args(["--child", spec, "--n", &a.n.to_string()])
         .args(["--queries", &a.queries.to_string()])
         .args(["--threads", &a.threads.to_string()])
+        .args([
+            "--efs",
+            &a.efs
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ])
         .arg("--dir")
         .arg(&a.dir)
         .output()
@@ -503,6 +542,24 @@ fn main() {
             mb(&b["disk_bytes"]),
             f(&b["save_s"], 2),
         );
+    }
+    println!("\nexpansion_search (HNSW ef) on the same index; \"daemon\" = `filtered_search` of max(8k, 64) frames with the catalog's predicate, its top 10 compared\n");
+    println!("| kind | expansion_search | plain k = 10: p50 / p99 ms | recall@10 | daemon's search: p50 / p99 ms | recall@10 |");
+    println!("|---|---|---|---|---|---|");
+    for b in &builds {
+        for e in b["ef_sweep"].as_array().into_iter().flatten() {
+            println!(
+                "| {} | {} | {} / {} | {} | {} / {} | {} |",
+                b["kind"].as_str().unwrap(),
+                e["ef"],
+                f(&e["plain_p50_ms"], 2),
+                f(&e["plain_p99_ms"], 2),
+                f(&e["plain_recall10"], 3),
+                f(&e["daemon_p50_ms"], 2),
+                f(&e["daemon_p99_ms"], 2),
+                f(&e["daemon_recall10"], 3),
+            );
+        }
     }
     println!("\n| kind | open | time to first answer ms (median of {}) | open only ms | process RSS at first answer MB | RSS after {} more queries MB | next queries p50 / p99 ms |", a.opens, a.queries.saturating_sub(1));
     println!("|---|---|---|---|---|---|---|");

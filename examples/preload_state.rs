@@ -1,7 +1,11 @@
-//! Fills a frameseek state folder with N synthetic frames, written through
-//! `frameseek::catalog::Catalog` exactly as ingest would commit them, so that a daemon
-//! started on that folder (with the same `model.path`) opens it and answers queries over N
-//! stored vectors. Used by `tools/bench/compare.py` for the query-latency benchmark.
+//! Fills a frameseek state folder with N synthetic frames, so that a daemon started on that
+//! folder (with the same `model.path`) opens it and answers queries over N stored vectors.
+//! Used by `tools/bench/compare.py` for the query-latency benchmark.
+//!
+//! The frames go into the database with `Store::commit_frames` (ingest's commit, in batches
+//! of 1,000); then the catalog is opened again, finds no index file for them and rebuilds it
+//! from the stored vectors (the daemon's recovery path for a lost index, which adds from one
+//! thread per core) and checkpoints it. Both times are printed.
 //!
 //! ```sh
 //! cargo run --release --example preload_state -- --state DIR --model MODEL_DIR --n 100000
@@ -11,11 +15,12 @@
 //! centroid per 10 s scene, over 100 sources of one frame a second (sources are marked
 //! `done`, so the daemon does not try to ingest them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use frameseek::catalog::Catalog;
 use frameseek::embed::{DeviceChoice, Embedder};
+use frameseek::index::{IndexSettings, OpenOutcome};
 use frameseek::store::{frame_key, Fingerprint, SourceState};
 
 #[path = "../benches/support/synthetic.rs"]
@@ -29,6 +34,19 @@ fn unit(rng: &mut Rng, base: Option<&[f32]>, dim: usize, std: f32) -> Vec<f32> {
     }
     normalise(&mut v);
     v
+}
+
+/// The state's catalog as the daemon opens it (default index settings, no checkpoints
+/// until asked), with how its index came up and the model's dimension.
+fn open_catalog(state: &Path, model: &str) -> anyhow::Result<(Catalog, OpenOutcome, usize)> {
+    let embedder = Embedder::load(model, DeviceChoice::Cpu)?;
+    let (catalog, outcome) = Catalog::open(
+        state,
+        embedder.identity(),
+        &IndexSettings::default(),
+        usize::MAX,
+    )?;
+    Ok((catalog, outcome, embedder.dim()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,10 +67,7 @@ fn main() -> anyhow::Result<()> {
     let state = state.ok_or_else(|| anyhow::anyhow!("--state DIR is required"))?;
     let model = model.ok_or_else(|| anyhow::anyhow!("--model PATH is required"))?;
     std::fs::create_dir_all(&state)?;
-    let embedder = Embedder::load(&model, DeviceChoice::Cpu)?;
-    let dim = embedder.dim();
-    let (catalog, _) = Catalog::open(&state, embedder.identity(), usize::MAX)?;
-    drop(embedder);
+    let (catalog, _, dim) = open_catalog(&state, &model)?;
 
     let per_source = n.div_ceil(sources as usize) as u64;
     let mut nos = Vec::new();
@@ -72,10 +87,9 @@ fn main() -> anyhow::Result<()> {
     let centroids: Vec<Vec<f32>> = (0..4096).map(|_| unit(&mut rng, None, dim, 1.0)).collect();
     let noise = 0.6 / (dim as f32).sqrt();
     let t = Instant::now();
-    // Large commits: the index spreads a large batch over the cores (`VectorIndex::add`),
-    // and the only checkpoint is the one at the end (`checkpoint_frames = usize::MAX`).
-    const BATCH: usize = 20_000;
-    let mut batch = Vec::with_capacity(BATCH);
+    // The database only: the index is rebuilt from it below, in one parallel pass.
+    const BATCH: usize = 1_000;
+    let mut batch: Vec<(u64, Vec<f32>)> = Vec::with_capacity(BATCH);
     for i in 0..n {
         let no = nos[i % nos.len()];
         let offset_ms = (i / nos.len()) as u64 * 1000;
@@ -84,7 +98,8 @@ fn main() -> anyhow::Result<()> {
         let mut r = Rng(0xDA7A_0000_0000 + i as u64);
         batch.push((frame_key(no, offset_ms), unit(&mut r, Some(c), dim, noise)));
         if batch.len() == BATCH || i + 1 == n {
-            catalog.commit(&batch)?;
+            let refs: Vec<(u64, &[f32])> = batch.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            catalog.store().commit_frames(&refs)?;
             batch.clear();
             eprint!(
                 "\r{} / {n} frames, {:.0} frames/s",
@@ -93,9 +108,18 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    catalog.checkpoint()?;
+    let stored_s = t.elapsed().as_secs_f64();
+    drop(catalog);
+    let t = Instant::now();
+    let (catalog, outcome, _) = open_catalog(&state, &model)?;
+    anyhow::ensure!(
+        catalog.indexed() == n,
+        "the rebuilt index holds {} of {n} frames",
+        catalog.indexed()
+    );
     eprintln!(
-        "\npreloaded {n} frames over {sources} sources into {} in {:.1} s",
+        "\npreloaded {n} frames over {sources} sources into {}: database {stored_s:.1} s, \
+         index {:.1} s ({outcome:?})",
         state.display(),
         t.elapsed().as_secs_f64()
     );

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use frameseek::catalog::{Catalog, SearchFilter};
 use frameseek::embed::{DeviceChoice, Embedder};
+use frameseek::index::IndexSettings;
 
 const WORDS: &[&str] = &[
     "a", "red", "car", "dog", "running", "on", "the", "beach", "at", "night", "city", "street",
@@ -32,7 +33,12 @@ fn main() -> anyhow::Result<()> {
     let state = PathBuf::from(&args[0]);
     let n: usize = args.get(2).map_or(Ok(120), |s| s.parse())?;
     let embedder = Embedder::load(&args[1], DeviceChoice::Cpu)?;
-    let (catalog, _) = Catalog::open(&state, embedder.identity(), usize::MAX)?;
+    let (catalog, _) = Catalog::open(
+        &state,
+        embedder.identity(),
+        &IndexSettings::default(),
+        usize::MAX,
+    )?;
     let (mut text, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 5 {
         let q: Vec<&str> = (0..3 + i % 6)

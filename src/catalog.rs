@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
-use crate::index::{Hit, IndexError, OpenOutcome, VectorIndex};
+use crate::index::{Hit, IndexError, IndexSettings, OpenOutcome, VectorIndex};
 use crate::protocol::Clip;
 use crate::query::{group_clips, score_spread, source_matches};
-use crate::store::{split_key, SourceRecord, Store, StoreError};
+use crate::store::{split_key, stored_dot, SourceRecord, Store, StoreError};
 
 /// Errors of catalog operations.
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +114,12 @@ pub fn score_exactly(
 ) -> Result<Vec<Hit>, StoreError> {
     let mut hits = Vec::new();
     for no in nos {
-        for (key, v) in store.source_vectors_in(no, offsets.0, offsets.1)? {
+        store.visit_source_vectors(no, offsets.0, offsets.1, |key, bytes| {
             if pass(key) {
-                let score = v.iter().zip(query).map(|(a, b)| a * b).sum();
+                let score = stored_dot(bytes, query);
                 hits.push(Hit { key, score });
             }
-        }
+        })?;
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(hits)
@@ -176,6 +176,7 @@ impl Catalog {
     pub fn open(
         state_dir: &Path,
         model: &ModelIdentity,
+        index: &IndexSettings,
         checkpoint_frames: usize,
     ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
@@ -193,7 +194,7 @@ impl Catalog {
         }
         store.check_model(model, state_dir)?;
         let (mut index, mut outcome) =
-            VectorIndex::open(&state_dir.join("index.usearch"), model.dim, &store)?;
+            VectorIndex::open(&state_dir.join("index.usearch"), model.dim, index, &store)?;
         if interrupted_removal && !matches!(outcome, OpenOutcome::Rebuilt { .. }) {
             // The index file may still hold frames removed from the database.
             index.rebuild(&store)?;
@@ -550,7 +551,8 @@ mod tests {
         };
         let (old, young);
         {
-            let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+            let (catalog, _) =
+                Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
             let store = catalog.store();
             old = store
                 .new_source("/old.mp4", Fingerprint::default(), 1.0, None)
@@ -610,11 +612,13 @@ mod tests {
             }
         };
         // After a restart, and after a rebuild of the index from the stored vectors.
-        let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        let (catalog, _) =
+            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
         check(&catalog);
         drop(catalog);
         std::fs::remove_file(dir.path().join("index.usearch")).unwrap();
-        let (catalog, outcome) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        let (catalog, outcome) =
+            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
         assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }));
         check(&catalog);
     }
@@ -627,7 +631,8 @@ mod tests {
             dim: 16,
             digest: "d".into(),
         };
-        let (catalog, _) = Catalog::open(dir.path(), &model, 10_000).unwrap();
+        let (catalog, _) =
+            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
         let mut nos = Vec::new();
         for s in 0..40 {
             let rec = catalog

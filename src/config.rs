@@ -41,9 +41,34 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
+    /// `[index]`
+    pub index: IndexConfig,
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[index]`: how the vector index stores and searches vectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// `f32`, `f16` or `i8`: bytes per dimension in the index (the raw vectors in the
+    /// database stay f32). Changing it rebuilds the index at the next start.
+    pub precision: String,
+    /// Candidates a graph search keeps (HNSW's ef); higher finds more of the true nearest
+    /// frames at a higher cost.
+    pub expansion_search: usize,
+}
+
+impl IndexConfig {
+    /// The index settings (after [`Config::validate`] accepted them).
+    pub fn settings(&self) -> crate::index::IndexSettings {
+        crate::index::IndexSettings {
+            precision: crate::index::IndexPrecision::parse(&self.precision)
+                .unwrap_or(crate::index::IndexPrecision::F16),
+            expansion_search: self.expansion_search,
+        }
+    }
 }
 
 /// `[retention]`: what is removed on its own, and how often that is checked.
@@ -200,6 +225,11 @@ pub struct IngestConfig {
     /// pool), so that queries are served first; 0 = same priority as queries.
     #[serde(default = "default_nice")]
     pub nice: i32,
+    /// Nice value (0 to 19) of the compute pool that runs the image tower; default
+    /// `nice + 5` (at most 19). Above `nice`, decoding keeps its core and the tower takes the
+    /// rest, so the pipeline never runs dry (see [`IngestConfig::embed_nice`]).
+    #[serde(default)]
+    pub embed_nice: Option<i32>,
     /// After a full disk stopped ingest, it resumes once the state folder's file system has
     /// this many MB free again.
     pub resume_free_mb: f64,
@@ -222,7 +252,33 @@ fn default_nice() -> i32 {
     5
 }
 
+/// How many nice steps the image tower's pool sits below decoding by default.
+const EMBED_NICE_STEPS: i32 = 5;
+
 impl IngestConfig {
+    /// FFmpeg threads per decoded source. `decoder_threads = 0` (automatic) means FFmpeg's
+    /// own choice when the image tower runs on a GPU (decoding is then the bottleneck), and
+    /// on the CPU one thread per `2 × decode_workers` cores, at least one: the tower needs
+    /// most of the CPU, and frame threads cost CPU of their own (one thread decoded the
+    /// issue-8 video with 1.9 CPU-s, two with 2.0–2.2; BENCHMARKS.md).
+    pub fn decoder_threads_for(&self, gpu: bool, cores: usize) -> usize {
+        match self.decoder_threads {
+            0 if gpu => 0,
+            0 => (cores / (2 * self.decode_workers.max(1))).max(1),
+            n => n,
+        }
+    }
+
+    /// Nice value of the image tower's compute pool. The tower has work whenever frames
+    /// are queued; the decoder is the producer, so it goes first: when decoding is ahead it
+    /// blocks on the bounded queue and the tower gets every core, and when it is behind it
+    /// keeps a full core instead of sharing it with the tower's threads (measured in
+    /// BENCHMARKS.md, issue 8).
+    pub fn embed_nice(&self) -> i32 {
+        self.embed_nice
+            .unwrap_or((self.nice + EMBED_NICE_STEPS).min(19))
+    }
+
     /// The sampling policy these settings describe.
     pub fn policy(&self) -> crate::decode::SamplingPolicy {
         use crate::decode::SamplingPolicy;
@@ -463,11 +519,31 @@ impl Config {
         if !(0..=19).contains(&i.nice) {
             return Err(invalid("ingest.nice", i.nice, "must be between 0 and 19"));
         }
+        if let Some(n) = i.embed_nice {
+            if !(i.nice..=19).contains(&n) {
+                return Err(invalid(
+                    "ingest.embed_nice",
+                    n,
+                    "must be between ingest.nice and 19 (the image tower may not outrank decoding)",
+                ));
+            }
+        }
         if !(i.resume_free_mb.is_finite() && i.resume_free_mb >= 0.0) {
             return Err(invalid(
                 "ingest.resume_free_mb",
                 i.resume_free_mb,
                 "must be zero or more megabytes",
+            ));
+        }
+        let x = &self.index;
+        if let Err(e) = crate::index::IndexPrecision::parse(&x.precision) {
+            return Err(invalid("index.precision", &x.precision, &e));
+        }
+        if !(1..=4096).contains(&x.expansion_search) {
+            return Err(invalid(
+                "index.expansion_search",
+                x.expansion_search,
+                "must be between 1 and 4096",
             ));
         }
         let r = &self.retention;
@@ -618,6 +694,21 @@ mod tests {
             PathBuf::from("/var/lib/frameseek/exports")
         );
         assert_eq!(c.ingest.nice, 5);
+        assert_eq!(c.ingest.embed_nice(), 10);
+        // The documented index defaults are the code's defaults.
+        assert_eq!(c.index.settings(), crate::index::IndexSettings::default());
+        // Automatic decoder threads: FFmpeg's choice on a GPU, a share of the cores on the CPU.
+        assert_eq!(c.ingest.decoder_threads_for(true, 16), 0);
+        assert_eq!(c.ingest.decoder_threads_for(false, 2), 1);
+        assert_eq!(c.ingest.decoder_threads_for(false, 16), 4);
+        let c = Config::from_toml_str("[ingest]\ndecoder_threads = 3\n").unwrap();
+        assert_eq!(c.ingest.decoder_threads_for(false, 2), 3);
+        let c = Config::from_toml_str("[ingest]\nnice = 17\n").unwrap();
+        assert_eq!(c.ingest.embed_nice(), 19);
+        let c = Config::from_toml_str("[ingest]\nembed_nice = 5\n").unwrap();
+        assert_eq!(c.ingest.embed_nice(), 5);
+        let e = Config::from_toml_str("[ingest]\nnice = 6\nembed_nice = 5\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.embed_nice"), "{e}");
         let c = Config::from_toml_str("[daemon]\nexport_dir = \"/srv/exports\"\n").unwrap();
         assert_eq!(c.daemon.export_dir(), PathBuf::from("/srv/exports"));
         let e = Config::from_toml_str("[daemon]\nexport_dir = \"out\"\n").unwrap_err();
@@ -649,6 +740,15 @@ mod tests {
         let e = Config::from_toml_str("[model]\ntext_precision = \"int4\"\n").unwrap_err();
         assert!(e.to_string().contains("model.text_precision"), "{e}");
         assert!(e.to_string().contains("f32 or int8"), "{e}");
+        let e = Config::from_toml_str("[index]\nprecision = \"f8\"\n").unwrap_err();
+        assert!(e.to_string().contains("index.precision"), "{e}");
+        let e = Config::from_toml_str("[index]\nexpansion_search = 0\n").unwrap_err();
+        assert!(e.to_string().contains("index.expansion_search"), "{e}");
+        let c = Config::from_toml_str("[index]\nprecision = \"i8\"\n").unwrap();
+        assert_eq!(
+            c.index.settings().precision,
+            crate::index::IndexPrecision::I8
+        );
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
         assert!(e.to_string().contains("model.device"), "{e}");
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();

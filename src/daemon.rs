@@ -70,6 +70,7 @@ impl Daemon {
         let (catalog, outcome) = Catalog::open(
             state_dir,
             embedder.identity(),
+            &config.index.settings(),
             config.ingest.checkpoint_frames,
         )
         .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
@@ -82,9 +83,14 @@ impl Daemon {
             }
         }
         let catalog = Arc::new(catalog);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decoder_threads = config.ingest.decoder_threads_for(
+            !matches!(embedder.device(), candle_core::Device::Cpu),
+            cores,
+        );
         let settings = IngestSettings {
             decode_workers: config.ingest.decode_workers,
-            decoder_threads: config.ingest.decoder_threads,
+            decoder_threads,
             batch_size: embedder.batch_size(config.model.batch_size),
             hwaccel: crate::decode::HwAccel::parse(&config.ingest.hwaccel)
                 .map_err(anyhow::Error::msg)?,
@@ -95,6 +101,8 @@ impl Daemon {
         };
         tracing::info!(
             batch_size = settings.batch_size,
+            decoder_threads,
+            embed_nice = config.ingest.embed_nice(),
             dtype = ?embedder.dtype(),
             hwaccel = %config.ingest.hwaccel,
             "embedding settings"
@@ -123,7 +131,7 @@ impl Daemon {
                 timeout: std::time::Duration::from_secs_f64(config.ingest.live_timeout),
                 reconnect_max: std::time::Duration::from_secs_f64(config.ingest.reconnect_max),
                 rtsp_transport: config.ingest.rtsp_transport.clone(),
-                decoder_threads: config.ingest.decoder_threads,
+                decoder_threads,
                 nice: config.ingest.nice,
             },
         );

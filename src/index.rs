@@ -54,6 +54,7 @@ pub struct VectorIndex {
     index: Index,
     path: PathBuf,
     dim: usize,
+    settings: IndexSettings,
 }
 
 impl std::fmt::Debug for VectorIndex {
@@ -75,14 +76,72 @@ const REBUILD_CHUNK: usize = 16_384;
 /// Vectors per thread below which an add stays on the calling thread.
 const PARALLEL_ADD_MIN: usize = 512;
 
-fn options(dim: usize) -> IndexOptions {
+/// How the index stores each vector (`index.precision`). The raw f32 vectors stay in sled
+/// whatever this is, so changing it only rebuilds the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexPrecision {
+    /// 4 bytes a dimension.
+    F32,
+    /// 2 bytes a dimension: half the memory of f32, the same recall (BENCHMARKS.md).
+    F16,
+    /// 1 byte a dimension: a quarter of the memory, lower recall on near-duplicate frames.
+    I8,
+}
+
+impl IndexPrecision {
+    /// Parses `f32`, `f16` or `i8`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "i8" => Ok(Self::I8),
+            other => Err(format!(
+                "unknown index precision {other:?} (f32, f16 or i8)"
+            )),
+        }
+    }
+
+    fn scalar(self) -> ScalarKind {
+        match self {
+            Self::F32 => ScalarKind::F32,
+            Self::F16 => ScalarKind::F16,
+            Self::I8 => ScalarKind::I8,
+        }
+    }
+}
+
+/// Settings of the vector index (`[index]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// How vectors are stored.
+    pub precision: IndexPrecision,
+    /// Candidates a graph search keeps (usearch's `expansion_search`, HNSW's ef): higher
+    /// finds more of the true nearest neighbours at a higher cost.
+    pub expansion_search: usize,
+}
+
+impl Default for IndexSettings {
+    fn default() -> Self {
+        Self {
+            precision: IndexPrecision::F16,
+            expansion_search: DEFAULT_EXPANSION_SEARCH,
+        }
+    }
+}
+
+/// Default `index.expansion_search`.
+pub const DEFAULT_EXPANSION_SEARCH: usize = 128;
+
+/// The usearch options frameseek builds its index with (public so that benchmarks measure
+/// the same index).
+pub fn options(dim: usize, settings: &IndexSettings) -> IndexOptions {
     IndexOptions {
         dimensions: dim,
         metric: MetricKind::Cos,
-        quantization: ScalarKind::F32,
+        quantization: settings.precision.scalar(),
         connectivity: 16,
         expansion_add: 128,
-        expansion_search: 64,
+        expansion_search: settings.expansion_search,
         multi: false,
     }
 }
@@ -98,12 +157,18 @@ pub struct Hit {
 
 impl VectorIndex {
     /// Opens the index at `path` and reconciles it with the store (see module docs).
-    pub fn open(path: &Path, dim: usize, store: &Store) -> Result<(Self, OpenOutcome), IndexError> {
-        let index = Index::new(&options(dim)).map_err(us)?;
+    pub fn open(
+        path: &Path,
+        dim: usize,
+        settings: &IndexSettings,
+        store: &Store,
+    ) -> Result<(Self, OpenOutcome), IndexError> {
+        let index = Index::new(&options(dim, settings)).map_err(us)?;
         let mut me = Self {
             index,
             path: path.to_path_buf(),
             dim,
+            settings: *settings,
         };
         let stored = store.frame_count();
         let load = if path.exists() {
@@ -112,7 +177,15 @@ impl VectorIndex {
                     "index file has dimension {}, model has {dim}",
                     me.index.dimensions()
                 )),
-                Ok(()) => Ok(()),
+                Ok(()) if me.index.scalar_kind() != settings.precision.scalar() => Err(format!(
+                    "index file stores {:?}, index.precision asks for {:?}",
+                    me.index.scalar_kind(),
+                    settings.precision
+                )),
+                Ok(()) => {
+                    me.index.change_expansion_search(settings.expansion_search);
+                    Ok(())
+                }
                 Err(e) => Err(format!("index file {} is unreadable ({e})", path.display())),
             }
         } else if stored > 0 {
@@ -166,7 +239,7 @@ impl VectorIndex {
 
     /// Replaces the in-memory index with one built from every stored vector.
     pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
-        self.index = Index::new(&options(self.dim)).map_err(us)?;
+        self.index = Index::new(&options(self.dim, &self.settings)).map_err(us)?;
         self.index
             .reserve_capacity_and_threads(store.frame_count().max(1024), MAX_CONCURRENT_SEARCHES)
             .map_err(us)?;
@@ -353,7 +426,13 @@ mod tests {
     fn a_large_batch_is_added_in_parallel_completely() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let (idx, _) = VectorIndex::open(&dir.path().join("i.usearch"), 16, &store).unwrap();
+        let (idx, _) = VectorIndex::open(
+            &dir.path().join("i.usearch"),
+            16,
+            &IndexSettings::default(),
+            &store,
+        )
+        .unwrap();
         let n = 4 * PARALLEL_ADD_MIN + 7;
         let vs: Vec<Vec<f32>> = (0..n as u32).map(|i| unit(i, 16)).collect();
         let items: Vec<(u64, &[f32])> = vs
@@ -379,47 +458,95 @@ mod tests {
         }
     }
 
-    #[test]
-    fn checkpoint_reload_and_rebuild_after_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+    /// A store holding `n` 16-d unit vectors of one source, one a second; with the vectors
+    /// and their keys.
+    fn stored(dir: &Path, n: u32) -> (Store, Vec<Vec<f32>>, Vec<u64>) {
+        let store = Store::open(&dir.join("db")).unwrap();
         let rec = store
             .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
             .unwrap();
-        let vs: Vec<Vec<f32>> = (0..50).map(|i| unit(i, 16)).collect();
-        let items: Vec<(u64, &[f32])> = vs
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (frame_key(rec.no, i as u64 * 1000), v.as_slice()))
+        let vs: Vec<Vec<f32>> = (0..n).map(|i| unit(i, 16)).collect();
+        let keys: Vec<u64> = (0..n)
+            .map(|i| frame_key(rec.no, u64::from(i) * 1000))
             .collect();
+        let items: Vec<(u64, &[f32])> = keys.iter().zip(&vs).map(|(k, v)| (*k, &v[..])).collect();
         store.commit_frames(&items).unwrap();
+        (store, vs, keys)
+    }
+
+    #[test]
+    fn checkpoint_reload_and_rebuild_after_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, vs, keys) = stored(dir.path(), 50);
         let path = dir.path().join("index.usearch");
-        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        let (idx, outcome) =
+            VectorIndex::open(&path, 16, &IndexSettings::default(), &store).unwrap();
         assert!(
             matches!(outcome, OpenOutcome::Rebuilt { .. }),
             "{outcome:?}"
         );
         assert_eq!(idx.len(), 50);
         let top = idx.search(&vs[7], 1, |_| true).unwrap();
-        assert_eq!(top[0].key, items[7].0);
-        assert!((top[0].score - 1.0).abs() < 1e-4);
+        assert_eq!(top[0].key, keys[7]);
+        assert!((top[0].score - 1.0).abs() < 2e-3);
         idx.checkpoint().unwrap();
         store.clear_pending(&store.pending_keys().unwrap()).unwrap();
 
-        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        let (idx, outcome) =
+            VectorIndex::open(&path, 16, &IndexSettings::default(), &store).unwrap();
         assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
         assert_eq!(idx.len(), 50);
         // A filter that excludes the best match still returns the requested count.
-        let filtered = idx.search(&vs[7], 5, |k| k != items[7].0).unwrap();
+        let filtered = idx.search(&vs[7], 5, |k| k != keys[7]).unwrap();
         assert_eq!(filtered.len(), 5);
-        assert!(filtered.iter().all(|h| h.key != items[7].0));
+        assert!(filtered.iter().all(|h| h.key != keys[7]));
 
         std::fs::write(&path, b"garbage").unwrap();
-        let (idx, outcome) = VectorIndex::open(&path, 16, &store).unwrap();
+        let (idx, outcome) =
+            VectorIndex::open(&path, 16, &IndexSettings::default(), &store).unwrap();
         assert!(
             matches!(outcome, OpenOutcome::Rebuilt { .. }),
             "{outcome:?}"
         );
         assert_eq!(idx.len(), 50);
+    }
+
+    #[test]
+    fn a_change_of_precision_rebuilds_from_the_stored_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, vs, keys) = stored(dir.path(), 40);
+        let path = dir.path().join("index.usearch");
+        let f32s = IndexSettings {
+            precision: IndexPrecision::F32,
+            expansion_search: 32,
+        };
+        let (idx, _) = VectorIndex::open(&path, 16, &f32s, &store).unwrap();
+        idx.checkpoint().unwrap();
+        store.clear_pending(&store.pending_keys().unwrap()).unwrap();
+        let (idx, outcome) = VectorIndex::open(&path, 16, &f32s, &store).unwrap();
+        assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
+        assert_eq!(idx.index.scalar_kind(), ScalarKind::F32);
+
+        let f16s = IndexSettings {
+            precision: IndexPrecision::F16,
+            expansion_search: 200,
+        };
+        let (idx, outcome) = VectorIndex::open(&path, 16, &f16s, &store).unwrap();
+        match outcome {
+            OpenOutcome::Rebuilt { reason } => assert!(reason.contains("precision"), "{reason}"),
+            other => panic!("not rebuilt: {other:?}"),
+        }
+        assert_eq!(idx.index.scalar_kind(), ScalarKind::F16);
+        assert_eq!(idx.index.expansion_search(), 200);
+        assert_eq!(idx.len(), 40);
+        let top = idx.search(&vs[3], 1, |_| true).unwrap();
+        assert_eq!(top[0].key, keys[3]);
+        // f16 keeps the cosine to about three decimals.
+        assert!((top[0].score - 1.0).abs() < 2e-3, "{}", top[0].score);
+        // The rebuilt file is f16 too, and a load keeps the configured expansion.
+        idx.checkpoint().unwrap();
+        let (idx, outcome) = VectorIndex::open(&path, 16, &f16s, &store).unwrap();
+        assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
+        assert_eq!(idx.index.expansion_search(), 200);
     }
 }

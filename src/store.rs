@@ -303,6 +303,27 @@ fn decode_vector(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// The dot product of a stored vector (the bytes [`Store::visit_source_vectors`] passes) with
+/// `query`; 0 for the dimensions one of them lacks.
+pub fn stored_dot(bytes: &[u8], query: &[f32]) -> f32 {
+    // Eight partial sums, so the compiler can keep them in one vector register.
+    let mut acc = [0f32; 8];
+    let lanes = bytes.chunks_exact(32).zip(query.chunks_exact(8));
+    let whole = lanes.len();
+    for (b, q) in lanes {
+        for i in 0..8 {
+            let x = f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+            acc[i] += x * q[i];
+        }
+    }
+    let tail: f32 = bytes[whole * 32..]
+        .chunks_exact(4)
+        .zip(&query[(whole * 8).min(query.len())..])
+        .map(|(b, q)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 fn encode_vector(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -735,32 +756,27 @@ impl Store {
             .collect()
     }
 
-    /// Every stored (key, vector) of one source, in time order.
-    pub fn source_vectors(&self, no: u32) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
-        self.source_vectors_in(no, 0, OFFSET_MASK)
-    }
-
-    /// The stored (key, vector) of one source with offsets in `lo_ms..=hi_ms`, in time order
-    /// (one key range).
-    pub fn source_vectors_in(
+    /// Calls `visit` with each stored frame of source `no` whose offset is in
+    /// `lo_ms..=hi_ms` (one key range), in time order: its key and its vector as stored
+    /// (little-endian f32, see [`stored_dot`]), without copying the vector.
+    pub fn visit_source_vectors(
         &self,
         no: u32,
         lo_ms: u64,
         hi_ms: u64,
-    ) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        mut visit: impl FnMut(u64, &[u8]),
+    ) -> Result<(), StoreError> {
         let t = self.t()?;
         if lo_ms > hi_ms {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
         let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
-        t.vectors
-            .range(lo..=hi)
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((decode_key(&k)?, decode_vector(&v)))
-            })
-            .collect()
+        for kv in t.vectors.range(lo..=hi) {
+            let (k, v) = kv?;
+            visit(decode_key(&k)?, &v);
+        }
+        Ok(())
     }
 
     /// Number of stored frames: the counter kept with every change (O(1)); 0 when the
@@ -850,6 +866,25 @@ mod tests {
             dim: 4,
             digest: digest.into(),
         }
+    }
+
+    #[test]
+    fn stored_dot_matches_the_plain_dot_product() {
+        for dim in [1, 7, 8, 16, 19, 512] {
+            let a: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let got = stored_dot(&encode_vector(&a), &b);
+            assert!(
+                (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                "{dim}: {got} vs {plain}"
+            );
+        }
+        // A shorter query scores over the dimensions both have.
+        assert_eq!(
+            stored_dot(&encode_vector(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
+            3.0
+        );
     }
 
     #[test]

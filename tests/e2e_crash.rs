@@ -216,6 +216,25 @@ fn a_damaged_index_file_is_rebuilt_from_the_stored_vectors() {
         assert_eq!(r["clips"][0]["best_ms"], 2002, "{what}: {r}");
         assert_eq!(d.stop(), Some(0));
     }
+    // A change of `index.precision` rebuilds the index from the stored vectors (no
+    // re-embedding), and going back rebuilds it again.
+    for precision in ["i8", "f32", "f16"] {
+        let mut d = env.start(&format!("\n[index]\nprecision = \"{precision}\"\n"));
+        let log = d.log_text();
+        assert!(
+            log.contains("index rebuilt from the stored vectors") && log.contains("precision"),
+            "{precision}: {log}"
+        );
+        let stats = d.cli_json(&["stats"]);
+        assert_eq!(
+            stats["indexed"].as_u64(),
+            Some(frames),
+            "{precision}: {stats}"
+        );
+        let r = d.cli_json(&["search", "x", "-k", "1", "--from", "2", "--to", "2.1"]);
+        assert_eq!(r["clips"][0]["best_ms"], 2002, "{precision}: {r}");
+        assert_eq!(d.stop(), Some(0));
+    }
 }
 
 #[test]

@@ -7,6 +7,10 @@ use std::time::Duration;
 use super::{absolute, connect, print_table, Cli, EXIT_FAILURE, EXIT_OK};
 use crate::protocol::{IngestReply, IngestRequest, Request, StatusReply};
 
+/// How often `--wait` asks the daemon for progress: a status request is cheap, and the
+/// command returns within this long of the last file finishing.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
 /// Arguments of `ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
@@ -113,7 +117,7 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
                 final_status = Some(status);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(WAIT_POLL);
         }
     }
     if cli.json {

@@ -16,8 +16,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         config.daemon.socket = socket.clone();
     }
     let socket = config.daemon.socket.clone();
-    // Before anything uses rayon: the global pool (ingest's image batches) runs niced.
-    if !crate::priority::init_ingest_pool(config.ingest.nice) {
+    // Before anything uses rayon: the global pool (ingest's image batches) runs niced, a
+    // few steps below decoding.
+    if !crate::priority::init_ingest_pool(config.ingest.embed_nice()) {
         tracing::warn!("rayon's global pool already existed; ingest runs at normal priority");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
