@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
@@ -158,6 +159,9 @@ pub struct Catalog {
     store: Store,
     index: RwLock<VectorIndex>,
     writer: Mutex<usize>,
+    /// True when the in-memory index may differ from the index file (set before every
+    /// change, cleared by a checkpoint that succeeded).
+    changed: AtomicBool,
     checkpoint_frames: usize,
     manifest: PathBuf,
 }
@@ -206,6 +210,7 @@ impl Catalog {
             store,
             index: RwLock::new(index),
             writer: Mutex::new(0),
+            changed: AtomicBool::new(false),
             checkpoint_frames,
             manifest,
         };
@@ -236,6 +241,7 @@ impl Catalog {
             .into_iter()
             .filter(|(k, _)| added_set.contains(k))
             .collect();
+        self.changed.store(true, Ordering::SeqCst);
         self.index.write().expect("index lock").add(&new)?;
         *since += new.len();
         if *since >= self.checkpoint_frames {
@@ -253,19 +259,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// Checkpoints only when the index changed since the last checkpoint (or frames are
+    /// still pending): a daemon stopped without new frames does not rewrite a large index
+    /// file. Returns whether it wrote one.
+    pub fn checkpoint_if_changed(&self) -> Result<bool, CatalogError> {
+        let mut since = self.writer.lock().expect("writer lock");
+        if !self.changed.load(Ordering::SeqCst) && self.store.pending_keys()?.is_empty() {
+            return Ok(false);
+        }
+        self.checkpoint_locked()?;
+        *since = 0;
+        Ok(true)
+    }
+
     fn checkpoint_locked(&self) -> Result<(), CatalogError> {
-        let pending = self.store.pending_keys()?;
-        self.index.read().expect("index lock").checkpoint()?;
-        self.store.clear_pending(&pending)?;
-        let frames = self.store.frame_count() as u64;
-        write_manifest(
-            &self.manifest,
-            Manifest {
-                frames,
-                removing: false,
-            },
-        )?;
-        Ok(())
+        let written = (|| {
+            let pending = self.store.pending_keys()?;
+            self.index.read().expect("index lock").checkpoint()?;
+            self.store.clear_pending(&pending)?;
+            let frames = self.store.frame_count() as u64;
+            write_manifest(
+                &self.manifest,
+                Manifest {
+                    frames,
+                    removing: false,
+                },
+            )
+        })();
+        // Every change happens under the writer lock, which the caller holds.
+        self.changed.store(written.is_err(), Ordering::SeqCst);
+        written
     }
 
     /// After a failed write (a full disk): reopens the database at its last durable state,
@@ -273,6 +296,7 @@ impl Catalog {
     pub fn recover_writes(&self) -> Result<usize, CatalogError> {
         let mut since = self.writer.lock().expect("writer lock");
         self.store.reopen()?;
+        self.changed.store(true, Ordering::SeqCst);
         let readded = self
             .index
             .read()
@@ -286,6 +310,7 @@ impl Catalog {
     /// Marks the manifest before frames are deleted, so a crash mid-removal is not taken
     /// for damage.
     fn begin_removal(&self) -> Result<(), CatalogError> {
+        self.changed.store(true, Ordering::SeqCst);
         let frames = read_manifest(&self.manifest).map_or(0, |m| m.frames);
         write_manifest(
             &self.manifest,
@@ -621,6 +646,46 @@ mod tests {
             Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
         assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }));
         check(&catalog);
+    }
+
+    #[test]
+    fn the_index_file_is_written_only_after_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        let (catalog, _) =
+            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        assert!(!catalog.checkpoint_if_changed().unwrap(), "nothing changed");
+        let rec = catalog
+            .store()
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let frames: Vec<(u64, Vec<f32>)> = (0..5)
+            .map(|i| (frame_key(rec.no, i * 1000), unit(i, 16)))
+            .collect();
+        catalog.commit(&frames).unwrap();
+        assert!(catalog.checkpoint_if_changed().unwrap(), "new frames");
+        let file = dir.path().join("index.usearch");
+        let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+        assert!(!catalog.checkpoint_if_changed().unwrap(), "already written");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            written
+        );
+        // A removal checkpoints on its own; nothing is left to write after it.
+        catalog.forget("/a.mp4").unwrap();
+        assert!(
+            !catalog.checkpoint_if_changed().unwrap(),
+            "forget checkpointed"
+        );
+        drop(catalog);
+        let (catalog, outcome) =
+            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
+        assert_eq!(catalog.indexed(), 0);
     }
 
     #[test]

@@ -67,6 +67,7 @@ impl Daemon {
             config.model.text_precision(),
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
+        let opening = std::time::Instant::now();
         let (catalog, outcome) = Catalog::open(
             state_dir,
             embedder.identity(),
@@ -75,9 +76,12 @@ impl Daemon {
         )
         .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
         match outcome {
-            OpenOutcome::Loaded { readded } => {
-                tracing::info!(frames = catalog.indexed(), readded, "index loaded")
-            }
+            OpenOutcome::Loaded { readded } => tracing::info!(
+                frames = catalog.indexed(),
+                readded,
+                open_ms = opening.elapsed().as_millis() as u64,
+                "index loaded"
+            ),
             OpenOutcome::Rebuilt { reason } => {
                 tracing::warn!(frames = catalog.indexed(), %reason, "index rebuilt from the stored vectors")
             }
@@ -1065,14 +1069,19 @@ impl Daemon {
     pub fn shutdown(&self) -> anyhow::Result<()> {
         self.live.stop_all();
         self.ingest.shutdown();
-        self.catalog
-            .checkpoint()
+        let written = self
+            .catalog
+            .checkpoint_if_changed()
             .context("final index checkpoint failed")?;
         self.catalog
             .store()
             .flush()
             .context("final database flush failed")?;
-        tracing::info!(frames = self.catalog.indexed(), "state saved");
+        tracing::info!(
+            frames = self.catalog.indexed(),
+            index_written = written,
+            "state saved"
+        );
         Ok(())
     }
 }

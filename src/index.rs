@@ -130,7 +130,7 @@ impl Default for IndexSettings {
 }
 
 /// Default `index.expansion_search`.
-pub const DEFAULT_EXPANSION_SEARCH: usize = 128;
+pub const DEFAULT_EXPANSION_SEARCH: usize = 256;
 
 /// The usearch options frameseek builds its index with (public so that benchmarks measure
 /// the same index).
