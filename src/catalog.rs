@@ -542,6 +542,16 @@ mod tests {
     use super::*;
     use crate::store::{frame_key, Fingerprint};
 
+    /// A catalog in `dir` for a 16-d test model, with the default index settings.
+    fn open_test_catalog(dir: &Path) -> (Catalog, OpenOutcome) {
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        Catalog::open(dir, &model, &IndexSettings::default(), 10_000).unwrap()
+    }
+
     fn unit(seed: u64, dim: usize) -> Vec<f32> {
         let mut s = seed
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -562,11 +572,6 @@ mod tests {
     #[test]
     fn retention_removes_old_and_over_budget_frames_for_good() {
         let dir = tempfile::tempdir().unwrap();
-        let model = ModelIdentity {
-            id: "m".into(),
-            dim: 16,
-            digest: "d".into(),
-        };
         let day = 86_400_000i64;
         let now = 100 * day;
         let frames_of = |no: u32, n: u64| -> Vec<(u64, Vec<f32>)> {
@@ -576,8 +581,7 @@ mod tests {
         };
         let (old, young);
         {
-            let (catalog, _) =
-                Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+            let (catalog, _) = open_test_catalog(dir.path());
             let store = catalog.store();
             old = store
                 .new_source("/old.mp4", Fingerprint::default(), 1.0, None)
@@ -637,13 +641,11 @@ mod tests {
             }
         };
         // After a restart, and after a rebuild of the index from the stored vectors.
-        let (catalog, _) =
-            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let (catalog, _) = open_test_catalog(dir.path());
         check(&catalog);
         drop(catalog);
         std::fs::remove_file(dir.path().join("index.usearch")).unwrap();
-        let (catalog, outcome) =
-            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let (catalog, outcome) = open_test_catalog(dir.path());
         assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }));
         check(&catalog);
     }
@@ -651,13 +653,7 @@ mod tests {
     #[test]
     fn the_index_file_is_written_only_after_a_change() {
         let dir = tempfile::tempdir().unwrap();
-        let model = ModelIdentity {
-            id: "m".into(),
-            dim: 16,
-            digest: "d".into(),
-        };
-        let (catalog, _) =
-            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let (catalog, _) = open_test_catalog(dir.path());
         assert!(!catalog.checkpoint_if_changed().unwrap(), "nothing changed");
         let rec = catalog
             .store()
@@ -682,8 +678,7 @@ mod tests {
             "forget checkpointed"
         );
         drop(catalog);
-        let (catalog, outcome) =
-            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let (catalog, outcome) = open_test_catalog(dir.path());
         assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
         assert_eq!(catalog.indexed(), 0);
     }
@@ -691,13 +686,7 @@ mod tests {
     #[test]
     fn a_selective_source_filter_returns_a_full_page_of_exact_results() {
         let dir = tempfile::tempdir().unwrap();
-        let model = ModelIdentity {
-            id: "m".into(),
-            dim: 16,
-            digest: "d".into(),
-        };
-        let (catalog, _) =
-            Catalog::open(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let (catalog, _) = open_test_catalog(dir.path());
         let mut nos = Vec::new();
         for s in 0..40 {
             let rec = catalog
