@@ -3,7 +3,8 @@
 //! The index file is a cache of the `vectors` tree: a checkpoint writes it to a temporary
 //! file, syncs it, renames it into place and syncs the folder; only then are the pending
 //! marks in sled dropped. On start the file is loaded, pending vectors it lacks are added,
-//! and if it is missing, unreadable or disagrees with the store it is rebuilt from sled.
+//! and if it is missing, unreadable, of another precision than configured, or disagrees with
+//! the store, it is rebuilt from sled.
 
 use std::path::{Path, PathBuf};
 
