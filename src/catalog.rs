@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
@@ -159,9 +158,6 @@ pub struct Catalog {
     store: Store,
     index: RwLock<VectorIndex>,
     writer: Mutex<usize>,
-    /// True when the in-memory index may differ from the index file (set before every
-    /// change, cleared by a checkpoint that succeeded).
-    changed: AtomicBool,
     checkpoint_frames: usize,
     manifest: PathBuf,
 }
@@ -210,7 +206,6 @@ impl Catalog {
             store,
             index: RwLock::new(index),
             writer: Mutex::new(0),
-            changed: AtomicBool::new(false),
             checkpoint_frames,
             manifest,
         };
@@ -241,7 +236,6 @@ impl Catalog {
             .into_iter()
             .filter(|(k, _)| added_set.contains(k))
             .collect();
-        self.changed.store(true, Ordering::SeqCst);
         self.index.write().expect("index lock").add(&new)?;
         *since += new.len();
         if *since >= self.checkpoint_frames {
@@ -259,12 +253,14 @@ impl Catalog {
         Ok(())
     }
 
-    /// Checkpoints only when the index changed since the last checkpoint (or frames are
-    /// still pending): a daemon stopped without new frames does not rewrite a large index
-    /// file. Returns whether it wrote one.
+    /// Checkpoints only when the index may differ from its file: frames are pending (every
+    /// commit leaves marks until a checkpoint) or a removal has not been checkpointed (the
+    /// manifest's `removing`). A daemon stopped without new frames does not rewrite a large
+    /// index file. Returns whether it wrote one.
     pub fn checkpoint_if_changed(&self) -> Result<bool, CatalogError> {
         let mut since = self.writer.lock().expect("writer lock");
-        if !self.changed.load(Ordering::SeqCst) && self.store.pending_keys()?.is_empty() {
+        let removing = read_manifest(&self.manifest).is_some_and(|m| m.removing);
+        if !removing && self.store.pending_keys()?.is_empty() {
             return Ok(false);
         }
         self.checkpoint_locked()?;
@@ -273,22 +269,18 @@ impl Catalog {
     }
 
     fn checkpoint_locked(&self) -> Result<(), CatalogError> {
-        let written = (|| {
-            let pending = self.store.pending_keys()?;
-            self.index.read().expect("index lock").checkpoint()?;
-            self.store.clear_pending(&pending)?;
-            let frames = self.store.frame_count() as u64;
-            write_manifest(
-                &self.manifest,
-                Manifest {
-                    frames,
-                    removing: false,
-                },
-            )
-        })();
-        // Every change happens under the writer lock, which the caller holds.
-        self.changed.store(written.is_err(), Ordering::SeqCst);
-        written
+        let pending = self.store.pending_keys()?;
+        self.index.read().expect("index lock").checkpoint()?;
+        self.store.clear_pending(&pending)?;
+        let frames = self.store.frame_count() as u64;
+        write_manifest(
+            &self.manifest,
+            Manifest {
+                frames,
+                removing: false,
+            },
+        )?;
+        Ok(())
     }
 
     /// After a failed write (a full disk): reopens the database at its last durable state,
@@ -296,7 +288,6 @@ impl Catalog {
     pub fn recover_writes(&self) -> Result<usize, CatalogError> {
         let mut since = self.writer.lock().expect("writer lock");
         self.store.reopen()?;
-        self.changed.store(true, Ordering::SeqCst);
         let readded = self
             .index
             .read()
@@ -310,7 +301,6 @@ impl Catalog {
     /// Marks the manifest before frames are deleted, so a crash mid-removal is not taken
     /// for damage.
     fn begin_removal(&self) -> Result<(), CatalogError> {
-        self.changed.store(true, Ordering::SeqCst);
         let frames = read_manifest(&self.manifest).map_or(0, |m| m.frames);
         write_manifest(
             &self.manifest,
