@@ -9,7 +9,7 @@
 //! Each scalar kind runs in its own child process (so memory figures do not mix):
 //! - build: insert throughput, RSS growth, search latency (plain `search`, the catalog's
 //!   pass-all filter, a 1 % source filter through usearch's `filtered_search`, and the same
-//!   1 % filter the way frameseek runs it: `catalog::score_exactly` over that source's
+//!   1 % filter the way frameseek runs it: `query::score_exactly` over that source's
 //!   vectors read from a real sled store), each query alternating with brute force, recall@10
 //!   against brute force, save time and disk size;
 //! - open: time to first answer after a memory-mapped `view` and after a full `load`
@@ -25,8 +25,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
-use frameseek::catalog::{exact_scan_applies, score_exactly};
 use frameseek::index::{IndexPrecision, IndexSettings};
+use frameseek::query::{exact_scan_applies, score_exactly};
 use frameseek::store::{frame_key, split_key, Fingerprint, Store};
 use usearch::{Index, IndexOptions};
 
@@ -92,7 +92,9 @@ fn parse_args() -> Args {
 /// The daemon's index options (`frameseek::index::options`) at the default
 /// `expansion_search`, with the precision as a parameter.
 fn options(kind: &str) -> IndexOptions {
-    let precision = IndexPrecision::parse(kind).unwrap_or_else(|e| panic!("{e}"));
+    let precision = kind
+        .parse::<IndexPrecision>()
+        .unwrap_or_else(|e| panic!("--precision {kind}: {e}"));
     frameseek::index::options(
         DIM,
         &IndexSettings {
@@ -177,7 +179,7 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The catalog's filter closure (`Catalog::search`): offset range, allowed sources, known
+/// The catalog's filter closure (`query::search::search`): offset range, allowed sources, known
 /// sources, all evaluated on the key.
 fn catalog_pass<'a>(
     sources: &'a HashMap<u32, ()>,
@@ -349,7 +351,7 @@ fn child_build(a: &Args, kind: &str) -> serde_json::Value {
         truth.push(exact);
     }
     // The graph search at other `expansion_search` values, on the same index: plain k = 10,
-    // and the daemon's way (`Catalog::search` asks for max(8 k, 64) frames with its filter
+    // and the daemon's way (`query::search::search` asks for max(8 k, 64) frames with its filter
     // and groups them; the top 10 frames of that are compared here).
     let mut sweep = Vec::new();
     for &ef in &a.efs {

@@ -1,5 +1,5 @@
 //! Where a text query's time goes, in-process: `Embedder::embed_texts` (tokenise + text
-//! tower + normalise) vs `Catalog::search` (usearch filtered search + clip grouping), on a
+//! tower + normalise) vs `query::search::search` (usearch filtered search + clip grouping), on a
 //! state folder written by `examples/preload_state.rs`, 2 rayon threads unless set.
 //!
 //! ```sh
@@ -9,9 +9,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use frameseek::catalog::{Catalog, SearchFilter};
+use frameseek::catalog::Catalog;
 use frameseek::embed::{DeviceChoice, Embedder};
 use frameseek::index::IndexSettings;
+use frameseek::query::search::{self, Filter};
 
 const WORDS: &[&str] = &[
     "a", "red", "car", "dog", "running", "on", "the", "beach", "at", "night", "city", "street",
@@ -49,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         let v = embedder.embed_texts(&[q.as_str()])?.remove(0);
         let t_text = t.elapsed().as_secs_f64() * 1000.0;
         let t2 = Instant::now();
-        let clips = catalog.search(&v, 10, &SearchFilter::default(), 400)?;
+        let clips = search::search(&catalog, &v, 10, &Filter::default(), 400)?;
         let t_search = t2.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(!clips.is_empty(), "no clips");
         if i >= 5 {
@@ -64,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     );
     for (name, v) in [
         ("embed_texts (tokenise + text tower)", &text),
-        ("Catalog::search (usearch + grouping)", &search),
+        ("query::search (usearch + grouping)", &search),
         ("sum", &total),
     ] {
         println!("| {name} | {:.1} | {:.1} |", pct(v, 50.0), pct(v, 99.0));

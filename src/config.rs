@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::decode::{HwAccel, SamplingMode};
+use crate::source::live::RtspTransport;
+use crate::source::{CameraConfig, SamplingDefaults};
+
 /// The commented default configuration, compiled in.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/frameseek.toml");
 
@@ -41,34 +45,11 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
-    /// `[index]`
-    pub index: IndexConfig,
+    /// `[index]`: how the vector index stores and searches vectors.
+    pub index: crate::index::IndexSettings,
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
-}
-
-/// `[index]`: how the vector index stores and searches vectors.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IndexConfig {
-    /// `f32`, `f16` or `i8`: bytes per dimension in the index (the raw vectors in the
-    /// database stay f32). Changing it rebuilds the index at the next start.
-    pub precision: String,
-    /// Candidates a graph search keeps (HNSW's ef); higher finds more of the true nearest
-    /// frames at a higher cost.
-    pub expansion_search: usize,
-}
-
-impl IndexConfig {
-    /// The index settings (after [`Config::validate`] accepted them).
-    pub fn settings(&self) -> crate::index::IndexSettings {
-        crate::index::IndexSettings {
-            precision: crate::index::IndexPrecision::parse(&self.precision)
-                .unwrap_or(crate::index::IndexPrecision::F16),
-            expansion_search: self.expansion_search,
-        }
-    }
 }
 
 /// `[retention]`: what is removed on its own, and how often that is checked.
@@ -92,43 +73,6 @@ impl RetentionConfig {
                 .then_some(self.max_frames_per_source),
         }
     }
-}
-
-/// One `[[cameras]]` entry. Unset sampling keys take the `[ingest]` values.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CameraConfig {
-    /// The source id users filter by (files of a camera folder: `NAME/relative/path`).
-    pub name: String,
-    /// A stream URL (`rtsp://`, `rtmp://`, `udp://`, `http(s)://` HLS, ...), or an absolute
-    /// path: a folder the recorder writes segment files into, or a file still being written.
-    pub url: String,
-    /// `interval`, `keyframes` or `scene`.
-    #[serde(default)]
-    pub sampling: Option<String>,
-    /// Seconds between sampled frames.
-    #[serde(default)]
-    pub sample_interval: Option<f64>,
-    /// Scene policy: thumbnail change needed to keep a frame.
-    #[serde(default)]
-    pub scene_threshold: Option<f32>,
-    /// Scene policy: seconds after which a frame is kept anyway.
-    #[serde(default)]
-    pub scene_max_gap: Option<f64>,
-    /// Pattern finding a segment file's wall-clock time in its path.
-    #[serde(default)]
-    pub time_pattern: Option<String>,
-}
-
-/// The sampling settings in force for one source: a camera's own, else `[ingest]`'s.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceSettings {
-    /// Seconds between samples.
-    pub interval: f64,
-    /// Which frames are embedded.
-    pub policy: crate::decode::SamplingPolicy,
-    /// Pattern finding a file's wall-clock time in its path.
-    pub time_pattern: String,
 }
 
 /// `[daemon]`: where the daemon listens and keeps its state.
@@ -210,7 +154,7 @@ pub struct IngestConfig {
     /// New frames between index checkpoints.
     pub checkpoint_frames: usize,
     /// `interval`, `keyframes` or `scene`.
-    pub sampling: String,
+    pub sampling: SamplingMode,
     /// Scene policy: thumbnail change needed to keep a frame (0 to 1).
     pub scene_threshold: f32,
     /// Scene policy: seconds after which a frame is kept anyway.
@@ -238,14 +182,10 @@ pub struct IngestConfig {
     /// Live sources: longest wait between reconnection attempts, seconds.
     pub reconnect_max: f64,
     /// RTSP transport: `tcp` or `udp`.
-    pub rtsp_transport: String,
+    pub rtsp_transport: RtspTransport,
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
-    #[serde(default = "default_hwaccel")]
-    pub hwaccel: String,
-}
-
-fn default_hwaccel() -> String {
-    "auto".into()
+    #[serde(default)]
+    pub hwaccel: HwAccel,
 }
 
 fn default_nice() -> i32 {
@@ -279,33 +219,14 @@ impl IngestConfig {
             .unwrap_or((self.nice + EMBED_NICE_STEPS).min(19))
     }
 
-    /// The sampling policy these settings describe.
-    pub fn policy(&self) -> crate::decode::SamplingPolicy {
-        use crate::decode::SamplingPolicy;
-        match self.sampling.as_str() {
-            "keyframes" => SamplingPolicy::Keyframes,
-            "scene" => SamplingPolicy::Scene {
-                threshold: self.scene_threshold,
-                max_gap: self.scene_max_gap,
-            },
-            _ => SamplingPolicy::Interval,
-        }
-    }
-
-    /// The settings of a source: the camera's own where it sets them, else these.
-    pub fn source_settings(&self, camera: Option<&CameraConfig>) -> SourceSettings {
-        let mut merged = self.clone();
-        if let Some(c) = camera {
-            merged.sampling = c.sampling.clone().unwrap_or(merged.sampling);
-            merged.sample_interval = c.sample_interval.unwrap_or(merged.sample_interval);
-            merged.scene_threshold = c.scene_threshold.unwrap_or(merged.scene_threshold);
-            merged.scene_max_gap = c.scene_max_gap.unwrap_or(merged.scene_max_gap);
-            merged.time_pattern = c.time_pattern.clone().unwrap_or(merged.time_pattern);
-        }
-        SourceSettings {
-            interval: merged.sample_interval,
-            policy: merged.policy(),
-            time_pattern: merged.time_pattern,
+    /// The sampling keys, which a camera may override.
+    pub fn sampling_defaults(&self) -> SamplingDefaults {
+        SamplingDefaults {
+            sampling: self.sampling,
+            interval: self.sample_interval,
+            scene_threshold: self.scene_threshold,
+            scene_max_gap: self.scene_max_gap,
+            time_pattern: self.time_pattern.clone(),
         }
     }
 }
@@ -329,7 +250,6 @@ fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> Config
 /// `cameras[N]`).
 fn check_sampling(
     prefix: &str,
-    sampling: Option<&str>,
     interval: Option<f64>,
     threshold: Option<f32>,
     max_gap: Option<f64>,
@@ -340,15 +260,6 @@ fn check_sampling(
                 format!("{prefix}.sample_interval"),
                 v,
                 "must be between 0.01 and 86400 seconds",
-            ));
-        }
-    }
-    if let Some(v) = sampling {
-        if !matches!(v, "interval" | "keyframes" | "scene") {
-            return Err(invalid(
-                format!("{prefix}.sampling"),
-                v,
-                "expected interval, keyframes or scene",
             ));
         }
     }
@@ -401,7 +312,7 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
                 "another camera has this name",
             ));
         }
-        if !crate::live::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
+        if !crate::source::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
             return Err(invalid(
                 key("url"),
                 &c.url,
@@ -410,7 +321,6 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
         }
         check_sampling(
             &format!("cameras[{i}]"),
-            c.sampling.as_deref(),
             c.sample_interval,
             c.scene_threshold,
             c.scene_max_gap,
@@ -477,196 +387,215 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks every section; the first error names its key.
     fn validate(&self) -> Result<(), ConfigError> {
-        let i = &self.ingest;
-        check_sampling(
-            "ingest",
-            Some(&i.sampling),
-            Some(i.sample_interval),
-            Some(i.scene_threshold),
-            Some(i.scene_max_gap),
-        )?;
-        if !(i.clip_gap.is_finite() && i.clip_gap >= 0.0) {
-            return Err(invalid(
-                "ingest.clip_gap",
-                i.clip_gap,
-                "must be zero or more seconds",
-            ));
-        }
-        if i.decode_workers == 0 || i.decode_workers > 256 {
-            return Err(invalid(
-                "ingest.decode_workers",
-                i.decode_workers,
-                "must be between 1 and 256",
-            ));
-        }
-        if !(i.watch_interval.is_finite() && i.watch_interval >= 0.1) {
-            return Err(invalid(
-                "ingest.watch_interval",
-                i.watch_interval,
-                "must be at least 0.1 seconds",
-            ));
-        }
-        for w in &i.watch {
-            if !w.is_absolute() {
-                return Err(invalid(
-                    "ingest.watch",
-                    w.display(),
-                    "must be absolute paths",
-                ));
-            }
-        }
-        if !(0..=19).contains(&i.nice) {
-            return Err(invalid("ingest.nice", i.nice, "must be between 0 and 19"));
-        }
-        if let Some(n) = i.embed_nice {
-            if !(i.nice..=19).contains(&n) {
-                return Err(invalid(
-                    "ingest.embed_nice",
-                    n,
-                    "must be between ingest.nice and 19 (the image tower may not outrank decoding)",
-                ));
-            }
-        }
-        if !(i.resume_free_mb.is_finite() && i.resume_free_mb >= 0.0) {
-            return Err(invalid(
-                "ingest.resume_free_mb",
-                i.resume_free_mb,
-                "must be zero or more megabytes",
-            ));
-        }
-        let x = &self.index;
-        if let Err(e) = crate::index::IndexPrecision::parse(&x.precision) {
-            return Err(invalid("index.precision", &x.precision, &e));
-        }
-        if !(1..=4096).contains(&x.expansion_search) {
-            return Err(invalid(
-                "index.expansion_search",
-                x.expansion_search,
-                "must be between 1 and 4096",
-            ));
-        }
-        let r = &self.retention;
-        if !(r.max_age_days.is_finite() && r.max_age_days >= 0.0) {
-            return Err(invalid(
-                "retention.max_age_days",
-                r.max_age_days,
-                "must be zero (keep everything) or a positive number of days",
-            ));
-        }
-        if !(r.interval.is_finite() && r.interval >= 0.1) {
-            return Err(invalid(
-                "retention.interval",
-                r.interval,
-                "must be at least 0.1 seconds",
-            ));
-        }
-        if !(i.live_timeout.is_finite() && (0.5..=3600.0).contains(&i.live_timeout)) {
-            return Err(invalid(
-                "ingest.live_timeout",
-                i.live_timeout,
-                "must be between 0.5 and 3600 seconds",
-            ));
-        }
-        if !(i.reconnect_max.is_finite() && (0.1..=86_400.0).contains(&i.reconnect_max)) {
-            return Err(invalid(
-                "ingest.reconnect_max",
-                i.reconnect_max,
-                "must be between 0.1 and 86400 seconds",
-            ));
-        }
-        if !matches!(i.rtsp_transport.as_str(), "tcp" | "udp") {
-            return Err(invalid(
-                "ingest.rtsp_transport",
-                &i.rtsp_transport,
-                "expected tcp or udp",
-            ));
-        }
+        self.daemon.validate()?;
+        self.model.validate()?;
+        self.ingest.validate()?;
         check_cameras(&self.cameras)?;
-        if i.checkpoint_frames == 0 {
-            return Err(invalid("ingest.checkpoint_frames", 0, "must be at least 1"));
+        let x = &self.index;
+        ensure(
+            (1..=4096).contains(&x.expansion_search),
+            "index.expansion_search",
+            x.expansion_search,
+            "must be between 1 and 4096",
+        )?;
+        self.retention.validate()
+    }
+}
+
+/// `Ok` when `ok`, else the error for `key` = `value`.
+fn ensure(ok: bool, key: &str, value: impl ToString, reason: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, value, reason))
+    }
+}
+
+/// True for a finite number in `range`.
+fn within(v: f64, range: std::ops::RangeInclusive<f64>) -> bool {
+    v.is_finite() && range.contains(&v)
+}
+
+impl DaemonConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let socket = self.socket.as_os_str();
+        ensure(
+            !socket.is_empty(),
+            "daemon.socket",
+            "\"\"",
+            "must be a path",
+        )?;
+        ensure(
+            socket.len() <= 100,
+            "daemon.socket",
+            self.socket.display(),
+            "Unix socket paths must be shorter than 100 bytes",
+        )?;
+        ensure(
+            !self.state_dir.as_os_str().is_empty(),
+            "daemon.state_dir",
+            "\"\"",
+            "must be a path",
+        )?;
+        ensure(
+            !self.footage_roots.is_empty(),
+            "daemon.footage_roots",
+            "[]",
+            "name at least one folder the daemon may read footage from",
+        )?;
+        for root in &self.footage_roots {
+            ensure(
+                root.is_absolute(),
+                "daemon.footage_roots",
+                root.display(),
+                "must be absolute paths",
+            )?;
         }
-        let m = &self.model;
-        if m.batch_size > 4096 {
-            return Err(invalid(
-                "model.batch_size",
-                m.batch_size,
-                "must be between 1 and 4096, or 0 for automatic",
-            ));
-        }
-        if !matches!(m.text_precision.as_str(), "f32" | "int8") {
+        ensure(
+            self.export_dir.as_os_str().is_empty() || self.export_dir.is_absolute(),
+            "daemon.export_dir",
+            self.export_dir.display(),
+            "must be an absolute path (or empty for state_dir/exports)",
+        )?;
+        ensure(
+            self.max_connections > 0,
+            "daemon.max_connections",
+            0,
+            "must be at least 1",
+        )?;
+        ensure(
+            self.max_request_bytes >= 1024,
+            "daemon.max_request_bytes",
+            self.max_request_bytes,
+            "must be at least 1024",
+        )?;
+        ensure(
+            self.idle_timeout.is_finite() && self.idle_timeout > 0.0,
+            "daemon.idle_timeout",
+            self.idle_timeout,
+            "must be a positive number of seconds",
+        )
+    }
+}
+
+impl ModelConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(
+            self.batch_size <= 4096,
+            "model.batch_size",
+            self.batch_size,
+            "must be between 1 and 4096, or 0 for automatic",
+        )?;
+        if !matches!(self.text_precision.as_str(), "f32" | "int8") {
             return Err(invalid(
                 "model.text_precision",
-                &m.text_precision,
+                &self.text_precision,
                 "expected f32 or int8",
             ));
         }
-        crate::decode::HwAccel::parse(&i.hwaccel)
-            .map_err(|reason| invalid("ingest.hwaccel", &i.hwaccel, &reason))?;
-        if m.path.trim().is_empty() {
-            return Err(invalid(
-                "model.path",
-                "\"\"",
-                "name a local model folder or a hub id",
-            ));
-        }
-        crate::embed::DeviceChoice::parse(&m.device)
-            .map_err(|reason| invalid("model.device", &m.device, &reason))?;
-        let d = &self.daemon;
-        if d.socket.as_os_str().is_empty() {
-            return Err(invalid("daemon.socket", "\"\"", "must be a path"));
-        }
-        if d.socket.as_os_str().len() > 100 {
-            return Err(invalid(
-                "daemon.socket",
-                d.socket.display(),
-                "Unix socket paths must be shorter than 100 bytes",
-            ));
-        }
-        if d.state_dir.as_os_str().is_empty() {
-            return Err(invalid("daemon.state_dir", "\"\"", "must be a path"));
-        }
-        if d.footage_roots.is_empty() {
-            return Err(invalid(
-                "daemon.footage_roots",
-                "[]",
-                "name at least one folder the daemon may read footage from",
-            ));
-        }
-        for root in &d.footage_roots {
-            if !root.is_absolute() {
-                return Err(invalid(
-                    "daemon.footage_roots",
-                    root.display(),
-                    "must be absolute paths",
-                ));
-            }
-        }
-        if !d.export_dir.as_os_str().is_empty() && !d.export_dir.is_absolute() {
-            return Err(invalid(
-                "daemon.export_dir",
-                d.export_dir.display(),
-                "must be an absolute path (or empty for state_dir/exports)",
-            ));
-        }
-        if d.max_connections == 0 {
-            return Err(invalid("daemon.max_connections", 0, "must be at least 1"));
-        }
-        if d.max_request_bytes < 1024 {
-            return Err(invalid(
-                "daemon.max_request_bytes",
-                d.max_request_bytes,
-                "must be at least 1024",
-            ));
-        }
-        if !(d.idle_timeout.is_finite() && d.idle_timeout > 0.0) {
-            return Err(invalid(
-                "daemon.idle_timeout",
-                d.idle_timeout,
-                "must be a positive number of seconds",
-            ));
-        }
+        ensure(
+            !self.path.trim().is_empty(),
+            "model.path",
+            "\"\"",
+            "name a local model folder or a hub id",
+        )?;
+        crate::embed::DeviceChoice::parse(&self.device)
+            .map_err(|reason| invalid("model.device", &self.device, &reason))?;
         Ok(())
+    }
+}
+
+impl IngestConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_sampling(
+            "ingest",
+            Some(self.sample_interval),
+            Some(self.scene_threshold),
+            Some(self.scene_max_gap),
+        )?;
+        ensure(
+            within(self.clip_gap, 0.0..=f64::MAX),
+            "ingest.clip_gap",
+            self.clip_gap,
+            "must be zero or more seconds",
+        )?;
+        ensure(
+            (1..=256).contains(&self.decode_workers),
+            "ingest.decode_workers",
+            self.decode_workers,
+            "must be between 1 and 256",
+        )?;
+        ensure(
+            within(self.watch_interval, 0.1..=f64::MAX),
+            "ingest.watch_interval",
+            self.watch_interval,
+            "must be at least 0.1 seconds",
+        )?;
+        for w in &self.watch {
+            ensure(
+                w.is_absolute(),
+                "ingest.watch",
+                w.display(),
+                "must be absolute paths",
+            )?;
+        }
+        ensure(
+            (0..=19).contains(&self.nice),
+            "ingest.nice",
+            self.nice,
+            "must be between 0 and 19",
+        )?;
+        if let Some(n) = self.embed_nice {
+            ensure(
+                (self.nice..=19).contains(&n),
+                "ingest.embed_nice",
+                n,
+                "must be between ingest.nice and 19 (the image tower may not outrank decoding)",
+            )?;
+        }
+        ensure(
+            within(self.resume_free_mb, 0.0..=f64::MAX),
+            "ingest.resume_free_mb",
+            self.resume_free_mb,
+            "must be zero or more megabytes",
+        )?;
+        ensure(
+            within(self.live_timeout, 0.5..=3600.0),
+            "ingest.live_timeout",
+            self.live_timeout,
+            "must be between 0.5 and 3600 seconds",
+        )?;
+        ensure(
+            within(self.reconnect_max, 0.1..=86_400.0),
+            "ingest.reconnect_max",
+            self.reconnect_max,
+            "must be between 0.1 and 86400 seconds",
+        )?;
+        ensure(
+            self.checkpoint_frames > 0,
+            "ingest.checkpoint_frames",
+            0,
+            "must be at least 1",
+        )
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(
+            within(self.max_age_days, 0.0..=f64::MAX),
+            "retention.max_age_days",
+            self.max_age_days,
+            "must be zero (keep everything) or a positive number of days",
+        )?;
+        ensure(
+            within(self.interval, 0.1..=f64::MAX),
+            "retention.interval",
+            self.interval,
+            "must be at least 0.1 seconds",
+        )
     }
 }
 
@@ -686,7 +615,7 @@ mod tests {
         assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
         assert_eq!(c.model.device, "auto");
         assert_eq!(c.model.batch_size, 0);
-        assert_eq!(c.ingest.hwaccel, "auto");
+        assert_eq!(c.ingest.hwaccel, HwAccel::Auto);
         assert_eq!(c.ingest.sample_interval, 1.0);
         assert_eq!(c.ingest.clip_gap, 2.0);
         assert_eq!(
@@ -696,7 +625,7 @@ mod tests {
         assert_eq!(c.ingest.nice, 5);
         assert_eq!(c.ingest.embed_nice(), 10);
         // The documented index defaults are the code's defaults.
-        assert_eq!(c.index.settings(), crate::index::IndexSettings::default());
+        assert_eq!(c.index, crate::index::IndexSettings::default());
         // Automatic decoder threads: FFmpeg's choice on a GPU, a share of the cores on the CPU.
         assert_eq!(c.ingest.decoder_threads_for(true, 16), 0);
         assert_eq!(c.ingest.decoder_threads_for(false, 2), 1);
@@ -745,10 +674,7 @@ mod tests {
         let e = Config::from_toml_str("[index]\nexpansion_search = 0\n").unwrap_err();
         assert!(e.to_string().contains("index.expansion_search"), "{e}");
         let c = Config::from_toml_str("[index]\nprecision = \"i8\"\n").unwrap();
-        assert_eq!(
-            c.index.settings().precision,
-            crate::index::IndexPrecision::I8
-        );
+        assert_eq!(c.index.precision, crate::index::IndexPrecision::I8);
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
         assert!(e.to_string().contains("model.device"), "{e}");
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
@@ -761,7 +687,7 @@ mod tests {
             "[ingest]\nsample_interval = 2.0\n\n[[cameras]]\nname = \"gate\"\nurl = \"rtsp://10.0.0.5/main\"\nsampling = \"scene\"\nscene_threshold = 0.1\n\n[[cameras]]\nname = \"nvr1\"\nurl = \"/srv/footage/nvr1\"\nsample_interval = 0.5\ntime_pattern = \"%Y-%m-%d/%H-%M-%S\"\n",
         )
         .unwrap();
-        let gate = c.ingest.source_settings(c.camera("gate"));
+        let gate = c.ingest.sampling_defaults().for_camera(c.camera("gate"));
         assert_eq!(gate.interval, 2.0);
         assert_eq!(
             gate.policy,
@@ -770,7 +696,7 @@ mod tests {
                 max_gap: 30.0
             }
         );
-        let nvr = c.ingest.source_settings(c.camera("nvr1"));
+        let nvr = c.ingest.sampling_defaults().for_camera(c.camera("nvr1"));
         assert_eq!(nvr.interval, 0.5);
         assert_eq!(nvr.policy, crate::decode::SamplingPolicy::Interval);
         assert_eq!(nvr.time_pattern, "%Y-%m-%d/%H-%M-%S");

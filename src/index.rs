@@ -31,6 +31,17 @@ pub enum IndexError {
     Store(#[from] StoreError),
 }
 
+impl IndexError {
+    /// The operating system's error under this one, when it is an I/O failure.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            Self::Store(e) => e.io_error(),
+            Self::Usearch(_) => None,
+        }
+    }
+}
+
 fn us<E: std::fmt::Display>(e: E) -> IndexError {
     IndexError::Usearch(e.to_string())
 }
@@ -79,7 +90,8 @@ const PARALLEL_ADD_MIN: usize = 512;
 
 /// How the index stores each vector (`index.precision`). The raw f32 vectors stay in sled
 /// whatever this is, so changing it only rebuilds the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IndexPrecision {
     /// 4 bytes a dimension.
     F32,
@@ -90,18 +102,6 @@ pub enum IndexPrecision {
 }
 
 impl IndexPrecision {
-    /// Parses `f32`, `f16` or `i8`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "f32" => Ok(Self::F32),
-            "f16" => Ok(Self::F16),
-            "i8" => Ok(Self::I8),
-            other => Err(format!(
-                "unknown index precision {other:?} (f32, f16 or i8)"
-            )),
-        }
-    }
-
     fn scalar(self) -> ScalarKind {
         match self {
             Self::F32 => ScalarKind::F32,
@@ -111,8 +111,19 @@ impl IndexPrecision {
     }
 }
 
+impl std::str::FromStr for IndexPrecision {
+    type Err = serde::de::value::Error;
+
+    /// Parses `f32`, `f16` or `i8` (the names the configuration uses).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        use serde::Deserialize;
+        Self::deserialize(serde::de::value::StrDeserializer::<Self::Err>::new(text))
+    }
+}
+
 /// Settings of the vector index (`[index]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexSettings {
     /// How vectors are stored.
     pub precision: IndexPrecision,
@@ -379,10 +390,11 @@ impl VectorIndex {
             source,
         };
         let tmp = self.path.with_extension("usearch.tmp");
-        let written = self
-            .index
-            .save(&tmp.to_string_lossy())
-            .map_err(us)
+        // usearch's writer reports no errno: reserving the file's size first makes a full
+        // disk fail here, as ENOSPC.
+        let written = crate::store::disk::reserve(&tmp, self.index.serialized_length() as u64)
+            .map_err(io)
+            .and_then(|()| self.index.save(&tmp.to_string_lossy()).map_err(us))
             .and_then(|()| {
                 std::fs::File::open(&tmp)
                     .and_then(|f| f.sync_all())

@@ -13,8 +13,24 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, Semaphore};
 
-use crate::daemon::Daemon;
-use crate::protocol::{error_line, ok_line, parse_request, ErrorBody, ErrorCode};
+use crate::protocol::{error_line, ok_line, parse_request, ErrorBody, ErrorCode, Request};
+
+/// What answers requests: the daemon. Called on tokio's blocking pool, so it may block.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request with its reply payload or an error.
+    fn handle(&self, request: Request) -> Result<serde_json::Value, ErrorBody>;
+}
+
+/// Bounds on connections and requests (`[daemon]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Longest request line; a longer one is answered `too_large` and the connection closed.
+    pub max_request_bytes: usize,
+    /// Silence after which a connection is closed (also the limit for writing a reply).
+    pub idle_timeout: Duration,
+}
 
 /// The listening socket: handed over by systemd (socket activation, `LISTEN_FDS`), or
 /// bound here. Returns whether this process created the socket file (and must remove it).
@@ -107,15 +123,20 @@ fn group_id(name: &str) -> Option<u32> {
 }
 
 /// Serves connections until `shutdown` resolves, then waits for open connections to end.
-pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Future<Output = ()>) {
-    let limits = Arc::new(Semaphore::new(daemon.config().daemon.max_connections));
+pub async fn run<H: Handler>(
+    listener: UnixListener,
+    handler: Arc<H>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
-            p = limits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
         let stream = tokio::select! {
             _ = &mut shutdown => break,
@@ -128,12 +149,12 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Fut
                 }
             },
         };
-        let daemon = daemon.clone();
+        let handler = handler.clone();
         let stop = stop_tx.subscribe();
         tasks.spawn(async move {
             let uid = stream.peer_cred().ok().map(|c| c.uid());
             tracing::info!(peer_uid = ?uid, "connection");
-            if let Err(e) = serve_connection(stream, daemon, stop).await {
+            if let Err(e) = serve_connection(stream, handler, limits, stop).await {
                 tracing::debug!(peer_uid = ?uid, error = %e, "connection ended");
             }
             drop(permit);
@@ -179,15 +200,16 @@ async fn read_line<R: AsyncRead + Unpin>(
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<H: Handler>(
     stream: UnixStream,
-    daemon: Arc<Daemon>,
+    handler: Arc<H>,
+    limits: Limits,
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let max = daemon.config().daemon.max_request_bytes;
-    let idle = Duration::from_secs_f64(daemon.config().daemon.idle_timeout);
+    let max = limits.max_request_bytes;
+    let idle = limits.idle_timeout;
     let mut buf = Vec::new();
     loop {
         let line = tokio::select! {
@@ -214,7 +236,7 @@ async fn serve_connection(
                 if trimmed.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                answer(&daemon, trimmed).await
+                answer(&handler, trimmed).await
             }
         };
         let send = async {
@@ -229,13 +251,13 @@ async fn serve_connection(
     }
 }
 
-async fn answer(daemon: &Arc<Daemon>, line: &[u8]) -> String {
+async fn answer<H: Handler>(handler: &Arc<H>, line: &[u8]) -> String {
     let (id, request) = match parse_request(line) {
         Ok(x) => x,
         Err((id, e)) => return error_line(id, &e),
     };
-    let d = daemon.clone();
-    match tokio::task::spawn_blocking(move || d.handle(request)).await {
+    let h = handler.clone();
+    match tokio::task::spawn_blocking(move || h.handle(request)).await {
         Ok(Ok(payload)) => ok_line(id, &payload),
         Ok(Err(e)) => error_line(id, &e),
         Err(join) => error_line(

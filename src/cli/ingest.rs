@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|p| {
             let text = p.to_string_lossy();
-            if crate::live::is_stream_url(&text) {
+            if crate::source::is_stream_url(&text) {
                 text.into_owned()
             } else {
                 absolute(p).display().to_string()
@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
         .filter(|o| o.result != "error")
         .filter_map(|o| o.source.clone())
         // A live stream never finishes: there is nothing to wait for.
-        .filter(|s| !crate::live::is_stream_url(s))
+        .filter(|s| !crate::source::is_stream_url(s))
         .collect();
     let mut failed = 0;
     let mut final_status = None;

@@ -18,7 +18,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         );
     }
     let state = &config.daemon.state_dir;
-    let sources = crate::daemon::set_aside_for_reindex(state)?;
+    let sources = crate::source::reindex::set_aside_for_reindex(state)?;
     println!(
         "{} sources will be read again with model {} when the daemon starts",
         sources.len(),

@@ -11,7 +11,11 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use crate::decode::{open, read_packet, set_colour_matrix, DecodeError, Rotation};
+use crate::decode::convert::{set_colour_matrix, Rotation};
+use crate::decode::stream::{open_decoder, DecoderSetup, StreamClock};
+use crate::decode::{open, read_packet, DecodeError};
+
+pub mod export;
 
 /// Why a clip or a frame could not be read out of a file.
 #[derive(Debug, thiserror::Error)]
@@ -81,36 +85,6 @@ fn failed<'a>(path: &'a Path, what: &'static str) -> impl Fn(ffmpeg::Error) -> M
 fn duration_ms(ictx: &ffmpeg::format::context::Input) -> Option<u64> {
     (ictx.duration() > 0)
         .then(|| (ictx.duration() as f64 * 1000.0 / ffi::AV_TIME_BASE as f64) as u64)
-}
-
-/// A video stream's clock: its time base and the timestamp of offset 0.
-#[derive(Clone, Copy)]
-struct StreamClock {
-    tb: f64,
-    origin: i64,
-}
-
-impl StreamClock {
-    fn of(stream: &ffmpeg::format::stream::Stream) -> Self {
-        let t = stream.time_base();
-        let start = stream.start_time();
-        Self {
-            tb: f64::from(t.numerator()) / f64::from(t.denominator()).max(1.0),
-            origin: if start == ffi::AV_NOPTS_VALUE {
-                0
-            } else {
-                start
-            },
-        }
-    }
-
-    fn ts(self, ms: u64) -> i64 {
-        self.origin + (ms as f64 / 1000.0 / self.tb).floor() as i64
-    }
-
-    fn ms(self, ts: i64) -> f64 {
-        (ts - self.origin) as f64 * self.tb * 1000.0
-    }
 }
 
 /// Seeks the input so that the next video packet is the keyframe at or before `ts`.
@@ -185,8 +159,8 @@ pub fn remux_range(
     octx.set_metadata(ictx.metadata().to_owned());
     octx.write_header().map_err(&out_err)?;
 
-    let end_ts = clock.ts(end_ms);
-    seek_to_keyframe(&mut ictx, vindex, clock.ts(start_ms), input)?;
+    let end_ts = clock.ts_at(end_ms);
+    seek_to_keyframe(&mut ictx, vindex, clock.ts_at(start_ms), input)?;
     let read_err = failed(input, "reading");
     let mut packet = ffmpeg::Packet::empty();
     // Timestamp (video time base) every stream is shifted by: the first keyframe's dts.
@@ -250,8 +224,8 @@ pub fn remux_range(
         });
     };
     Ok(WrittenClip {
-        start_ms: clock.ms(first_pts).max(0.0).round() as u64,
-        end_ms: clock.ms(last_end).max(0.0).round() as u64,
+        start_ms: clock.ms_at(first_pts).max(0.0).round() as u64,
+        end_ms: clock.ms_at(last_end).max(0.0).round() as u64,
         requested_end_ms: end_ms,
         video_packets,
         codec,
@@ -309,10 +283,9 @@ pub fn frame_jpeg(
     let clock = StreamClock::of(&stream);
     let rotation = Rotation::of_stream(&stream);
     let codec_err = failed(path, "decoding");
-    let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-        .map_err(&codec_err)?;
-    let mut decoder = context.decoder().video().map_err(&codec_err)?;
-    seek_to_keyframe(&mut ictx, vindex, clock.ts(at_ms), path)?;
+    let (mut decoder, _) =
+        open_decoder(&ictx, vindex, path, DecoderSetup::default()).map_err(&codec_err)?;
+    seek_to_keyframe(&mut ictx, vindex, clock.ts_at(at_ms), path)?;
     let mut packet = ffmpeg::Packet::empty();
     let mut frame = ffmpeg::frame::Video::empty();
     let mut best: Option<(ffmpeg::frame::Video, f64)> = None;
@@ -333,7 +306,7 @@ pub fn frame_jpeg(
         let mut got = false;
         while decoder.receive_frame(&mut frame).is_ok() {
             got = true;
-            let ms = frame.timestamp().map(|ts| clock.ms(ts)).unwrap_or(0.0);
+            let ms = frame.timestamp().map(|ts| clock.ms_at(ts)).unwrap_or(0.0);
             let done = ms + 0.5 >= at_ms as f64;
             best = Some((frame.clone(), ms));
             if done {
@@ -421,9 +394,14 @@ mod tests {
     fn the_stream_clock_converts_both_ways() {
         let c = StreamClock {
             tb: 1.0 / 12_800.0,
-            origin: 1024,
+            start: Some(1024),
         };
-        assert_eq!(c.ts(1000), 1024 + 12_800);
-        assert_eq!(c.ms(1024 + 6_400), 500.0);
+        assert_eq!(c.ts_at(1000), 1024 + 12_800);
+        assert_eq!(c.ms_at(1024 + 6_400), 500.0);
+        let unknown = StreamClock {
+            tb: 1.0 / 1000.0,
+            start: None,
+        };
+        assert_eq!(unknown.ts_at(250), 250);
     }
 }

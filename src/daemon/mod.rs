@@ -1,0 +1,273 @@
+//! The daemon is wiring: [`Daemon::start`] opens the state, loads the model and starts each
+//! stage (ingest, sources, query); [`Daemon::handle`] routes each request to the stage that
+//! answers it ([`requests`], [`report`]); [`run`] is the whole life of `frameseek serve`:
+//! start, listen, the background tasks ([`tasks`]), serve until shutdown, stop every part.
+
+mod report;
+mod requests;
+mod tasks;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::index::OpenOutcome;
+use crate::ingest::{Ingest, IngestSettings};
+use crate::protocol::{ErrorBody, Request};
+use crate::query::Searcher;
+use crate::server::{Handler, Limits};
+use crate::source::{LiveSettings, SamplingDefaults, Sources, SourcesSettings};
+
+/// Everything the daemon holds open: the model, the catalog (store + index) and the running
+/// stages.
+pub struct Daemon {
+    config: Config,
+    embedder: Arc<Embedder>,
+    catalog: Arc<Catalog>,
+    ingest: Arc<Ingest>,
+    sources: Sources,
+    searcher: Searcher,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("state_dir", &self.config.daemon.state_dir)
+            .finish()
+    }
+}
+
+/// Where the daemon listens: the socket systemd passed (socket activation), else
+/// `daemon.socket`, bound (with `daemon.socket_group`) only once the daemon is ready, so
+/// that a connection that succeeds is answered.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    socket: std::path::PathBuf,
+    group: String,
+}
+
+impl Listener {
+    /// The socket named in the configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            socket: config.daemon.socket.clone(),
+            group: config.daemon.socket_group.clone(),
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves (SIGTERM/SIGINT in production, a channel in
+/// tests): starts every part, listens, tells systemd it is ready, runs the background tasks
+/// and serves requests; then stops the tasks, the connections, live sources and ingest
+/// (committing what was decoded), checkpoints the index and flushes the database.
+pub fn run(
+    config: Config,
+    listener: Listener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // Before anything uses rayon: the global pool (ingest's image batches) runs niced, a
+    // few steps below decoding.
+    if !crate::priority::init_ingest_pool(config.ingest.embed_nice()) {
+        tracing::warn!("rayon's global pool already existed; ingest runs at normal priority");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .thread_name("frameseek-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    let daemon = Arc::new(Daemon::start(config)?);
+    let (socket, owns_socket) = {
+        let _guard = runtime.enter();
+        crate::server::listen(&listener.socket, &listener.group)?
+    };
+    tracing::info!(socket = %listener.socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
+    crate::notify::notify("READY=1");
+    let background = tasks::spawn(&runtime, &daemon);
+    let d = &daemon.config.daemon;
+    let limits = Limits {
+        max_connections: d.max_connections,
+        max_request_bytes: d.max_request_bytes,
+        idle_timeout: std::time::Duration::from_secs_f64(d.idle_timeout),
+    };
+    runtime.block_on(crate::server::run(socket, daemon.clone(), limits, shutdown));
+    crate::notify::notify("STOPPING=1");
+    tracing::info!("stopping: saving state");
+    for task in background {
+        task.abort();
+    }
+    if owns_socket {
+        let _ = std::fs::remove_file(&listener.socket);
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    daemon.shutdown()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+impl Daemon {
+    /// Opens the state directory, loads the model, reconciles the index and starts the
+    /// ingest pipeline, resuming sources that were not finished.
+    pub fn start(config: Config) -> anyhow::Result<Self> {
+        let state_dir = &config.daemon.state_dir;
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+        let device =
+            crate::embed::DeviceChoice::parse(&config.model.device).map_err(anyhow::Error::msg)?;
+        let embedder = Arc::new(Embedder::load_with_text(
+            &config.model.path,
+            device,
+            crate::embed::Precision::Auto,
+            config.model.text_precision(),
+        )?);
+        tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
+        let opening = Instant::now();
+        let (catalog, outcome) = Catalog::open(
+            state_dir,
+            embedder.identity(),
+            &config.index,
+            config.ingest.checkpoint_frames,
+        )
+        .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
+        match outcome {
+            OpenOutcome::Loaded { readded } => tracing::info!(
+                frames = catalog.indexed(),
+                readded,
+                open_ms = opening.elapsed().as_millis() as u64,
+                "index loaded"
+            ),
+            OpenOutcome::Rebuilt { reason } => {
+                tracing::warn!(frames = catalog.indexed(), %reason, "index rebuilt from the stored vectors")
+            }
+        }
+        let catalog = Arc::new(catalog);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decoder_threads = config.ingest.decoder_threads_for(
+            !matches!(embedder.device(), candle_core::Device::Cpu),
+            cores,
+        );
+        let settings = IngestSettings {
+            decode_workers: config.ingest.decode_workers,
+            decoder_threads,
+            batch_size: embedder.batch_size(config.model.batch_size),
+            hwaccel: config.ingest.hwaccel,
+            state_dir: state_dir.clone(),
+            resume_free_mb: config.ingest.resume_free_mb,
+        };
+        tracing::info!(
+            batch_size = settings.batch_size,
+            decoder_threads,
+            embed_nice = config.ingest.embed_nice(),
+            dtype = ?embedder.dtype(),
+            hwaccel = config.ingest.hwaccel.as_str(),
+            "embedding settings"
+        );
+        // The ingest threads are started from a thread at `ingest.nice`: threads inherit
+        // their creator's priority, so the decode workers (and the FFmpeg threads they start)
+        // and the batch and embed-commit workers all run niced, without the pipeline knowing.
+        let nice = config.ingest.nice;
+        let ingest = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::priority::lower_this_thread(nice);
+                Ingest::start(settings, embedder.clone(), catalog.clone())
+            })
+            .join()
+            .expect("ingest start thread")
+        })
+        .context("cannot start ingest threads")?;
+        let ingest = Arc::new(ingest);
+        let searcher = Searcher::new(embedder.clone(), catalog.clone(), config.ingest.clip_gap)
+            .context("cannot start the query pool")?;
+        let i = &config.ingest;
+        let sources = Sources::new(
+            catalog.clone(),
+            ingest.clone(),
+            embedder.geometry().clone(),
+            SourcesSettings {
+                roots: config.daemon.footage_roots.clone(),
+                defaults: SamplingDefaults {
+                    sampling: i.sampling,
+                    interval: i.sample_interval,
+                    scene_threshold: i.scene_threshold,
+                    scene_max_gap: i.scene_max_gap,
+                    time_pattern: i.time_pattern.clone(),
+                },
+                cameras: config.cameras.clone(),
+                watch: i.watch.clone(),
+                live: LiveSettings {
+                    timeout: std::time::Duration::from_secs_f64(i.live_timeout),
+                    reconnect_max: std::time::Duration::from_secs_f64(i.reconnect_max),
+                    rtsp_transport: i.rtsp_transport,
+                    decoder_threads,
+                    nice: i.nice,
+                },
+            },
+        )?;
+        sources.start(state_dir)?;
+        Ok(Self {
+            config,
+            embedder,
+            catalog,
+            ingest,
+            sources,
+            searcher,
+            started: Instant::now(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request. Runs blocking work (model, database, file system) in place:
+    /// call it from a blocking thread.
+    pub fn handle(&self, request: Request) -> Result<serde_json::Value, ErrorBody> {
+        fn json(v: impl serde::Serialize) -> serde_json::Value {
+            serde_json::to_value(v).expect("replies serialise")
+        }
+        match request {
+            Request::Search(r) => self.search(r).map(json),
+            Request::Ingest(r) => self.ingest(r).map(json),
+            Request::Status => self.status().map(json),
+            Request::Forget(r) => self.forget(r).map(json),
+            Request::Stats => self.stats().map(json),
+            Request::Export(r) => self.export(r).map(json),
+            Request::Frame(r) => self.frame(r).map(json),
+        }
+    }
+
+    /// Stops live sources and the pipeline (committing what was decoded), checkpoints the
+    /// index when it changed and flushes the database.
+    pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.sources.stop_all();
+        self.ingest.shutdown();
+        let written = self
+            .catalog
+            .checkpoint_if_changed()
+            .context("final index checkpoint failed")?;
+        self.catalog
+            .store()
+            .flush()
+            .context("final database flush failed")?;
+        tracing::info!(
+            frames = self.catalog.indexed(),
+            index_written = written,
+            "state saved"
+        );
+        Ok(())
+    }
+}
+
+impl Handler for Daemon {
+    fn handle(&self, request: Request) -> Result<serde_json::Value, ErrorBody> {
+        Daemon::handle(self, request)
+    }
+}

@@ -1,0 +1,230 @@
+//! The requests that act: `search`, `ingest`, `forget`, `export` and `frame`. Each checks
+//! what the protocol allows, calls the stage that does the work, and maps its result and
+//! its typed errors to the wire (reply, or error code and message).
+
+use base64::Engine;
+
+use super::Daemon;
+use crate::catalog::CatalogError;
+use crate::media::export::ExportError;
+use crate::media::MediaError;
+use crate::protocol::*;
+use crate::query::{Filter, Query, QueryError, QueryInput};
+use crate::source::{Admission, AdmitError, IndexedFileError};
+use crate::store::StoreError;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+    ErrorBody::new(code, message)
+}
+
+/// An unexpected failure: the `internal` code with the error's message.
+pub(super) fn internal(e: impl std::fmt::Display) -> ErrorBody {
+    err(ErrorCode::Internal, e.to_string())
+}
+
+impl Daemon {
+    pub(super) fn search(&self, r: SearchRequest) -> Result<SearchReply, ErrorBody> {
+        let k = r.k.unwrap_or(10);
+        if k == 0 || k > MAX_K {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("k must be between 1 and {MAX_K}"),
+            ));
+        }
+        if let (Some(a), Some(b)) = (r.start_ms, r.end_ms) {
+            if a > b {
+                return Err(err(ErrorCode::InvalidRequest, "start_ms is after end_ms"));
+            }
+        }
+        let input = match (r.text, r.image) {
+            (Some(text), None) => {
+                if text.trim().is_empty() {
+                    return Err(err(ErrorCode::EmptyQuery, "query text is empty"));
+                }
+                if text.len() > MAX_QUERY_BYTES {
+                    return Err(err(
+                        ErrorCode::InvalidRequest,
+                        format!("query text is longer than {MAX_QUERY_BYTES} bytes"),
+                    ));
+                }
+                QueryInput::Text(text)
+            }
+            (None, Some(image)) => QueryInput::Image(
+                base64::engine::general_purpose::STANDARD
+                    .decode(image.as_bytes())
+                    .map_err(|e| {
+                        err(
+                            ErrorCode::BadImage,
+                            format!("image is not valid base64: {e}"),
+                        )
+                    })?,
+            ),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "give either text or image, not both",
+                ))
+            }
+            (None, None) => return Err(err(ErrorCode::EmptyQuery, "search needs text or image")),
+        };
+        let query = Query {
+            input,
+            k,
+            filter: Filter {
+                source: r.source,
+                start_ms: r.start_ms,
+                end_ms: r.end_ms,
+                after_wall_ms: r.after_wall_ms,
+                before_wall_ms: r.before_wall_ms,
+            },
+        };
+        let clips = self.searcher.search(&query).map_err(|e| match e {
+            QueryError::BadImage(m) => err(ErrorCode::BadImage, m),
+            other => internal(other),
+        })?;
+        Ok(SearchReply {
+            clips: clips.into_iter().map(wire_clip).collect(),
+        })
+    }
+
+    pub(super) fn ingest(&self, r: IngestRequest) -> Result<IngestReply, ErrorBody> {
+        if r.paths.is_empty() {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "ingest needs at least one path",
+            ));
+        }
+        let outcomes = self
+            .sources
+            .ingest(&r.paths, r.follow)
+            .into_iter()
+            .map(wire_outcome)
+            .collect();
+        Ok(IngestReply { outcomes })
+    }
+
+    pub(super) fn forget(&self, r: ForgetRequest) -> Result<ForgetReply, ErrorBody> {
+        if self.sources.stop_live(&r.source) {
+            tracing::info!(source = %r.source, "live source stopped by forget");
+        }
+        match self.catalog.forget(&r.source) {
+            Ok(n) => Ok(ForgetReply {
+                source: r.source,
+                frames_removed: n,
+            }),
+            Err(CatalogError::Store(StoreError::UnknownSource(s))) => Err(err(
+                ErrorCode::NotFound,
+                format!("no source {s}; `frameseek status` lists the sources"),
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    pub(super) fn export(&self, r: ExportRequest) -> Result<ExportReply, ErrorBody> {
+        if r.end_ms <= r.start_ms {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "end_ms ({}) must be after start_ms ({})",
+                    r.end_ms, r.start_ms
+                ),
+            ));
+        }
+        let file = self
+            .sources
+            .indexed_file(&r.source)
+            .map_err(indexed_file_error)?;
+        let best_ms = r.best_ms.unwrap_or(r.start_ms);
+        let written = crate::media::export::export_range(
+            &file,
+            &r.source,
+            (r.start_ms, r.end_ms),
+            best_ms,
+            &self.config.daemon.export_dir(),
+        )
+        .map_err(|e| match e {
+            ExportError::Media(m) => media_error(m),
+            other => internal(other),
+        })?;
+        Ok(ExportReply {
+            source: r.source,
+            clip: written.clip.display().to_string(),
+            thumbnail: written.thumbnail.display().to_string(),
+            requested_start_ms: r.start_ms,
+            requested_end_ms: written.requested_end_ms,
+            start_ms: written.start_ms,
+            end_ms: written.end_ms,
+            best_ms: written.best_ms,
+            codec: written.codec,
+            bytes: written.bytes,
+        })
+    }
+
+    pub(super) fn frame(&self, r: FrameRequest) -> Result<FrameReply, ErrorBody> {
+        let file = self
+            .sources
+            .indexed_file(&r.source)
+            .map_err(indexed_file_error)?;
+        let frame = crate::media::frame_jpeg(&file, r.at_ms, r.max_width).map_err(media_error)?;
+        Ok(FrameReply {
+            source: r.source,
+            at_ms: frame.at_ms,
+            width: frame.width,
+            height: frame.height,
+            jpeg: base64::engine::general_purpose::STANDARD.encode(&frame.jpeg),
+        })
+    }
+}
+
+/// A clip of the query stage on the wire: wall-clock times as UTC text.
+fn wire_clip(c: crate::query::Clip) -> Clip {
+    Clip {
+        source: c.source,
+        start_ms: c.start_ms,
+        end_ms: c.end_ms,
+        best_ms: c.best_ms,
+        score: c.score,
+        start_wall: c.start_wall_ms.map(crate::clock::format_utc),
+        end_wall: c.end_wall_ms.map(crate::clock::format_utc),
+    }
+}
+
+/// One admission of the source stage on the wire.
+fn wire_outcome(a: Admission) -> IngestOutcome {
+    IngestOutcome {
+        path: a.given,
+        source: a.source,
+        result: a.result.as_str().into(),
+        message: a.message,
+    }
+}
+
+/// Why a path is refused, as an error code.
+fn admit_error(e: AdmitError) -> ErrorBody {
+    let code = match e {
+        AdmitError::NotAbsolute(_) => ErrorCode::InvalidRequest,
+        AdmitError::Missing { .. } => ErrorCode::NotFound,
+        AdmitError::OutsideRoots { .. } => ErrorCode::Forbidden,
+    };
+    err(code, e.to_string())
+}
+
+/// Why an indexed source's file cannot be read back, as an error code.
+fn indexed_file_error(e: IndexedFileError) -> ErrorBody {
+    match e {
+        IndexedFileError::Refused(a) => admit_error(a),
+        IndexedFileError::Changed(_) => err(ErrorCode::SourceChanged, e.to_string()),
+        IndexedFileError::Store(s) => internal(s),
+        IndexedFileError::Unknown(_)
+        | IndexedFileError::Gone { .. }
+        | IndexedFileError::Unreadable { .. } => err(ErrorCode::NotFound, e.to_string()),
+    }
+}
+
+/// A failure reading footage back out, as an error code.
+fn media_error(e: MediaError) -> ErrorBody {
+    match e {
+        MediaError::OutOfRange { .. } => err(ErrorCode::OutOfRange, e.to_string()),
+        other => internal(other),
+    }
+}

@@ -1,0 +1,359 @@
+//! Frame conversion: one swscale pass from the decoder's pixels (with the stream's colour
+//! matrix and range) to RGB at the model's resize size, turned upright, centre-cropped and
+//! normalised.
+
+use ffmpeg::ffi;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
+
+use crate::embed::PixelGeometry;
+
+/// How a stored picture must be turned to be shown upright (the container's display
+/// matrix, as phones write it), in the same way as the `ffmpeg` command's autorotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Rotation {
+    /// Shown as stored.
+    #[default]
+    None,
+    /// Turned 90 degrees clockwise.
+    Clockwise,
+    /// Turned 180 degrees.
+    HalfTurn,
+    /// Turned 90 degrees counter-clockwise.
+    CounterClockwise,
+}
+
+impl Rotation {
+    /// From the display matrix's rotation angle (`av_display_rotation_get`: degrees
+    /// counter-clockwise); angles that are not a multiple of 90 are rounded to the nearest.
+    fn from_matrix_degrees(degrees: f64) -> Self {
+        if !degrees.is_finite() {
+            return Self::None;
+        }
+        // The picture is turned by minus the matrix's angle to undo it.
+        let turn = (-degrees / 90.0).round().rem_euclid(4.0) as u8;
+        match turn {
+            1 => Self::Clockwise,
+            2 => Self::HalfTurn,
+            3 => Self::CounterClockwise,
+            _ => Self::None,
+        }
+    }
+
+    /// The stream's rotation from its display-matrix side data.
+    pub(crate) fn of_stream(stream: &ffmpeg::format::stream::Stream) -> Self {
+        for side in stream.side_data() {
+            if side.kind() == ffmpeg::packet::side_data::Type::DisplayMatrix
+                && side.data().len() >= 9 * 4
+            {
+                let mut matrix = [0i32; 9];
+                for (i, m) in matrix.iter_mut().enumerate() {
+                    let b = &side.data()[i * 4..i * 4 + 4];
+                    *m = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                // SAFETY: `matrix` holds the 9 values the function reads.
+                let degrees = unsafe { ffi::av_display_rotation_get(matrix.as_ptr()) };
+                return Self::from_matrix_degrees(degrees);
+            }
+        }
+        Self::None
+    }
+
+    /// Whether width and height trade places.
+    pub(crate) fn swaps_sides(self) -> bool {
+        matches!(self, Self::Clockwise | Self::CounterClockwise)
+    }
+
+    /// Turns a packed RGB24 picture of `width` x `height` (rows `stride` bytes apart) into
+    /// `out`, packed without padding.
+    pub(crate) fn apply_rgb24(
+        self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        out.resize(width * height * 3, 0);
+        let (out_w, _) = if self.swaps_sides() {
+            (height, width)
+        } else {
+            (width, height)
+        };
+        for y in 0..height {
+            let row = &rgb[y * stride..y * stride + width * 3];
+            for x in 0..width {
+                let (ox, oy) = match self {
+                    Self::None => (x, y),
+                    Self::Clockwise => (height - 1 - y, x),
+                    Self::HalfTurn => (width - 1 - x, height - 1 - y),
+                    Self::CounterClockwise => (y, width - 1 - x),
+                };
+                let o = (oy * out_w + ox) * 3;
+                out[o..o + 3].copy_from_slice(&row[x * 3..x * 3 + 3]);
+            }
+        }
+    }
+}
+
+/// Converts decoded frames to the model's input, rebuilding the scaler when the stream's
+/// size or format changes.
+pub(crate) struct FrameConverter {
+    geometry: PixelGeometry,
+    rotation: Rotation,
+    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+    rgb: ffmpeg::frame::Video,
+    turned: Vec<u8>,
+}
+
+impl FrameConverter {
+    /// A converter to `geometry` for pictures stored turned by `rotation`.
+    pub(crate) fn new(geometry: PixelGeometry, rotation: Rotation) -> Self {
+        Self {
+            geometry,
+            rotation,
+            scaler: None,
+            rgb: ffmpeg::frame::Video::empty(),
+            turned: Vec::new(),
+        }
+    }
+
+    /// Values one converted frame holds (`3 * crop * crop`).
+    pub(crate) fn values_per_image(&self) -> usize {
+        self.geometry.values_per_image()
+    }
+
+    /// Converts `frame` into `out`: channels-first, normalised pixels of the model's input.
+    pub(crate) fn convert(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ffmpeg::Error> {
+        let key = (frame.format(), frame.width(), frame.height());
+        let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+        // Sizes as shown (upright); the scaler works in the stored orientation, and only the
+        // small scaled picture is turned.
+        let (rw, rh) = if self.rotation.swaps_sides() {
+            let (w, h) = self.geometry.resized_dims(fh, fw);
+            (h, w)
+        } else {
+            self.geometry.resized_dims(fw, fh)
+        };
+        if self.scaler.as_ref().map(|(_, k)| *k != key).unwrap_or(true) {
+            let flags = scaling::Flags::BICUBIC
+                | scaling::Flags::ACCURATE_RND
+                | scaling::Flags::FULL_CHR_H_INT;
+            let mut ctx = scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Pixel::RGB24,
+                rw as u32,
+                rh as u32,
+                flags,
+            )?;
+            set_colour_matrix(&mut ctx, frame);
+            self.scaler = Some((ctx, key));
+            self.rgb = ffmpeg::frame::Video::empty();
+        }
+        let (ctx, _) = self.scaler.as_mut().expect("scaler set above");
+        ctx.run(frame, &mut self.rgb)?;
+        let stride = self.rgb.stride(0);
+        if self.rotation == Rotation::None {
+            self.geometry
+                .crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
+        } else {
+            self.rotation
+                .apply_rgb24(self.rgb.data(0), rw, rh, stride, &mut self.turned);
+            let (tw, th) = if self.rotation.swaps_sides() {
+                (rh, rw)
+            } else {
+                (rw, rh)
+            };
+            self.geometry
+                .crop_normalise_rgb24(&self.turned, tw, th, tw * 3, out);
+        }
+        Ok(())
+    }
+}
+
+/// Tells swscale which YUV matrix and range the source uses: the stream's own tags, or when
+/// untagged, BT.709 for HD sizes and BT.601 below, limited range unless a full-range format.
+pub(crate) fn set_colour_matrix(ctx: &mut scaling::Context, frame: &ffmpeg::frame::Video) {
+    // SAFETY: plain reads of the frame's fields and a call on the live scaler context.
+    unsafe {
+        let f = &*frame.as_ptr();
+        let pix = frame.format();
+        let full_range_format = matches!(
+            pix,
+            Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P
+        );
+        let src_full = full_range_format || f.color_range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
+        let space = f.colorspace as i32;
+        let sws_space = match space {
+            1 | 4 | 5 | 6 | 7 | 9 | 10 => space,
+            _ => {
+                if f.height >= 720 {
+                    1
+                } else {
+                    5
+                }
+            }
+        };
+        let inv_table = ffi::sws_getCoefficients(sws_space);
+        let table = ffi::sws_getCoefficients(5);
+        ffi::sws_setColorspaceDetails(
+            ctx.as_mut_ptr(),
+            inv_table,
+            src_full as i32,
+            table,
+            1,
+            0,
+            1 << 16,
+            1 << 16,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::init_ffmpeg;
+
+    /// A flat frame of one Y'CbCr colour, tagged with a matrix and range.
+    fn flat_frame(
+        format: Pixel,
+        yuv: [u8; 3],
+        space: ffmpeg::color::Space,
+        range: ffmpeg::color::Range,
+        size: u32,
+    ) -> ffmpeg::frame::Video {
+        init_ffmpeg();
+        let mut f = ffmpeg::frame::Video::new(format, size, size);
+        for (plane, value) in yuv.iter().enumerate() {
+            let len = f.data(plane).len();
+            f.data_mut(plane)[..len].fill(*value);
+        }
+        f.set_color_space(space);
+        f.set_color_range(range);
+        f
+    }
+
+    /// The 8-bit RGB the converter produced for a flat frame (centre pixel).
+    fn rgb_of(frame: &ffmpeg::frame::Video) -> [i32; 3] {
+        let g = PixelGeometry::clip_default(16);
+        let mut conv = FrameConverter::new(g.clone(), Rotation::None);
+        let mut out = Vec::new();
+        conv.convert(frame, &mut out).unwrap();
+        let i = 8 * 16 + 8;
+        let plane = 16 * 16;
+        std::array::from_fn(|c| {
+            ((out[c * plane + i] * g.std[c] + g.mean[c]) * 255.0).round() as i32
+        })
+    }
+
+    fn assert_near(got: [i32; 3], want: [i32; 3], what: &str) {
+        for c in 0..3 {
+            assert!(
+                (got[c] - want[c]).abs() <= 3,
+                "{what}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yuv_matrix_and_range_follow_the_stream_tags() {
+        use ffmpeg::color::{Range, Space};
+        // Pure red (255, 0, 0) encoded four ways, and mid grey.
+        let cases = [
+            (
+                "BT.601 limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::BT470BG,
+                Range::MPEG,
+            ),
+            (
+                "SMPTE 170M limited",
+                Pixel::YUV420P,
+                [81, 90, 240],
+                Space::SMPTE170M,
+                Range::MPEG,
+            ),
+            (
+                "BT.709 limited",
+                Pixel::YUV420P,
+                [63, 102, 240],
+                Space::BT709,
+                Range::MPEG,
+            ),
+            (
+                "BT.601 full",
+                Pixel::YUV420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::JPEG,
+            ),
+            (
+                "BT.709 full",
+                Pixel::YUV420P,
+                [54, 99, 255],
+                Space::BT709,
+                Range::JPEG,
+            ),
+            (
+                "BT.601 yuvj420p",
+                Pixel::YUVJ420P,
+                [76, 85, 255],
+                Space::BT470BG,
+                Range::Unspecified,
+            ),
+        ];
+        for (what, format, yuv, space, range) in cases {
+            let f = flat_frame(format, yuv, space, range, 32);
+            assert_near(rgb_of(&f), [255, 0, 0], what);
+        }
+        let grey = flat_frame(
+            Pixel::YUV420P,
+            [126, 128, 128],
+            Space::BT709,
+            Range::MPEG,
+            32,
+        );
+        assert_near(rgb_of(&grey), [128, 128, 128], "grey limited");
+        // The tags matter: BT.709 red read as BT.601 is visibly off.
+        let wrong = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::BT470BG,
+            Range::MPEG,
+            32,
+        );
+        let got = rgb_of(&wrong);
+        let off = (got[0] - 255).abs() + got[1].abs() + got[2].abs();
+        assert!(off > 10, "BT.709 red read as BT.601 gave {got:?}");
+    }
+
+    #[test]
+    fn untagged_streams_use_bt601_below_720_lines_and_bt709_from_720() {
+        use ffmpeg::color::{Range, Space};
+        let sd = flat_frame(
+            Pixel::YUV420P,
+            [81, 90, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            64,
+        );
+        assert_near(rgb_of(&sd), [255, 0, 0], "untagged SD as BT.601");
+        let hd = flat_frame(
+            Pixel::YUV420P,
+            [63, 102, 240],
+            Space::Unspecified,
+            Range::Unspecified,
+            720,
+        );
+        assert_near(rgb_of(&hd), [255, 0, 0], "untagged HD as BT.709");
+    }
+}

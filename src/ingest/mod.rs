@@ -1,0 +1,254 @@
+//! The ingest pipeline, from sampled frames to committed vectors. Decode workers (one thread
+//! per file being read, [`decode_worker`]) and live sources feed preprocessed frames through
+//! one bounded channel to the batch worker ([`batch`]), which batches frames from all sources
+//! and uploads each batch to the model's device; the embed-commit worker ([`embed_commit`])
+//! runs the image tower on one batch while the next is uploaded (on a GPU the copy and the
+//! compute overlap) and commits the vectors. A slow model applies back-pressure to the
+//! decoders instead of growing memory. A full disk stops ingest ([`halt`]).
+
+mod batch;
+mod decode_worker;
+mod embed_commit;
+pub mod halt;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::catalog::Catalog;
+use crate::decode::{DecodeError, DecodeSummary, HwAccel, SourceSettings};
+use crate::embed::Embedder;
+
+use batch::{BatchWorker, Stage};
+use decode_worker::DecodeWorker;
+use embed_commit::EmbedCommitWorker;
+pub use halt::IngestHalt;
+pub use stats::{IngestStats, SourceRate};
+
+/// A source to read.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Source id.
+    pub source: String,
+    /// Source number (key prefix).
+    pub no: u32,
+    /// File to decode.
+    pub path: PathBuf,
+    /// Resume after this offset.
+    pub resume_after_ms: Option<u64>,
+    /// Sampling settings in force for this source (a camera's own, else `[ingest]`'s).
+    pub settings: SourceSettings,
+}
+
+/// What decoders and live sources hand the batch worker, in order per source.
+pub(crate) enum Item {
+    Frame {
+        key: u64,
+        source: String,
+        pixels: Vec<f32>,
+    },
+    End {
+        source: String,
+        result: Result<DecodeSummary, DecodeError>,
+    },
+}
+
+/// Tuning of the pipeline.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Sources decoded at once.
+    pub decode_workers: usize,
+    /// FFmpeg threads per decoder.
+    pub decoder_threads: usize,
+    /// Frames per embed batch (already resolved: not 0).
+    pub batch_size: usize,
+    /// Hardware decoding policy.
+    pub hwaccel: HwAccel,
+    /// The state folder (its file system is watched for a full disk).
+    pub state_dir: PathBuf,
+    /// MB that must be free again before ingest resumes after a full disk.
+    pub resume_free_mb: f64,
+}
+
+/// A handle through which a live source (on its own thread) feeds the batch worker; frames
+/// wait in the same bounded channel as the decode workers' (back-pressure).
+#[derive(Clone)]
+pub struct FrameSink {
+    tx: SyncSender<Item>,
+}
+
+impl FrameSink {
+    /// Hands one preprocessed frame on; false when the pipeline has stopped.
+    pub fn send_frame(&self, key: u64, source: &str, pixels: Vec<f32>) -> bool {
+        self.tx
+            .send(Item::Frame {
+                key,
+                source: source.to_string(),
+                pixels,
+            })
+            .is_ok()
+    }
+
+    /// Says a source ended (after its frames): the embed-commit worker records `done` or `failed`.
+    pub fn send_end(&self, source: &str, result: Result<DecodeSummary, DecodeError>) -> bool {
+        self.tx
+            .send(Item::End {
+                source: source.to_string(),
+                result,
+            })
+            .is_ok()
+    }
+}
+
+/// The running pipeline.
+pub struct Ingest {
+    jobs: Mutex<Option<Sender<Job>>>,
+    sink: Mutex<Option<SyncSender<Item>>>,
+    cancel: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stats: Arc<IngestStats>,
+    halt: Arc<IngestHalt>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("cancelled", &self.cancel.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Ingest {
+    /// Starts the decode workers, the batch worker and the embed-commit worker.
+    pub fn start(
+        settings: IngestSettings,
+        embedder: Arc<Embedder>,
+        catalog: Arc<Catalog>,
+    ) -> std::io::Result<Self> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (items_tx, items_rx) = mpsc::sync_channel::<Item>(settings.batch_size * 2);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(IngestStats::default());
+        let halt = Arc::new(IngestHalt::new(
+            &settings.state_dir,
+            settings.resume_free_mb,
+        ));
+        let mut threads = Vec::new();
+        for i in 0..settings.decode_workers {
+            let ctx = DecodeWorker {
+                jobs: jobs_rx.clone(),
+                items: items_tx.clone(),
+                cancel: cancel.clone(),
+                catalog: catalog.clone(),
+                stats: stats.clone(),
+                halt: halt.clone(),
+                geometry: embedder.geometry().clone(),
+                decoder_threads: settings.decoder_threads,
+                hwaccel: settings.hwaccel,
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("decode-{i}"))
+                    .spawn(move || ctx.run())?,
+            );
+        }
+        let sink = Mutex::new(Some(items_tx));
+        let batch_size = settings.batch_size.max(1);
+        // On the CPU a batch is computed in micro-batches anyway, so a batch can start as soon
+        // as one micro-batch is queued; on a GPU larger batches are what make it fast.
+        let min_batch = if embedder.device().is_cpu() {
+            embedder.cpu_micro_batch().min(batch_size)
+        } else {
+            batch_size
+        };
+        // One batch uploaded and waiting while one computes.
+        let (stages_tx, stages_rx) = mpsc::sync_channel::<Stage>(1);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let batcher = BatchWorker {
+            items: items_rx,
+            stages: stages_tx,
+            embedder: embedder.clone(),
+            batch_size,
+            min_batch,
+            in_flight: in_flight.clone(),
+            cancel: cancel.clone(),
+        };
+        let committer = EmbedCommitWorker {
+            stages: stages_rx,
+            embedder,
+            catalog,
+            stats: stats.clone(),
+            halt: halt.clone(),
+            in_flight,
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("batch".into())
+                .spawn(move || batcher.run())?,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("embed-commit".into())
+                .spawn(move || committer.run())?,
+        );
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs_tx)),
+            sink,
+            cancel,
+            threads: Mutex::new(threads),
+            stats,
+            halt,
+        })
+    }
+
+    /// Queues a source for decoding.
+    pub fn submit(&self, job: Job) {
+        if let Some(tx) = self.jobs.lock().expect("jobs lock").as_ref() {
+            self.stats.queued.fetch_add(1, Ordering::SeqCst);
+            if tx.send(job).is_err() {
+                self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A sink for live sources; `None` once shut down. Stop every live source before
+    /// [`Ingest::shutdown`]: the batch worker ends when the last sink is dropped.
+    pub fn frame_sink(&self) -> Option<FrameSink> {
+        self.sink
+            .lock()
+            .expect("sink lock")
+            .as_ref()
+            .map(|tx| FrameSink { tx: tx.clone() })
+    }
+
+    /// Counters for `stats` and `status`.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// The full-disk stop switch.
+    pub fn halt(&self) -> &IngestHalt {
+        &self.halt
+    }
+
+    /// Stops decoding, lets the batch and embed-commit workers commit what was already decoded, and waits for
+    /// every thread. Sources cut short stay `ingesting` and resume from their watermark.
+    pub fn shutdown(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.jobs.lock().expect("jobs lock").take();
+        self.sink.lock().expect("sink lock").take();
+        let threads: Vec<_> = self
+            .threads
+            .lock()
+            .expect("threads lock")
+            .drain(..)
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The search plan: a source filter resolved to source numbers, a key predicate for
+//! offsets, retention floors and wall-clock ranges, then either an exact scan of the selected
+//! footage (a selective filter) or a graph search widened until `k` clips are found.
+
+use std::collections::{HashMap, HashSet};
+
+use super::clips::{group_clips, score_spread};
+use super::glob::source_matches;
+use super::Clip;
+use crate::catalog::{Catalog, CatalogError};
+use crate::index::Hit;
+use crate::store::{split_key, stored_dot, SourceRecord, Store, StoreError};
+
+/// Largest number of frames a source filter may select for an exact scan instead of a
+/// graph search.
+pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
+
+/// Filters applied inside the vector search.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Exact source id, or a glob (see [`super::source_matches`]).
+    pub source: Option<String>,
+    /// Lowest offset in ms.
+    pub start_ms: Option<u64>,
+    /// Highest offset in ms.
+    pub end_ms: Option<u64>,
+    /// Earliest wall-clock time, ms since the epoch.
+    pub after_wall_ms: Option<i64>,
+    /// Latest wall-clock time, ms since the epoch.
+    pub before_wall_ms: Option<i64>,
+}
+
+/// True when a source filter selecting `selected` of `total` indexed frames is scored
+/// exactly (at most [`EXACT_SCAN_MAX_FRAMES`] and at most 5 % of the index).
+pub fn exact_scan_applies(selected: u64, total: u64) -> bool {
+    selected <= EXACT_SCAN_MAX_FRAMES && selected * 20 <= total
+}
+
+/// Scores every stored frame of the sources `nos` with an offset in `offsets` (inclusive)
+/// that passes `pass` against a normalised `query` (dot product = cosine), best first: the
+/// exact path of [`search`], public so benchmarks measure the same code.
+pub fn score_exactly(
+    store: &Store,
+    nos: impl IntoIterator<Item = u32>,
+    offsets: (u64, u64),
+    query: &[f32],
+    pass: &dyn Fn(u64) -> bool,
+) -> Result<Vec<Hit>, StoreError> {
+    let mut hits = Vec::new();
+    for no in nos {
+        store.visit_source_vectors(no, offsets.0, offsets.1, |key, bytes| {
+            if pass(key) {
+                let score = stored_dot(bytes, query);
+                hits.push(Hit { key, score });
+            }
+        })?;
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
+}
+
+/// The best `k` clips for a normalised query vector, with the filter applied inside the
+/// vector search; widens the search until `k` clips are found or the matches run out.
+pub fn search(
+    catalog: &Catalog,
+    query: &[f32],
+    k: usize,
+    filter: &Filter,
+    gap_ms: u64,
+) -> Result<Vec<Clip>, CatalogError> {
+    let store = catalog.store();
+    let sources: HashMap<u32, SourceRecord> =
+        store.sources()?.into_iter().map(|r| (r.no, r)).collect();
+    let allowed: Option<HashSet<u32>> = filter.source.as_ref().map(|pattern| {
+        sources
+            .values()
+            .filter(|r| source_matches(pattern, &r.source))
+            .map(|r| r.no)
+            .collect()
+    });
+    if allowed.as_ref().is_some_and(|a| a.is_empty()) || k == 0 {
+        return Ok(Vec::new());
+    }
+    let (lo, hi) = (
+        filter.start_ms.unwrap_or(0),
+        filter.end_ms.unwrap_or(u64::MAX),
+    );
+    let pass = |key: u64| {
+        let (no, offset) = split_key(key);
+        if offset < lo || offset > hi || !allowed.as_ref().is_none_or(|a| a.contains(&no)) {
+            return false;
+        }
+        let Some(record) = sources.get(&no) else {
+            return false;
+        };
+        if record.retain_from_ms.is_some_and(|floor| offset < floor) {
+            return false;
+        }
+        if filter.after_wall_ms.is_none() && filter.before_wall_ms.is_none() {
+            return true;
+        }
+        // A wall-clock filter excludes sources whose time is unknown.
+        let Some(start) = record.start_wall_ms else {
+            return false;
+        };
+        let wall = start + offset as i64;
+        filter.after_wall_ms.is_none_or(|a| wall >= a)
+            && filter.before_wall_ms.is_none_or(|b| wall <= b)
+    };
+    let source_of = |no: u32| {
+        sources.get(&no).map(|r| {
+            (
+                r.source.clone(),
+                (r.interval * 1000.0).round() as u64,
+                r.duration_ms,
+            )
+        })
+    };
+    let finish = |clips: Vec<Clip>| -> Vec<Clip> {
+        clips
+            .into_iter()
+            .take(k)
+            .map(|mut c| {
+                if let Some(start) = sources
+                    .values()
+                    .find(|r| r.source == c.source)
+                    .and_then(|r| r.start_wall_ms)
+                {
+                    c.start_wall_ms = Some(start + c.start_ms as i64);
+                    c.end_wall_ms = Some(start + c.end_ms as i64);
+                }
+                c
+            })
+            .collect()
+    };
+    let index = catalog.read_index();
+    let total = index.len();
+    // A selective source filter: score that footage exactly instead of making the graph
+    // search wade through the other sources (exact, and faster below a few percent).
+    if let Some(allowed) = &allowed {
+        let selected: u64 = allowed
+            .iter()
+            .filter_map(|no| sources.get(no))
+            .map(|r| r.frames)
+            .sum();
+        if exact_scan_applies(selected, total as u64) {
+            let hits = score_exactly(store, allowed.iter().copied(), (lo, hi), query, &pass)?;
+            return Ok(finish(group_clips(
+                &hits,
+                gap_ms,
+                score_spread(&hits),
+                source_of,
+            )));
+        }
+    }
+    let mut count = (k * 8).max(64).min(total.max(1));
+    loop {
+        let hits = index.search(query, count, pass)?;
+        let clips = group_clips(&hits, gap_ms, score_spread(&hits), source_of);
+        if clips.len() >= k || count >= total {
+            return Ok(finish(clips));
+        }
+        if hits.len() < count {
+            // The graph search came back short: the filter is sparse (few frames pass),
+            // and a graph walk can miss some of them. Score the frames in the filter's
+            // key ranges exactly instead: few by construction, and exact.
+            let nos: Vec<u32> = match &allowed {
+                Some(a) => a.iter().copied().collect(),
+                None => sources.keys().copied().collect(),
+            };
+            let hits = score_exactly(store, nos, (lo, hi), query, &pass)?;
+            return Ok(finish(group_clips(
+                &hits,
+                gap_ms,
+                score_spread(&hits),
+                source_of,
+            )));
+        }
+        count = (count * 4).min(total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::test_support::{open_test_catalog, unit};
+    use crate::store::{frame_key, Fingerprint};
+
+    #[test]
+    fn a_selective_source_filter_returns_a_full_page_of_exact_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, _) = open_test_catalog(dir.path());
+        let mut nos = Vec::new();
+        for s in 0..40 {
+            let rec = catalog
+                .store()
+                .new_source(
+                    &format!("/cam{s:02}.mp4"),
+                    Fingerprint::default(),
+                    1.0,
+                    None,
+                )
+                .unwrap();
+            nos.push(rec.no);
+            // Frames 10 s apart: every frame is its own clip.
+            let frames: Vec<(u64, Vec<f32>)> = (0..20)
+                .map(|i| {
+                    (
+                        frame_key(rec.no, i * 10_000),
+                        unit(u64::from(rec.no) * 1000 + i, 16),
+                    )
+                })
+                .collect();
+            catalog.commit(&frames).unwrap();
+        }
+        let query = unit(424_242, 16);
+        let filter = Filter {
+            source: Some("/cam07.mp4".into()),
+            ..Default::default()
+        };
+        let clips = search(&catalog, &query, 5, &filter, 2000).unwrap();
+        assert_eq!(clips.len(), 5);
+        assert!(clips.iter().all(|c| c.source == "/cam07.mp4"));
+        // Exactly the best frame of that source, by brute force.
+        let best = (0..20u64)
+            .map(|i| {
+                (
+                    i * 10_000,
+                    unit(u64::from(nos[7]) * 1000 + i, 16)
+                        .iter()
+                        .zip(&query)
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>(),
+                )
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(clips[0].best_ms, best.0);
+        assert!((clips[0].score - best.1).abs() < 1e-5);
+        // A time range inside the filter still fills the page when enough frames match.
+        let ranged = Filter {
+            source: Some("/cam07.mp4".into()),
+            start_ms: Some(50_000),
+            end_ms: Some(150_000),
+            ..Default::default()
+        };
+        let clips = search(&catalog, &query, 5, &ranged, 2000).unwrap();
+        assert_eq!(clips.len(), 5);
+        assert!(clips
+            .iter()
+            .all(|c| (50_000..=150_000).contains(&c.best_ms)));
+        // A sparse time filter (one frame per source, 40 of 800) gets every passing frame,
+        // the best one first, even where a graph walk would miss some.
+        let sparse = Filter {
+            start_ms: Some(50_000),
+            end_ms: Some(50_000),
+            ..Default::default()
+        };
+        let clips = search(&catalog, &query, 100, &sparse, 2000).unwrap();
+        assert_eq!(clips.len(), 40);
+        assert!(clips.iter().all(|c| c.best_ms == 50_000));
+        let best = nos
+            .iter()
+            .map(|&no| {
+                let v = unit(u64::from(no) * 1000 + 5, 16);
+                (no, v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>())
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let top = search(&catalog, &query, 1, &sparse, 2000).unwrap();
+        assert_eq!(top[0].source, format!("/cam{:02}.mp4", best.0 - nos[0]));
+        // Unfiltered searches use the graph and also fill the page.
+        assert_eq!(
+            search(&catalog, &query, 10, &Filter::default(), 2000)
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+}
