@@ -18,9 +18,9 @@ pub const SYSTEM_CONFIG_PATH: &str = "/etc/frameseek/frameseek.toml";
 /// Errors found while reading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer could not be read or parsed.
-    #[error("cannot read configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    /// A layer could not be read or parsed (the message names the key).
+    #[error("cannot read configuration: {}", with_dotted_keys(&.0.to_string()))]
+    Load(config::ConfigError),
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {key} = {value}: {reason}")]
     Invalid {
@@ -236,6 +236,32 @@ impl Config {
     pub fn camera(&self, name: &str) -> Option<&CameraConfig> {
         self.cameras.iter().find(|c| c.name == name)
     }
+}
+
+// Not `#[from]`: that would also chain the same error as the source, and the command line
+// would print its message twice.
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        Self::Load(e)
+    }
+}
+
+/// The `config` crate writes the key of an array element's field as `cameras[0]sampling`;
+/// this puts the dot back (`cameras[0].sampling`), as the keys are written everywhere else.
+fn with_dotted_keys(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 4);
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_')
+        {
+            out.push('.');
+        }
+    }
+    out
 }
 
 fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> ConfigError {

@@ -90,8 +90,8 @@ const PARALLEL_ADD_MIN: usize = 512;
 
 /// How the index stores each vector (`index.precision`). The raw f32 vectors stay in sled
 /// whatever this is, so changing it only rebuilds the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum IndexPrecision {
     /// 4 bytes a dimension.
     F32,
@@ -111,15 +111,11 @@ impl IndexPrecision {
     }
 }
 
-impl std::str::FromStr for IndexPrecision {
-    type Err = serde::de::value::Error;
-
-    /// Parses `f32`, `f16` or `i8` (the names the configuration uses).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        use serde::Deserialize;
-        Self::deserialize(serde::de::value::StrDeserializer::<Self::Err>::new(text))
-    }
-}
+crate::setting::named_setting!(IndexPrecision, "f32, f16 or i8", {
+    "f32" => F32,
+    "f16" => F16,
+    "i8" => I8,
+});
 
 /// Settings of the vector index (`[index]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod query;
 pub mod samples;
 pub mod server;
+pub mod setting;
 pub mod source;
 pub mod store;
 pub mod world;

@@ -6,8 +6,8 @@ use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
 
 /// Hardware decoding policy, `ingest.hwaccel`: `auto`, `cuda` or `none`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum HwAccel {
     /// CUDA/NVDEC in a build with the `cuda` feature, software otherwise.
     #[default]
@@ -27,16 +27,13 @@ impl HwAccel {
             Self::None => false,
         }
     }
-
-    /// The setting as written in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Cuda => "cuda",
-            Self::None => "none",
-        }
-    }
 }
+
+crate::setting::named_setting!(HwAccel, "auto, cuda or none", {
+    "auto" => Auto,
+    "cuda" => Cuda,
+    "none" => None,
+});
 
 /// Why hardware decoding is not used for a stream (logged; decoding goes on in software).
 #[derive(Debug, thiserror::Error)]

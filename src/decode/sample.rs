@@ -12,8 +12,8 @@ use super::{DecodeSummary, SampledFrame};
 
 /// Which frames are embedded, as the configuration names it (`ingest.sampling`, a camera's
 /// `sampling`); with the scene keys it makes a [`SamplingPolicy`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum SamplingMode {
     /// Every interval.
     #[default]
@@ -23,6 +23,12 @@ pub enum SamplingMode {
     /// Interval candidates that changed since the last kept frame.
     Scene,
 }
+
+crate::setting::named_setting!(SamplingMode, "interval, keyframes or scene", {
+    "interval" => Interval,
+    "keyframes" => Keyframes,
+    "scene" => Scene,
+});
 
 impl SamplingMode {
     /// The policy of this mode; `threshold` and `max_gap` are the scene keys.

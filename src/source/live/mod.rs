@@ -44,8 +44,8 @@ pub use timeline::{Backoff, TimeLine};
 
 /// RTSP transport, `ingest.rtsp_transport`: `tcp` (default: no loss behind NAT and
 /// firewalls) or `udp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum RtspTransport {
     /// Interleaved in the RTSP connection.
     #[default]
@@ -54,15 +54,7 @@ pub enum RtspTransport {
     Udp,
 }
 
-impl RtspTransport {
-    /// FFmpeg's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
-    }
-}
+crate::setting::named_setting!(RtspTransport, "tcp or udp", { "tcp" => Tcp, "udp" => Udp });
 
 /// What a live source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
