@@ -12,7 +12,7 @@ use base64::Engine;
 use crate::catalog::{Catalog, SearchFilter};
 use crate::config::CameraConfig;
 use crate::config::Config;
-use crate::embed::{DeviceChoice, EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedder};
 use crate::index::OpenOutcome;
 use crate::ingest::{Ingest, IngestSettings, Job};
 use crate::live::{is_stream_url, redact, LiveKind, LiveSettings, LiveSources, LiveSpec};
@@ -59,12 +59,11 @@ impl Daemon {
         let state_dir = &config.daemon.state_dir;
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        let device = DeviceChoice::parse(&config.model.device).map_err(anyhow::Error::msg)?;
         let embedder = Arc::new(Embedder::load_with_text(
             &config.model.path,
-            device,
+            config.model.device,
             crate::embed::Precision::Auto,
-            config.model.text_precision(),
+            config.model.text_precision,
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
         let opening = std::time::Instant::now();
