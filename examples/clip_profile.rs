@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use candle_core::{Device, Module, Tensor};
-use frameseek::embed::clip::Activation;
 use frameseek::embed::kernels::BiasAct;
+use frameseek::embed::Activation;
 
 fn time<T>(label: &str, reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> f64 {
     f().expect(label);

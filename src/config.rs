@@ -116,27 +116,13 @@ pub struct ModelConfig {
     /// Local folder or hub id.
     pub path: String,
     /// `auto`, `cpu` or `cuda:N`.
-    pub device: String,
+    pub device: crate::embed::DeviceChoice,
     /// Frames per forward pass; 0 = automatic (32 on the CPU, up to 256 on a GPU).
     pub batch_size: usize,
     /// Text tower's linear-layer weights on the CPU: `f32` (the reference) or `int8`
     /// (8-bit blocks: faster queries, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md).
-    #[serde(default = "default_text_precision")]
-    pub text_precision: String,
-}
-
-fn default_text_precision() -> String {
-    "f32".into()
-}
-
-impl ModelConfig {
-    /// The text tower's [`crate::embed::Precision`] (validated at load).
-    pub fn text_precision(&self) -> crate::embed::Precision {
-        match self.text_precision.as_str() {
-            "int8" => crate::embed::Precision::Int8,
-            _ => crate::embed::Precision::Auto,
-        }
-    }
+    #[serde(default)]
+    pub text_precision: crate::embed::TextPrecision,
 }
 
 /// `[ingest]`: how footage is sampled and grouped.
@@ -514,21 +500,12 @@ impl ModelConfig {
             self.batch_size,
             "must be between 1 and 4096, or 0 for automatic",
         )?;
-        if !matches!(self.text_precision.as_str(), "f32" | "int8") {
-            return Err(invalid(
-                "model.text_precision",
-                &self.text_precision,
-                "expected f32 or int8",
-            ));
-        }
         ensure(
             !self.path.trim().is_empty(),
             "model.path",
             "\"\"",
             "name a local model folder or a hub id",
         )?;
-        crate::embed::DeviceChoice::parse(&self.device)
-            .map_err(|reason| invalid("model.device", &self.device, &reason))?;
         Ok(())
     }
 }
@@ -639,7 +616,8 @@ mod tests {
         assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/frameseek"));
         assert_eq!(c.daemon.footage_roots, vec![PathBuf::from("/srv/footage")]);
         assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
-        assert_eq!(c.model.device, "auto");
+        assert_eq!(c.model.device, crate::embed::DeviceChoice::Auto);
+        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::F32);
         assert_eq!(c.model.batch_size, 0);
         assert_eq!(c.ingest.hwaccel, HwAccel::Auto);
         assert_eq!(c.ingest.sample_interval, 1.0);
@@ -695,6 +673,8 @@ mod tests {
         let e = Config::from_toml_str("[model]\ntext_precision = \"int4\"\n").unwrap_err();
         assert!(e.to_string().contains("model.text_precision"), "{e}");
         assert!(e.to_string().contains("f32 or int8"), "{e}");
+        let c = Config::from_toml_str("[model]\ntext_precision = \"int8\"\n").unwrap();
+        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::Int8);
         let e = Config::from_toml_str("[index]\nprecision = \"f8\"\n").unwrap_err();
         assert!(e.to_string().contains("index.precision"), "{e}");
         let e = Config::from_toml_str("[index]\nexpansion_search = 0\n").unwrap_err();
@@ -703,6 +683,9 @@ mod tests {
         assert_eq!(c.index.precision, crate::index::IndexPrecision::I8);
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n").unwrap_err();
         assert!(e.to_string().contains("model.device"), "{e}");
+        assert!(e.to_string().contains("auto, cpu or cuda:N"), "{e}");
+        let c = Config::from_toml_str("[model]\ndevice = \"cuda:1\"\n").unwrap();
+        assert_eq!(c.model.device, crate::embed::DeviceChoice::Cuda(1));
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
         assert!(e.to_string().contains("footage_roots"), "{e}");
     }
@@ -771,7 +754,7 @@ mod tests {
         .unwrap();
         let c = Config::load_with(Some(&file), None, false).unwrap();
         assert_eq!(c.model.batch_size, 8);
-        assert_eq!(c.model.text_precision, "f32");
+        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::F32);
         assert_eq!(c.daemon.socket, PathBuf::from("/tmp/a.sock"));
         let missing =
             Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();

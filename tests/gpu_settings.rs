@@ -3,9 +3,8 @@
 //! upload/compute split the pipeline overlaps, and random-weight models for benchmarks.
 
 use candle_core::{DType, Device};
-use frameseek::embed::clip::VisionConfig;
 use frameseek::embed::{
-    activation_bytes_per_image, auto_batch_size, DeviceChoice, Embedder, Precision,
+    activation_bytes_per_image, auto_batch_size, DeviceChoice, Embedder, Precision, VisionConfig,
 };
 
 fn fixture() -> String {

@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use frameseek::embed::clip::ClipConfig;
-use frameseek::embed::{DeviceChoice, Embedder, Precision};
+use frameseek::embed::{ClipConfig, DeviceChoice, Embedder, Precision};
 use serde_json::Value;
 
 const CHECKPOINTS: [&str; 3] = ["b32-quickgelu-224", "b16-gelu-64", "l14-336-legacy-eos"];
@@ -281,7 +280,9 @@ fn config_error(edit: impl FnOnce(&mut Value)) -> String {
     let text = std::fs::read_to_string(model_dir("b16-gelu-64").join("config.json")).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
     edit(&mut v);
-    ClipConfig::from_json(&v.to_string()).unwrap_err()
+    ClipConfig::from_json(&v.to_string())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]

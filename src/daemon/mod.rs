@@ -119,13 +119,11 @@ impl Daemon {
         let state_dir = &config.daemon.state_dir;
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        let device =
-            crate::embed::DeviceChoice::parse(&config.model.device).map_err(anyhow::Error::msg)?;
         let embedder = Arc::new(Embedder::load_with_text(
             &config.model.path,
-            device,
+            config.model.device,
             crate::embed::Precision::Auto,
-            config.model.text_precision(),
+            config.model.text_precision,
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
         let opening = Instant::now();

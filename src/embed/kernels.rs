@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::clip::Activation;
+use super::config::Activation;
 
 /// `act(x + bias)` over the last dimension of a contiguous float32 `x`; `None` adds only.
 #[derive(Debug, Clone, Copy)]

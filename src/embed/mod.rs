@@ -1,9 +1,20 @@
 //! The embed stage: loads a CLIP checkpoint and turns preprocessed pixels and text into
 //! L2-normalised vectors in one shared space.
+//!
+//! The files follow the model's data path: `config` (a checkpoint's `config.json`), `layers`
+//! (what both towers are built of, on the fused CPU `kernels`), the `text` and `vision`
+//! towers, and `clip` (both towers of one checkpoint). `device` says where and in what
+//! precision the model runs, `preprocess` turns images into the vision tower's pixels, and
+//! [`Embedder`] (here) loads a checkpoint folder for the rest of frameseek.
 
 pub mod clip;
+pub mod config;
+pub mod device;
 pub mod kernels;
+mod layers;
 pub mod preprocess;
+pub mod text;
+pub mod vision;
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +23,16 @@ use candle_nn::VarBuilder;
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
-pub use preprocess::PixelGeometry;
+pub use self::config::{Activation, ClipConfig, ClipConfigError, TextConfig, VisionConfig};
+pub use clip::{l2_normalise, ClipModel};
+pub use device::{
+    activation_bytes_per_image, auto_batch_size, init_quantised_threads, DeviceChoice, DeviceError,
+    Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH, GPU_AUTO_BATCH_BYTES,
+    GPU_AUTO_BATCH_MAX,
+};
+pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
+pub use text::TextTower;
+pub use vision::VisionTower;
 
 /// Errors of the embed stage.
 #[derive(Debug, thiserror::Error)]
@@ -25,91 +45,17 @@ pub enum EmbedError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// Input the model cannot take (empty text, undecodable image).
+    /// Input the model cannot take (empty text, undecodable image); the daemon answers it
+    /// with the `bad_image` error code for an image.
     #[error("{0}")]
     Input(String),
+    /// The configured device cannot be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     /// The tensor computation failed.
     #[error("inference failed: {0}")]
     Compute(#[from] candle_core::Error),
 }
-
-/// Where the model runs, as configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// CUDA device 0 when this build has CUDA and a GPU answers, else the CPU.
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// CUDA device N.
-    Cuda(usize),
-}
-
-impl DeviceChoice {
-    /// Parses `auto`, `cpu` or `cuda:N`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda(0)),
-            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => Err("expected auto, cpu or cuda:N".into()),
-            },
-        }
-    }
-
-    /// Opens the device, with a clear error when CUDA is asked of a build without it.
-    pub fn open(self) -> Result<Device, String> {
-        match self {
-            Self::Cpu => Ok(Device::Cpu),
-            Self::Auto => {
-                // issue 9: say which device `auto` picked and why.
-                if !cfg!(feature = "cuda") {
-                    tracing::info!("model.device = auto: this build has no CUDA, using the CPU");
-                    Ok(Device::Cpu)
-                } else if !candle_core::utils::cuda_is_available() {
-                    tracing::info!("model.device = auto: CUDA unavailable, using the CPU");
-                    Ok(Device::Cpu)
-                } else {
-                    match Device::new_cuda(0) {
-                        Ok(d) => {
-                            tracing::info!("model.device = auto: using cuda:0");
-                            Ok(d)
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "model.device = auto: cuda:0 did not open, using the CPU");
-                            Ok(Device::Cpu)
-                        }
-                    }
-                }
-            }
-            Self::Cuda(n) => {
-                if !cfg!(feature = "cuda") {
-                    return Err(format!("model.device = cuda:{n}, but this frameseek was built without CUDA; rebuild with `cargo build --release --features cuda` or set model.device = \"cpu\""));
-                }
-                Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
-            }
-        }
-    }
-}
-
-/// Makes candle's 8-bit matrix products (the `int8` precisions) run on the calling thread
-/// unless `CANDLE_NUM_THREADS` says otherwise. Call at the start of `main`, before any other
-/// thread exists (it sets an environment variable).
-///
-/// candle runs those products on a pool of spinning worker threads sized by
-/// `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the cores. On a busy machine the spinning
-/// workers wait for each other at every barrier: a 12-token text query with int8 weights took
-/// 111 ms p50 on 2 such threads and 14 ms on one (BENCHMARKS.md, issue 8). Float32 products
-/// (gemm on rayon) are not affected.
-pub fn init_quantised_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-}
-
-/// Images per forward pass of the image tower on the CPU (see [`Embedder::embed_pixels`]).
-pub const CPU_MICRO_BATCH: usize = 8;
 
 /// What identifies a model to the store: opening an index with another model is refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -124,13 +70,13 @@ pub struct ModelIdentity {
 
 /// A loaded CLIP checkpoint: model, tokenizer and pixel geometry.
 pub struct Embedder {
-    model: clip::ClipModel,
+    model: ClipModel,
     tokenizer: Tokenizer,
     device: Device,
     dtype: DType,
     geometry: PixelGeometry,
     identity: ModelIdentity,
-    vision_config: clip::VisionConfig,
+    vision_config: VisionConfig,
     cpu_micro_batch: usize,
 }
 
@@ -204,26 +150,27 @@ impl Embedder {
     }
 
     /// Like [`Embedder::load_with`], with the text tower's linear layers in `text_precision`:
-    /// [`Precision::Int8`] quantises them on the CPU (a query's few tokens make its matrix
-    /// products memory-bound, so 8-bit weights cut its latency; see BENCHMARKS.md), any other
-    /// value leaves the text tower in `precision`.
+    /// [`TextPrecision::Int8`] (or [`Precision::Int8`]) quantises them on the CPU (a query's
+    /// few tokens make its matrix products memory-bound, so 8-bit weights cut its latency;
+    /// see BENCHMARKS.md), [`TextPrecision::F32`] (or any other precision) leaves the text
+    /// tower in `precision`.
     pub fn load_with_text(
         spec: &str,
         device: DeviceChoice,
         precision: Precision,
-        text_precision: Precision,
+        text_precision: impl Into<TextPrecision>,
     ) -> Result<Self, EmbedError> {
         let folder = resolve_model_folder(spec)?;
         let read = |name: &str| {
             std::fs::read_to_string(folder.join(name))
                 .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))
         };
-        let config = clip::ClipConfig::from_json(&read("config.json")?)
+        let config = ClipConfig::from_json(&read("config.json")?)
             .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
         let image_size = config.vision_config.image_size;
         let geometry = match read("preprocessor_config.json") {
             Ok(text) => PixelGeometry::from_preprocessor_json(&text, image_size)
-                .map_err(|e| model_error(spec, e))?,
+                .map_err(|e| model_error(spec, e.to_string()))?,
             Err(_) => PixelGeometry::clip_default(image_size),
         };
         let mut tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
@@ -235,7 +182,7 @@ impl Embedder {
             }))
             .map_err(|e| model_error(spec, format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
-        let device = device.open().map_err(|e| model_error(spec, e))?;
+        let device = device.open()?;
         let dtype = precision.dtype_for(&device);
         // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
         let safetensors = folder.join("model.safetensors");
@@ -254,7 +201,7 @@ impl Embedder {
             VarBuilder::from_pth(&weights, dtype, &device)
         }
         .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
-        let model = clip::ClipModel::new(vb, &config, precision, text_precision)
+        let model = ClipModel::new(vb, &config, precision, text_precision.into())
             .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
         let identity = ModelIdentity {
             id: spec.to_string(),
@@ -347,7 +294,7 @@ impl Embedder {
             seq.resize(len, pad);
         }
         let features = self.model.text.forward(&ids, &self.device)?;
-        rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)
+        rows(&l2_normalise(&features.to_dtype(DType::F32)?)?)
     }
 
     /// L2-normalised image embeddings for `count` preprocessed images laid out back to back
@@ -365,83 +312,9 @@ impl Embedder {
         let mut pixels = Vec::with_capacity(self.geometry.values_per_image());
         self.geometry
             .preprocess_image_bytes(bytes, &mut pixels)
-            .map_err(EmbedError::Input)?;
+            .map_err(|e| EmbedError::Input(e.to_string()))?;
         Ok(self.embed_pixels(&pixels, 1)?.remove(0))
     }
-}
-
-/// The numeric precision the model runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// f16 on a GPU, f32 on the CPU.
-    #[default]
-    Auto,
-    /// f32 everywhere (the reference).
-    F32,
-    /// f16 (slow on the CPU, but it works there: used to test the GPU's numerics).
-    F16,
-    /// bf16.
-    Bf16,
-    /// f32 activations with linear-layer weights quantised to 8 bits (candle's `Q8_0`
-    /// blocks) on the CPU. Opt-in: faster on some CPUs, at a small cost in cosine to the
-    /// reference.
-    Int8,
-}
-
-impl Precision {
-    /// Parses `auto`, `f32`, `f16`, `bf16` or `int8`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "auto" => Ok(Self::Auto),
-            "f32" => Ok(Self::F32),
-            "f16" => Ok(Self::F16),
-            "bf16" => Ok(Self::Bf16),
-            "int8" => Ok(Self::Int8),
-            _ => Err("expected auto, f32, f16, bf16 or int8".into()),
-        }
-    }
-
-    /// The dtype of weights and activations on `device`.
-    pub fn dtype_for(self, device: &Device) -> DType {
-        match self {
-            Self::Auto if device.is_cuda() => DType::F16,
-            Self::Auto | Self::F32 | Self::Int8 => DType::F32,
-            Self::F16 => DType::F16,
-            Self::Bf16 => DType::BF16,
-        }
-    }
-}
-
-/// Frames per forward pass when `model.batch_size = 0` (auto) on the CPU.
-pub const CPU_AUTO_BATCH: usize = 32;
-/// The largest automatic batch on a GPU; beyond it throughput no longer grows.
-pub const GPU_AUTO_BATCH_MAX: usize = 256;
-/// Activation memory the automatic GPU batch may use (fits any card with 8 GB beside the
-/// weights of a ViT-L/14).
-pub const GPU_AUTO_BATCH_BYTES: usize = 4 << 30;
-
-/// Rough peak activation bytes of one image in the vision tower: the residual stream and
-/// its copies, the MLP's hidden layer and one head-batched attention matrix, at `elem` bytes.
-pub fn activation_bytes_per_image(vision: &clip::VisionConfig, elem: usize) -> usize {
-    let tokens = (vision.image_size / vision.patch_size).pow(2) + 1;
-    let residual = tokens * vision.hidden_size * 6;
-    let mlp = tokens * vision.intermediate_size * 2;
-    let attention = vision.num_attention_heads * tokens * tokens * 2;
-    (residual + mlp + attention) * elem
-}
-
-/// The automatic batch: [`CPU_AUTO_BATCH`] on the CPU; on a GPU the largest power of two up
-/// to [`GPU_AUTO_BATCH_MAX`] whose estimated activations fit [`GPU_AUTO_BATCH_BYTES`].
-pub fn auto_batch_size(vision: &clip::VisionConfig, device: &Device, dtype: DType) -> usize {
-    if !device.is_cuda() {
-        return CPU_AUTO_BATCH;
-    }
-    let per_image = activation_bytes_per_image(vision, dtype.size_in_bytes()).max(1);
-    let mut batch = GPU_AUTO_BATCH_MAX;
-    while batch > 1 && batch * per_image > GPU_AUTO_BATCH_BYTES {
-        batch /= 2;
-    }
-    batch
 }
 
 impl Embedder {
@@ -524,7 +397,7 @@ impl Embedder {
         while start < count {
             let n = step.min(count - start);
             let features = self.model.vision.forward(&input.narrow(0, start, n)?)?;
-            out.extend(rows(&clip::l2_normalise(&features.to_dtype(DType::F32)?)?)?);
+            out.extend(rows(&l2_normalise(&features.to_dtype(DType::F32)?)?)?);
             start += n;
         }
         Ok(out)
@@ -538,22 +411,22 @@ impl Embedder {
         precision: Precision,
     ) -> Result<Self, EmbedError> {
         let spec = "random";
-        let config: clip::ClipConfig = serde_json::from_str(config_json)
+        let config: ClipConfig = serde_json::from_str(config_json)
             .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
         config
             .validate()
             .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
-        let device = device.open().map_err(|e| model_error(spec, e))?;
+        let device = device.open()?;
         let dtype = precision.dtype_for(&device);
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, dtype, &device);
         // A first build declares every weight in `varmap` (zeros); the model keeps derived
         // copies (pre-transposed matrices), so it is built again once the values are set.
-        drop(clip::ClipModel::new(
+        drop(ClipModel::new(
             vb.clone(),
             &config,
             precision,
-            precision,
+            precision.into(),
         )?);
         // Small random weights everywhere except layer-norm scales (1): realistic magnitudes,
         // no overflow in f16.
@@ -566,7 +439,7 @@ impl Embedder {
             };
             var.set(&value)?;
         }
-        let model = clip::ClipModel::new(vb, &config, precision, precision)?;
+        let model = ClipModel::new(vb, &config, precision, precision.into())?;
         device.synchronize()?;
         let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
         let image_size = config.vision_config.image_size;
@@ -609,25 +482,6 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn device_choice_parses() {
-        assert_eq!(DeviceChoice::parse("auto").unwrap(), DeviceChoice::Auto);
-        assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
-        assert_eq!(
-            DeviceChoice::parse("cuda:1").unwrap(),
-            DeviceChoice::Cuda(1)
-        );
-        assert!(DeviceChoice::parse("cuda:x").is_err());
-        assert!(DeviceChoice::parse("gpu").is_err());
-    }
-
-    #[cfg(not(feature = "cuda"))]
-    #[test]
-    fn cuda_without_the_feature_is_a_clear_error() {
-        let e = DeviceChoice::Cuda(0).open().unwrap_err();
-        assert!(e.contains("--features cuda"), "{e}");
-    }
 
     #[test]
     fn a_missing_model_folder_says_what_to_do() {

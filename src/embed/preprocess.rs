@@ -3,6 +3,44 @@
 
 use serde::Deserialize;
 
+/// Why a `preprocessor_config.json` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessorConfigError {
+    /// Not JSON, or a field of the wrong type (serde's message).
+    #[error("preprocessor_config.json: {0}")]
+    Json(serde_json::Error),
+    /// `size` or `crop_size` is a rectangle; only square inputs are supported.
+    #[error("preprocessor_config.json: {0} with height != width is not supported")]
+    NotSquare(&'static str),
+    /// The crop is not the size the vision tower takes.
+    #[error("preprocessor_config.json: crop_size {crop} differs from the model's vision_config.image_size {image_size}")]
+    CropSize {
+        /// `crop_size` as read.
+        crop: usize,
+        /// `vision_config.image_size` of `config.json`.
+        image_size: usize,
+    },
+    /// The resize would leave less than the crop.
+    #[error("preprocessor_config.json: size.shortest_edge {shortest_edge} is smaller than crop_size {crop}")]
+    ShortestEdge {
+        /// `size.shortest_edge` as read.
+        shortest_edge: usize,
+        /// `crop_size` as read.
+        crop: usize,
+    },
+}
+
+/// Why a still image (from a client or a file) could not be preprocessed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageInputError {
+    /// The bytes are not an image format this build decodes (PNG, JPEG).
+    #[error("cannot decode image: {0}")]
+    Decode(image::ImageError),
+    /// The image decoded to zero pixels.
+    #[error("image has no pixels")]
+    Empty,
+}
+
 /// Geometry and normalisation the model's image tower expects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PixelGeometry {
@@ -29,7 +67,10 @@ impl PixelGeometry {
 
     /// Reads `preprocessor_config.json` text, falling back to CLIP's defaults for the given
     /// input size where a field is absent.
-    pub fn from_preprocessor_json(text: &str, image_size: usize) -> Result<Self, String> {
+    pub fn from_preprocessor_json(
+        text: &str,
+        image_size: usize,
+    ) -> Result<Self, PreprocessorConfigError> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Size {
@@ -44,8 +85,7 @@ impl PixelGeometry {
             image_mean: Option<[f32; 3]>,
             image_std: Option<[f32; 3]>,
         }
-        let raw: Raw =
-            serde_json::from_str(text).map_err(|e| format!("preprocessor_config.json: {e}"))?;
+        let raw: Raw = serde_json::from_str(text).map_err(PreprocessorConfigError::Json)?;
         let mut g = Self::clip_default(image_size);
         match raw.size {
             Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.shortest_edge = n,
@@ -53,9 +93,7 @@ impl PixelGeometry {
                 g.shortest_edge = height
             }
             Some(Size::HeightWidth { .. }) => {
-                return Err(
-                    "preprocessor_config.json: size with height != width is not supported".into(),
-                )
+                return Err(PreprocessorConfigError::NotSquare("size"))
             }
             None => {}
         }
@@ -63,10 +101,7 @@ impl PixelGeometry {
             Some(Size::Int(n)) | Some(Size::Shortest { shortest_edge: n }) => g.crop = n,
             Some(Size::HeightWidth { height, width }) if height == width => g.crop = height,
             Some(Size::HeightWidth { .. }) => {
-                return Err(
-                    "preprocessor_config.json: crop_size with height != width is not supported"
-                        .into(),
-                )
+                return Err(PreprocessorConfigError::NotSquare("crop_size"))
             }
             None => {}
         }
@@ -77,13 +112,16 @@ impl PixelGeometry {
             g.std = s;
         }
         if g.crop != image_size {
-            return Err(format!("preprocessor_config.json: crop_size {} differs from the model's vision_config.image_size {image_size}", g.crop));
+            return Err(PreprocessorConfigError::CropSize {
+                crop: g.crop,
+                image_size,
+            });
         }
         if g.shortest_edge < g.crop {
-            return Err(format!(
-                "preprocessor_config.json: size.shortest_edge {} is smaller than crop_size {}",
-                g.shortest_edge, g.crop
-            ));
+            return Err(PreprocessorConfigError::ShortestEdge {
+                shortest_edge: g.shortest_edge,
+                crop: g.crop,
+            });
         }
         Ok(g)
     }
@@ -150,13 +188,16 @@ impl PixelGeometry {
     }
 
     /// Decodes a still image (PNG or JPEG bytes) and preprocesses it, appending to `out`.
-    pub fn preprocess_image_bytes(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
-        let img =
-            image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    pub fn preprocess_image_bytes(
+        &self,
+        bytes: &[u8],
+        out: &mut Vec<f32>,
+    ) -> Result<(), ImageInputError> {
+        let img = image::load_from_memory(bytes).map_err(ImageInputError::Decode)?;
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         if w == 0 || h == 0 {
-            return Err("image has no pixels".into());
+            return Err(ImageInputError::Empty);
         }
         let (rw, rh) = self.resized_dims(w, h);
         let resized = resize_bicubic_rgb24(rgb.as_raw(), w, h, rw, rh);

@@ -1,0 +1,96 @@
+//! CLIP's vision tower (`CLIPVisionTransformer` and `visual_projection`): patch and
+//! position embeddings, the encoder, pooling at the class token.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
+
+use super::config::VisionConfig;
+use super::device::Precision;
+use super::layers::{Encoder, Proj, TowerShape};
+
+/// The vision tower plus its projection.
+#[derive(Debug, Clone)]
+pub struct VisionTower {
+    class_embedding: Tensor,
+    /// The patch-embedding convolution as a matrix product over flattened patches.
+    patch_embedding: Proj,
+    patch_size: usize,
+    position_embedding: Tensor,
+    pre_ln: LayerNorm,
+    encoder: Encoder,
+    post_ln: LayerNorm,
+    projection: Proj,
+}
+
+impl VisionTower {
+    /// Loads the tower from `vb` (`vision_model`) and its projection from `projection_vb`
+    /// (`visual_projection`), the linear layers in `precision`.
+    pub(super) fn new(
+        vb: VarBuilder,
+        cfg: &VisionConfig,
+        projection_dim: usize,
+        projection_vb: VarBuilder,
+        precision: Precision,
+    ) -> Result<Self> {
+        let emb = vb.pp("embeddings");
+        let patches = (cfg.image_size / cfg.patch_size).pow(2);
+        let p = cfg.patch_size;
+        let kernel = emb
+            .pp("patch_embedding")
+            .get((cfg.hidden_size, cfg.num_channels, p, p), "weight")?;
+        let kernel = kernel.reshape((cfg.hidden_size, cfg.num_channels * p * p))?;
+        let shape = TowerShape {
+            layers: cfg.num_hidden_layers,
+            hidden: cfg.hidden_size,
+            inter: cfg.intermediate_size,
+            heads: cfg.num_attention_heads,
+            act: cfg.activation(),
+            eps: cfg.layer_norm_eps,
+        };
+        Ok(Self {
+            class_embedding: emb.get(cfg.hidden_size, "class_embedding")?,
+            // The patch kernel stays float32 in every precision: it is a small share of
+            // the work and sees raw pixels.
+            patch_embedding: Proj::from_weight(kernel, None, Precision::F32)?,
+            patch_size: p,
+            position_embedding: emb
+                .pp("position_embedding")
+                .get((patches + 1, cfg.hidden_size), "weight")?,
+            pre_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
+            encoder: Encoder::new(vb.pp("encoder"), &shape, precision)?,
+            post_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+            projection: Proj::load(
+                projection_vb,
+                cfg.hidden_size,
+                projection_dim,
+                false,
+                precision,
+            )?,
+        })
+    }
+
+    /// Projected (not normalised) features for pixels shaped `(batch, 3, size, size)`.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let (batch, channels, size, _) = pixels.dims4()?;
+        let p = self.patch_size;
+        let g = size / p;
+        // (b, c, gy, p, gx, p) -> (b, gy, gx, c, p, p): one row per patch, in the
+        // convolution kernel's (c, ky, kx) order.
+        let rows = pixels
+            .reshape((batch, channels, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((batch, g * g, channels * p * p))?;
+        let patches = self.patch_embedding.forward(&rows)?;
+        let hidden = self.class_embedding.dim(0)?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, hidden))?
+            .broadcast_as((batch, 1, hidden))?;
+        let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        let xs = self.pre_ln.forward(&xs)?;
+        let xs = self.encoder.forward(&xs, None)?;
+        let pooled = self.post_ln.forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        self.projection.forward(&pooled)
+    }
+}
