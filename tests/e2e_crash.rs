@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use frameseek::samples::render_scene_video;
+use frameseek::devkit::samples::render_scene_video;
 use frameseek::store::{split_key, Store};
 
 const TRIALS: usize = 20;

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 
 use common::*;
-use frameseek::samples::render_scene_video;
+use frameseek::devkit::samples::render_scene_video;
 
 fn request(
     stream: &mut UnixStream,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use frameseek::samples::render_scene_video;
+use frameseek::devkit::samples::render_scene_video;
 
 fn ingest_frames(hwaccel: &str) -> (u64, String) {
     let env = TestEnv::new();

@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use frameseek::devkit::samples::render_scene_video;
 use frameseek::protocol::{Request, SearchRequest};
-use frameseek::samples::render_scene_video;
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use frameseek::samples::{extract_frame, render_scene_video};
+use frameseek::devkit::samples::{extract_frame, render_scene_video};
 use frameseek::store::{split_key, Store};
 
 #[test]

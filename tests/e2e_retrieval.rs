@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::*;
-use frameseek::world::LabelledQuery;
+use frameseek::eval::LabelledQuery;
 
 #[test]
 fn world_queries_find_the_right_clips() {
@@ -146,8 +146,8 @@ fn int8_text_weights_keep_the_bundled_model_matching() {
 /// How many of 40 rendered still scenes (another seed than training) `embedder` matches to
 /// their own caption among the 40 captions.
 fn captions_matched(embedder: &frameseek::embed::Embedder) -> usize {
-    use frameseek::world::{render_scene, RenderJitter, SceneSpec, WorldRng};
-    use frameseek::world::{FRAME_HEIGHT, FRAME_WIDTH};
+    use frameseek::devkit::world::{render_scene, RenderJitter, SceneSpec, WorldRng};
+    use frameseek::devkit::world::{FRAME_HEIGHT, FRAME_WIDTH};
 
     let mut rng = WorldRng::new(12_345);
     let mut scenes: Vec<SceneSpec> = Vec::new();

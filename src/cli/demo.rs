@@ -1,8 +1,8 @@
 //! `frameseek demo`: the whole loop on the bundled model and generated footage. Renders
-//! the synthetic camera world's videos ([`crate::world`]), starts `frameseek serve` on a
-//! temporary state folder and socket, ingests, answers a few queries with the ground truth
-//! beside each clip, measures every labelled query with `frameseek eval`, and stops the
-//! daemon.
+//! the synthetic camera world's videos ([`crate::devkit::world`]), starts `frameseek serve`
+//! on a temporary state folder and socket, ingests, answers a few queries with the ground
+//! truth beside each clip, measures every labelled query with `frameseek eval`, and stops
+//! the daemon.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::eval::{search_request, Expected};
+use super::eval::search_request;
 use super::{format_ms, Cli, EXIT_FAILURE, EXIT_OK};
 use crate::client::Client;
+use crate::devkit::world::{render_footage, sample_cameras, GroundTruthEvent, TimeOfDay};
+use crate::eval::{Expected, LabelledQuery};
 use crate::protocol::{Clip, Request, SearchReply, SearchRequest};
-use crate::world::{render_footage, sample_cameras, GroundTruthEvent, LabelledQuery, TimeOfDay};
 
 /// Models searched for when `--model` is not given, in order.
 pub const BUNDLED_MODELS: &[&str] = &[

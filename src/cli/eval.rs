@@ -1,8 +1,9 @@
 //! `frameseek eval QUERIES.jsonl [-k N]`: measures search quality against the running
-//! daemon. Each line of the file is a labelled query ([`crate::world::LabelledQuery`]): a
+//! daemon. Each line of the file is a labelled query ([`crate::eval::LabelledQuery`]): a
 //! text or an image, the expected source and time range, optional filters. A returned clip
 //! is a hit when it comes from the expected source and overlaps the expected range. Prints
-//! recall@1, recall@5, recall@10 and the mean reciprocal rank.
+//! recall@1, recall@5, recall@10 and the mean reciprocal rank. This file reads the query
+//! file and asks the daemon; the format and the scoring are [`crate::eval`]'s.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,8 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use crate::eval::{EvalSummary, Expected, LabelledQuery};
 use crate::protocol::{Clip, Request, SearchReply, SearchRequest};
-use crate::world::LabelledQuery;
 
 /// Arguments of `eval`.
 #[derive(Debug, clap::Args)]
@@ -23,89 +24,6 @@ pub struct EvalArgs {
     /// Clips asked for per query; at least 10 are always asked for, so recall@10 is exact.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
-}
-
-/// Where a labelled query's right answer is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expected {
-    /// An absolute source id, or a path suffix such as `cam1/footage.mp4`.
-    pub source: String,
-    /// Start of the expected range, ms.
-    pub start_ms: u64,
-    /// End of the expected range, ms.
-    pub end_ms: u64,
-}
-
-impl Expected {
-    /// Whether `source` is the expected one: equal, or (for a relative expectation) ending
-    /// in `/` followed by it.
-    pub fn source_matches(&self, source: &str) -> bool {
-        let expected = self.source.trim_start_matches("./");
-        if Path::new(expected).is_absolute() {
-            return source == expected;
-        }
-        source == expected || source.ends_with(&format!("/{expected}"))
-    }
-
-    /// Whether a clip is a hit: the expected source and an overlapping time range.
-    pub fn is_hit(&self, clip: &Clip) -> bool {
-        self.source_matches(&clip.source)
-            && clip.start_ms < self.end_ms
-            && clip.end_ms > self.start_ms
-    }
-
-    /// Rank (1-based) of the first hit among `clips`, if any.
-    pub fn first_hit_rank(&self, clips: &[Clip]) -> Option<usize> {
-        clips.iter().position(|c| self.is_hit(c)).map(|i| i + 1)
-    }
-}
-
-/// Recall at 1, 5 and 10 and the mean reciprocal rank over a set of queries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EvalSummary {
-    /// Number of queries.
-    pub queries: usize,
-    /// Share of queries whose first clip is a hit.
-    pub recall_at_1: f64,
-    /// Share with a hit among the first 5 clips.
-    pub recall_at_5: f64,
-    /// Share with a hit among the first 10 clips.
-    pub recall_at_10: f64,
-    /// Mean of 1/rank of the first hit (0 where there is none among the clips returned).
-    pub mrr: f64,
-}
-
-impl EvalSummary {
-    /// Summarises the rank of the first hit of each query (`None`: no hit).
-    pub fn from_ranks(ranks: &[Option<usize>]) -> Self {
-        let n = ranks.len();
-        let share = |k: usize| {
-            if n == 0 {
-                return 0.0;
-            }
-            ranks
-                .iter()
-                .filter(|r| matches!(r, Some(x) if *x <= k))
-                .count() as f64
-                / n as f64
-        };
-        let mrr = if n == 0 {
-            0.0
-        } else {
-            ranks
-                .iter()
-                .map(|r| r.map(|x| 1.0 / x as f64).unwrap_or(0.0))
-                .sum::<f64>()
-                / n as f64
-        };
-        Self {
-            queries: n,
-            recall_at_1: share(1),
-            recall_at_5: share(5),
-            recall_at_10: share(10),
-            mrr,
-        }
-    }
 }
 
 /// One query's outcome, as `--json` prints it.
@@ -297,74 +215,6 @@ fn short_source(source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn clip(source: &str, start_ms: u64, end_ms: u64) -> Clip {
-        Clip {
-            source: source.into(),
-            start_ms,
-            end_ms,
-            best_ms: start_ms,
-            score: 0.5,
-            start_wall: None,
-            end_wall: None,
-        }
-    }
-
-    #[test]
-    fn a_hit_needs_the_source_and_an_overlap() {
-        let e = Expected {
-            source: "cam1/footage.mp4".into(),
-            start_ms: 4000,
-            end_ms: 14000,
-        };
-        assert!(e.is_hit(&clip("/srv/cam1/footage.mp4", 10_000, 20_000)));
-        assert!(e.is_hit(&clip("/srv/cam1/footage.mp4", 0, 5000)));
-        assert!(
-            !e.is_hit(&clip("/srv/cam1/footage.mp4", 14_000, 20_000)),
-            "touching is not overlapping"
-        );
-        assert!(!e.is_hit(&clip("/srv/cam2/footage.mp4", 4000, 14_000)));
-        assert!(
-            !e.is_hit(&clip("/srv/xcam1/footage.mp4", 4000, 14_000)),
-            "suffix at a path boundary"
-        );
-        let abs = Expected {
-            source: "/srv/cam1/footage.mp4".into(),
-            ..e.clone()
-        };
-        assert!(abs.is_hit(&clip("/srv/cam1/footage.mp4", 4000, 5000)));
-        assert!(!abs.is_hit(&clip("/other/srv/cam1/footage.mp4", 4000, 5000)));
-    }
-
-    #[test]
-    fn the_rank_is_that_of_the_first_hit() {
-        let e = Expected {
-            source: "cam2/footage.mp4".into(),
-            start_ms: 30_000,
-            end_ms: 40_000,
-        };
-        let clips = [
-            clip("/f/cam1/footage.mp4", 30_000, 40_000),
-            clip("/f/cam2/footage.mp4", 0, 10_000),
-            clip("/f/cam2/footage.mp4", 35_000, 45_000),
-            clip("/f/cam2/footage.mp4", 31_000, 33_000),
-        ];
-        assert_eq!(e.first_hit_rank(&clips), Some(3));
-        assert_eq!(e.first_hit_rank(&clips[..2]), None);
-    }
-
-    #[test]
-    fn recall_and_mrr_follow_their_definitions() {
-        let s = EvalSummary::from_ranks(&[Some(1), Some(2), Some(6), None]);
-        assert_eq!(s.queries, 4);
-        assert_eq!(s.recall_at_1, 0.25);
-        assert_eq!(s.recall_at_5, 0.5);
-        assert_eq!(s.recall_at_10, 0.75);
-        let mrr = (1.0 + 0.5 + 1.0 / 6.0) / 4.0;
-        assert!((s.mrr - mrr).abs() < 1e-12);
-        let empty = EvalSummary::from_ranks(&[]);
-        assert_eq!((empty.queries, empty.mrr), (0, 0.0));
-    }
 
     #[test]
     fn relative_filters_and_images_resolve_against_the_query_file() {

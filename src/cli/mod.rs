@@ -1,7 +1,5 @@
 //! The `frameseek` command line: argument definitions, and one module per command.
 
-mod bench;
-mod bench_decode;
 mod demo;
 mod embed;
 mod eval;
@@ -75,11 +73,11 @@ pub enum Command {
     /// Generate sample footage, start a daemon on it, ingest, query, stop.
     Demo(demo::DemoArgs),
     /// Measure image-embedding throughput (a model folder or random ViT-B/32, ViT-L/14).
-    BenchEmbed(bench::BenchEmbedArgs),
+    BenchEmbed(crate::devkit::bench::embed::BenchEmbedArgs),
     /// Measure text-query embedding latency.
-    BenchText(bench::BenchTextArgs),
+    BenchText(crate::devkit::bench::text::BenchTextArgs),
     /// Time the decode-and-sample stage alone on one file.
-    BenchDecode(bench_decode::BenchDecodeArgs),
+    BenchDecode(crate::devkit::bench::decode::BenchDecodeArgs),
     /// Set the index aside so the daemon re-embeds every source from its files at its next
     /// start (after a change of model). Run while the daemon is stopped.
     Reindex,
@@ -135,9 +133,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
-        Command::BenchEmbed(args) => bench::run_embed(&cli, args),
-        Command::BenchText(args) => bench::run_text(&cli, args),
-        Command::BenchDecode(args) => bench_decode::run(&cli, args),
+        Command::BenchEmbed(args) => {
+            crate::devkit::bench::embed::run(args, cli.json).map(|()| EXIT_OK)
+        }
+        Command::BenchText(args) => {
+            crate::devkit::bench::text::run(args, cli.json).map(|()| EXIT_OK)
+        }
+        Command::BenchDecode(args) => crate::devkit::bench::decode::run(args).map(|()| EXIT_OK),
         Command::Reindex => reindex::run(&cli),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,13 +1,14 @@
-//! `frameseek world`: the synthetic test world of [`crate::world`]. `dataset` writes rendered
-//! training images with captions; `footage` renders sample camera videos with ground truth
-//! and a labelled query file for `frameseek eval`; `stills` renders random scenes as PNGs.
+//! `frameseek world`: the command over the synthetic test world of [`crate::devkit::world`].
+//! `dataset` writes rendered training images with captions; `footage` renders sample camera
+//! videos with ground truth and a labelled query file for `frameseek eval`; `stills` renders
+//! random scenes as PNGs.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use super::{Cli, EXIT_OK};
-use crate::world;
+use crate::devkit::world;
 
 /// Arguments of `world`.
 #[derive(Debug, clap::Args)]

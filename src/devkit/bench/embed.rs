@@ -1,14 +1,14 @@
-//! `frameseek bench-embed` and `frameseek bench-text` (issue 9): image-embedding throughput
-//! and text-query latency on a device, for a model folder or a random-weight ViT-B/32 or
-//! ViT-L/14 built in memory (no checkpoint to carry to a GPU machine).
+//! `frameseek bench-embed` (issue 9): image-embedding throughput on a device, for a model
+//! folder or a random-weight ViT-B/32 or ViT-L/14 built in memory (no checkpoint to carry to
+//! a GPU machine).
 
 use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{Cli, EXIT_OK};
-use crate::embed::{DeviceChoice, Embedder, Precision};
+use super::{init_logging, parse_device};
+use crate::embed::Embedder;
 
 /// Arguments of `bench-embed`.
 #[derive(Debug, clap::Args)]
@@ -32,23 +32,6 @@ pub struct BenchEmbedArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Precision: auto (f16 on a GPU, f32 on the CPU), f32, f16, bf16 or int8 (CPU).
-    #[arg(long, default_value = "auto")]
-    pub dtype: String,
-}
-
-/// Arguments of `bench-text`.
-#[derive(Debug, clap::Args)]
-pub struct BenchTextArgs {
-    /// Model folder (Hugging Face CLIP layout, with its tokenizer).
-    #[arg(long)]
-    pub model: String,
-    /// Timed queries.
-    #[arg(long, default_value_t = 50)]
-    pub iters: usize,
-    /// Device: auto, cpu or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Precision: auto, f32, f16, bf16 or int8 (CPU).
     #[arg(long, default_value = "auto")]
     pub dtype: String,
 }
@@ -77,21 +60,6 @@ pub const VIT_L14_CONFIG: &str = r#"{
     "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5, "projection_dim": 768}
 }"#;
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMESEEK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn parse_device(device: &str, dtype: &str) -> anyhow::Result<(DeviceChoice, Precision)> {
-    let d = DeviceChoice::parse(device).map_err(|e| anyhow::anyhow!("--device {device}: {e}"))?;
-    let p = Precision::parse(dtype).map_err(|e| anyhow::anyhow!("--dtype {dtype}: {e}"))?;
-    Ok((d, p))
-}
-
 /// Deterministic pixel values in the normalised range, `count` images.
 fn synthetic_pixels(values_per_image: usize, count: usize) -> Vec<f32> {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -105,7 +73,8 @@ fn synthetic_pixels(values_per_image: usize, count: usize) -> Vec<f32> {
         .collect()
 }
 
-pub fn run_embed(cli: &Cli, args: &BenchEmbedArgs) -> anyhow::Result<u8> {
+/// Runs `bench-embed`: for each batch size, the images per second and the median batch time.
+pub fn run(args: &BenchEmbedArgs, json: bool) -> anyhow::Result<()> {
     init_logging();
     let (device, precision) = parse_device(&args.device, &args.dtype)?;
     let (label, embedder) = match (&args.model, args.arch.as_deref()) {
@@ -164,7 +133,7 @@ pub fn run_embed(cli: &Cli, args: &BenchEmbedArgs) -> anyhow::Result<u8> {
         })?;
         let (secs, median) = started;
         let images_per_s = (batch * args.iters) as f64 / secs.max(1e-9);
-        if cli.json {
+        if json {
             println!(
                 "{}",
                 serde_json::json!({
@@ -184,49 +153,5 @@ pub fn run_embed(cli: &Cli, args: &BenchEmbedArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    Ok(EXIT_OK)
-}
-
-pub fn run_text(cli: &Cli, args: &BenchTextArgs) -> anyhow::Result<u8> {
-    init_logging();
-    let (device, precision) = parse_device(&args.device, &args.dtype)?;
-    let embedder = Embedder::load_with(&args.model, device, precision)?;
-    let queries = [
-        "a dog running on a beach",
-        "two people talking in a kitchen at night",
-        "red car",
-        "aerial view of a city with tall buildings and a river",
-    ];
-    for q in queries {
-        embedder.embed_texts(&[q])?;
-    }
-    let mut latencies = Vec::with_capacity(args.iters);
-    for i in 0..args.iters.max(1) {
-        let q = queries[i % queries.len()];
-        let t = Instant::now();
-        embedder.embed_texts(&[q])?;
-        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    let (p50, p95, max) = (pick(0.5), pick(0.95), pick(1.0));
-    if cli.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "text", "model": args.model, "device": embedder.device_name(),
-                "dtype": format!("{:?}", embedder.dtype()).to_lowercase(),
-                "iters": latencies.len(), "p50_ms": p50, "p95_ms": p95, "max_ms": max,
-            })
-        );
-    } else {
-        println!(
-            "text query {} {} {:?}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms ({} queries)",
-            args.model,
-            embedder.device_name(),
-            embedder.dtype(),
-            latencies.len()
-        );
-    }
-    Ok(EXIT_OK)
+    Ok(())
 }

@@ -1,0 +1,39 @@
+//! A small synthetic world of fixed security cameras, defined once for training, footage and
+//! tests: scene descriptions, a renderer that draws them as RGB images with simple shapes,
+//! captions generated from a scene, a training-set writer, and footage with ground truth.
+//!
+//! Backgrounds (street, parking lot, corridor) are seen by day or at night; objects (a red
+//! car, a white van, a blue truck, a person in green, a dog) stand on the left, in the
+//! centre or on the right. Everything random comes from a seeded [`WorldRng`], so the same
+//! seed renders the same pixels.
+//!
+//! The shipped model (`assets/models/frameseek-tiny`) was trained on these renders: a change
+//! to a single pixel here is a change to its training data.
+//!
+//! One file per job: `rng` (the seeded generator), `scene` (what a camera sees, captions,
+//! rendering jitter), `canvas` (the drawing surface), `render` (scenes to pixels),
+//! `dataset` (the training set), `cameras` (the sample footage's script and labelled
+//! queries), `footage` (rendering that script to video files with ground truth).
+
+mod cameras;
+mod canvas;
+mod dataset;
+mod footage;
+mod render;
+mod rng;
+mod scene;
+
+pub use cameras::{
+    probe_frame_time, sample_cameras, sample_queries, scene_at, Appearance, CameraScript,
+};
+pub use dataset::{training_crop, write_dataset, DatasetRecord};
+pub use footage::{render_camera_video, render_footage, Footage, GroundTruthEvent, FOOTAGE_FPS};
+pub use render::{render_scene, save_png, FRAME_HEIGHT, FRAME_WIDTH};
+pub use rng::WorldRng;
+pub use scene::{
+    Background, ObjectKind, PlacedObject, Position, RenderJitter, SceneSpec, TimeOfDay,
+};
+
+/// The labelled-query format belongs to `frameseek eval` ([`crate::eval`]); the footage
+/// generator writes it, and it is re-exported here under its former path.
+pub use crate::eval::LabelledQuery;
