@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::decode::{decode_samples, HwAccel, SampleOptions, SamplingPolicy};
+use crate::decode::{decode_samples, HwAccel, SampleOptions};
 use crate::embed::PixelGeometry;
 
 /// Arguments of `bench-decode`.
@@ -20,7 +20,7 @@ pub struct BenchDecodeArgs {
     pub interval: f64,
     /// Sampling policy: interval, keyframes or scene.
     #[arg(long, default_value = "interval")]
-    pub policy: String,
+    pub policy: crate::decode::SamplingMode,
     /// FFmpeg decoder threads (0 = FFmpeg's choice).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -31,15 +31,7 @@ pub struct BenchDecodeArgs {
 
 /// Decodes and samples the file once and prints one JSON line of figures.
 pub fn run(args: &BenchDecodeArgs) -> anyhow::Result<()> {
-    let policy = match args.policy.as_str() {
-        "interval" => SamplingPolicy::Interval,
-        "keyframes" => SamplingPolicy::Keyframes,
-        "scene" => SamplingPolicy::Scene {
-            threshold: 0.04,
-            max_gap: 30.0,
-        },
-        other => anyhow::bail!("--policy {other}: expected interval, keyframes or scene"),
-    };
+    let policy = args.policy.policy(0.04, 30.0);
     let options = SampleOptions {
         interval: args.interval,
         resume_after_ms: None,
@@ -61,7 +53,7 @@ pub fn run(args: &BenchDecodeArgs) -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "bench": "decode",
-            "policy": args.policy,
+            "policy": args.policy.as_str(),
             "interval": args.interval,
             "threads": args.threads,
             "decoded": summary.decoded,
