@@ -134,7 +134,8 @@ fn ingest_threads_run_niced_and_query_threads_do_not() {
     };
     for (prefix, want) in [
         ("decode-", ingest),
-        ("embed", ingest),
+        ("batch", ingest),
+        ("embed-commit", ingest),
         ("compute-", tower),
         ("query-", base),
         ("frameseek-io", base),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check: formatting, clippy (warnings are errors, tests included), the unit and
+# Runs every check: formatting, no import cycle between modules
+# (tools/check-module-cycles.py), clippy (warnings are errors, tests included), the unit and
 # end-to-end tests (release profile: candle, usearch and FFmpeg glue are slow unoptimised),
 # and systemd's verification of the unit file.
 set -euo pipefail
@@ -8,6 +9,8 @@ if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== module cycles"
+python3 tools/check-module-cycles.py
 echo "== cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 echo "== cargo test"

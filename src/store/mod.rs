@@ -22,7 +22,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::embed::ModelIdentity;
 
 pub mod disk;
+mod frames;
 mod record;
+
+pub use frames::stored_dot;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
 
@@ -165,38 +168,6 @@ fn decode_key(bytes: &[u8]) -> Result<u64, StoreError> {
             .try_into()
             .map_err(|_| corrupt("vectors", "bad key"))?,
     ))
-}
-
-fn decode_vector(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-/// The dot product of a stored vector (the bytes [`Store::visit_source_vectors`] passes) with
-/// `query`; 0 for the dimensions one of them lacks.
-pub fn stored_dot(bytes: &[u8], query: &[f32]) -> f32 {
-    // Eight partial sums, so the compiler can keep them in one vector register.
-    let mut acc = [0f32; 8];
-    let lanes = bytes.chunks_exact(32).zip(query.chunks_exact(8));
-    let whole = lanes.len();
-    for (b, q) in lanes {
-        for i in 0..8 {
-            let x = f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
-            acc[i] += x * q[i];
-        }
-    }
-    let tail: f32 = bytes[whole * 32..]
-        .chunks_exact(4)
-        .zip(&query[(whole * 8).min(query.len())..])
-        .map(|(b, q)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q)
-        .sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-fn encode_vector(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Why a store transaction gave up; [`tx_error`] turns it into a [`StoreError`].
@@ -468,113 +439,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Commits a batch of frames of one or more sources atomically: each new frame's vector,
-    /// its pending mark, the frame counter, and each source's frame count and watermark.
-    /// Frames already stored are skipped. Returns the keys actually added. Durable when this
-    /// returns.
-    pub fn commit_frames(&self, frames: &[(u64, &[f32])]) -> Result<Vec<u64>, StoreError> {
-        let _durable = self.gate.write().expect("store gate");
-        let t = self.t()?;
-        let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
-            .transaction(|(sources, nos, vectors, pending, meta)| {
-                let mut added = Vec::with_capacity(frames.len());
-                let mut below_floor = 0u64;
-                // Per source: its id, record, frames added, highest offset added; `None` for a
-                // source forgotten while its frames were in flight (they are dropped).
-                let mut per_source: HashMap<u32, Option<(sled::IVec, SourceRecord, u64, u64)>> =
-                    HashMap::new();
-                for (key, vector) in frames {
-                    let (no, offset) = split_key(*key);
-                    let entry = match per_source.entry(no) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            let record = match nos.get(no.to_be_bytes())? {
-                                None => None,
-                                Some(name) => {
-                                    let bytes = sources
-                                        .get(&name)?
-                                        .ok_or_else(|| abort(Abort::MissingRecord(no)))?;
-                                    let rec: SourceRecord = serde_json::from_slice(&bytes)
-                                        .map_err(|e| abort(Abort::BadRecord(e)))?;
-                                    Some((name, rec, 0, 0))
-                                }
-                            };
-                            e.insert(record)
-                        }
-                    };
-                    let Some(entry) = entry else {
-                        continue;
-                    };
-                    if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
-                        below_floor += 1;
-                        continue;
-                    }
-                    let kb = key.to_be_bytes();
-                    if vectors.get(kb)?.is_some() {
-                        continue;
-                    }
-                    vectors.insert(&kb, encode_vector(vector))?;
-                    pending.insert(&kb, &[])?;
-                    added.push(*key);
-                    entry.2 += 1;
-                    entry.3 = entry.3.max(offset);
-                }
-                for (name, mut rec, count, max_offset) in per_source.into_values().flatten() {
-                    if count == 0 {
-                        continue;
-                    }
-                    rec.frames += count;
-                    rec.watermark_ms =
-                        Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
-                    sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
-                }
-                bump_count(meta, added.len() as i64)?;
-                if below_floor > 0 {
-                    // Kept out by retention: counted as removed by it.
-                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
-                    meta.insert("retention_removed", &(before + below_floor).to_be_bytes())?;
-                }
-                Ok(added)
-            })
-            .map_err(tx_error)?;
-        t.db.flush()?;
-        Ok(added)
-    }
-
-    /// Removes a source's frames, vectors and record, and lowers the frame counter, in one
-    /// transaction. Returns the removed frame keys.
-    pub fn forget_source(&self, source: &str) -> Result<Vec<u64>, StoreError> {
-        let rec = self
-            .source(source)?
-            .ok_or_else(|| StoreError::UnknownSource(source.to_string()))?;
-        let keys = self.source_keys(rec.no)?;
-        let _durable = self.gate.write().expect("store gate");
-        let t = self.t()?;
-        let mut batch = sled::Batch::default();
-        for k in &keys {
-            batch.remove(&k.to_be_bytes());
-        }
-        (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
-            .transaction(|(vectors, pend, sources, nos, meta)| {
-                vectors.apply_batch(&batch)?;
-                pend.apply_batch(&batch)?;
-                sources.remove(source.as_bytes())?;
-                nos.remove(&rec.no.to_be_bytes())?;
-                bump_count(meta, -(keys.len() as i64))?;
-                Ok::<_, ConflictableTransactionError<Abort>>(())
-            })
-            .map_err(tx_error)?;
-        t.db.flush()?;
-        Ok(keys)
-    }
-
-    /// Removes a source's frames but keeps its record (reset for re-ingest).
-    pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
-        let keys = self.source_keys(no)?;
-        self.remove_frames(&keys, false)?;
-        Ok(keys)
-    }
-
     /// Frames removed by retention since the database was created, including frames below
     /// a source's retention floor dropped at commit.
     pub fn retention_removed(&self) -> u64 {
@@ -582,84 +446,6 @@ impl Store {
             .ok()
             .and_then(|t| read_u64(&t.meta.get("retention_removed").ok()?))
             .unwrap_or(0)
-    }
-
-    /// Removes the given frames (vectors, pending marks), lowers each source's frame count
-    /// and the frame counter, in one transaction. Keys not stored are ignored. Returns the
-    /// keys actually removed. `retention` adds them to [`Store::retention_removed`].
-    pub fn remove_frames(&self, keys: &[u64], retention: bool) -> Result<Vec<u64>, StoreError> {
-        let _durable = self.gate.write().expect("store gate");
-        let t = self.t()?;
-        let removed = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
-            .transaction(|(vectors, pend, sources, nos, meta)| {
-                let mut removed = Vec::with_capacity(keys.len());
-                let mut per_source: HashMap<u32, u64> = HashMap::new();
-                for k in keys {
-                    let kb = k.to_be_bytes();
-                    if vectors.remove(&kb)?.is_some() {
-                        pend.remove(&kb)?;
-                        removed.push(*k);
-                        *per_source.entry(split_key(*k).0).or_default() += 1;
-                    }
-                }
-                for (no, n) in per_source {
-                    let Some(name) = nos.get(no.to_be_bytes())? else {
-                        continue;
-                    };
-                    if let Some(bytes) = sources.get(&name)? {
-                        let mut rec: SourceRecord = serde_json::from_slice(&bytes)
-                            .map_err(|e| abort(Abort::BadRecord(e)))?;
-                        rec.frames = rec.frames.saturating_sub(n);
-                        sources
-                            .insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
-                    }
-                }
-                bump_count(meta, -(removed.len() as i64))?;
-                if retention {
-                    let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
-                    let after = before + removed.len() as u64;
-                    meta.insert("retention_removed", &after.to_be_bytes())?;
-                }
-                Ok(removed)
-            })
-            .map_err(tx_error)?;
-        t.db.flush()?;
-        Ok(removed)
-    }
-
-    /// Frame keys of one source, in time order.
-    pub fn source_keys(&self, no: u32) -> Result<Vec<u64>, StoreError> {
-        let t = self.t()?;
-        let lo = frame_key(no, 0).to_be_bytes();
-        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
-        t.vectors
-            .range(lo..=hi)
-            .keys()
-            .map(|k| decode_key(&k?))
-            .collect()
-    }
-
-    /// Calls `visit` with each stored frame of source `no` whose offset is in
-    /// `lo_ms..=hi_ms` (one key range), in time order: its key and its vector as stored
-    /// (little-endian f32, see [`stored_dot`]), without copying the vector.
-    pub fn visit_source_vectors(
-        &self,
-        no: u32,
-        lo_ms: u64,
-        hi_ms: u64,
-        mut visit: impl FnMut(u64, &[u8]),
-    ) -> Result<(), StoreError> {
-        let t = self.t()?;
-        if lo_ms > hi_ms {
-            return Ok(());
-        }
-        let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
-        let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
-        for kv in t.vectors.range(lo..=hi) {
-            let (k, v) = kv?;
-            visit(decode_key(&k)?, &v);
-        }
-        Ok(())
     }
 
     /// Number of stored frames: the counter kept with every change (O(1)); 0 when the
@@ -676,52 +462,6 @@ impl Store {
     pub fn count_rows(&self) -> Result<usize, StoreError> {
         let _durable = self.gate.read().expect("store gate");
         Ok(self.t()?.vectors.len())
-    }
-
-    /// The stored vector of a frame.
-    pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, StoreError> {
-        let t = self.t()?;
-        Ok(t.vectors.get(key.to_be_bytes())?.map(|b| decode_vector(&b)))
-    }
-
-    /// Every stored (key, vector), for rebuilding the index.
-    pub fn all_vectors(&self) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> {
-        let (iter, err) = match self.t() {
-            Ok(t) => (Some(t.vectors.iter()), None),
-            Err(e) => (None, Some(Err(e))),
-        };
-        err.into_iter().chain(iter.into_iter().flatten().map(|kv| {
-            let (k, v) = kv?;
-            Ok((decode_key(&k)?, decode_vector(&v)))
-        }))
-    }
-
-    /// Keys committed since the last checkpoint.
-    pub fn pending_keys(&self) -> Result<Vec<u64>, StoreError> {
-        let t = self.t()?;
-        t.pending
-            .iter()
-            .keys()
-            .map(|k| {
-                Ok(u64::from_be_bytes(
-                    k?.as_ref()
-                        .try_into()
-                        .map_err(|_| corrupt("pending", "bad key"))?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Drops pending marks once the index holding them is safely on disk.
-    pub fn clear_pending(&self, keys: &[u64]) -> Result<(), StoreError> {
-        let t = self.t()?;
-        let mut batch = sled::Batch::default();
-        for k in keys {
-            batch.remove(&k.to_be_bytes());
-        }
-        t.pending.apply_batch(batch)?;
-        t.db.flush()?;
-        Ok(())
     }
 
     /// Flushes everything to disk.
@@ -763,25 +503,6 @@ mod tests {
             dim: 4,
             digest: digest.into(),
         }
-    }
-
-    #[test]
-    fn stored_dot_matches_the_plain_dot_product() {
-        for dim in [1, 7, 8, 16, 19, 512] {
-            let a: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let got = stored_dot(&encode_vector(&a), &b);
-            assert!(
-                (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
-                "{dim}: {got} vs {plain}"
-            );
-        }
-        // A shorter query scores over the dimensions both have.
-        assert_eq!(
-            stored_dot(&encode_vector(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
-            3.0
-        );
     }
 
     #[test]

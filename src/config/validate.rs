@@ -1,0 +1,303 @@
+//! Checks of the values serde cannot check: ranges, paths, camera names, each error naming
+//! the key as the user writes it.
+
+use std::path::Path;
+
+use super::{
+    CameraConfig, Config, ConfigError, DaemonConfig, IngestConfig, ModelConfig, RetentionConfig,
+};
+
+pub(super) fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks the sampling keys of `[ingest]` or of one camera (`prefix`: `ingest` or
+/// `cameras[N]`).
+fn check_sampling(
+    prefix: &str,
+    interval: Option<f64>,
+    threshold: Option<f32>,
+    max_gap: Option<f64>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = interval {
+        if !(v.is_finite() && (0.01..=86_400.0).contains(&v)) {
+            return Err(invalid(
+                format!("{prefix}.sample_interval"),
+                v,
+                "must be between 0.01 and 86400 seconds",
+            ));
+        }
+    }
+    if let Some(v) = threshold {
+        if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+            return Err(invalid(
+                format!("{prefix}.scene_threshold"),
+                v,
+                "must be between 0 and 1",
+            ));
+        }
+    }
+    if let Some(v) = max_gap {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid(
+                format!("{prefix}.scene_max_gap"),
+                v,
+                "must be a positive number of seconds",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the `[[cameras]]` entries: names unique and usable as source ids, URLs of a
+/// known kind, sampling keys in range.
+fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (i, c) in cameras.iter().enumerate() {
+        let key = |k: &str| format!("cameras[{i}].{k}");
+        let name = c.name.trim();
+        if name.is_empty() || name != c.name {
+            return Err(invalid(
+                key("name"),
+                format!("{:?}", c.name),
+                "must be a non-empty name without surrounding spaces",
+            ));
+        }
+        if name.starts_with('/') || name.contains('*') || name.contains("://") {
+            return Err(invalid(
+                key("name"),
+                &c.name,
+                "must not start with / or contain * or :// (it is the source id users filter by)",
+            ));
+        }
+        if !names.insert(name) {
+            return Err(invalid(
+                key("name"),
+                &c.name,
+                "another camera has this name",
+            ));
+        }
+        if !crate::source::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
+            return Err(invalid(
+                key("url"),
+                &c.url,
+                "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+            ));
+        }
+        check_sampling(
+            &format!("cameras[{i}]"),
+            c.sample_interval,
+            c.scene_threshold,
+            c.scene_max_gap,
+        )?;
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every section; the first error names its key.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.daemon.validate()?;
+        self.model.validate()?;
+        self.ingest.validate()?;
+        check_cameras(&self.cameras)?;
+        let x = &self.index;
+        ensure(
+            (1..=4096).contains(&x.expansion_search),
+            "index.expansion_search",
+            x.expansion_search,
+            "must be between 1 and 4096",
+        )?;
+        self.retention.validate()
+    }
+}
+
+/// `Ok` when `ok`, else the error for `key` = `value`.
+fn ensure(ok: bool, key: &str, value: impl ToString, reason: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, value, reason))
+    }
+}
+
+/// True for a finite number in `range`.
+fn within(v: f64, range: std::ops::RangeInclusive<f64>) -> bool {
+    v.is_finite() && range.contains(&v)
+}
+
+impl DaemonConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let socket = self.socket.as_os_str();
+        ensure(
+            !socket.is_empty(),
+            "daemon.socket",
+            "\"\"",
+            "must be a path",
+        )?;
+        ensure(
+            socket.len() <= 100,
+            "daemon.socket",
+            self.socket.display(),
+            "Unix socket paths must be shorter than 100 bytes",
+        )?;
+        ensure(
+            !self.state_dir.as_os_str().is_empty(),
+            "daemon.state_dir",
+            "\"\"",
+            "must be a path",
+        )?;
+        ensure(
+            !self.footage_roots.is_empty(),
+            "daemon.footage_roots",
+            "[]",
+            "name at least one folder the daemon may read footage from",
+        )?;
+        for root in &self.footage_roots {
+            ensure(
+                root.is_absolute(),
+                "daemon.footage_roots",
+                root.display(),
+                "must be absolute paths",
+            )?;
+        }
+        ensure(
+            self.export_dir.as_os_str().is_empty() || self.export_dir.is_absolute(),
+            "daemon.export_dir",
+            self.export_dir.display(),
+            "must be an absolute path (or empty for state_dir/exports)",
+        )?;
+        ensure(
+            self.max_connections > 0,
+            "daemon.max_connections",
+            0,
+            "must be at least 1",
+        )?;
+        ensure(
+            self.max_request_bytes >= 1024,
+            "daemon.max_request_bytes",
+            self.max_request_bytes,
+            "must be at least 1024",
+        )?;
+        ensure(
+            self.idle_timeout.is_finite() && self.idle_timeout > 0.0,
+            "daemon.idle_timeout",
+            self.idle_timeout,
+            "must be a positive number of seconds",
+        )
+    }
+}
+
+impl ModelConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(
+            self.batch_size <= 4096,
+            "model.batch_size",
+            self.batch_size,
+            "must be between 1 and 4096, or 0 for automatic",
+        )?;
+        ensure(
+            !self.path.trim().is_empty(),
+            "model.path",
+            "\"\"",
+            "name a local model folder or a hub id",
+        )?;
+        Ok(())
+    }
+}
+
+impl IngestConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_sampling(
+            "ingest",
+            Some(self.sample_interval),
+            Some(self.scene_threshold),
+            Some(self.scene_max_gap),
+        )?;
+        ensure(
+            within(self.clip_gap, 0.0..=f64::MAX),
+            "ingest.clip_gap",
+            self.clip_gap,
+            "must be zero or more seconds",
+        )?;
+        ensure(
+            (1..=256).contains(&self.decode_workers),
+            "ingest.decode_workers",
+            self.decode_workers,
+            "must be between 1 and 256",
+        )?;
+        ensure(
+            within(self.watch_interval, 0.1..=f64::MAX),
+            "ingest.watch_interval",
+            self.watch_interval,
+            "must be at least 0.1 seconds",
+        )?;
+        for w in &self.watch {
+            ensure(
+                w.is_absolute(),
+                "ingest.watch",
+                w.display(),
+                "must be absolute paths",
+            )?;
+        }
+        ensure(
+            (0..=19).contains(&self.nice),
+            "ingest.nice",
+            self.nice,
+            "must be between 0 and 19",
+        )?;
+        if let Some(n) = self.embed_nice {
+            ensure(
+                (self.nice..=19).contains(&n),
+                "ingest.embed_nice",
+                n,
+                "must be between ingest.nice and 19 (the image tower may not outrank decoding)",
+            )?;
+        }
+        ensure(
+            within(self.resume_free_mb, 0.0..=f64::MAX),
+            "ingest.resume_free_mb",
+            self.resume_free_mb,
+            "must be zero or more megabytes",
+        )?;
+        ensure(
+            within(self.live_timeout, 0.5..=3600.0),
+            "ingest.live_timeout",
+            self.live_timeout,
+            "must be between 0.5 and 3600 seconds",
+        )?;
+        ensure(
+            within(self.reconnect_max, 0.1..=86_400.0),
+            "ingest.reconnect_max",
+            self.reconnect_max,
+            "must be between 0.1 and 86400 seconds",
+        )?;
+        ensure(
+            self.checkpoint_frames > 0,
+            "ingest.checkpoint_frames",
+            0,
+            "must be at least 1",
+        )
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ensure(
+            within(self.max_age_days, 0.0..=f64::MAX),
+            "retention.max_age_days",
+            self.max_age_days,
+            "must be zero (keep everything) or a positive number of days",
+        )?;
+        ensure(
+            within(self.interval, 0.1..=f64::MAX),
+            "retention.interval",
+            self.interval,
+            "must be at least 0.1 seconds",
+        )
+    }
+}
