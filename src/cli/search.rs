@@ -53,10 +53,14 @@ pub struct SearchArgs {
     pub html: Option<PathBuf>,
 }
 
+/// A `--after`/`--before` argument that is not a UTC time.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a time like 2026-11-27T03:00:00Z")]
+pub(super) struct BadTime(String);
+
 /// Parses a UTC time argument into ms since the epoch.
-pub(super) fn parse_time(text: &str) -> Result<i64, String> {
-    crate::clock::parse_iso8601(text)
-        .ok_or_else(|| format!("{text:?} is not a time like 2026-11-27T03:00:00Z"))
+pub(super) fn parse_time(text: &str) -> Result<i64, BadTime> {
+    crate::clock::parse_iso8601(text).ok_or_else(|| BadTime(text.to_string()))
 }
 
 /// The `search` request the arguments describe.

@@ -269,6 +269,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Fingerprint;
     use super::*;
 
     #[test]
@@ -288,5 +289,50 @@ mod tests {
             stored_dot(&encode_vector(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
             3.0
         );
+    }
+
+    #[test]
+    fn commit_is_idempotent_and_updates_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, Some(3000))
+            .unwrap();
+        let v = [0.5f32, 0.5, 0.5, 0.5];
+        let frames: Vec<(u64, &[f32])> = (0..3)
+            .map(|i| (frame_key(rec.no, i * 1000), &v[..]))
+            .collect();
+        assert_eq!(store.commit_frames(&frames).unwrap().len(), 3);
+        assert_eq!(store.commit_frames(&frames[1..]).unwrap().len(), 0);
+        let rec = store.source("/a.mp4").unwrap().unwrap();
+        assert_eq!((rec.frames, rec.watermark_ms), (3, Some(2000)));
+        assert_eq!(store.frame_count(), 3);
+        assert_eq!(store.pending_keys().unwrap().len(), 3);
+        assert_eq!(store.vector(frames[0].0).unwrap().unwrap(), v.to_vec());
+    }
+
+    #[test]
+    fn forget_removes_only_that_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let b = store
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        assert_ne!(a.no, b.no);
+        let v = [1.0f32, 0.0, 0.0, 0.0];
+        store
+            .commit_frames(&[(frame_key(a.no, 0), &v[..]), (frame_key(b.no, 0), &v[..])])
+            .unwrap();
+        let removed = store.forget_source("/a.mp4").unwrap();
+        assert_eq!(removed, vec![frame_key(a.no, 0)]);
+        assert!(store.source("/a.mp4").unwrap().is_none());
+        assert_eq!(store.frame_count(), 1);
+        assert!(matches!(
+            store.forget_source("/a.mp4"),
+            Err(StoreError::UnknownSource(_))
+        ));
     }
 }

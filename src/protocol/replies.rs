@@ -1,0 +1,260 @@
+//! The payloads of successful replies, one type per request (see docs/PROTOCOL.md).
+
+use serde::{Deserialize, Serialize};
+
+/// A clip: neighbouring matching frames of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    /// Source id.
+    pub source: String,
+    /// Offset of the first matching frame, ms.
+    pub start_ms: u64,
+    /// End of the clip: the last matching frame plus one sample interval, ms.
+    pub end_ms: u64,
+    /// Offset of the best matching frame, ms.
+    pub best_ms: u64,
+    /// Cosine similarity of the best frame.
+    pub score: f32,
+    /// Wall-clock time of `start_ms` (UTC, RFC 3339), when the source's time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_wall: Option<String>,
+    /// Wall-clock time of `end_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_wall: Option<String>,
+}
+
+/// Reply to `search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// Best clips first.
+    pub clips: Vec<Clip>,
+}
+
+/// What happened to one path of an `ingest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// The path as given.
+    pub path: String,
+    /// The source id (canonical path) when the path was accepted.
+    pub source: Option<String>,
+    /// `queued`, `unchanged` (already indexed, not re-read), `requeued` (changed since it
+    /// was indexed), or `error`.
+    pub result: String,
+    /// Details for `error` and `unchanged`.
+    pub message: Option<String>,
+}
+
+/// Reply to `ingest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReply {
+    /// One outcome per file found.
+    pub outcomes: Vec<IngestOutcome>,
+}
+
+/// Model facts in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model id as configured.
+    pub id: String,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+/// One source in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// Source id.
+    pub source: String,
+    /// `queued`, `ingesting`, `done` or `failed`.
+    pub state: String,
+    /// Frames stored.
+    pub frames: u64,
+    /// Why it failed, or a warning.
+    pub error: Option<String>,
+    /// Offset of the last committed frame, ms.
+    pub watermark_ms: Option<u64>,
+    /// Duration of the file, ms, when known.
+    pub duration_ms: Option<u64>,
+    /// Fraction done, 0 to 1, when the duration is known.
+    pub progress: Option<f64>,
+    /// Frames decoded.
+    #[serde(default)]
+    pub decoded: u64,
+    /// Candidate frames the scene test skipped as unchanged.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Wall-clock time of the file's start (UTC, RFC 3339), when known.
+    #[serde(default)]
+    pub start_wall: Option<String>,
+    /// When `error` was reported (UTC, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_at: Option<String>,
+    /// For a live source (stream or growing file): connection state and outages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStatus>,
+}
+
+/// The live part of a source's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    /// The URL without credentials, or the growing file's path.
+    pub url: String,
+    /// Declared in the configuration's `[[cameras]]`.
+    pub camera: bool,
+    /// True while frames arrive.
+    pub connected: bool,
+    /// Connections opened after the first.
+    pub reconnects: u64,
+    /// The latest outages, oldest first (at most 100).
+    pub outages: Vec<OutageStatus>,
+}
+
+/// One outage of a live source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageStatus {
+    /// When it began (UTC, RFC 3339).
+    pub start: String,
+    /// When frames arrived again (UTC, RFC 3339); `null` while it lasts.
+    pub end: Option<String>,
+    /// `start` in ms since the epoch.
+    pub start_ms: i64,
+    /// `end` in ms since the epoch.
+    pub end_ms: Option<i64>,
+    /// FFmpeg's reason (of the latest failed attempt).
+    pub reason: String,
+    /// Failed connection attempts during it.
+    pub attempts: u64,
+}
+
+/// Reply to `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// Daemon version.
+    pub version: String,
+    /// Protocol version.
+    pub protocol: u32,
+    /// The loaded model.
+    pub model: ModelInfo,
+    /// Frames stored.
+    pub frames: u64,
+    /// Sources waiting for a decode worker.
+    pub queue: usize,
+    /// Every source.
+    pub sources: Vec<SourceStatus>,
+    /// Why ingest is stopped (a full disk: what, where, what to do); null while it runs.
+    #[serde(default)]
+    pub ingest_error: Option<String>,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
+}
+
+/// Reply to `forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetReply {
+    /// The source removed.
+    pub source: String,
+    /// Frames removed.
+    pub frames_removed: u64,
+}
+
+/// Reply to `export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReply {
+    /// The source.
+    pub source: String,
+    /// Path of the clip file written (the daemon's export folder).
+    pub clip: String,
+    /// Path of the JPEG written.
+    pub thumbnail: String,
+    /// The range asked for, ms.
+    pub requested_start_ms: u64,
+    /// End of the range asked for (capped at the file's duration), ms.
+    pub requested_end_ms: u64,
+    /// Start of what was written: the keyframe at or before `requested_start_ms`, ms.
+    pub start_ms: u64,
+    /// End of what was written, ms.
+    pub end_ms: u64,
+    /// Offset of the thumbnail's frame, ms.
+    pub best_ms: u64,
+    /// Video codec, copied unchanged.
+    pub codec: String,
+    /// Size of the clip file, bytes.
+    pub bytes: u64,
+}
+
+/// Reply to `frame`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameReply {
+    /// The source.
+    pub source: String,
+    /// Offset of the frame returned, ms.
+    pub at_ms: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// JPEG bytes in standard base64.
+    pub jpeg: String,
+}
+
+/// Reply to `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Frames stored.
+    pub frames: u64,
+    /// Vectors in the index.
+    pub indexed: u64,
+    /// Sources known.
+    pub sources: u64,
+    /// Sources waiting.
+    pub queue: usize,
+    /// Frames embedded since start.
+    pub frames_embedded: u64,
+    /// Mean embed time per batch since start, ms.
+    pub embed_batch_ms: f64,
+    /// Searches answered since start.
+    pub searches: u64,
+    /// Median search latency over the last 1024 searches, ms.
+    pub search_ms_p50: f64,
+    /// 99th percentile search latency over the last 1024 searches, ms.
+    pub search_ms_p99: f64,
+    /// Size of the index file at its last checkpoint, bytes.
+    pub index_bytes: u64,
+    /// Ingest rate of each source that committed frames in the last minute.
+    pub ingest_rates: Vec<IngestRate>,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Per-stage totals since start, ms (decode, convert, hand-off, embed, commit).
+    #[serde(default)]
+    pub stage_ms: StageTimes,
+    /// Frames removed by retention since the state was created.
+    #[serde(default)]
+    pub retention_removed: u64,
+}
+
+/// Per-stage time totals of the ingest pipeline, in milliseconds since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Decode threads: FFmpeg demux and decode.
+    pub decode: f64,
+    /// Decode threads: swscale to RGB, crop, normalise.
+    pub convert: f64,
+    /// Decode threads: blocked handing frames to the embed worker (back-pressure).
+    pub handoff: f64,
+    /// Embed worker: CLIP image tower.
+    pub embed: f64,
+    /// Embed worker: sled commit + flush + usearch add (+ checkpoints).
+    pub commit: f64,
+}
+
+/// Ingest rate of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRate {
+    /// Source id.
+    pub source: String,
+    /// Frames committed since the daemon started.
+    pub frames: u64,
+    /// Sampled frames embedded and committed per second.
+    pub frames_per_s: f64,
+}
