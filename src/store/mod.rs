@@ -606,6 +606,18 @@ mod tests {
     }
 
     #[test]
+    fn updating_an_unknown_source_says_so_rather_than_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let e = store.update_source("/nope.mp4", |_| {}).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::UnknownSource(s) if s == "/nope.mp4"),
+            "{e:?}"
+        );
+        assert!(e.io_error().is_none());
+    }
+
+    #[test]
     fn another_model_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
