@@ -269,7 +269,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Fingerprint;
+    use super::super::{CounterCheck, Fingerprint};
     use super::*;
 
     #[test]
@@ -334,5 +334,98 @@ mod tests {
             store.forget_source("/a.mp4"),
             Err(StoreError::UnknownSource(_))
         ));
+    }
+
+    #[test]
+    fn the_frame_counter_follows_every_change_and_is_repaired_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: None,
+                counted: 0
+            }
+        );
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let b = store
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let v = [1.0f32, 0.0];
+        let frames: Vec<(u64, &[f32])> = (0..10)
+            .flat_map(|i| {
+                [
+                    (frame_key(a.no, i * 1000), &v[..]),
+                    (frame_key(b.no, i * 1000), &v[..]),
+                ]
+            })
+            .collect();
+        store.commit_frames(&frames).unwrap();
+        store.commit_frames(&frames[..4]).unwrap();
+        let agree = |n: usize| {
+            assert_eq!(store.frame_count(), n);
+            assert_eq!(store.count_rows().unwrap(), n);
+        };
+        agree(20);
+        let removed = store
+            .remove_frames(
+                &[
+                    frame_key(a.no, 0),
+                    frame_key(a.no, 1000),
+                    frame_key(a.no, 99),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(removed.len(), 2);
+        assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 8);
+        assert_eq!(store.retention_removed(), 2);
+        agree(18);
+        store.clear_frames(b.no).unwrap();
+        agree(8);
+        store.forget_source("/a.mp4").unwrap();
+        agree(0);
+        // Frames of a forgotten source still in flight are dropped, not stored.
+        assert!(store.commit_frames(&frames[..1]).unwrap().is_empty()); // /a.mp4 is gone
+        store.commit_frames(&frames[1..2]).unwrap();
+        agree(1);
+        drop(store);
+
+        // Current counter: taken as is.
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(check, CounterCheck::Current(1));
+        // State of an older version: no counter (or another version) -> counted again.
+        let t = store.t().unwrap();
+        t.meta.remove("frame_count_version").unwrap();
+        t.meta.insert("frame_count", &77u64.to_be_bytes()).unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: Some(77),
+                counted: 1
+            }
+        );
+        assert_eq!(store.frame_count(), 1);
+        let t = store.t().unwrap();
+        t.meta.remove("frame_count").unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let (store, check) = Store::open_checked(dir.path()).unwrap();
+        assert_eq!(
+            check,
+            CounterCheck::Repaired {
+                found: None,
+                counted: 1
+            }
+        );
+        // Reopening in place keeps the data and the counter.
+        store.reopen().unwrap();
+        assert_eq!(store.frame_count(), 1);
+        assert_eq!(store.source("/b.mp4").unwrap().unwrap().frames, 1);
     }
 }
