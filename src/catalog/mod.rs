@@ -56,6 +56,9 @@ impl CatalogError {
     }
 }
 
+/// Frames removed per transaction when a removal is not bounded by its nature.
+const REMOVAL_CHUNK: usize = 10_000;
+
 /// The opened store and index.
 pub struct Catalog {
     store: Store,
@@ -115,6 +118,7 @@ impl Catalog {
         if matches!(outcome, OpenOutcome::Rebuilt { .. }) || !me.store.pending_keys()?.is_empty() {
             me.checkpoint()?;
         }
+        me.remove_orphans()?;
         Ok((me, outcome))
     }
 
@@ -235,6 +239,34 @@ impl Catalog {
         self.index.write().expect("index lock").remove(&keys)?;
         self.checkpoint_locked()?;
         Ok(())
+    }
+
+    /// Removes frames and source numbers no source record owns ([`crate::store::Orphans`]),
+    /// from the database and the index, in chunks, behind the manifest's removal mark; logs
+    /// what it removed. Returns the frames removed.
+    fn remove_orphans(&self) -> Result<u64, CatalogError> {
+        let orphans = self.store.orphans()?;
+        if orphans.numbers.is_empty() && orphans.frames.is_empty() {
+            return Ok(0);
+        }
+        let _w = self.writer.lock().expect("writer lock");
+        let mut removed = 0u64;
+        if !orphans.frames.is_empty() {
+            self.begin_removal()?;
+            for chunk in orphans.frames.chunks(REMOVAL_CHUNK) {
+                let gone = self.store.remove_frames(chunk, false)?;
+                self.index.write().expect("index lock").remove(&gone)?;
+                removed += gone.len() as u64;
+            }
+            self.checkpoint_locked()?;
+        }
+        self.store.drop_source_numbers(&orphans.numbers)?;
+        tracing::warn!(
+            frames = removed,
+            numbers = ?orphans.numbers,
+            "orphaned frames removed: no source record owned them (two records made for one id by an older version)"
+        );
+        Ok(removed)
     }
 
     /// The index, read-locked (searches run concurrently; writers wait).

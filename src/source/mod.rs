@@ -183,6 +183,9 @@ pub struct Sources {
     live: live::LiveSources,
     roots: FootageRoots,
     settings: SourcesSettings,
+    /// Held while a source is looked up and created or reset, so that two admissions of
+    /// one file (a watch scan and a client, or two clients) cannot both create it.
+    admitting: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -213,6 +216,7 @@ impl Sources {
             ingest,
             live,
             settings,
+            admitting: std::sync::Mutex::new(()),
         })
     }
 
@@ -403,6 +407,7 @@ impl Sources {
             settings: settings.clone(),
         };
         let store = self.catalog.store();
+        let _one_at_a_time = self.admitting.lock().expect("admission lock");
         let result = (|| -> Result<Admission, crate::catalog::CatalogError> {
             Ok(match store.source(source)? {
                 Some(rec) if rec.fingerprint == fingerprint => match rec.state {

@@ -24,6 +24,7 @@ impl Sources {
     /// `ingest` of a stream URL or (`follow`) a growing file.
     pub(super) fn ingest_live(&self, given: &str, source: &str, url: &str) -> Admission {
         let settings = self.settings.defaults.for_camera(None);
+        let _one_at_a_time = self.admitting.lock().expect("admission lock");
         let started = self
             .live_record(source, settings.interval)
             .map_err(LiveStartError::from)

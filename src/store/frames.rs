@@ -43,7 +43,68 @@ fn encode_vector(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Frames and source numbers no source record owns: left by two records created for one
+/// id (the second took the id's record, the first number's frames were never seen again by
+/// search, forget or retention), or by a crash between steps of an older version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Source numbers whose entry in `source_nos` names no record with that number.
+    pub numbers: Vec<u32>,
+    /// Stored frames of source numbers that no record owns.
+    pub frames: Vec<u64>,
+}
+
 impl Store {
+    /// Finds the [`Orphans`]: numbers in `source_nos` whose record has another number (or
+    /// none), and frames of numbers no record owns. Costs one read per source and one key
+    /// lookup per distinct source number among the frames.
+    pub fn orphans(&self) -> Result<Orphans, StoreError> {
+        let t = self.t()?;
+        let mut owned = std::collections::HashSet::new();
+        for r in self.sources()? {
+            owned.insert(r.no);
+        }
+        let mut out = Orphans::default();
+        for entry in t.source_nos.iter() {
+            let (k, _) = entry?;
+            let no = u32::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("source_nos", "bad key"))?,
+            );
+            if !owned.contains(&no) {
+                out.numbers.push(no);
+            }
+        }
+        let mut no = 0u32;
+        loop {
+            let lo = frame_key(no, 0).to_be_bytes();
+            let Some(entry) = t.vectors.range(lo..).next() else {
+                break;
+            };
+            let (k, _) = entry?;
+            let found = split_key(decode_key(&k)?).0;
+            if !owned.contains(&found) {
+                out.frames.extend(self.source_keys(found)?);
+            }
+            match found.checked_add(1) {
+                Some(next) => no = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes source-number entries that no record owns (after their frames are gone).
+    pub fn drop_source_numbers(&self, numbers: &[u32]) -> Result<(), StoreError> {
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
+        for no in numbers {
+            t.source_nos.remove(no.to_be_bytes())?;
+        }
+        t.db.flush()?;
+        Ok(())
+    }
     /// Commits a batch of frames of one or more sources atomically: each new frame's vector,
     /// its pending mark, the frame counter, and each source's frame count and watermark.
     /// Frames already stored are skipped. Returns the keys actually added. Durable when this

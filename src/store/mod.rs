@@ -25,7 +25,7 @@ pub mod disk;
 mod frames;
 mod record;
 
-pub use frames::stored_dot;
+pub use frames::{stored_dot, Orphans};
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
 
@@ -74,6 +74,9 @@ pub enum StoreError {
     /// No such source.
     #[error("unknown source {0}")]
     UnknownSource(String),
+    /// A source with this id exists already (it keeps its number).
+    #[error("source {0} exists already")]
+    Exists(String),
     /// The database was closed after a failure and could not be reopened.
     #[error("the database {0} is closed after a failed write and could not be reopened; restart the daemon")]
     Closed(String),
@@ -175,6 +178,8 @@ fn decode_key(bytes: &[u8]) -> Result<u64, StoreError> {
 enum Abort {
     /// The named source has no record.
     UnknownSource(String),
+    /// A new source's id has a record already.
+    Exists(String),
     /// A source number names a source whose record is missing.
     MissingRecord(u32),
     /// A source record does not parse.
@@ -359,7 +364,8 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a new source record with a fresh number, state `queued`.
+    /// Creates a new source record with a fresh number, state `queued`; [`StoreError::Exists`]
+    /// when the id has a record already (the check and the creation are one transaction).
     pub fn new_source(
         &self,
         source: &str,
@@ -386,7 +392,21 @@ impl Store {
             path: None,
             live: None,
         };
-        self.put_source(&record)?;
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
+        let json = serde_json::to_vec(&record).expect("record serialises");
+        (&t.sources, &t.source_nos)
+            .transaction(|(sources, nos)| {
+                // Check and create in one transaction: one id never gets two numbers.
+                if sources.get(source.as_bytes())?.is_some() {
+                    return Err(abort(Abort::Exists(source.to_string())));
+                }
+                sources.insert(source.as_bytes(), json.clone())?;
+                nos.insert(&no.to_be_bytes(), source.as_bytes())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        t.db.flush()?;
         Ok(record)
     }
 
@@ -475,6 +495,7 @@ impl Store {
 fn tx_error(e: TransactionError<Abort>) -> StoreError {
     match e {
         TransactionError::Abort(Abort::UnknownSource(source)) => StoreError::UnknownSource(source),
+        TransactionError::Abort(Abort::Exists(source)) => StoreError::Exists(source),
         TransactionError::Abort(Abort::MissingRecord(no)) => {
             corrupt("sources", format!("source number {no} has no record"))
         }
@@ -522,6 +543,25 @@ mod tests {
             "{e:?}"
         );
         assert!(e.io_error().is_none());
+    }
+
+    #[test]
+    fn one_id_never_gets_a_second_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let e = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Exists(s) if s == "/a.mp4"),
+            "{e:?}"
+        );
+        assert_eq!(store.source("/a.mp4").unwrap().unwrap().no, first.no);
+        assert_eq!(store.source_names().unwrap().len(), 1);
+        assert_eq!(store.orphans().unwrap(), Default::default());
     }
 
     #[test]
