@@ -171,6 +171,18 @@ impl VectorIndex {
         settings: &IndexSettings,
         store: &Store,
     ) -> Result<(Self, OpenOutcome), IndexError> {
+        Self::open_reporting(path, dim, settings, store, &|_, _| {})
+    }
+
+    /// [`VectorIndex::open`], calling `on_rebuild(added, total)` as a rebuild goes (after
+    /// each chunk), so that a long one can be reported.
+    pub fn open_reporting(
+        path: &Path,
+        dim: usize,
+        settings: &IndexSettings,
+        store: &Store,
+        on_rebuild: &dyn Fn(usize, usize),
+    ) -> Result<(Self, OpenOutcome), IndexError> {
         let index = Index::new(&options(dim, settings)).map_err(us)?;
         let mut me = Self {
             index,
@@ -202,7 +214,7 @@ impl VectorIndex {
             Ok(())
         };
         if let Err(reason) = load {
-            me.rebuild(store)?;
+            me.rebuild_reporting(store, on_rebuild)?;
             return Ok((me, OpenOutcome::Rebuilt { reason }));
         }
         let pending = store.pending_keys()?;
@@ -239,7 +251,7 @@ impl VectorIndex {
                 "index holds {} vectors but the store holds {stored}",
                 me.index.size()
             );
-            me.rebuild(store)?;
+            me.rebuild_reporting(store, on_rebuild)?;
             return Ok((me, OpenOutcome::Rebuilt { reason }));
         }
         Ok((me, OpenOutcome::Loaded { readded }))
@@ -247,6 +259,17 @@ impl VectorIndex {
 
     /// Replaces the in-memory index with one built from every stored vector.
     pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
+        self.rebuild_reporting(store, &|_, _| {})
+    }
+
+    /// [`VectorIndex::rebuild`], calling `on_rebuild(added, total)` after each chunk.
+    pub fn rebuild_reporting(
+        &mut self,
+        store: &Store,
+        on_rebuild: &dyn Fn(usize, usize),
+    ) -> Result<(), IndexError> {
+        let total = store.frame_count();
+        on_rebuild(0, total);
         self.index = Index::new(&options(self.dim, &self.settings)).map_err(us)?;
         self.index
             .reserve_capacity_and_threads(store.frame_count().max(1024), MAX_CONCURRENT_SEARCHES)
@@ -257,6 +280,7 @@ impl VectorIndex {
             let refs: Vec<(u64, &[f32])> = chunk.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let added = self.add(&refs);
             chunk.clear();
+            on_rebuild(self.index.size(), total);
             added
         };
         for row in store.all_vectors() {

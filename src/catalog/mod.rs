@@ -85,6 +85,18 @@ impl Catalog {
         index: &IndexSettings,
         checkpoint_frames: usize,
     ) -> Result<(Self, OpenOutcome), CatalogError> {
+        Self::open_reporting(state_dir, model, index, checkpoint_frames, &|_, _| {})
+    }
+
+    /// [`Catalog::open`], calling `on_rebuild(added, total)` while the index is rebuilt from
+    /// the stored vectors (the daemon tells systemd to wait, and logs the progress).
+    pub fn open_reporting(
+        state_dir: &Path,
+        model: &ModelIdentity,
+        index: &IndexSettings,
+        checkpoint_frames: usize,
+        on_rebuild: &dyn Fn(usize, usize),
+    ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
         let manifest = state_dir.join("manifest.json");
         let interrupted_removal = read_manifest(&manifest).is_some_and(|m| m.removing);
@@ -99,11 +111,16 @@ impl Catalog {
             }
         }
         store.check_model(model, state_dir)?;
-        let (mut index, mut outcome) =
-            VectorIndex::open(&state_dir.join("index.usearch"), model.dim, index, &store)?;
+        let (mut index, mut outcome) = VectorIndex::open_reporting(
+            &state_dir.join("index.usearch"),
+            model.dim,
+            index,
+            &store,
+            on_rebuild,
+        )?;
         if interrupted_removal && !matches!(outcome, OpenOutcome::Rebuilt { .. }) {
             // The index file may still hold frames removed from the database.
-            index.rebuild(&store)?;
+            index.rebuild_reporting(&store, on_rebuild)?;
             outcome = OpenOutcome::Rebuilt {
                 reason: "a removal (forget or retention) was interrupted".into(),
             };

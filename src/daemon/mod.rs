@@ -90,6 +90,10 @@ pub fn run(
     };
     tracing::info!(socket = %listener.socket.display(), version = env!("CARGO_PKG_VERSION"), "listening");
     crate::notify::notify("READY=1");
+    crate::notify::notify(&format!(
+        "STATUS=serving {} frames",
+        daemon.catalog.indexed()
+    ));
     let background = tasks::spawn(&runtime, &daemon);
     let d = &daemon.config.daemon;
     let limits = Limits {
@@ -127,11 +131,13 @@ impl Daemon {
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
         let opening = Instant::now();
-        let (catalog, outcome) = Catalog::open(
+        let rebuild = RebuildReport::default();
+        let (catalog, outcome) = Catalog::open_reporting(
             state_dir,
             embedder.identity(),
             &config.index,
             config.ingest.checkpoint_frames,
+            &|added, total| rebuild.progress(added, total),
         )
         .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
         match outcome {
@@ -261,6 +267,38 @@ impl Daemon {
             "state saved"
         );
         Ok(())
+    }
+}
+
+/// Reports a rebuild of the index that runs before the daemon is ready: every
+/// [`REBUILD_REPORT_EVERY`] it asks systemd for more start time (`EXTEND_TIMEOUT_USEC`, so
+/// that a rebuild longer than `TimeoutStartSec=` does not put the service into a restart loop
+/// that begins the rebuild again each time), shows the progress in `systemctl status`
+/// (`STATUS=`) and logs it.
+#[derive(Debug, Default)]
+struct RebuildReport {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+/// How often a rebuild in progress is reported.
+const REBUILD_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Start time asked of systemd at each report: several report periods, so a slow chunk
+/// does not let the timeout run out.
+const REBUILD_EXTEND_USEC: u64 = 30_000_000;
+
+impl RebuildReport {
+    fn progress(&self, added: usize, total: usize) {
+        let mut last = self.last.lock().expect("rebuild report lock");
+        if last.is_some_and(|t| t.elapsed() < REBUILD_REPORT_EVERY) && added < total {
+            return;
+        }
+        *last = Some(Instant::now());
+        crate::notify::notify(&format!("EXTEND_TIMEOUT_USEC={REBUILD_EXTEND_USEC}"));
+        crate::notify::notify(&format!(
+            "STATUS=rebuilding the index from the stored vectors: {added} of {total}"
+        ));
+        tracing::info!(added, total, "rebuilding the index");
     }
 }
 
