@@ -1,6 +1,7 @@
 //! Reading footage back (`export`, `frame`) for every kind of source that has a file, on the
 //! real daemon: a camera folder's file (`NAME/relative/path`), a watched folder's file, a
-//! followed file (`ingest --follow`), and the clear `not_recorded` error for a live stream.
+//! followed file (`ingest --follow`), a camera whose url is a file (read as it grows), and the
+//! clear `not_recorded` error for a live stream.
 
 mod common;
 
@@ -161,6 +162,20 @@ fn a_followed_file_is_exported_once_complete_and_a_later_change_is_caught() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("changed since it was indexed"), "{stderr}");
+}
+
+#[test]
+fn a_camera_whose_url_is_a_file_is_exported_under_its_name() {
+    let env = TestEnv::new();
+    let file = env.footage().join("door/live.mkv");
+    make_video(&file, 4);
+    let d = env.start(&format!(
+        "sample_interval = 0.5\nlive_timeout = 1.0\n\n[[cameras]]\nname = \"door\"\nurl = {:?}\n",
+        file.display().to_string()
+    ));
+    let status = wait_finished(&d, &["door"]);
+    assert_eq!(source_status(&status, "door")["state"], "done", "{status}");
+    assert_reads_back(&d, "door");
 }
 
 #[test]
