@@ -127,6 +127,19 @@ fn every_client_commands_table_matches_its_json() {
         text.contains(&format!("done: 1 files, {frames_b} frames")),
         "{text}"
     );
+    // A refused path: its row says why, and the exit code is 1.
+    let outside = env.dir().join("outside.mp4");
+    std::fs::copy(&a, &outside).unwrap();
+    let out = d.cli(&["ingest", outside.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let rows = table(&text, &["RESULT", "SOURCE", "NOTE"]);
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0][..2], ["error", outside.to_str().unwrap()], "{text}");
+    assert!(
+        rows[0][2].contains("is outside the footage roots"),
+        "{text}"
+    );
     // Again: unchanged, with the count.
     let text = ok(&d, &["ingest", a.to_str().unwrap()]);
     let frames_a = source_status(&status, &ida)["frames"].as_u64().unwrap();
