@@ -1,4 +1,4 @@
-//! Reading footage back (`export`, `frame`) for every kind of source that has a file, on the
+//! Reading footage back (`export`, `frame`, `search --html`) for every kind of source that has a file, on the
 //! real daemon: a camera folder's file (`NAME/relative/path`), a watched folder's file, a
 //! followed file (`ingest --follow`), a camera whose url is a file (read as it grows), and the
 //! clear `not_recorded` error for a live stream.
@@ -90,6 +90,21 @@ fn assert_reads_back(d: &DaemonGuard, source: &str) {
         (&160.into(), &120.into()),
         "{f}"
     );
+    // `search --html` shows a thumbnail of every clip of the source (through `frame`).
+    let page = d.dir.join("page.html");
+    let args = ["search", "a test pattern", "--source", source, "-k", "3"];
+    let clips = d.cli_json(&args)["clips"].as_array().unwrap().len();
+    assert!(clips > 0);
+    let out = d.cli(&[&args[..], &["--html", page.to_str().unwrap()]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(
+        html.matches("<img src=\"data:image/jpeg;base64,").count(),
+        clips,
+        "{html}"
+    );
+    assert!(!html.contains("no thumbnail"));
 }
 
 #[test]
