@@ -1,7 +1,7 @@
-//! Reading footage back (`export`, `frame`, `search --html`) for every kind of source that has a file, on the
-//! real daemon: a camera folder's file (`NAME/relative/path`), a watched folder's file, a
-//! followed file (`ingest --follow`), a camera whose url is a file (read as it grows), and the
-//! clear `not_recorded` error for a live stream.
+//! Reading footage back (`export`, `frame`, `search --html`) for every kind of source that
+//! has a file, on the real daemon: a camera folder's file (`NAME/relative/path`), a watched
+//! folder's file, a followed file (`ingest --follow`), a camera whose url is a file (read as
+//! it grows), and the clear `not_recorded` error for a live stream.
 
 mod common;
 
