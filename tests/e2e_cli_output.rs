@@ -305,6 +305,52 @@ fn every_client_commands_table_matches_its_json() {
     assert_eq!(rows[0][2], "h264");
     assert!(Path::new(&rows[0][3]).is_file() && Path::new(&rows[0][4]).is_file());
 
+    // export of a search: one row per clip, in the search's order.
+    let json = d.cli_json(&["export", "a test pattern", "-k", "2"]);
+    let text = ok(&d, &["export", "a test pattern", "-k", "2"]);
+    let (body, _) = text.trim_end().rsplit_once('\n').unwrap();
+    let rows = table(
+        body,
+        &["REQUESTED", "WRITTEN", "CODEC", "CLIP", "THUMBNAIL"],
+    );
+    let clips: Vec<&str> = json["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["clip"].as_str().unwrap())
+        .collect();
+    assert_eq!(clips.len(), 2, "{json}");
+    assert_eq!(
+        rows.iter().map(|r| r[3].as_str()).collect::<Vec<_>>(),
+        clips
+    );
+
+    // ingest --wait of a file that cannot be decoded: the failure on stderr, exit 1.
+    let broken = env.footage().join("broken.mp4");
+    std::fs::write(&broken, vec![7u8; 4096]).unwrap();
+    let out = d.cli(&["ingest", "--wait", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.ends_with("done: 1 files, 0 frames\n"), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("failed: {}: ", source_id(&broken))),
+        "{stderr}"
+    );
+    let status = d.cli_json(&["status"]);
+    let error = source_status(&status, &source_id(&broken))["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = ok(&d, &["status"]);
+    let rows = table(
+        &text,
+        &["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"],
+    );
+    let row = rows.iter().find(|r| r[4] == source_id(&broken)).unwrap();
+    assert_eq!(row[0], "failed");
+    assert!(row[5].ends_with(&error), "{text}");
+
     // eval: one row per query and the summary, equal to --json.
     let queries = env.dir().join("queries.jsonl");
     std::fs::write(
