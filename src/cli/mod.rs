@@ -192,29 +192,39 @@ pub fn format_ms(ms: u64) -> String {
     )
 }
 
-/// Prints rows as an aligned table with a header.
+/// Prints rows as an aligned table with a header (see [`format_table`]).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+    print!("{}", format_table(header, rows));
+}
+
+/// Formats rows as an aligned table with a header: each column as wide as its widest cell
+/// (in characters), two spaces between columns, no trailing spaces. A row shorter than the
+/// header leaves its last columns empty and a longer one gets unnamed columns: a mismatch
+/// is a bug of the caller (the tests of each command catch it), never a panic here.
+fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).fold(header.len(), usize::max);
+    let mut widths = vec![0usize; columns];
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for r in std::iter::once(&header).chain(rows) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, w) in widths.iter().enumerate() {
+            let cell = r.get(i).map(String::as_str).unwrap_or("");
+            line.push_str(cell);
+            if i + 1 < columns {
+                let pad = w - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        println!("{}", s.trim_end());
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r.clone());
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
+    out
 }
 
 #[cfg(test)]
@@ -225,6 +235,32 @@ mod tests {
     fn milliseconds_format_as_clock_time() {
         assert_eq!(format_ms(0), "0:00:00.000");
         assert_eq!(format_ms(3_723_456), "1:02:03.456");
+    }
+
+    #[test]
+    fn tables_align_columns_by_characters() {
+        let t = format_table(
+            &["A", "LONG_HEADER", "C"],
+            &[
+                vec!["wide cell".into(), "1".into(), "x".into()],
+                vec!["é".into(), "22".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "A          LONG_HEADER  C\nwide cell  1            x\né          22\n"
+        );
+    }
+
+    #[test]
+    fn a_header_and_cell_mismatch_never_panics() {
+        // More cells than headers (the `stats` table of issue 15 had 8 and 11).
+        let t = format_table(&["A", "B"], &[vec!["1".into(), "2".into(), "3".into()]]);
+        assert_eq!(t, "A  B\n1  2  3\n");
+        // Fewer cells than headers.
+        let t = format_table(&["A", "B", "C"], &[vec!["1".into()]]);
+        assert_eq!(t, "A  B  C\n1\n");
+        assert_eq!(format_table(&[], &[]), "\n");
     }
 
     #[test]

@@ -63,7 +63,17 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
     let s: StatsReply = serde_json::from_value(value)?;
     print_table(
         &[
-            "FRAMES", "INDEXED", "SOURCES", "QUEUE", "EMBEDDED", "BATCH_MS", "SEARCHES", "UPTIME_S",
+            "FRAMES",
+            "INDEXED",
+            "SOURCES",
+            "QUEUE",
+            "EMBEDDED",
+            "BATCH_MS",
+            "SEARCHES",
+            "SEARCH_P50_MS",
+            "SEARCH_P99_MS",
+            "INDEX_MB",
+            "UPTIME_S",
         ],
         &[vec![
             s.frames.to_string(),

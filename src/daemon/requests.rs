@@ -214,6 +214,7 @@ fn indexed_file_error(e: IndexedFileError) -> ErrorBody {
     match e {
         IndexedFileError::Refused(a) => admit_error(a),
         IndexedFileError::Changed(_) => err(ErrorCode::SourceChanged, e.to_string()),
+        IndexedFileError::NotRecorded(_) => err(ErrorCode::NotRecorded, e.to_string()),
         IndexedFileError::Store(s) => internal(s),
         IndexedFileError::Unknown(_)
         | IndexedFileError::Gone { .. }

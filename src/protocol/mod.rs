@@ -45,6 +45,8 @@ pub enum ErrorCode {
     SourceChanged,
     /// A time or range outside the source file.
     OutOfRange,
+    /// `export` or `frame` of a live stream: only embeddings were kept, no video.
+    NotRecorded,
 }
 
 impl ErrorCode {
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::SourceChanged => "source_changed",
             Self::OutOfRange => "out_of_range",
+            Self::NotRecorded => "not_recorded",
         }
     }
 }

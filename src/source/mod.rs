@@ -77,6 +77,9 @@ pub enum IndexedFileError {
         /// Why.
         error: std::io::Error,
     },
+    /// A live stream: nothing of it was recorded, only its frames' embeddings.
+    #[error("{0} is a live stream: frameseek keeps only its frames' embeddings, not the video, so there is nothing to export or show")]
+    NotRecorded(String),
     /// The file changed since it was indexed.
     #[error("{0} changed since it was indexed (size or modification time differ), so its stored times may not match; ingest it again")]
     Changed(String),
@@ -326,16 +329,34 @@ impl Sources {
         Ok(())
     }
 
-    /// The file of an indexed source, checked: known to the store, still under a footage
-    /// root, and unchanged since it was indexed (so stored times still point at the same
-    /// pictures).
+    /// The file of an indexed source, checked: known to the store, recorded in a file,
+    /// still under a footage root, and unchanged since it was indexed (so stored times still
+    /// point at the same pictures).
+    ///
+    /// The file is the record's `path` (a camera folder's file, `NAME/relative/path`), the
+    /// live URL of a growing file (`ingest --follow`, a camera whose `url` is a file), or
+    /// else the source id itself (files and folders given to `ingest`, watched folders). A
+    /// live stream was never recorded: [`IndexedFileError::NotRecorded`].
+    ///
+    /// "Unchanged": a file's size and modification time equal those it had when queued. A
+    /// growing file's are recorded when it stops growing; while it is still followed (or
+    /// when none were recorded), only that it has not shrunk below them can be checked, which
+    /// is what a file written by appending allows: the part already indexed stays as it was.
     pub fn indexed_file(&self, source: &str) -> Result<PathBuf, IndexedFileError> {
         let record = self
             .catalog
             .store()
             .source(source)?
             .ok_or_else(|| IndexedFileError::Unknown(source.to_string()))?;
-        let file = self.roots.admit(source).map_err(|e| match e {
+        let (file, growing) = match (&record.live, &record.path) {
+            (Some(l), _) if l.url.is_empty() || is_stream_url(&l.url) => {
+                return Err(IndexedFileError::NotRecorded(source.to_string()))
+            }
+            (Some(l), _) => (l.url.as_str(), true),
+            (None, Some(path)) => (path.as_str(), false),
+            (None, None) => (source, false),
+        };
+        let file = self.roots.admit(file).map_err(|e| match e {
             AdmitError::Missing { .. } => IndexedFileError::Gone {
                 id: source.to_string(),
                 reason: e.to_string(),
@@ -346,7 +367,15 @@ impl Sources {
             id: source.to_string(),
             error,
         })?;
-        if now != record.fingerprint {
+        let followed = growing
+            && (record.fingerprint == Fingerprint::default()
+                || matches!(record.state, SourceState::Queued | SourceState::Ingesting));
+        let unchanged = if followed {
+            now.size >= record.fingerprint.size
+        } else {
+            now == record.fingerprint
+        };
+        if !unchanged {
             return Err(IndexedFileError::Changed(source.to_string()));
         }
         Ok(file)

@@ -21,7 +21,7 @@ use crate::decode::{best_video_stream, init_ffmpeg, DecodeSummary, SamplingPolic
 use crate::embed::PixelGeometry;
 use crate::ingest::FrameSink;
 use crate::source::url::redact;
-use crate::store::{frame_key, Outage, SourceRecord, MAX_OUTAGES};
+use crate::store::{frame_key, Fingerprint, Outage, SourceRecord, MAX_OUTAGES};
 
 /// How one connection ended.
 enum Ended {
@@ -113,9 +113,15 @@ impl LiveWorker {
                 Ended::Stopped => break,
                 Ended::Complete => {
                     tracing::info!(source = %self.spec.source, "growing file stopped growing");
+                    // The complete file's size and time: what `export` and `frame` compare
+                    // against from now on (`Sources::indexed_file`).
+                    let fingerprint = Fingerprint::of(Path::new(&self.spec.url)).ok();
                     self.update(|r| {
                         if let Some(l) = r.live.as_mut() {
                             l.connected = false;
+                        }
+                        if let Some(f) = fingerprint {
+                            r.fingerprint = f;
                         }
                     });
                     // The counts are in the record already; the end only sets the state.
