@@ -2,14 +2,14 @@
 //! offsets, retention floors and wall-clock ranges, then either an exact scan of the selected
 //! footage (a selective filter) or a graph search widened until `k` clips are found.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::clips::{group_clips, score_spread};
 use super::glob::source_matches;
 use super::Clip;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::Hit;
-use crate::store::{split_key, stored_dot, SourceRecord, Store, StoreError};
+use crate::store::{split_key, stored_dot, SourceTable, Store, StoreError};
 
 /// Largest number of frames a source filter may select for an exact scan instead of a
 /// graph search.
@@ -68,12 +68,24 @@ pub fn search(
     filter: &Filter,
     gap_ms: u64,
 ) -> Result<Vec<Clip>, CatalogError> {
+    catalog
+        .store()
+        .with_sources(|table| search_in(catalog, table, query, k, filter, gap_ms))?
+}
+
+/// [`search`] over the source records in memory (`table`), which it reads in place.
+fn search_in(
+    catalog: &Catalog,
+    sources: &SourceTable,
+    query: &[f32],
+    k: usize,
+    filter: &Filter,
+    gap_ms: u64,
+) -> Result<Vec<Clip>, CatalogError> {
     let store = catalog.store();
-    let sources: HashMap<u32, SourceRecord> =
-        store.sources()?.into_iter().map(|r| (r.no, r)).collect();
     let allowed: Option<HashSet<u32>> = filter.source.as_ref().map(|pattern| {
         sources
-            .values()
+            .iter()
             .filter(|r| source_matches(pattern, &r.source))
             .map(|r| r.no)
             .collect()
@@ -90,7 +102,7 @@ pub fn search(
         if offset < lo || offset > hi || !allowed.as_ref().is_none_or(|a| a.contains(&no)) {
             return false;
         }
-        let Some(record) = sources.get(&no) else {
+        let Some(record) = sources.by_no(no) else {
             return false;
         };
         if record.retain_from_ms.is_some_and(|floor| offset < floor) {
@@ -108,7 +120,7 @@ pub fn search(
             && filter.before_wall_ms.is_none_or(|b| wall <= b)
     };
     let source_of = |no: u32| {
-        sources.get(&no).map(|r| {
+        sources.by_no(no).map(|r| {
             (
                 r.source.clone(),
                 (r.interval * 1000.0).round() as u64,
@@ -121,11 +133,7 @@ pub fn search(
             .into_iter()
             .take(k)
             .map(|mut c| {
-                if let Some(start) = sources
-                    .values()
-                    .find(|r| r.source == c.source)
-                    .and_then(|r| r.start_wall_ms)
-                {
+                if let Some(start) = sources.get(&c.source).and_then(|r| r.start_wall_ms) {
                     c.start_wall_ms = Some(start + c.start_ms as i64);
                     c.end_wall_ms = Some(start + c.end_ms as i64);
                 }
@@ -140,7 +148,7 @@ pub fn search(
     if let Some(allowed) = &allowed {
         let selected: u64 = allowed
             .iter()
-            .filter_map(|no| sources.get(no))
+            .filter_map(|&no| sources.by_no(no))
             .map(|r| r.frames)
             .sum();
         if exact_scan_applies(selected, total as u64) {
@@ -166,7 +174,7 @@ pub fn search(
             // key ranges exactly instead: few by construction, and exact.
             let nos: Vec<u32> = match &allowed {
                 Some(a) => a.iter().copied().collect(),
-                None => sources.keys().copied().collect(),
+                None => sources.iter().map(|r| r.no).collect(),
             };
             let hits = score_exactly(store, nos, (lo, hi), query, &pass)?;
             return Ok(finish(group_clips(

@@ -156,6 +156,7 @@ impl Store {
                     entry.2 += 1;
                     entry.3 = entry.3.max(offset);
                 }
+                let mut changed = Vec::new();
                 for (name, mut rec, count, max_offset) in per_source.into_values().flatten() {
                     if count == 0 {
                         continue;
@@ -164,6 +165,7 @@ impl Store {
                     rec.watermark_ms =
                         Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
+                    changed.push(rec);
                 }
                 bump_count(meta, added.len() as i64)?;
                 if below_floor > 0 {
@@ -171,10 +173,12 @@ impl Store {
                     let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
                     meta.insert("retention_removed", &(before + below_floor).to_be_bytes())?;
                 }
-                Ok(added)
+                Ok((added, changed))
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        let (added, changed) = added;
+        self.table_put(changed);
         Ok(added)
     }
     /// Removes a source's frames, vectors and record, and lowers the frame counter, in one
@@ -201,6 +205,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        self.table_remove(source);
         Ok(keys)
     }
     /// Removes a source's frames but keeps its record (reset for re-ingest).
@@ -227,6 +232,7 @@ impl Store {
                         *per_source.entry(split_key(*k).0).or_default() += 1;
                     }
                 }
+                let mut changed = Vec::new();
                 for (no, n) in per_source {
                     let Some(name) = nos.get(no.to_be_bytes())? else {
                         continue;
@@ -234,9 +240,15 @@ impl Store {
                     if let Some(bytes) = sources.get(&name)? {
                         let mut rec: SourceRecord = serde_json::from_slice(&bytes)
                             .map_err(|e| abort(Abort::BadRecord(e)))?;
+                        // An orphaned number may name an id whose record has another number:
+                        // those frames were never counted in it.
+                        if rec.no != no {
+                            continue;
+                        }
                         rec.frames = rec.frames.saturating_sub(n);
                         sources
                             .insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
+                        changed.push(rec);
                     }
                 }
                 bump_count(meta, -(removed.len() as i64))?;
@@ -245,10 +257,12 @@ impl Store {
                     let after = before + removed.len() as u64;
                     meta.insert("retention_removed", &after.to_be_bytes())?;
                 }
-                Ok(removed)
+                Ok((removed, changed))
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        let (removed, changed) = removed;
+        self.table_put(changed);
         Ok(removed)
     }
     /// Frame keys of one source, in time order.

@@ -24,8 +24,10 @@ use crate::embed::ModelIdentity;
 pub mod disk;
 mod frames;
 mod record;
+mod table;
 
 pub use frames::{stored_dot, Orphans};
+pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
 
@@ -138,6 +140,8 @@ pub struct Store {
     /// Writers hold it across their transaction and the flush that makes it durable, and
     /// `source`/`sources`/`frame_count` read under it, so what they report is on disk.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// The source records in memory (`None` until first read, and after a reopen).
+    table: std::sync::Arc<std::sync::RwLock<Option<SourceTable>>>,
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
@@ -203,6 +207,7 @@ impl Store {
             dir: dir.to_path_buf(),
             trees: std::sync::Arc::new(std::sync::RwLock::new(Some(Trees::open(dir)?))),
             gate: Default::default(),
+            table: Default::default(),
         };
         let check = store.counter_check()?;
         if let CounterCheck::Repaired { found, counted } = check {
@@ -266,6 +271,7 @@ impl Store {
         let _durable = self.gate.write().expect("store gate");
         let mut slot = self.trees.write().expect("store trees");
         slot.take();
+        self.table.write().expect("source table").take();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Trees::open(&self.dir) {
@@ -311,28 +317,46 @@ impl Store {
 
     /// Looks a source up by id.
     pub fn source(&self, source: &str) -> Result<Option<SourceRecord>, StoreError> {
-        let _durable = self.gate.read().expect("store gate");
-        let t = self.t()?;
-        match t.sources.get(source.as_bytes())? {
-            None => Ok(None),
-            Some(b) => Ok(Some(
-                serde_json::from_slice(&b).map_err(|e| corrupt("sources", e))?,
-            )),
+        self.with_sources(|t| t.get(source).cloned())
+    }
+
+    /// Every source record, in id order.
+    pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.with_sources(|t| t.iter().cloned().collect())
+    }
+
+    /// Runs `f` on the source records in memory (read from sled on first use), without
+    /// copying them: what searches and scans use. Writes wait while `f` runs.
+    pub fn with_sources<R>(&self, f: impl FnOnce(&SourceTable) -> R) -> Result<R, StoreError> {
+        {
+            let table = self.table.read().expect("source table");
+            if let Some(t) = table.as_ref() {
+                return Ok(f(t));
+            }
+        }
+        let mut table = self.table.write().expect("source table");
+        if table.is_none() {
+            *table = Some(SourceTable::load(&self.t()?.sources)?);
+        }
+        Ok(f(table.as_ref().expect("loaded above")))
+    }
+
+    /// After a durable write: the records it changed, into the table (when loaded).
+    fn table_put(&self, records: impl IntoIterator<Item = SourceRecord>) {
+        if let Some(t) = self.table.write().expect("source table").as_mut() {
+            for r in records {
+                t.put(r);
+            }
         }
     }
 
-    /// All sources, ordered by id.
-    pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
-        let _durable = self.gate.read().expect("store gate");
-        let t = self.t()?;
-        t.sources
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("sources", e)))
-            .collect()
+    /// After a durable write: a removed record, out of the table (when loaded).
+    fn table_remove(&self, id: &str) {
+        if let Some(t) = self.table.write().expect("source table").as_mut() {
+            t.remove(id);
+        }
     }
 
-    /// Map from source number to source id.
     pub fn source_names(&self) -> Result<HashMap<u32, String>, StoreError> {
         let t = self.t()?;
         let mut map = HashMap::new();
@@ -361,6 +385,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        self.table_put([record.clone()]);
         Ok(())
     }
 
@@ -407,6 +432,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        self.table_put([record.clone()]);
         Ok(record)
     }
 
@@ -456,6 +482,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         t.db.flush()?;
+        self.table_put([out.clone()]);
         Ok(out)
     }
 

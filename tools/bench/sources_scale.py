@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Search latency at the daemon against the number of sources (issue 15): the same number of
+frames spread over few or many sources, each state preloaded with
+`cargo run --release --example preload_state -- --state DIR --model M --n N --sources S`.
+For each binary and state, alternating: a fresh `frameseek serve` on the state, then
+`--queries` text searches over the socket (round trip of one JSON line each way, no CLI start
+cost), unfiltered and with a one-source filter; p50 and p99 in ms.
+
+    python3 tools/bench/sources_scale.py --binary A=OLD/frameseek --binary B=target/release/frameseek \\
+        --state few=/tmp/few --state many=/tmp/many --model assets/models/frameseek-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ["a", "red", "car", "white", "van", "person", "green", "dog", "street", "night",
+         "parking", "lot", "corridor", "blue", "truck", "day"]
+
+
+def start(binary: Path, state: Path, model: Path) -> tuple[subprocess.Popen, Path, Path]:
+    work = Path(tempfile.mkdtemp(prefix="scale-"))
+    sock = work / "s.sock"
+    cfg = work / "c.toml"
+    cfg.write_text(
+        f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state}"\nfootage_roots = ["/bench"]\n'
+        f'[model]\npath = "{model}"\ndevice = "cpu"\n'
+    )
+    log = open(work / "log", "w")
+    p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stdout=log, stderr=log)
+    deadline = time.time() + 300
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(sock))
+            s.close()
+            break
+        except OSError:
+            if p.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"{binary} did not start: {(work / 'log').read_text()}")
+            time.sleep(0.05)
+    return p, sock, work
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(-(-q * len(xs) // 1)) - 1))]
+
+
+def run_queries(sock: Path, n: int, source: str | None) -> list[float]:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(sock))
+    f = s.makefile("rwb")
+    out = []
+    for i in range(n):
+        text = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3))
+        req = {"op": "search", "text": text, "k": 10}
+        if source:
+            req["source"] = source
+        line = (json.dumps(req) + "\n").encode()
+        t = time.perf_counter()
+        f.write(line)
+        f.flush()
+        reply = json.loads(f.readline())
+        out.append((time.perf_counter() - t) * 1000)
+        assert reply.get("ok"), reply
+    s.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", action="append", required=True, help="NAME=PATH")
+    ap.add_argument("--state", action="append", required=True, help="NAME=DIR")
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--source", default="/bench/synthetic/src042.mp4",
+                    help="the one-source filter")
+    args = ap.parse_args()
+    binaries = [tuple(b.split("=", 1)) for b in args.binary]
+    states = [tuple(s.split("=", 1)) for s in args.state]
+    results: dict[tuple[str, str, str], list[float]] = {}
+    print(f"load at start: {os.getloadavg()[0]:.2f}")
+    for r in range(args.rounds):
+        order = binaries if r % 2 == 0 else list(reversed(binaries))
+        for sname, sdir in states:
+            for bname, bpath in order:
+                p, sock, work = start(Path(bpath), Path(sdir), args.model)
+                try:
+                    run_queries(sock, 20, None)  # warm-up
+                    for fname, src in (("unfiltered", None), ("one source", args.source)):
+                        results.setdefault((sname, bname, fname), []).extend(
+                            run_queries(sock, args.queries, src))
+                finally:
+                    p.send_signal(signal.SIGTERM)
+                    p.wait(timeout=120)
+                    shutil.rmtree(work, ignore_errors=True)
+    print(f"load at end: {os.getloadavg()[0]:.2f}")
+    print("| state | binary | filter | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for (sname, bname, fname), xs in sorted(results.items()):
+        print(f"| {sname} | {bname} | {fname} | {statistics.median(xs):.2f} | {percentile(xs, 0.99):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
