@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(parse_iso8601("2024-01-01T00:00:00.é"), None);
         assert_eq!(parse_iso8601("9223372036854775807-01-01"), None);
         let t = utc_ms(2024, 1, 1, 0, 0, 0, 0).unwrap();
-        assert_eq!(parse_iso8601("2024-01-01T00:00:00.1234567890123Z"), Some(t + 123));
+        assert_eq!(
+            parse_iso8601("2024-01-01T00:00:00.1234567890123Z"),
+            Some(t + 123)
+        );
         assert_eq!(parse_iso8601("2024-01-01T00:00:00.Z"), Some(t));
     }
 }

@@ -56,6 +56,24 @@ pub enum DecodeError {
         /// FFmpeg's reason.
         reason: String,
     },
+    /// Reading the file (probe, metadata, decode) panicked; the panic was caught and the
+    /// reader went on with the next source.
+    #[error("{path}: reading the file panicked: {reason}")]
+    Panicked {
+        /// The file.
+        path: String,
+        /// The panic's message.
+        reason: String,
+    },
+}
+
+/// The message of a caught panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// One sampled frame, preprocessed for the model.
