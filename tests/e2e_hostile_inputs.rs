@@ -108,3 +108,28 @@ fn multibyte_creation_time_kills_no_worker_and_later_files_are_read() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("STALLED"), "{text}");
 }
+
+/// `frameseek demo` with a model that cannot find anything: it must fail, not print a poor
+/// recall and exit 0, and it must say loudly that the model is the random one.
+#[test]
+fn demo_fails_when_recall_misses_its_target() {
+    let work = tempfile::Builder::new()
+        .prefix("fs-demo-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .arg("demo")
+        .arg("--model")
+        .arg(test_model())
+        .arg("--dir")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("demo failed: recall@5"), "{stderr}");
+    assert!(stderr.contains("RANDOM weights"), "{stderr}");
+    assert!(stdout.contains("MISSED"), "{stdout}");
+    assert!(stdout.contains("RANDOM weights"), "{stdout}");
+}
