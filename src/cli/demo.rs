@@ -24,11 +24,11 @@ pub const BUNDLED_MODELS: &[&str] = &[
     "assets/models/tiny-random-clip",
 ];
 
-/// The recall@5 the demo must measure over the sample world's labelled queries, or it exits
-/// 1. The bundled `frameseek-tiny` measures 1.000 (19 of 19 queries); the random-weight
-/// `tiny-random-clip` measures about 0.37, what ranking clips by chance gives; 0.80 (at most 3
-/// of 19 misses) leaves the shipped model a wide margin and fails a model that learned
-/// nothing or was damaged.
+/// The recall@5 the demo must measure over the sample world's labelled queries, or it fails
+/// with exit code 1. The bundled `frameseek-tiny` measures 1.000 (19 of 19 queries); the
+/// random-weight `tiny-random-clip` measures about 0.37, what ranking clips by chance gives;
+/// 0.80 (at most 3 of 19 misses) leaves the shipped model a wide margin and fails a model
+/// that learned nothing or was damaged.
 pub const RECALL_AT_5_TARGET: f64 = 0.80;
 
 /// The bundled model whose weights are random (a test fixture, not a search model).
