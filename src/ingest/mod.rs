@@ -113,6 +113,10 @@ pub struct Ingest {
     halt: Arc<IngestHalt>,
     /// How many of `threads` (the first ones) are decode workers.
     decode_workers: usize,
+    /// The job queue's receiving end, kept here too: were every decode worker gone, jobs
+    /// would still be queued and counted (and the pipeline reported stalled) rather than
+    /// refused and lost silently.
+    _jobs_rx: Arc<Mutex<mpsc::Receiver<Job>>>,
 }
 
 /// Whether the pipeline can still make progress, for `status` and the systemd watchdog.
@@ -221,6 +225,7 @@ impl Ingest {
             stats,
             halt,
             decode_workers,
+            _jobs_rx: jobs_rx,
         })
     }
 
