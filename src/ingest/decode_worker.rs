@@ -86,7 +86,6 @@ impl DecodeWorker {
                 continue;
             }
             *current.borrow_mut() = Some(job.clone());
-            self.stats.jobs_started.fetch_add(1, Ordering::SeqCst);
             let t = Instant::now();
             let result = self.decode(&job);
             if let Ok(s) = &result {

@@ -26,8 +26,6 @@ pub struct IngestStats {
     pub handoff_us: AtomicU64,
     /// Embed-commit worker time committing batches (sled transaction + flush + index add), us.
     pub commit_us: AtomicU64,
-    /// Jobs a decode worker has taken up since start.
-    pub jobs_started: AtomicU64,
     /// Times a decode worker's loop panicked outside a file's guard and was restarted.
     pub worker_restarts: AtomicU64,
 }
