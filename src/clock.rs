@@ -12,7 +12,12 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Milliseconds since the epoch of a UTC date and time; `None` when a field is out of range.
+/// The largest year (either side of year 0) a footage time may name: far beyond any real
+/// recording, and small enough that no arithmetic on it can overflow.
+pub const MAX_YEAR: i64 = 1_000_000;
+
+/// Milliseconds since the epoch of a UTC date and time; `None` when a field is out of range
+/// (a year beyond ±[`MAX_YEAR`] included).
 pub fn utc_ms(
     year: i64,
     month: u32,
@@ -22,7 +27,8 @@ pub fn utc_ms(
     second: u32,
     millis: u32,
 ) -> Option<i64> {
-    if !(1..=12).contains(&month)
+    if !(-MAX_YEAR..=MAX_YEAR).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -103,8 +109,23 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     let minute = num(parts.next().unwrap_or("0"))?;
     let sec_text = parts.next().unwrap_or("0");
     let (sec, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
-    let millis = format!("{frac:0<3}")[..3].parse::<u32>().ok()?;
+    let millis = fraction_ms(frac)?;
     Some(utc_ms(year, month, day, hour, minute, num(sec)?, millis)? - offset_ms)
+}
+
+/// The milliseconds of a decimal fraction of a second (`"5"` is 500, `"123456"` is 123):
+/// ASCII digits only, any number of them (truncated to milliseconds); `None` for anything
+/// else. Never slices the text, so no character of user text can split a byte boundary.
+fn fraction_ms(frac: &str) -> Option<u32> {
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits = frac.bytes().map(|b| u32::from(b - b'0'));
+    let mut ms = 0;
+    for _ in 0..3 {
+        ms = ms * 10 + digits.next().unwrap_or(0);
+    }
+    Some(ms)
 }
 
 /// Finds a wall-clock time in `path` with a pattern of `%Y` (4 digits), `%m %d %H %M %S`
@@ -205,5 +226,68 @@ mod tests {
             None
         );
         assert_eq!(time_from_path("", "/srv/2026-11-27/03-00-00.mp4"), None);
+    }
+
+    #[test]
+    fn hostile_creation_times_are_refused_without_panicking() {
+        // A multi-byte fraction (issue 15): slicing it at 3 bytes used to panic a decode worker.
+        assert_eq!(parse_iso8601("2024-01-01T00:00:00.éé"), None);
+        assert_eq!(parse_iso8601("2024-01-01T00:00:00.1é"), None);
+        assert_eq!(parse_iso8601("2024-01-01T00:00:00.é"), None);
+        assert_eq!(parse_iso8601("9223372036854775807-01-01"), None);
+        let t = utc_ms(2024, 1, 1, 0, 0, 0, 0).unwrap();
+        assert_eq!(
+            parse_iso8601("2024-01-01T00:00:00.1234567890123Z"),
+            Some(t + 123)
+        );
+        assert_eq!(parse_iso8601("2024-01-01T00:00:00.Z"), Some(t));
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests of the time parsers: any text gives a time or `None`, never a panic, and
+    //! a formatted time parses back to itself.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,40}") {
+            let _ = parse_iso8601(&text);
+        }
+
+        #[test]
+        fn iso_shaped_noise_never_panics(date in "[0-9-]{0,12}", sep in "[T ]", time in "[0-9:.+Zé-]{0,20}", frac in "\\PC{0,6}") {
+            let _ = parse_iso8601(&format!("{date}{sep}{time}.{frac}"));
+            let _ = parse_iso8601(&format!("{date}{sep}00:00:00.{frac}"));
+        }
+
+        #[test]
+        fn formatted_times_round_trip(ms in -62_000_000_000_000i64..250_000_000_000_000) {
+            prop_assert_eq!(parse_iso8601(&format_utc(ms)), Some(ms));
+        }
+
+        #[test]
+        fn fractions_of_any_length_keep_the_milliseconds(ms in 0u32..1000, extra in "[0-9]{0,12}") {
+            let t = utc_ms(2024, 1, 1, 0, 0, 0, 0).unwrap();
+            let text = format!("2024-01-01T00:00:00.{ms:03}{extra}Z");
+            prop_assert_eq!(parse_iso8601(&text), Some(t + i64::from(ms)));
+        }
+
+        #[test]
+        fn path_patterns_never_panic(pattern in "(%[YmdHMS%xé]|[-/_a-zé0-9]){0,12}", path in "\\PC{0,60}") {
+            let _ = time_from_path(&pattern, &path);
+        }
+
+        #[test]
+        fn path_times_are_found_where_written(ms in 0i64..4_102_444_800_000, prefix in "[a-zé/_]{0,20}", suffix in "[a-z.]{0,8}") {
+            let s = ms - ms % 1000;
+            let f = format_utc(s); // YYYY-MM-DDTHH:MM:SS.mmmZ
+            let path = format!("{prefix}{}/{}-{}-{}{suffix}", &f[..10], &f[11..13], &f[14..16], &f[17..19]);
+            prop_assert_eq!(time_from_path("%Y-%m-%d/%H-%M-%S", &path), Some(s));
+        }
     }
 }

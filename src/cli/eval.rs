@@ -67,7 +67,8 @@ pub fn read_queries(path: &Path) -> anyhow::Result<Vec<LabelledQuery>> {
     Ok(out)
 }
 
-fn seconds_to_ms(s: f64) -> u64 {
+/// Seconds of a labelled query as milliseconds (negative is 0).
+pub(super) fn seconds_to_ms(s: f64) -> u64 {
     (s.max(0.0) * 1000.0).round() as u64
 }
 

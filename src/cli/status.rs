@@ -18,6 +18,15 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
     if let Some(e) = &s.ingest_error {
         println!("INGEST STOPPED: {e}");
     }
+    if let Some(reason) = &s.pipeline.reason {
+        println!("INGEST STALLED: {reason}");
+    }
+    if s.pipeline.worker_restarts > 0 {
+        println!(
+            "decode workers restarted after a panic: {}",
+            s.pipeline.worker_restarts
+        );
+    }
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }

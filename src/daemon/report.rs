@@ -71,6 +71,16 @@ impl Daemon {
             sources,
             ingest_error: self.ingest.halt().reason(),
             retention_removed: self.catalog.store().retention_removed(),
+            pipeline: {
+                let h = self.ingest.health();
+                PipelineStatus {
+                    stalled: h.stalled.is_some(),
+                    reason: h.stalled,
+                    decode_workers: h.decode_workers,
+                    decode_workers_alive: h.decode_workers_alive,
+                    worker_restarts: h.worker_restarts,
+                }
+            },
         })
     }
 

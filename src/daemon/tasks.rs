@@ -57,12 +57,18 @@ pub(super) fn spawn(runtime: &Runtime, daemon: &Arc<Daemon>) -> Vec<JoinHandle<(
                 tokio::time::sleep(every).await;
                 // Ping only when a request can be answered end to end (blocking pool + store).
                 let d = d.clone();
-                let alive =
-                    tokio::task::spawn_blocking(move || d.handle(Request::Status).is_ok()).await;
-                if matches!(alive, Ok(true)) {
-                    crate::notify::notify("WATCHDOG=1");
-                } else {
-                    tracing::error!("health check failed; not pinging the watchdog");
+                // A pipeline that cannot progress while work is queued is not healthy either:
+                // systemd restarts the daemon, which requeues every unfinished source.
+                let health = tokio::task::spawn_blocking(move || {
+                    d.handle(Request::Status).map(|_| d.ingest.health().stalled)
+                })
+                .await;
+                match health {
+                    Ok(Ok(None)) => crate::notify::notify("WATCHDOG=1"),
+                    Ok(Ok(Some(reason))) => {
+                        tracing::error!(reason, "ingest pipeline stalled; not pinging the watchdog")
+                    }
+                    _ => tracing::error!("health check failed; not pinging the watchdog"),
                 }
             }
         }));

@@ -56,6 +56,24 @@ pub enum DecodeError {
         /// FFmpeg's reason.
         reason: String,
     },
+    /// Reading the file (probe, metadata, decode) panicked; the panic was caught and the
+    /// reader went on with the next source.
+    #[error("{path}: reading the file panicked: {reason}")]
+    Panicked {
+        /// The file.
+        path: String,
+        /// The panic's message.
+        reason: String,
+    },
+}
+
+/// The message of a caught panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// One sampled frame, preprocessed for the model.
@@ -222,8 +240,19 @@ fn check_decodable(path: &str, params: &ffmpeg::codec::Parameters) -> Result<(),
     Ok(())
 }
 
-/// Reads the container header: duration, size and codec of the best video stream.
+/// Reads the container header: duration, size and codec of the best video stream. A panic
+/// while reading it (a hostile header or tag) is caught and returned as
+/// [`DecodeError::Panicked`], so no caller (a decode worker, a live source's thread) dies of it.
 pub fn probe(path: &Path) -> Result<SourceInfo, DecodeError> {
+    std::panic::catch_unwind(|| probe_header(path)).unwrap_or_else(|payload| {
+        Err(DecodeError::Panicked {
+            path: path.display().to_string(),
+            reason: panic_message(&*payload),
+        })
+    })
+}
+
+fn probe_header(path: &Path) -> Result<SourceInfo, DecodeError> {
     let (ictx, index) = open(path)?;
     let stream = ictx.stream(index).expect("stream index from best()");
     let params = stream.parameters();
@@ -280,7 +309,15 @@ pub(crate) fn read_packet(
 
 /// Wall-clock time of a file's offset 0, ms since the epoch: from its path (`time_pattern`),
 /// else the container's `creation_time`, else its modification time minus its duration.
+/// `None` when none is known; a panic while matching the path is caught and gives `None`.
 pub fn wall_clock_start(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
+    std::panic::catch_unwind(|| wall_clock_of(path, time_pattern, info)).unwrap_or_else(|payload| {
+        tracing::warn!(path = %path.display(), reason = panic_message(&*payload), "cannot read the file's wall-clock start");
+        None
+    })
+}
+
+fn wall_clock_of(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
     if let Some(t) = crate::clock::time_from_path(time_pattern, &path.to_string_lossy()) {
         return Some(t);
     }

@@ -39,7 +39,19 @@ pub enum ImageInputError {
     /// The image decoded to zero pixels.
     #[error("image has no pixels")]
     Empty,
+    /// The image is so elongated that resizing its shortest side to the model's would make a
+    /// huge intermediate image (a 1 x 65535 PNG of a few hundred bytes asked for ~10 GB).
+    #[error("image of {width}x{height} pixels is more than {MAX_ASPECT}:1; crop it first")]
+    Elongated {
+        /// Width in pixels.
+        width: usize,
+        /// Height in pixels.
+        height: usize,
+    },
 }
+
+/// The most elongated still image (long side over short side) that is embedded.
+pub const MAX_ASPECT: usize = 20;
 
 /// Geometry and normalisation the model's image tower expects.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +210,12 @@ impl PixelGeometry {
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         if w == 0 || h == 0 {
             return Err(ImageInputError::Empty);
+        }
+        if w.max(h) > w.min(h).saturating_mul(MAX_ASPECT) {
+            return Err(ImageInputError::Elongated {
+                width: w,
+                height: h,
+            });
         }
         let (rw, rh) = self.resized_dims(w, h);
         let resized = resize_bicubic_rgb24(rgb.as_raw(), w, h, rw, rh);
@@ -416,5 +434,81 @@ mod tests {
         .unwrap();
         assert_eq!((g.shortest_edge, g.crop, g.mean[0]), (64, 64, 0.5));
         assert!(PixelGeometry::from_preprocessor_json(r#"{"crop_size": 32}"#, 64).is_err());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests of the image-query decoder: random bytes and truncated or damaged PNG
+    //! and JPEG files give an error, never a panic; whole files give one image's values.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encoded(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn elongated_images_are_refused_before_resizing() {
+        let g = PixelGeometry::clip_default(224);
+        let mut out = Vec::new();
+        let thin = encoded(image::ImageFormat::Png, 1, 4000);
+        let e = g.preprocess_image_bytes(&thin, &mut out).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ImageInputError::Elongated {
+                    width: 1,
+                    height: 4000
+                }
+            ),
+            "{e}"
+        );
+        assert!(out.is_empty());
+        // 20:1 is still embedded.
+        let wide = encoded(image::ImageFormat::Png, 200, 10);
+        g.preprocess_image_bytes(&wide, &mut out).unwrap();
+        assert_eq!(out.len(), g.values_per_image());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn random_bytes_are_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut out = Vec::new();
+            prop_assert!(PixelGeometry::clip_default(16).preprocess_image_bytes(&bytes, &mut out).is_err());
+        }
+
+        #[test]
+        fn truncated_or_damaged_files_never_panic(
+            png in any::<bool>(),
+            w in 2u32..40,
+            h in 2u32..40,
+            cut in 0.0f64..1.0,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let format = if png { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
+            let whole = encoded(format, w, h);
+            let g = PixelGeometry::clip_default(16);
+            let mut out = Vec::new();
+            g.preprocess_image_bytes(&whole, &mut out).unwrap();
+            prop_assert_eq!(out.len(), g.values_per_image());
+            let mut bytes = whole[..(whole.len() as f64 * cut) as usize].to_vec();
+            if !bytes.is_empty() {
+                for (at, v) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= v;
+                }
+            }
+            let mut out = Vec::new();
+            match g.preprocess_image_bytes(&bytes, &mut out) {
+                Ok(()) => prop_assert_eq!(out.len(), g.values_per_image()),
+                Err(_) => prop_assert!(out.is_empty()),
+            }
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Decode workers: one thread per file being read at a time, `ingest.decode_workers` of them.
 
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::{IngestHalt, IngestStats, Item, Job};
@@ -25,9 +28,52 @@ pub(super) struct DecodeWorker {
 }
 
 impl DecodeWorker {
+    /// Serves jobs until the queue closes or ingest is cancelled. Nothing a file holds can end
+    /// the thread: a panic while reading a file fails that source (inside [`Self::decode`]),
+    /// and a panic anywhere else in the loop restarts the loop in place, failing the job in
+    /// hand, so the worker goes on with the next job.
     pub(super) fn run(self) {
+        let current: RefCell<Option<Job>> = RefCell::new(None);
         loop {
-            let job = match self.jobs.lock().expect("jobs lock").recv() {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.serve(&current))) {
+                Ok(()) => return,
+                Err(payload) => {
+                    let reason = decode::panic_message(&*payload);
+                    self.stats.worker_restarts.fetch_add(1, Ordering::SeqCst);
+                    let job = current.borrow_mut().take();
+                    tracing::error!(
+                        source = job.as_ref().map(|j| j.source.as_str()),
+                        reason,
+                        "decode worker panicked; its job fails and the worker restarts"
+                    );
+                    if let Some(job) = job {
+                        let result = Err(DecodeError::Panicked {
+                            path: job.path.display().to_string(),
+                            reason,
+                        });
+                        let end = Item::End {
+                            source: job.source,
+                            result,
+                        };
+                        if self.items.send(end).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The job loop; `current` holds the job in hand, for [`Self::run`] to fail if it panics.
+    fn serve(&self, current: &RefCell<Option<Job>>) {
+        loop {
+            // A worker that panicked while holding the lock poisons it; the queue is still good.
+            let next = self
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recv();
+            let job = match next {
                 Ok(job) => job,
                 Err(_) => return,
             };
@@ -39,6 +85,7 @@ impl DecodeWorker {
                 // The source stays unfinished in the store and is queued again on resume.
                 continue;
             }
+            *current.borrow_mut() = Some(job.clone());
             let t = Instant::now();
             let result = self.decode(&job);
             if let Ok(s) = &result {
@@ -51,6 +98,7 @@ impl DecodeWorker {
                     Ordering::Relaxed,
                 );
             }
+            current.borrow_mut().take();
             let stopped = matches!(&result, Ok(s) if s.stopped);
             if stopped && self.cancel.load(Ordering::SeqCst) {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
@@ -73,7 +121,14 @@ impl DecodeWorker {
         }
     }
 
+    /// Reads one file: probe, wall-clock start, then decode and sample. Everything that reads
+    /// the file's bytes or metadata runs under one panic guard: a file that panics FFmpeg's
+    /// wrapper or a parser fails its source with [`DecodeError::Panicked`].
     fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
+        guarded(&job.path, || self.read(job))
+    }
+
+    fn read(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
         let info = decode::probe(&job.path).ok();
         let duration = info.as_ref().and_then(|i| i.duration_ms);
         let wall = decode::wall_clock_start(&job.path, &job.settings.time_pattern, info.as_ref());
@@ -98,28 +153,58 @@ impl DecodeWorker {
             policy: job.settings.policy,
         };
         let items = &self.items;
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
-                if self.halt.is_halted() {
-                    return false;
-                }
-                let key = frame_key(job.no, frame.offset_ms);
-                items
-                    .send(Item::Frame {
-                        key,
-                        source: job.source.clone(),
-                        pixels: frame.pixels,
-                    })
-                    .is_ok()
-            })
-        }));
-        match run {
-            Ok(result) => result,
-            Err(_) => Err(DecodeError::Stream {
-                path: job.path.display().to_string(),
-                at_ms: 0,
-                reason: "decoder panicked".into(),
-            }),
+        decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
+            if self.halt.is_halted() {
+                return false;
+            }
+            let key = frame_key(job.no, frame.offset_ms);
+            items
+                .send(Item::Frame {
+                    key,
+                    source: job.source.clone(),
+                    pixels: frame.pixels,
+                })
+                .is_ok()
+        })
+    }
+}
+
+/// Runs `read` (the reading of `path`) and turns a panic into [`DecodeError::Panicked`] with
+/// the panic's message.
+fn guarded(
+    path: &Path,
+    read: impl FnOnce() -> Result<DecodeSummary, DecodeError>,
+) -> Result<DecodeSummary, DecodeError> {
+    std::panic::catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|payload| {
+        Err(DecodeError::Panicked {
+            path: path.display().to_string(),
+            reason: decode::panic_message(&*payload),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_reading_fails_the_source_with_its_message() {
+        let path = Path::new("/footage/x.nut");
+        let result = guarded(path, || {
+            let frac = "éé";
+            // The slicing that panicked `clock::parse_iso8601` before issue 15.
+            let _ = &frac[..1];
+            unreachable!()
+        });
+        match result {
+            Err(e @ DecodeError::Panicked { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("/footage/x.nut"), "{text}");
+                assert!(text.contains("char boundary"), "{text}");
+            }
+            other => panic!("expected Panicked, got {other:?}"),
         }
+        let ok = guarded(path, || Err(DecodeError::NoVideo { path: "p".into() }));
+        assert!(matches!(ok, Err(DecodeError::NoVideo { .. })));
     }
 }

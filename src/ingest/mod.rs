@@ -111,6 +111,27 @@ pub struct Ingest {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stats: Arc<IngestStats>,
     halt: Arc<IngestHalt>,
+    /// How many of `threads` (the first ones) are decode workers.
+    decode_workers: usize,
+    /// The job queue's receiving end, kept here too: were every decode worker gone, jobs
+    /// would still be queued and counted (and the pipeline reported stalled) rather than
+    /// refused and lost silently.
+    _jobs_rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+}
+
+/// Whether the pipeline can still make progress, for `status` and the systemd watchdog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineHealth {
+    /// Decode worker threads started.
+    pub decode_workers: usize,
+    /// Decode worker threads still running.
+    pub decode_workers_alive: usize,
+    /// Whether the batch and embed-commit workers are both running.
+    pub committer_alive: bool,
+    /// Times a decode worker's loop panicked and was restarted in place.
+    pub worker_restarts: u64,
+    /// Why queued work cannot progress; `None` while the pipeline can.
+    pub stalled: Option<String>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -138,7 +159,8 @@ impl Ingest {
             settings.resume_free_mb,
         ));
         let mut threads = Vec::new();
-        for i in 0..settings.decode_workers {
+        let decode_workers = settings.decode_workers;
+        for i in 0..decode_workers {
             let ctx = DecodeWorker {
                 jobs: jobs_rx.clone(),
                 items: items_tx.clone(),
@@ -202,7 +224,41 @@ impl Ingest {
             threads: Mutex::new(threads),
             stats,
             halt,
+            decode_workers,
+            _jobs_rx: jobs_rx,
         })
+    }
+
+    /// Whether work that is queued can still progress. The rule looks only at threads, never
+    /// at time, so a slow but working pipeline is never called stalled: the pipeline is
+    /// stalled when sources wait in the queue and no decode worker thread is running (a decode
+    /// worker restarts itself after a panic, so this means one died some other way), or when
+    /// the batch or embed-commit worker has stopped (nothing can be committed). After
+    /// [`Ingest::shutdown`] it is never stalled.
+    pub fn health(&self) -> PipelineHealth {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let running = !self.cancel.load(Ordering::SeqCst) && !threads.is_empty();
+        let n = self.decode_workers.min(threads.len());
+        let decode_workers_alive = threads[..n].iter().filter(|t| !t.is_finished()).count();
+        let committer_alive = threads[n..].iter().all(|t| !t.is_finished());
+        let queued = self.stats.queued.load(Ordering::SeqCst);
+        let stalled = running
+            .then(|| {
+                stall_reason(
+                    queued,
+                    self.decode_workers,
+                    decode_workers_alive,
+                    committer_alive,
+                )
+            })
+            .flatten();
+        PipelineHealth {
+            decode_workers: self.decode_workers,
+            decode_workers_alive: if running { decode_workers_alive } else { 0 },
+            committer_alive: running && committer_alive,
+            worker_restarts: self.stats.worker_restarts.load(Ordering::SeqCst),
+            stalled,
+        }
     }
 
     /// Queues a source for decoding.
@@ -250,5 +306,43 @@ impl Ingest {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+/// Why a running pipeline cannot progress, from its threads alone (see [`Ingest::health`]).
+fn stall_reason(
+    queued: usize,
+    decode_workers: usize,
+    decode_workers_alive: usize,
+    committer_alive: bool,
+) -> Option<String> {
+    if !committer_alive {
+        Some("the batch or embed-commit worker has stopped: no frame can be committed".into())
+    } else if queued > 0 && decode_workers_alive == 0 {
+        Some(format!(
+            "{queued} sources queued and none of the {decode_workers} decode workers is running"
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stall_reason;
+
+    #[test]
+    fn only_a_pipeline_that_cannot_progress_is_stalled() {
+        // Healthy, however slow: a worker alive, or nothing queued.
+        assert_eq!(stall_reason(5, 2, 1, true), None);
+        assert_eq!(stall_reason(0, 2, 0, true), None);
+        let r = stall_reason(3, 2, 0, true).unwrap();
+        assert!(
+            r.contains("3 sources queued") && r.contains("2 decode workers"),
+            "{r}"
+        );
+        assert!(stall_reason(0, 2, 2, false)
+            .unwrap()
+            .contains("embed-commit"));
     }
 }

@@ -26,6 +26,8 @@ pub struct IngestStats {
     pub handoff_us: AtomicU64,
     /// Embed-commit worker time committing batches (sled transaction + flush + index add), us.
     pub commit_us: AtomicU64,
+    /// Times a decode worker's loop panicked outside a file's guard and was restarted.
+    pub worker_restarts: AtomicU64,
 }
 
 /// Ingest progress of one source since the daemon started.

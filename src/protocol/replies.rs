@@ -147,6 +147,24 @@ pub struct StatusReply {
     /// Frames removed by retention since the state was created.
     #[serde(default)]
     pub retention_removed: u64,
+    /// Whether the ingest pipeline can still make progress (absent from older daemons).
+    #[serde(default)]
+    pub pipeline: PipelineStatus,
+}
+
+/// The ingest pipeline's health in `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStatus {
+    /// True when sources are queued and cannot progress (see `reason`).
+    pub stalled: bool,
+    /// Why the pipeline is stalled; null while it is not.
+    pub reason: Option<String>,
+    /// Decode worker threads started (`ingest.decode_workers`).
+    pub decode_workers: usize,
+    /// Decode worker threads running.
+    pub decode_workers_alive: usize,
+    /// Times a decode worker panicked outside a file's guard and was restarted in place.
+    pub worker_restarts: u64,
 }
 
 /// Reply to `forget`.

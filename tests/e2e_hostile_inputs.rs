@@ -1,0 +1,135 @@
+//! Hostile input against the real daemon (issue 15): files whose metadata once panicked a
+//! decode worker. No input may kill a worker: every source ends `done` or `failed` with a
+//! reason, the sources queued behind them are read, and `status` reports a healthy pipeline.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use frameseek::devkit::samples::render_scene_video;
+
+/// Polls `status` until every source is done or failed, for at most `limit`; panics with the
+/// last status (and the daemon's log) when some source is still queued or ingesting.
+fn wait_terminal(d: &DaemonGuard, sources: &[&str], limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = d.cli_json(&["status"]);
+        let finished = sources.iter().all(|s| {
+            status["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["source"] == *s && (x["state"] == "done" || x["state"] == "failed"))
+        });
+        if finished {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sources still not finished after {limit:?} (a decode worker died?): {status}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn multibyte_creation_time_kills_no_worker_and_later_files_are_read() {
+    let env = TestEnv::new();
+    let dir = env.footage();
+    // Two files whose `creation_time` has a multi-byte fraction: before issue 15 each one
+    // panicked a decode worker outside its guard, so two of them killed both workers.
+    let mut hostile = Vec::new();
+    for (name, stamp) in [
+        ("a.nut", "2024-01-01T00:00:00.éé"),
+        ("b.nut", "2024-01-01T00:00:00.1€"),
+    ] {
+        let path = dir.join(name);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=3:size=320x240:rate=10",
+            "-metadata",
+            &format!("creation_time={stamp}"),
+            path.to_str().unwrap(),
+        ]);
+        hostile.push(path);
+    }
+    let good = dir.join("later.mp4");
+    render_scene_video(&good, &["testsrc2", "smptehdbars"], 3.0).unwrap();
+
+    let d = env.start("decode_workers = 2");
+    let hostile_args: Vec<&str> = hostile.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec!["ingest"];
+    args.extend(&hostile_args);
+    let out = d.cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Queued behind the hostile files, once their workers had taken them.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.cli(&["ingest", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ids: Vec<String> = hostile
+        .iter()
+        .chain(std::iter::once(&good))
+        .map(|p| source_id(p))
+        .collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let status = wait_terminal(&d, &id_refs, Duration::from_secs(120));
+
+    // The unreadable creation time is ignored (the file's mtime is its wall clock instead);
+    // the video itself is fine, so every file is indexed.
+    for id in &id_refs {
+        let s = source_status(&status, id);
+        assert_eq!(s["state"], "done", "{id}: {s}\n{}", d.log_text());
+        assert!(s["frames"].as_u64().unwrap() > 0, "{id}: {s}");
+        assert!(s["start_wall"].is_string(), "{id}: {s}");
+    }
+    let pipeline = &status["pipeline"];
+    assert_eq!(pipeline["stalled"], false, "{status}");
+    assert!(pipeline["reason"].is_null(), "{status}");
+    assert_eq!(pipeline["decode_workers"], 2, "{status}");
+    assert_eq!(pipeline["decode_workers_alive"], 2, "{status}");
+    assert_eq!(pipeline["worker_restarts"], 0, "{status}");
+    assert!(!d.log_text().contains("panicked"), "{}", d.log_text());
+
+    // The human table says nothing alarming about a healthy pipeline.
+    let out = d.cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("STALLED"), "{text}");
+}
+
+/// `frameseek demo` with a model that cannot find anything: it must fail, not print a poor
+/// recall and exit 0, and it must say loudly that the model is the random one.
+#[test]
+fn demo_fails_when_recall_misses_its_target() {
+    let work = tempfile::Builder::new()
+        .prefix("fs-demo-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .arg("demo")
+        .arg("--model")
+        .arg(test_model())
+        .arg("--dir")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("demo failed: recall@5"), "{stderr}");
+    assert!(stderr.contains("RANDOM weights"), "{stderr}");
+    assert!(stdout.contains("MISSED"), "{stdout}");
+    assert!(stdout.contains("RANDOM weights"), "{stdout}");
+}
