@@ -42,7 +42,7 @@ fn fifty_concurrent_clients_get_answers_while_ingest_runs() {
                 let mut searches = 0u32;
                 while Instant::now() < deadline {
                     let request = if i % 5 == 0 {
-                        Request::Status
+                        Request::Status(Default::default())
                     } else {
                         searches += 1;
                         Request::Search(SearchRequest {

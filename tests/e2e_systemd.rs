@@ -111,7 +111,7 @@ fn a_socket_passed_by_systemd_is_used_and_left_in_place() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Ok(mut c) = frameseek::client::Client::connect(&socket) {
-            if let Ok(v) = c.call(&frameseek::protocol::Request::Status) {
+            if let Ok(v) = c.call(&frameseek::protocol::Request::Status(Default::default())) {
                 break v;
             }
         }

@@ -81,7 +81,7 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
                 .expect("valid template"),
         );
         loop {
-            let status: StatusReply = client.call_as(&Request::Status)?;
+            let status: StatusReply = client.call_as(&Request::Status(Default::default()))?;
             let mine: Vec<_> = status
                 .sources
                 .iter()

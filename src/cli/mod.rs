@@ -60,7 +60,7 @@ pub enum Command {
     /// into the daemon's export folder: the top clips of a search, or a source's time range.
     Export(export::ExportArgs),
     /// Show the daemon's model, frame count and per-source progress.
-    Status,
+    Status(status::StatusArgs),
     /// Show the daemon's counters.
     Stats,
     /// Remove a source's frames from the index.
@@ -128,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ingest(args) => ingest::run(&cli, args),
         Command::Search(args) => search::run(&cli, args),
         Command::Export(args) => export::run(&cli, args),
-        Command::Status => status::run_status(&cli),
+        Command::Status(args) => status::run_status(&cli, args),
         Command::Stats => status::run_stats(&cli),
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),

@@ -1,11 +1,31 @@
 //! `frameseek status`, `frameseek stats` and `frameseek forget`.
 
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
-use crate::protocol::{ForgetReply, ForgetRequest, Request, StatsReply, StatusReply};
+use crate::protocol::{
+    ForgetReply, ForgetRequest, Request, StatsReply, StatusReply, StatusRequest,
+};
 
-pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
+/// Sources the table lists when `--limit` is not given (`--json` lists every source).
+const TABLE_LIMIT: usize = 200;
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// List at most N sources (default: 200 in the table, all with --json).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// List only the sources matching this id or glob (as `search --source`).
+    #[arg(long, value_name = "GLOB")]
+    pub source: Option<String>,
+}
+
+pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     let mut client = connect(cli)?;
-    let value = client.call(&Request::Status)?;
+    let request = StatusRequest {
+        limit: args.limit.or((!cli.json).then_some(TABLE_LIMIT)),
+        source: args.source.clone(),
+    };
+    let value = client.call(&Request::Status(request))?;
     if cli.json {
         println!("{}", strip_ok(value));
         return Ok(EXIT_OK);
@@ -30,6 +50,15 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }
+    let st = &s.states;
+    println!(
+        "{} sources: {} done, {} ingesting, {} queued, {} failed",
+        st.done + st.ingesting + st.queued + st.failed,
+        st.done,
+        st.ingesting,
+        st.queued,
+        st.failed
+    );
     let rows: Vec<Vec<String>> = s
         .sources
         .iter()
@@ -57,6 +86,18 @@ pub fn run_status(cli: &Cli) -> anyhow::Result<u8> {
         print_table(
             &["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"],
             &rows,
+        );
+    }
+    let shown = s.sources.len() as u64;
+    if shown < s.sources_matching {
+        println!(
+            "showing {shown} of {} sources{}; --limit N or --source GLOB for the others",
+            s.sources_matching,
+            if args.source.is_some() {
+                " that match"
+            } else {
+                ""
+            }
         );
     }
     Ok(EXIT_OK)
@@ -101,6 +142,7 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }
+
     if !s.ingest_rates.is_empty() {
         println!();
         let rows: Vec<Vec<String>> = s

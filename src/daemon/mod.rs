@@ -240,7 +240,7 @@ impl Daemon {
         match request {
             Request::Search(r) => self.search(r).map(json),
             Request::Ingest(r) => self.ingest(r).map(json),
-            Request::Status => self.status().map(json),
+            Request::Status(r) => self.status(r).map(json),
             Request::Forget(r) => self.forget(r).map(json),
             Request::Stats => self.stats().map(json),
             Request::Export(r) => self.export(r).map(json),

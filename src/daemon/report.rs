@@ -11,12 +11,38 @@ use crate::source::redact;
 use crate::store::SourceState;
 
 impl Daemon {
-    pub(super) fn status(&self) -> Result<StatusReply, ErrorBody> {
-        let sources = self
+    pub(super) fn status(&self, request: StatusRequest) -> Result<StatusReply, ErrorBody> {
+        // Counted over every source, copied only for the page asked for.
+        let (picked, matching, states) = self
             .catalog
             .store()
-            .sources()
-            .map_err(internal)?
+            .with_sources(|table| {
+                let mut states = StateCounts::default();
+                let mut matching = 0u64;
+                let mut picked = Vec::new();
+                for r in table.iter() {
+                    match r.state {
+                        SourceState::Queued => states.queued += 1,
+                        SourceState::Ingesting => states.ingesting += 1,
+                        SourceState::Done => states.done += 1,
+                        SourceState::Failed => states.failed += 1,
+                    }
+                    if request
+                        .source
+                        .as_deref()
+                        .is_some_and(|p| !crate::query::source_matches(p, &r.source))
+                    {
+                        continue;
+                    }
+                    matching += 1;
+                    if request.limit.is_none_or(|l| picked.len() < l) {
+                        picked.push(r.clone());
+                    }
+                }
+                (picked, matching, states)
+            })
+            .map_err(internal)?;
+        let sources = picked
             .into_iter()
             .map(|r| {
                 let progress = match (r.state, r.duration_ms, r.watermark_ms) {
@@ -69,6 +95,8 @@ impl Daemon {
             frames: self.catalog.store().frame_count() as u64,
             queue: self.ingest.stats().queued.load(Ordering::SeqCst),
             sources,
+            sources_matching: matching,
+            states,
             ingest_error: self.ingest.halt().reason(),
             retention_removed: self.catalog.store().retention_removed(),
             pipeline: {

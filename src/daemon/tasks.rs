@@ -60,7 +60,8 @@ pub(super) fn spawn(runtime: &Runtime, daemon: &Arc<Daemon>) -> Vec<JoinHandle<(
                 // A pipeline that cannot progress while work is queued is not healthy either:
                 // systemd restarts the daemon, which requeues every unfinished source.
                 let health = tokio::task::spawn_blocking(move || {
-                    d.handle(Request::Status).map(|_| d.ingest.health().stalled)
+                    d.handle(Request::Status(Default::default()))
+                        .map(|_| d.ingest.health().stalled)
                 })
                 .await;
                 match health {

@@ -169,6 +169,19 @@ pub struct FrameRequest {
     pub max_width: Option<u32>,
 }
 
+/// `status`: which sources to list. Without fields, every source (the reply always counts
+/// every source by state).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// List at most this many sources (in id order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// List only the sources matching this id or glob (as `search`'s `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// Every request the daemon understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -176,8 +189,8 @@ pub enum Request {
     Search(SearchRequest),
     /// Index footage.
     Ingest(IngestRequest),
-    /// Per-source progress.
-    Status,
+    /// Per-source progress (optionally a page of the sources, or those matching a glob).
+    Status(StatusRequest),
     /// Remove a source.
     Forget(ForgetRequest),
     /// Counters and timings.
@@ -197,7 +210,7 @@ impl Request {
             Request::Forget(r) => ("forget", serde_json::to_value(r)),
             Request::Export(r) => ("export", serde_json::to_value(r)),
             Request::Frame(r) => ("frame", serde_json::to_value(r)),
-            Request::Status => ("status", Ok(Value::Object(Default::default()))),
+            Request::Status(r) => ("status", serde_json::to_value(r)),
             Request::Stats => ("stats", Ok(Value::Object(Default::default()))),
         };
         let body = body.as_mut().expect("requests serialise");
@@ -268,10 +281,7 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         "forget" => Request::Forget(serde_json::from_value(body).map_err(invalid)?),
         "export" => Request::Export(serde_json::from_value(body).map_err(invalid)?),
         "frame" => Request::Frame(serde_json::from_value(body).map_err(invalid)?),
-        "status" => {
-            no_fields(&body)?;
-            Request::Status
-        }
+        "status" => Request::Status(serde_json::from_value(body).map_err(invalid)?),
         "stats" => {
             no_fields(&body)?;
             Request::Stats
@@ -362,7 +372,7 @@ mod tests {
             Request::Forget(ForgetRequest {
                 source: "/srv/a.mp4".into(),
             }),
-            Request::Status,
+            Request::Status(StatusRequest::default()),
             Request::Stats,
             Request::Export(ExportRequest {
                 source: "/srv/a.mp4".into(),

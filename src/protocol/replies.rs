@@ -60,6 +60,19 @@ pub struct ModelInfo {
     pub dim: usize,
 }
 
+/// Sources counted by state, in `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// Waiting for a decode worker.
+    pub queued: u64,
+    /// Being read.
+    pub ingesting: u64,
+    /// Finished.
+    pub done: u64,
+    /// Failed (the error says why).
+    pub failed: u64,
+}
+
 /// One source in `status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
@@ -139,8 +152,14 @@ pub struct StatusReply {
     pub frames: u64,
     /// Sources waiting for a decode worker.
     pub queue: usize,
-    /// Every source.
+    /// The sources asked for (every source, unless the request set `limit` or `source`).
     pub sources: Vec<SourceStatus>,
+    /// Sources matching the request's `source` filter (all when unset), before `limit`.
+    #[serde(default)]
+    pub sources_matching: u64,
+    /// Every source, counted by state.
+    #[serde(default)]
+    pub states: StateCounts,
     /// Why ingest is stopped (a full disk: what, where, what to do); null while it runs.
     #[serde(default)]
     pub ingest_error: Option<String>,
