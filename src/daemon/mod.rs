@@ -205,7 +205,9 @@ impl Daemon {
                     rtsp_transport: i.rtsp_transport,
                     decoder_threads,
                     nice: i.nice,
+                    max_sources: i.max_live_sources,
                 },
+                client_streams: crate::source::url::ClientStreams::new(&i.client_streams),
             },
         )?;
         sources.start(state_dir)?;

@@ -45,6 +45,12 @@ pub enum ErrorCode {
     SourceChanged,
     /// A time or range outside the source file.
     OutOfRange,
+    /// The export folder is at `daemon.export_max_mb`, or its disk at
+    /// `daemon.export_reserve_mb`.
+    ExportFull,
+    /// The daemon holds as many request bytes as it may (all connections together); the
+    /// request is not read; send it again later.
+    Busy,
 }
 
 impl ErrorCode {
@@ -63,6 +69,8 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::SourceChanged => "source_changed",
             Self::OutOfRange => "out_of_range",
+            Self::ExportFull => "export_full",
+            Self::Busy => "busy",
         }
     }
 }
