@@ -278,3 +278,55 @@ fn resume_marks_a_source_outside_todays_footage_roots_failed() {
     };
     assert!(frames_before.is_some());
 }
+
+#[test]
+fn request_bytes_of_all_connections_share_one_budget_and_the_daemon_stays_up() {
+    let env = TestEnv::new();
+    let d = env.start_wrapped(
+        "",
+        &test_model(),
+        &[
+            "env".into(),
+            "FRAMESEEK__DAEMON__MAX_REQUEST_BYTES=1500000".into(),
+            "FRAMESEEK__DAEMON__MAX_REQUEST_BYTES_TOTAL=2000000".into(),
+        ],
+    );
+    let big = vec![b'a'; 1_200_000];
+    // Connection A holds 1.2 MB of an unfinished line.
+    let mut a = UnixStream::connect(&d.socket).unwrap();
+    a.write_all(&big).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Connection B's 1.2 MB do not fit beside them: `busy`, and B is closed.
+    let b = UnixStream::connect(&d.socket).unwrap();
+    let mut b_write = b.try_clone().unwrap();
+    let line = big.clone();
+    let sender = std::thread::spawn(move || {
+        let _ = b_write.write_all(&line);
+        let _ = b_write.write_all(b"\n");
+    });
+    let mut reply = String::new();
+    BufReader::new(b).read_line(&mut reply).unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["error"]["code"], "busy", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("daemon.max_request_bytes_total"),
+        "{message}"
+    );
+    sender.join().unwrap();
+    // A finishes its line and is answered; its bytes go back to the budget.
+    a.write_all(b"\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(a.try_clone().unwrap())
+        .read_line(&mut reply)
+        .unwrap();
+    assert!(reply.contains("invalid_json"), "{reply}");
+    // A later request of the same size fits again.
+    let mut c = UnixStream::connect(&d.socket).unwrap();
+    c.write_all(&big).unwrap();
+    c.write_all(b"\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(c).read_line(&mut reply).unwrap();
+    assert!(reply.contains("invalid_json"), "{reply}");
+    assert!(d.cli_json(&["status"])["sources"].is_array());
+}

@@ -103,6 +103,8 @@ pub struct DaemonConfig {
     pub export_max_mb: f64,
     /// MB that must stay free on the export folder's file system after an export.
     pub export_reserve_mb: f64,
+    /// Request bytes buffered at once by all connections together.
+    pub max_request_bytes_total: usize,
 }
 
 impl DaemonConfig {
@@ -474,6 +476,7 @@ mod tests {
         assert_eq!(c.ingest.max_live_sources, 64);
         assert_eq!(c.daemon.export_max_mb, 10240.0);
         assert_eq!(c.daemon.export_reserve_mb, 256.0);
+        assert_eq!(c.daemon.max_request_bytes_total, 67_108_864);
         let c = Config::from_toml_str(
             "[ingest]\nclient_streams = [\"rtsp://10.0.0.\"]\nmax_live_sources = 2\n",
         )

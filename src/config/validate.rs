@@ -206,6 +206,12 @@ impl DaemonConfig {
             "daemon.export_reserve_mb",
             self.export_reserve_mb,
             "must be zero or a positive number of MB",
+        )?;
+        ensure(
+            self.max_request_bytes_total >= self.max_request_bytes,
+            "daemon.max_request_bytes_total",
+            self.max_request_bytes_total,
+            "must be at least daemon.max_request_bytes",
         )
     }
 }
