@@ -143,7 +143,7 @@ impl Daemon {
             &self.config.daemon.export_dir(),
             crate::media::export::ExportLimits {
                 max_bytes: (self.config.daemon.export_max_mb > 0.0)
-                    .then(|| (self.config.daemon.export_max_mb * 1e6) as u64),
+                    .then_some((self.config.daemon.export_max_mb * 1e6) as u64),
                 reserve_bytes: (self.config.daemon.export_reserve_mb * 1e6) as u64,
             },
         )
