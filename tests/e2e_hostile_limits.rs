@@ -330,3 +330,78 @@ fn request_bytes_of_all_connections_share_one_budget_and_the_daemon_stays_up() {
     assert!(reply.contains("invalid_json"), "{reply}");
     assert!(d.cli_json(&["status"])["sources"].is_array());
 }
+
+/// A child process killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_hls_playlist_over_http_cannot_make_ffmpeg_open_other_protocols() {
+    let env = TestEnv::new();
+    // A playlist whose segment is a UDP "URL": FFmpeg's own default for HTTP children
+    // allows udp, which would bind the port on every interface.
+    let udp_port = free_port();
+    let served = env.dir().join("www");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(
+        served.join("live.m3u8"),
+        format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:4.0,\nudp://127.0.0.1:{udp_port}?timeout=3000000\n#EXT-X-ENDLIST\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _server = Proc(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(&served)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = env.start(
+        "sample_interval = 0.5\nlive_timeout = 2.0\nreconnect_max = 1.0\nclient_streams = [\"http://127.0.0.1:\"]\n",
+    );
+    let url = format!("http://127.0.0.1:{port}/live.m3u8");
+    let out = d.cli_json(&["ingest", &url]);
+    assert_eq!(out["outcomes"][0]["result"], "queued", "{out}");
+    // For 8 s (several connection attempts), the UDP port stays free.
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        if let Err(e) = std::net::UdpSocket::bind(("0.0.0.0", udp_port)) {
+            panic!(
+                "the daemon bound UDP {udp_port} for a segment of a remote playlist: {e}\n{}",
+                d.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = d.cli_json(&["status"]);
+    let src = source_status(&s, &url);
+    assert!(
+        src["live"]["outages"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty()),
+        "{s}"
+    );
+    assert_eq!(src["frames"].as_u64(), Some(0), "{s}");
+}

@@ -25,7 +25,7 @@ pub mod disk;
 mod frames;
 mod record;
 
-pub use frames::stored_dot;
+pub use frames::{stored_dot, REMOVE_CHUNK};
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
 
