@@ -405,3 +405,26 @@ fn an_hls_playlist_over_http_cannot_make_ffmpeg_open_other_protocols() {
     );
     assert_eq!(src["frames"].as_u64(), Some(0), "{s}");
 }
+
+#[test]
+fn the_service_keeps_the_socket_units_folder_when_it_stops() {
+    // frameseek.socket listens in /run/frameseek; the service's RuntimeDirectory= is that
+    // folder, which systemd removes when the service stops unless it is preserved.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let service = std::fs::read_to_string(root.join("frameseek.service")).unwrap();
+    let socket = std::fs::read_to_string(root.join("frameseek.socket")).unwrap();
+    let value = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+            .last()
+            .map(str::to_string)
+    };
+    let runtime = value(&service, "RuntimeDirectory").unwrap();
+    let listen = value(&socket, "ListenStream").unwrap();
+    assert!(listen.starts_with(&format!("/run/{runtime}/")), "{listen}");
+    assert_eq!(
+        value(&service, "RuntimeDirectoryPreserve").as_deref(),
+        Some("yes"),
+        "the service would remove {listen}'s folder whenever it stops"
+    );
+}
