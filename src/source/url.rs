@@ -92,13 +92,14 @@ impl ClientStreams {
     }
 }
 
-/// The first query key of `url` (before `#`) that asks for listening or binding.
+/// The first query key of `url` that asks for listening or binding. Everything after the
+/// first `?` counts, fragment included: FFmpeg's protocols look options up in the whole rest
+/// of the URL (`tcp://h:1?x#&listen=1` listens).
 fn listening_key(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.split('#').next().unwrap_or("");
     let query = rest.split_once('?')?.1;
     query
-        .split('&')
+        .split(['&', '#', '?', ';'])
         .map(|kv| kv.split('=').next().unwrap_or("").to_ascii_lowercase())
         .find(|k| LISTENING_KEYS.contains(&k.as_str()))
 }
@@ -171,6 +172,7 @@ mod tests {
         assert!(allow.check("rtsp://cam-gate.lan.evil.com/main").is_err());
         assert!(allow.check("rtsp://cam-x/y.lan/").is_err());
         assert!(allow.check("rtsp://10.1.0.7/s1").is_err());
+        assert!(allow.check("rtsp://10.0.0.5@evil.example/s1").is_err());
         assert_eq!(
             allow.check("tcp://127.0.0.1:5598?listen=1"),
             Err(StreamRefused::Listens {
@@ -179,6 +181,9 @@ mod tests {
             })
         );
         assert!(allow.check("tcp://127.0.0.1:5598?x=1&Listen").is_err());
+        assert!(allow.check("tcp://127.0.0.1:5598?x=1#&listen=1").is_err());
+        assert!(allow.check("tcp://127.0.0.1:5598?x=1?listen=1").is_err());
+        assert_eq!(allow.check("tcp://127.0.0.1:5598?timeout=5"), Ok(()));
         assert!(allow.check("rtsp://10.0.0.7/s?rtsp_flags=listen").is_err());
         let refused = none.check("rtsp://u:secret@h/x").unwrap_err().to_string();
         assert!(!refused.contains("secret") && refused.contains("ingest.client_streams"));
