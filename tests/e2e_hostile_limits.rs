@@ -415,8 +415,8 @@ fn the_service_keeps_the_socket_units_folder_when_it_stops() {
     let socket = std::fs::read_to_string(root.join("frameseek.socket")).unwrap();
     let value = |text: &str, key: &str| -> Option<String> {
         text.lines()
-            .filter_map(|l| l.trim().strip_prefix(&format!("{key}=")))
-            .last()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
             .map(str::to_string)
     };
     let runtime = value(&service, "RuntimeDirectory").unwrap();
