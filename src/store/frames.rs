@@ -136,10 +136,7 @@ impl Store {
             r.error =
                 Some("being forgotten; if the daemon stopped meanwhile, forget it again".into());
         })?;
-        let mut removed = Vec::new();
-        for chunk in self.source_keys(rec.no)?.chunks(REMOVE_CHUNK) {
-            removed.extend(self.remove_frames(chunk, false)?);
-        }
+        let mut removed = self.remove_chunked(&self.source_keys(rec.no)?, REMOVE_CHUNK)?;
         let keys = self.source_keys(rec.no)?;
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
@@ -165,10 +162,13 @@ impl Store {
     /// transactions of [`REMOVE_CHUNK`] frames (see [`Store::forget_source`] for crash
     /// safety).
     pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
-        let keys = self.source_keys(no)?;
+        self.remove_chunked(&self.source_keys(no)?, REMOVE_CHUNK)
+    }
+    /// [`Store::remove_frames`] in transactions of `chunk` frames each.
+    fn remove_chunked(&self, keys: &[u64], chunk: usize) -> Result<Vec<u64>, StoreError> {
         let mut removed = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(REMOVE_CHUNK) {
-            removed.extend(self.remove_frames(chunk, false)?);
+        for part in keys.chunks(chunk.max(1)) {
+            removed.extend(self.remove_frames(part, false)?);
         }
         Ok(removed)
     }
@@ -361,24 +361,23 @@ mod tests {
     }
 
     #[test]
-    fn forget_and_clear_of_a_large_source_go_in_chunks_and_leave_nothing() {
+    fn forget_and_clear_go_in_chunks_and_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = store
             .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
             .unwrap();
-        let n = 2 * REMOVE_CHUNK as u64 + 5;
         let v = [1.0f32, 0.0];
-        let frames: Vec<(u64, &[f32])> = (0..n).map(|i| (frame_key(a.no, i), &v[..])).collect();
+        let frames: Vec<(u64, &[f32])> = (0..25).map(|i| (frame_key(a.no, i), &v[..])).collect();
         store.commit_frames(&frames).unwrap();
-        assert_eq!(store.frame_count(), n as usize);
-        let cleared = store.clear_frames(a.no).unwrap();
-        assert_eq!(cleared.len(), n as usize);
+        let keys: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        assert_eq!(store.remove_chunked(&keys[..12], 5).unwrap().len(), 12);
+        assert_eq!(store.frame_count(), 13);
+        assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 13);
+        assert_eq!(store.clear_frames(a.no).unwrap().len(), 13);
         assert_eq!(store.frame_count(), 0);
-        assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 0);
         store.commit_frames(&frames).unwrap();
-        let removed = store.forget_source("/a.mp4").unwrap();
-        assert_eq!(removed.len(), n as usize);
+        assert_eq!(store.forget_source("/a.mp4").unwrap().len(), 25);
         assert_eq!(store.frame_count(), 0);
         assert_eq!(store.count_rows().unwrap(), 0);
         assert!(store.source("/a.mp4").unwrap().is_none());

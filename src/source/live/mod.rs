@@ -69,7 +69,7 @@ pub fn protocol_whitelist(kind: LiveKind, scheme: &str) -> &'static str {
         (_, "rtmp") => "rtmp,tcp",
         (_, "rtmps") => "rtmp,rtmps,tcp,tls",
         (_, "tcp") => "tcp",
-        (_, "srt") => "srt,libsrt",
+        (_, "srt") => "srt",
         // A scheme not read as a stream: nothing.
         _ => "none",
     }
