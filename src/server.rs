@@ -30,6 +30,58 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Silence after which a connection is closed (also the limit for writing a reply).
     pub idle_timeout: Duration,
+    /// Request bytes buffered at once by all connections together; a line that cannot get
+    /// its bytes within [`BUDGET_WAIT`] is answered `busy` and its connection closed.
+    pub max_request_bytes_total: usize,
+}
+
+/// How long a connection waits for room in the shared request-byte budget before its
+/// request is refused `busy`.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
+
+/// Bytes of the shared request budget held by one connection (its line being read and the
+/// request being answered); given back when dropped.
+struct Held {
+    budget: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Takes `n` more bytes of the budget, waiting up to [`BUDGET_WAIT`]; false when the
+    /// budget stayed full.
+    async fn take(&mut self, n: usize) -> bool {
+        let Ok(count) = u32::try_from(n) else {
+            return false;
+        };
+        let acquire = self.budget.clone().acquire_many_owned(count);
+        match tokio::time::timeout(BUDGET_WAIT, acquire).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                self.bytes += n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives every held byte back.
+    fn release(&mut self) {
+        self.budget.add_permits(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Why a request line was not read.
+enum Refused {
+    /// Longer than `max_request_bytes`.
+    TooLarge,
+    /// The shared budget (`max_request_bytes_total`) stayed full.
+    Busy,
 }
 
 /// The listening socket: handed over by systemd (socket activation, `LISTEN_FDS`), or
@@ -130,6 +182,9 @@ pub async fn run<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let budget = Arc::new(Semaphore::new(
+        limits.max_request_bytes_total.min(Semaphore::MAX_PERMITS),
+    ));
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -151,10 +206,14 @@ pub async fn run<H: Handler>(
         };
         let handler = handler.clone();
         let stop = stop_tx.subscribe();
+        let held = Held {
+            budget: budget.clone(),
+            bytes: 0,
+        };
         tasks.spawn(async move {
             let uid = stream.peer_cred().ok().map(|c| c.uid());
             tracing::info!(peer_uid = ?uid, "connection");
-            if let Err(e) = serve_connection(stream, handler, limits, stop).await {
+            if let Err(e) = serve_connection(stream, handler, limits, held, stop).await {
                 tracing::debug!(peer_uid = ?uid, error = %e, "connection ended");
             }
             drop(permit);
@@ -171,28 +230,35 @@ pub async fn run<H: Handler>(
     }
 }
 
-/// Reads one line of at most `max` bytes. `Ok(None)` at a clean end of stream; `Err` with
-/// `TooLarge` when the line is longer than allowed.
+/// Reads one line of at most `max` bytes, taking its bytes from the shared budget (`held`)
+/// as they arrive. `Ok(None)` at a clean end of stream; `Refused` when the line is longer
+/// than allowed or the budget stayed full.
 async fn read_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     buf: &mut Vec<u8>,
     max: usize,
-) -> std::io::Result<Option<Result<(), ()>>> {
+    held: &mut Held,
+) -> std::io::Result<Option<Result<(), Refused>>> {
     buf.clear();
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
             return Ok(if buf.is_empty() { None } else { Some(Ok(())) });
         }
-        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
+        let found = available.iter().position(|&b| b == b'\n');
+        let (n, used) = match found {
+            Some(i) => (i, i + 1),
+            None => (available.len(), available.len()),
         };
-        if buf.len() + chunk.len() > max {
-            return Ok(Some(Err(())));
+        if buf.len() + n > max {
+            return Ok(Some(Err(Refused::TooLarge)));
         }
-        buf.extend_from_slice(chunk);
-        let used = found.unwrap_or(available.len());
+        if !held.take(n).await {
+            return Ok(Some(Err(Refused::Busy)));
+        }
+        // The reader's buffer is unchanged while waiting: nothing was consumed.
+        let available = reader.fill_buf().await?;
+        buf.extend_from_slice(&available[..n]);
         reader.consume(used);
         if found.is_some() {
             return Ok(Some(Ok(())));
@@ -204,6 +270,7 @@ async fn serve_connection<H: Handler>(
     stream: UnixStream,
     handler: Arc<H>,
     limits: Limits,
+    mut held: Held,
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
@@ -214,18 +281,28 @@ async fn serve_connection<H: Handler>(
     loop {
         let line = tokio::select! {
             _ = stop.recv() => return Ok(()),
-            r = tokio::time::timeout(idle, read_line(&mut reader, &mut buf, max)) => match r {
+            r = tokio::time::timeout(idle, read_line(&mut reader, &mut buf, max, &mut held)) => match r {
                 Err(_) => return Ok(()),
                 Ok(r) => r?,
             },
         };
         let reply = match line {
             None => return Ok(()),
-            Some(Err(())) => {
-                let e = ErrorBody::new(
-                    ErrorCode::TooLarge,
-                    format!("request line longer than {max} bytes; connection closed"),
-                );
+            Some(Err(refused)) => {
+                let e = match refused {
+                    Refused::TooLarge => ErrorBody::new(
+                        ErrorCode::TooLarge,
+                        format!("request line longer than {max} bytes; connection closed"),
+                    ),
+                    Refused::Busy => ErrorBody::new(
+                        ErrorCode::Busy,
+                        format!(
+                            "the daemon holds {} request bytes from all connections (daemon.max_request_bytes_total); connection closed, send the request again later",
+                            limits.max_request_bytes_total
+                        ),
+                    ),
+                };
+                held.release();
                 write
                     .write_all(format!("{}\n", error_line(None, &e)).as_bytes())
                     .await?;
@@ -239,6 +316,8 @@ async fn serve_connection<H: Handler>(
                 answer(&handler, trimmed).await
             }
         };
+        // The request is answered: its bytes go back to the budget.
+        held.release();
         let send = async {
             write.write_all(reply.as_bytes()).await?;
             write.write_all(b"\n").await

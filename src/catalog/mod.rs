@@ -56,9 +56,6 @@ impl CatalogError {
     }
 }
 
-/// Frames removed per transaction when a removal is not bounded by its nature.
-const REMOVAL_CHUNK: usize = 10_000;
-
 /// The opened store and index.
 pub struct Catalog {
     store: Store,
@@ -270,7 +267,7 @@ impl Catalog {
         let mut removed = 0u64;
         if !orphans.frames.is_empty() {
             self.begin_removal()?;
-            for chunk in orphans.frames.chunks(REMOVAL_CHUNK) {
+            for chunk in orphans.frames.chunks(crate::store::REMOVE_CHUNK) {
                 let gone = self.store.remove_frames(chunk, false)?;
                 self.index.write().expect("index lock").remove(&gone)?;
                 removed += gone.len() as u64;

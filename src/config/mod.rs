@@ -98,6 +98,13 @@ pub struct DaemonConfig {
     /// Folder `export` writes clips and thumbnails into; empty = `state_dir/exports`.
     #[serde(default)]
     pub export_dir: PathBuf,
+    /// Most MB the export folder may hold; an export that would pass it is refused. 0 = no
+    /// cap.
+    pub export_max_mb: f64,
+    /// MB that must stay free on the export folder's file system after an export.
+    pub export_reserve_mb: f64,
+    /// Request bytes buffered at once by all connections together.
+    pub max_request_bytes_total: usize,
 }
 
 impl DaemonConfig {
@@ -174,6 +181,11 @@ pub struct IngestConfig {
     /// Hardware decoding: `auto` (CUDA/NVDEC in a CUDA build), `cuda` or `none`.
     #[serde(default)]
     pub hwaccel: HwAccel,
+    /// Stream URLs socket clients may add with `ingest` (prefixes, `*` within a name);
+    /// empty: streams come only from `[[cameras]]`.
+    pub client_streams: Vec<String>,
+    /// Most live sources (streams, cameras, followed files) read at once.
+    pub max_live_sources: usize,
 }
 
 fn default_nice() -> i32 {
@@ -444,6 +456,32 @@ mod tests {
         assert!(e.to_string().contains("fps"), "{e}");
         let e = Config::from_toml_str("[ingest]\nrtsp_transport = \"sctp\"\n").unwrap_err();
         assert!(e.to_string().contains("ingest.rtsp_transport"), "{e}");
+        for (toml, key) in [
+            (
+                "[ingest]\nclient_streams = [\"/srv/x\"]",
+                "ingest.client_streams",
+            ),
+            ("[ingest]\nmax_live_sources = 0", "ingest.max_live_sources"),
+            ("[daemon]\nexport_max_mb = -1", "daemon.export_max_mb"),
+            (
+                "[daemon]\nexport_reserve_mb = -1",
+                "daemon.export_reserve_mb",
+            ),
+        ] {
+            let e = Config::from_toml_str(toml).unwrap_err();
+            assert!(e.to_string().contains(key), "{toml}: {e}");
+        }
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.ingest.client_streams.is_empty());
+        assert_eq!(c.ingest.max_live_sources, 64);
+        assert_eq!(c.daemon.export_max_mb, 10240.0);
+        assert_eq!(c.daemon.export_reserve_mb, 256.0);
+        assert_eq!(c.daemon.max_request_bytes_total, 67_108_864);
+        let c = Config::from_toml_str(
+            "[ingest]\nclient_streams = [\"rtsp://10.0.0.\"]\nmax_live_sources = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.client_streams, ["rtsp://10.0.0."]);
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl Config {
         self.model.validate()?;
         self.ingest.validate()?;
         check_cameras(&self.cameras)?;
+        ensure(
+            self.cameras.len() <= self.ingest.max_live_sources,
+            "ingest.max_live_sources",
+            self.ingest.max_live_sources,
+            "must be at least the number of [[cameras]]",
+        )?;
         let x = &self.index;
         ensure(
             (1..=4096).contains(&x.expansion_search),
@@ -188,6 +194,24 @@ impl DaemonConfig {
             "daemon.idle_timeout",
             self.idle_timeout,
             "must be a positive number of seconds",
+        )?;
+        ensure(
+            within(self.export_max_mb, 0.0..=f64::MAX),
+            "daemon.export_max_mb",
+            self.export_max_mb,
+            "must be zero (no cap) or a positive number of MB",
+        )?;
+        ensure(
+            within(self.export_reserve_mb, 0.0..=f64::MAX),
+            "daemon.export_reserve_mb",
+            self.export_reserve_mb,
+            "must be zero or a positive number of MB",
+        )?;
+        ensure(
+            self.max_request_bytes_total >= self.max_request_bytes,
+            "daemon.max_request_bytes_total",
+            self.max_request_bytes_total,
+            "must be at least daemon.max_request_bytes",
         )
     }
 }
@@ -281,6 +305,20 @@ impl IngestConfig {
             "ingest.checkpoint_frames",
             0,
             "must be at least 1",
+        )?;
+        for entry in &self.client_streams {
+            ensure(
+                crate::source::is_stream_url(entry),
+                "ingest.client_streams",
+                entry,
+                "each entry must start with a stream URL's scheme and host, e.g. \"rtsp://10.0.0.\"",
+            )?;
+        }
+        ensure(
+            (1..=4096).contains(&self.max_live_sources),
+            "ingest.max_live_sources",
+            self.max_live_sources,
+            "must be between 1 and 4096",
         )
     }
 }

@@ -100,6 +100,7 @@ pub fn run(
         max_connections: d.max_connections,
         max_request_bytes: d.max_request_bytes,
         idle_timeout: std::time::Duration::from_secs_f64(d.idle_timeout),
+        max_request_bytes_total: d.max_request_bytes_total,
     };
     runtime.block_on(crate::server::run(socket, daemon.clone(), limits, shutdown));
     crate::notify::notify("STOPPING=1");
@@ -211,7 +212,9 @@ impl Daemon {
                     rtsp_transport: i.rtsp_transport,
                     decoder_threads,
                     nice: i.nice,
+                    max_sources: i.max_live_sources,
                 },
+                client_streams: crate::source::url::ClientStreams::new(&i.client_streams),
             },
         )?;
         sources.start(state_dir)?;

@@ -141,9 +141,15 @@ impl Daemon {
             (r.start_ms, r.end_ms),
             best_ms,
             &self.config.daemon.export_dir(),
+            crate::media::export::ExportLimits {
+                max_bytes: (self.config.daemon.export_max_mb > 0.0)
+                    .then_some((self.config.daemon.export_max_mb * 1e6) as u64),
+                reserve_bytes: (self.config.daemon.export_reserve_mb * 1e6) as u64,
+            },
         )
         .map_err(|e| match e {
             ExportError::Media(m) => media_error(m),
+            ExportError::Full(_) => err(ErrorCode::ExportFull, e.to_string()),
             other => internal(other),
         })?;
         Ok(ExportReply {

@@ -162,13 +162,22 @@ pub fn init_ffmpeg() {
     });
 }
 
+/// The FFmpeg protocols a file source may open (`protocol_whitelist`).
+pub const FILE_PROTOCOLS: &str = "file";
+
+/// Opens a file with FFmpeg (file protocol only) and finds its best video stream.
 pub(crate) fn open(path: &Path) -> Result<(ffmpeg::format::context::Input, usize), DecodeError> {
     init_ffmpeg();
     let p = path.display().to_string();
-    let ictx = ffmpeg::format::input(&path).map_err(|e| DecodeError::Open {
-        path: p.clone(),
-        reason: e.to_string(),
-    })?;
+    // A file may only read files: a playlist or concat list under a footage root must not
+    // make FFmpeg open network protocols.
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("protocol_whitelist", FILE_PROTOCOLS);
+    let ictx =
+        ffmpeg::format::input_with_dictionary(&path, options).map_err(|e| DecodeError::Open {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
     let index = best_video_stream(&ictx, &p)?;
     Ok((ictx, index))
 }

@@ -48,7 +48,19 @@ pub enum ImageInputError {
         /// Height in pixels.
         height: usize,
     },
+    /// The image declares more pixels than a query image may have.
+    #[error("image declares {width} x {height} pixels, more than {MAX_IMAGE_PIXELS} in all; send a smaller image (the model sees a 224-pixel square)")]
+    TooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
 }
+
+/// Most pixels a query image may declare (24 megapixels, 6000 x 4000). Checked from the
+/// header before anything is decoded: a PNG of a few KB can declare 13,000 x 13,000 pixels.
+pub const MAX_IMAGE_PIXELS: u64 = 24_000_000;
 
 /// The most elongated still image (long side over short side) that is embedded.
 pub const MAX_ASPECT: usize = 20;
@@ -205,7 +217,18 @@ impl PixelGeometry {
         bytes: &[u8],
         out: &mut Vec<f32>,
     ) -> Result<(), ImageInputError> {
-        let img = image::load_from_memory(bytes).map_err(ImageInputError::Decode)?;
+        let reader = || {
+            image::ImageReader::new(std::io::Cursor::new(bytes))
+                .with_guessed_format()
+                .map_err(|e| ImageInputError::Decode(image::ImageError::IoError(e)))
+        };
+        let (width, height) = reader()?
+            .into_dimensions()
+            .map_err(ImageInputError::Decode)?;
+        if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+            return Err(ImageInputError::TooLarge { width, height });
+        }
+        let img = reader()?.decode().map_err(ImageInputError::Decode)?;
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         if w == 0 || h == 0 {

@@ -24,6 +24,9 @@ pub enum ExportError {
         /// Why.
         source: std::io::Error,
     },
+    /// The export folder or its disk has no room under the configured limits.
+    #[error("{0}; remove old exports from the export folder (or raise daemon.export_max_mb / lower daemon.export_reserve_mb)")]
+    Full(String),
     /// A file cannot be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -32,6 +35,57 @@ pub enum ExportError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// How much the export folder may hold (`daemon.export_max_mb`, `daemon.export_reserve_mb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportLimits {
+    /// Most bytes the folder may hold; `None`: no cap.
+    pub max_bytes: Option<u64>,
+    /// Bytes that must stay free on the folder's file system after an export.
+    pub reserve_bytes: u64,
+}
+
+impl ExportLimits {
+    /// Refuses when the folder, holding `adding` more bytes than now, would pass the cap
+    /// (with `adding == 0`: is at it already), or its disk would keep less than the reserve.
+    fn check(&self, dir: &Path, adding: u64) -> Result<(), ExportError> {
+        if let Some(max) = self.max_bytes {
+            let used = folder_bytes(dir) + adding;
+            if used > max || (adding == 0 && used >= max) {
+                return Err(ExportError::Full(format!(
+                    "the export folder {} would hold {} MB, over daemon.export_max_mb ({} MB)",
+                    dir.display(),
+                    used / 1_000_000,
+                    max / 1_000_000
+                )));
+            }
+        }
+        if let Some(free) = crate::store::disk::free_bytes(dir) {
+            let left = free.saturating_sub(adding);
+            if left < self.reserve_bytes {
+                return Err(ExportError::Full(format!(
+                    "the disk of the export folder {} would keep {} MB free, under daemon.export_reserve_mb ({} MB)",
+                    dir.display(),
+                    left / 1_000_000,
+                    self.reserve_bytes / 1_000_000
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of the regular files in `dir` (exports are written flat into it).
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// What an export wrote.
@@ -57,13 +111,16 @@ pub struct Exported {
 
 /// Writes `start_ms..end_ms` of `file` (source id `source`) and a JPEG of the frame at
 /// `best_ms` into `dir` (created with mode 0750 when missing). Nothing partial is left
-/// behind on failure.
+/// behind on failure. `limits` are checked before anything is written (the folder is not
+/// already full) and again once the clip and thumbnail are known, before they are renamed
+/// into place (a clip that would pass them is removed and refused).
 pub fn export_range(
     file: &Path,
     source: &str,
     (start_ms, end_ms): (u64, u64),
     best_ms: u64,
     dir: &Path,
+    limits: ExportLimits,
 ) -> Result<Exported, ExportError> {
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -76,6 +133,7 @@ pub fn export_range(
                 source,
             })?;
     }
+    limits.check(dir, 0)?;
     let (stem, ext) = export_name(source, start_ms, end_ms);
     let clip = dir.join(format!("{stem}.{ext}"));
     // Unique per export in flight, so two exports of one range do not write one file.
@@ -89,6 +147,12 @@ pub fn export_range(
     let frame = frame_jpeg(file, best_ms, None).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
     })?;
+    // The clip is on disk already (as the partial file); the thumbnail is still in memory.
+    limits
+        .check(dir, frame.jpeg.len() as u64)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })?;
     let write = |path: &Path, result: std::io::Result<()>| {
         result.map_err(|source| ExportError::Write {
             path: path.display().to_string(),
@@ -170,6 +234,30 @@ fn set_private(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_limits_refuse_a_full_folder_and_a_short_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old.mp4"), vec![0u8; 3000]).unwrap();
+        let cap = |max| ExportLimits {
+            max_bytes: Some(max),
+            reserve_bytes: 0,
+        };
+        assert!(cap(10_000).check(dir.path(), 0).is_ok());
+        assert!(cap(10_000).check(dir.path(), 5000).is_ok());
+        assert!(matches!(
+            cap(10_000).check(dir.path(), 8000),
+            Err(ExportError::Full(_))
+        ));
+        assert!(cap(3000).check(dir.path(), 0).is_err());
+        let e = ExportLimits {
+            max_bytes: None,
+            reserve_bytes: u64::MAX,
+        }
+        .check(dir.path(), 0)
+        .unwrap_err();
+        assert!(e.to_string().contains("daemon.export_reserve_mb"), "{e}");
+    }
 
     #[test]
     fn export_names_keep_the_container_and_tell_same_named_files_apart() {

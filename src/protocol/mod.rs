@@ -47,6 +47,12 @@ pub enum ErrorCode {
     OutOfRange,
     /// `export` or `frame` of a live stream: only embeddings were kept, no video.
     NotRecorded,
+    /// The export folder is at `daemon.export_max_mb`, or its disk at
+    /// `daemon.export_reserve_mb`.
+    ExportFull,
+    /// The daemon holds as many request bytes as it may (all connections together); the
+    /// request is not read; send it again later.
+    Busy,
 }
 
 impl ErrorCode {
@@ -66,6 +72,8 @@ impl ErrorCode {
             Self::SourceChanged => "source_changed",
             Self::OutOfRange => "out_of_range",
             Self::NotRecorded => "not_recorded",
+            Self::ExportFull => "export_full",
+            Self::Busy => "busy",
         }
     }
 }

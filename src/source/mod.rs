@@ -176,6 +176,8 @@ pub struct SourcesSettings {
     pub watch: Vec<PathBuf>,
     /// Settings shared by every live source.
     pub live: LiveSettings,
+    /// `ingest.client_streams`: the stream URLs socket clients may add.
+    pub client_streams: url::ClientStreams,
 }
 
 /// The source stage of a running daemon: admits files, folders, streams and cameras, and
@@ -227,8 +229,10 @@ impl Sources {
     /// and queues what `frameseek reindex` set aside.
     pub fn start(&self, state_dir: &Path) -> anyhow::Result<()> {
         self.check_watched()?;
-        self.resume_unfinished()?;
+        // Cameras first: resumed client streams must not take the slots of
+        // `ingest.max_live_sources` that the configured cameras need.
         self.start_cameras()?;
+        self.resume_unfinished()?;
         self.requeue_after_reindex(state_dir)?;
         Ok(())
     }
@@ -299,18 +303,44 @@ impl Sources {
 
     /// Queues every file source still `queued` or `ingesting` (after its watermark) and
     /// starts every such live source that is not a camera (cameras start from the
-    /// configuration).
+    /// configuration). Each is admitted again under today's configuration: a file or
+    /// followed file outside the footage roots, or a client stream that
+    /// `ingest.client_streams` no longer allows, is marked failed with the reason instead of
+    /// read; so is a live source over `ingest.max_live_sources`.
     pub fn resume_unfinished(&self) -> anyhow::Result<()> {
-        for r in self.catalog.store().sources()? {
+        let store = self.catalog.store();
+        for r in store.sources()? {
             if !matches!(r.state, SourceState::Queued | SourceState::Ingesting) {
+                continue;
+            }
+            let refused = match &r.live {
+                Some(l) if l.camera => continue,
+                Some(l) if is_stream_url(&l.url) => self
+                    .settings
+                    .client_streams
+                    .check(&l.url)
+                    .err()
+                    .map(|e| e.to_string()),
+                Some(l) => self.roots.admit(&l.url).err().map(|e| e.to_string()),
+                None => self
+                    .roots
+                    .admit(r.path.as_deref().unwrap_or(&r.source))
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            if let Some(reason) = refused {
+                tracing::warn!(source = %r.source, %reason, "not resumed");
+                self.fail_source(&r.source, format!("not resumed: {reason}"))?;
                 continue;
             }
             tracing::info!(source = %r.source, watermark_ms = ?r.watermark_ms, "resuming");
             match &r.live {
-                Some(l) if l.camera => {}
                 Some(l) => {
                     let settings = self.settings.defaults.for_camera(None);
-                    self.start_live(&r, &l.url.clone(), false, settings)?;
+                    if let Err(e) = self.start_live(&r, &l.url.clone(), false, settings) {
+                        tracing::warn!(source = %r.source, error = %e, "not resumed");
+                        self.fail_source(&r.source, format!("not resumed: {e}"))?;
+                    }
                 }
                 None => {
                     let path = PathBuf::from(r.path.as_deref().unwrap_or(&r.source));
@@ -326,6 +356,18 @@ impl Sources {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Marks a source failed with `reason` (shown by `status`); a live one as disconnected.
+    fn fail_source(&self, source: &str, reason: String) -> Result<(), StoreError> {
+        self.catalog.store().update_source(source, |r| {
+            r.state = SourceState::Failed;
+            r.error = Some(reason.clone());
+            if let Some(l) = r.live.as_mut() {
+                l.connected = false;
+            }
+        })?;
         Ok(())
     }
 

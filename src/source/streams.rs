@@ -15,19 +15,31 @@ pub enum LiveStartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// No thread could be started.
-    #[error("cannot start a thread: {0}")]
-    Thread(std::io::Error),
+    /// The live source's thread was not started (too many live sources, no thread).
+    #[error(transparent)]
+    Live(#[from] super::live::StartError),
+    /// A client's stream URL that the configuration does not allow.
+    #[error(transparent)]
+    Refused(#[from] super::url::StreamRefused),
 }
 
 impl Sources {
-    /// `ingest` of a stream URL or (`follow`) a growing file.
+    /// `ingest` of a stream URL (checked against `ingest.client_streams`) or (`follow`) a
+    /// growing file.
     pub(super) fn ingest_live(&self, given: &str, source: &str, url: &str) -> Admission {
         let settings = self.settings.defaults.for_camera(None);
         let _one_at_a_time = self.admitting.lock().expect("admission lock");
-        let started = self
-            .live_record(source, settings.interval)
+        let allowed = if is_stream_url(url) {
+            self.settings.client_streams.check(url)
+        } else {
+            Ok(())
+        };
+        let started = allowed
             .map_err(LiveStartError::from)
+            .and_then(|()| {
+                self.live_record(source, settings.interval)
+                    .map_err(LiveStartError::from)
+            })
             .and_then(|r| self.start_live(&r, url, false, settings));
         let (result, message) = match started {
             Ok(true) => (
@@ -96,7 +108,7 @@ impl Sources {
                 kind,
                 settings,
             })
-            .map_err(LiveStartError::Thread)
+            .map_err(LiveStartError::Live)
     }
 
     /// Starts the configured cameras (streams and growing files; folders are scanned with

@@ -8,8 +8,12 @@ use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::{
     abort, bump_count, corrupt, decode_key, frame_key, read_u64, split_key, tx_error, Abort,
-    SourceRecord, Store, StoreError, OFFSET_MASK,
+    SourceRecord, SourceState, Store, StoreError, OFFSET_MASK,
 };
+
+/// Frames removed per transaction by [`Store::forget_source`] and [`Store::clear_frames`]
+/// (as retention does): bounds the memory and the length of one sled transaction.
+pub const REMOVE_CHUNK: usize = 10_000;
 
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -181,12 +185,23 @@ impl Store {
         self.table_put(changed);
         Ok(added)
     }
-    /// Removes a source's frames, vectors and record, and lowers the frame counter, in one
-    /// transaction. Returns the removed frame keys.
+    /// Removes a source's frames, vectors and record, and lowers the frame counter: the
+    /// record is first marked failed ("being forgotten"), the frames go in transactions of
+    /// [`REMOVE_CHUNK`] (one huge transaction would hold every key of a large source in
+    /// memory at once), then the record with any frame left in a last one. The caller
+    /// (the catalog) sets the manifest's `removing` flag before and checkpoints after, so a
+    /// crash in between is reconciled at the next start, and the record left behind says to
+    /// forget it again. Returns the removed frame keys.
     pub fn forget_source(&self, source: &str) -> Result<Vec<u64>, StoreError> {
         let rec = self
             .source(source)?
             .ok_or_else(|| StoreError::UnknownSource(source.to_string()))?;
+        self.update_source(source, |r| {
+            r.state = SourceState::Failed;
+            r.error =
+                Some("being forgotten; if the daemon stopped meanwhile, forget it again".into());
+        })?;
+        let mut removed = self.remove_chunked(&self.source_keys(rec.no)?, REMOVE_CHUNK)?;
         let keys = self.source_keys(rec.no)?;
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
@@ -206,13 +221,22 @@ impl Store {
             .map_err(tx_error)?;
         t.db.flush()?;
         self.table_remove(source);
-        Ok(keys)
+        removed.extend(keys);
+        Ok(removed)
     }
-    /// Removes a source's frames but keeps its record (reset for re-ingest).
+    /// Removes a source's frames but keeps its record (reset for re-ingest), in
+    /// transactions of [`REMOVE_CHUNK`] frames (see [`Store::forget_source`] for crash
+    /// safety).
     pub fn clear_frames(&self, no: u32) -> Result<Vec<u64>, StoreError> {
-        let keys = self.source_keys(no)?;
-        self.remove_frames(&keys, false)?;
-        Ok(keys)
+        self.remove_chunked(&self.source_keys(no)?, REMOVE_CHUNK)
+    }
+    /// [`Store::remove_frames`] in transactions of `chunk` frames each.
+    fn remove_chunked(&self, keys: &[u64], chunk: usize) -> Result<Vec<u64>, StoreError> {
+        let mut removed = Vec::with_capacity(keys.len());
+        for part in keys.chunks(chunk.max(1)) {
+            removed.extend(self.remove_frames(part, false)?);
+        }
+        Ok(removed)
     }
     /// Removes the given frames (vectors, pending marks), lowers each source's frame count
     /// and the frame counter, in one transaction. Keys not stored are ignored. Returns the
@@ -409,6 +433,29 @@ mod tests {
             store.forget_source("/a.mp4"),
             Err(StoreError::UnknownSource(_))
         ));
+    }
+
+    #[test]
+    fn forget_and_clear_go_in_chunks_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let v = [1.0f32, 0.0];
+        let frames: Vec<(u64, &[f32])> = (0..25).map(|i| (frame_key(a.no, i), &v[..])).collect();
+        store.commit_frames(&frames).unwrap();
+        let keys: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        assert_eq!(store.remove_chunked(&keys[..12], 5).unwrap().len(), 12);
+        assert_eq!(store.frame_count(), 13);
+        assert_eq!(store.source("/a.mp4").unwrap().unwrap().frames, 13);
+        assert_eq!(store.clear_frames(a.no).unwrap().len(), 13);
+        assert_eq!(store.frame_count(), 0);
+        store.commit_frames(&frames).unwrap();
+        assert_eq!(store.forget_source("/a.mp4").unwrap().len(), 25);
+        assert_eq!(store.frame_count(), 0);
+        assert_eq!(store.count_rows().unwrap(), 0);
+        assert!(store.source("/a.mp4").unwrap().is_none());
     }
 
     #[test]

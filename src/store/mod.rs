@@ -26,7 +26,7 @@ mod frames;
 mod record;
 mod table;
 
-pub use frames::{stored_dot, Orphans};
+pub use frames::{stored_dot, Orphans, REMOVE_CHUNK};
 pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};

@@ -55,6 +55,26 @@ pub enum LiveKind {
     GrowingFile,
 }
 
+/// The FFmpeg protocols a live source may open (`protocol_whitelist`): only what its own
+/// kind needs, so that a stream cannot make FFmpeg open other protocols (an HLS playlist
+/// naming `file:` segments, an RTSP server redirecting to another scheme).
+pub fn protocol_whitelist(kind: LiveKind, scheme: &str) -> &'static str {
+    match (kind, scheme) {
+        (LiveKind::GrowingFile, _) => "file",
+        (_, "rtsp") => "rtsp,rtp,udp,tcp",
+        (_, "rtsps") => "rtsp,rtsps,rtp,udp,tcp,tls",
+        (_, "udp") => "udp",
+        (_, "rtp") => "rtp,udp",
+        (_, "http" | "https") => "http,https,tcp,tls,crypto,hls",
+        (_, "rtmp") => "rtmp,tcp",
+        (_, "rtmps") => "rtmp,rtmps,tcp,tls",
+        (_, "tcp") => "tcp",
+        (_, "srt") => "srt",
+        // A scheme not read as a stream: nothing.
+        _ => "none",
+    }
+}
+
 /// One live source to run.
 #[derive(Debug, Clone)]
 pub struct LiveSpec {
@@ -83,6 +103,22 @@ pub struct LiveSettings {
     pub decoder_threads: usize,
     /// Nice value of the live threads (and the FFmpeg threads they start), `ingest.nice`.
     pub nice: i32,
+    /// Most live sources running at once, `ingest.max_live_sources`.
+    pub max_sources: usize,
+}
+
+/// Why a live source's thread was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `ingest.max_live_sources` are running already.
+    #[error("{max} live sources are running already (ingest.max_live_sources); `frameseek forget` one, or raise the setting")]
+    Full {
+        /// The cap.
+        max: usize,
+    },
+    /// No thread could be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The running live sources, one thread each.
@@ -132,12 +168,19 @@ impl LiveSources {
     }
 
     /// Starts reading a source on its own thread, unless it is running; true when started.
-    pub fn start(&self, spec: LiveSpec) -> std::io::Result<bool> {
+    /// Refused when `ingest.max_live_sources` run already.
+    pub fn start(&self, spec: LiveSpec) -> Result<bool, StartError> {
         let mut runners = self.runners.lock().expect("runners lock");
         if let Some(r) = runners.get(&spec.source) {
             if !r.thread.is_finished() {
                 return Ok(false);
             }
+        }
+        let running = runners.values().filter(|r| !r.thread.is_finished()).count();
+        if running >= self.settings.max_sources {
+            return Err(StartError::Full {
+                max: self.settings.max_sources,
+            });
         }
         let Some(sink) = self.sink.lock().expect("sink lock").clone() else {
             return Ok(false);
@@ -157,7 +200,8 @@ impl LiveSources {
             .spawn(move || {
                 crate::priority::lower_this_thread(worker.settings.nice);
                 worker.run()
-            })?;
+            })
+            .map_err(StartError::Thread)?;
         runners.insert(source, Runner { stop, thread });
         Ok(true)
     }
@@ -200,6 +244,24 @@ impl LiveSources {
         }
         for r in runners {
             let _ = r.thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_may_open_only_its_own_protocols() {
+        assert_eq!(protocol_whitelist(LiveKind::GrowingFile, ""), "file");
+        let hls = protocol_whitelist(LiveKind::Stream, "https");
+        assert!(!hls.split(',').any(|p| p == "file" || p == "udp"), "{hls}");
+        assert_eq!(protocol_whitelist(LiveKind::Stream, "udp"), "udp");
+        for scheme in crate::source::url::STREAM_SCHEMES {
+            let list = protocol_whitelist(LiveKind::Stream, scheme);
+            assert!(!list.split(',').any(|p| p == "file"), "{scheme}: {list}");
+            assert_ne!(list, "none", "{scheme}");
         }
     }
 }

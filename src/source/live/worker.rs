@@ -226,6 +226,10 @@ impl LiveWorker {
             }
             _ => {}
         }
+        o.set(
+            "protocol_whitelist",
+            super::protocol_whitelist(self.spec.kind, &scheme),
+        );
         // A short probe: frames FFmpeg buffered while probing are stamped ahead of their
         // arrival by up to this much (their PTS after the first frame's arrival).
         o.set("analyzeduration", "500000");
