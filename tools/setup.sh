@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what frameseek needs to build, test and run on Debian or Ubuntu:
 # FFmpeg's libraries and command, clang (for bindgen), pkg-config, a C++ compiler (usearch),
-# systemd's tools (unit verification), Chromium (the `search --html` test renders the page
+# systemd's tools (unit verification), iproute2 (`ss`: tests that check no port is bound), Chromium (the `search --html` test renders the page
 # headless), and Rust (through rustup) when cargo is missing.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ PACKAGES=(
     build-essential pkg-config clang libclang-dev
     ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev
     libavdevice-dev libswscale-dev libswresample-dev
-    systemd curl ca-certificates git python3
+    systemd curl ca-certificates git python3 iproute2
     chromium
 )
 
