@@ -9,7 +9,7 @@ use super::glob::source_matches;
 use super::Clip;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::Hit;
-use crate::store::{split_key, stored_dot, SourceTable, Store, StoreError};
+use crate::store::{split_key, stored_dot, SourceRecord, SourceTable, Store, StoreError};
 
 /// Largest number of frames a source filter may select for an exact scan instead of a
 /// graph search.
@@ -46,9 +46,24 @@ pub fn score_exactly(
     query: &[f32],
     pass: &dyn Fn(u64) -> bool,
 ) -> Result<Vec<Hit>, StoreError> {
+    let ranges: Vec<(u32, u64, u64)> = nos
+        .into_iter()
+        .map(|no| (no, offsets.0, offsets.1))
+        .collect();
+    score_ranges(store, &ranges, query, pass)
+}
+
+/// Scores the stored frames of each `(source number, lowest offset, highest offset)` range
+/// that pass `pass`, best first.
+pub fn score_ranges(
+    store: &Store,
+    ranges: &[(u32, u64, u64)],
+    query: &[f32],
+    pass: &dyn Fn(u64) -> bool,
+) -> Result<Vec<Hit>, StoreError> {
     let mut hits = Vec::new();
-    for no in nos {
-        store.visit_source_vectors(no, offsets.0, offsets.1, |key, bytes| {
+    for &(no, lo, hi) in ranges {
+        store.visit_source_vectors(no, lo, hi, |key, bytes| {
             if pass(key) {
                 let score = stored_dot(bytes, query);
                 hits.push(Hit { key, score });
@@ -57,6 +72,31 @@ pub fn score_exactly(
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(hits)
+}
+
+/// The offsets of a source that can pass `filter`: the filter's offset range, above the
+/// source's retention floor, inside the wall-clock range (a source whose time is unknown
+/// has none when a wall-clock range is set); `None` when no offset can pass.
+fn offsets_of(r: &SourceRecord, filter: &Filter) -> Option<(u64, u64)> {
+    let mut lo = filter
+        .start_ms
+        .unwrap_or(0)
+        .max(r.retain_from_ms.unwrap_or(0));
+    let mut hi = filter.end_ms.unwrap_or(u64::MAX);
+    if filter.after_wall_ms.is_some() || filter.before_wall_ms.is_some() {
+        let start = r.start_wall_ms?;
+        if let Some(a) = filter.after_wall_ms {
+            lo = lo.max(a.saturating_sub(start).max(0) as u64);
+        }
+        if let Some(b) = filter.before_wall_ms {
+            let d = b.saturating_sub(start);
+            if d < 0 {
+                return None;
+            }
+            hi = hi.min(d as u64);
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// The best `k` clips for a normalised query vector, with the filter applied inside the
@@ -141,18 +181,33 @@ fn search_in(
             })
             .collect()
     };
-    let index = catalog.read_index();
-    let total = index.len();
-    // A selective source filter: score that footage exactly instead of making the graph
-    // search wade through the other sources (exact, and faster below a few percent).
-    if let Some(allowed) = &allowed {
-        let selected: u64 = allowed
+    let total = catalog.read_index().len();
+    // The key ranges that can hold a passing frame, per source: only asked for when a source
+    // or wall-clock filter narrows the footage (unfiltered searches never walk the sources).
+    let ranges = |of: &mut dyn Iterator<Item = &SourceRecord>| -> Vec<(u32, u64, u64)> {
+        of.filter(|r| r.frames > 0)
+            .filter_map(|r| offsets_of(r, filter).map(|(lo, hi)| (r.no, lo, hi)))
+            .collect()
+    };
+    let wall = filter.after_wall_ms.is_some() || filter.before_wall_ms.is_some();
+    let narrowed = if allowed.is_some() || wall {
+        let picked = match &allowed {
+            Some(a) => ranges(&mut a.iter().filter_map(|&no| sources.by_no(no))),
+            None => ranges(&mut sources.iter()),
+        };
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A selective filter: score that footage exactly instead of making the graph search
+        // wade through the rest (exact, and faster below a few percent). The sources' whole
+        // frame counts bound what their ranges hold.
+        let selected: u64 = picked
             .iter()
-            .filter_map(|&no| sources.by_no(no))
+            .filter_map(|&(no, _, _)| sources.by_no(no))
             .map(|r| r.frames)
             .sum();
         if exact_scan_applies(selected, total as u64) {
-            let hits = score_exactly(store, allowed.iter().copied(), (lo, hi), query, &pass)?;
+            let hits = score_ranges(store, &picked, query, &pass)?;
             return Ok(finish(group_clips(
                 &hits,
                 gap_ms,
@@ -160,7 +215,11 @@ fn search_in(
                 source_of,
             )));
         }
-    }
+        Some(picked)
+    } else {
+        None
+    };
+    let index = catalog.read_index();
     let mut count = (k * 8).max(64).min(total.max(1));
     loop {
         let hits = index.search(query, count, pass)?;
@@ -171,12 +230,14 @@ fn search_in(
         if hits.len() < count {
             // The graph search came back short: the filter is sparse (few frames pass),
             // and a graph walk can miss some of them. Score the frames in the filter's
-            // key ranges exactly instead: few by construction, and exact.
-            let nos: Vec<u32> = match &allowed {
-                Some(a) => a.iter().copied().collect(),
-                None => sources.iter().map(|r| r.no).collect(),
+            // key ranges exactly instead: few by construction, and exact; without the
+            // index's lock, which the scan does not need.
+            drop(index);
+            let picked = match narrowed {
+                Some(p) => p,
+                None => ranges(&mut sources.iter()),
             };
-            let hits = score_exactly(store, nos, (lo, hi), query, &pass)?;
+            let hits = score_ranges(store, &picked, query, &pass)?;
             return Ok(finish(group_clips(
                 &hits,
                 gap_ms,
@@ -284,5 +345,78 @@ mod tests {
                 .len(),
             10
         );
+    }
+
+    #[test]
+    fn a_wall_clock_filter_searches_only_the_footage_recorded_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, _) = open_test_catalog(dir.path());
+        let base = 1_800_000_000_000i64;
+        let mut all = Vec::new();
+        for s in 0..40u64 {
+            let id = format!("/cam{s:02}.mp4");
+            let rec = catalog
+                .store()
+                .new_source(&id, Fingerprint::default(), 1.0, None)
+                .unwrap();
+            // Each source records 200 s, starting 100 s after the previous one.
+            let start = base + s as i64 * 100_000;
+            catalog
+                .store()
+                .update_source(&id, |r| r.start_wall_ms = Some(start))
+                .unwrap();
+            let frames: Vec<(u64, Vec<f32>)> = (0..20)
+                .map(|i| {
+                    (
+                        frame_key(rec.no, i * 10_000),
+                        unit(u64::from(rec.no) * 1000 + i, 16),
+                    )
+                })
+                .collect();
+            for (key, v) in &frames {
+                all.push((id.clone(), start + split_key(*key).1 as i64, v.clone()));
+            }
+            catalog.commit(&frames).unwrap();
+        }
+        let query = unit(77, 16);
+        let (after, before) = (base + 1_050_000, base + 1_200_000);
+        let filter = Filter {
+            after_wall_ms: Some(after),
+            before_wall_ms: Some(before),
+            ..Default::default()
+        };
+        let clips = search(&catalog, &query, 1000, &filter, 0).unwrap();
+        let inside: Vec<_> = all
+            .iter()
+            .filter(|(_, wall, _)| (after..=before).contains(wall))
+            .collect();
+        assert_eq!(
+            clips.len(),
+            inside.len(),
+            "every frame in the window, no other"
+        );
+        for c in &clips {
+            let wall = c.start_wall_ms.unwrap();
+            assert!((after..=before).contains(&wall), "{c:?}");
+        }
+        let best = inside
+            .iter()
+            .map(|(id, _, v)| (id, v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>()))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(&clips[0].source, best.0);
+        // 4 of 40 sources hold 10 % of the frames: the graph search answers, with f16 scores.
+        assert!(
+            (clips[0].score - best.1).abs() < 2e-3,
+            "{} {}",
+            clips[0].score,
+            best.1
+        );
+        // A window before any recording finds nothing.
+        let empty = Filter {
+            before_wall_ms: Some(base - 1),
+            ..Default::default()
+        };
+        assert!(search(&catalog, &query, 10, &empty, 0).unwrap().is_empty());
     }
 }
