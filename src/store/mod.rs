@@ -573,25 +573,6 @@ mod tests {
     }
 
     #[test]
-    fn one_id_never_gets_a_second_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let first = store
-            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
-            .unwrap();
-        let e = store
-            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
-            .unwrap_err();
-        assert!(
-            matches!(&e, StoreError::Exists(s) if s == "/a.mp4"),
-            "{e:?}"
-        );
-        assert_eq!(store.source("/a.mp4").unwrap().unwrap().no, first.no);
-        assert_eq!(store.source_names().unwrap().len(), 1);
-        assert_eq!(store.orphans().unwrap(), Default::default());
-    }
-
-    #[test]
     fn another_model_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
