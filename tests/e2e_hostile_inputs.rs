@@ -133,3 +133,60 @@ fn demo_fails_when_recall_misses_its_target() {
     assert!(stdout.contains("MISSED"), "{stdout}");
     assert!(stdout.contains("RANDOM weights"), "{stdout}");
 }
+
+#[test]
+fn a_fifo_named_like_a_video_is_refused_and_holds_no_worker() {
+    let env = TestEnv::new();
+    let fifo = env.footage().join("trap.mp4");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let good = env.footage().join("good.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=3:size=160x120:rate=10",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        good.to_str().unwrap(),
+    ]);
+    // One decode worker: a FIFO it opened would block it until something wrote to it.
+    let d = env.start("decode_workers = 1\n");
+    for args in [vec!["ingest"], vec!["ingest", "--follow"]] {
+        let mut args = args.clone();
+        args.push(fifo.to_str().unwrap());
+        let out = d.cli(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains("not a regular file"), "{args:?}: {text}");
+    }
+    assert!(d.cli(&["ingest", good.to_str().unwrap()]).status.success());
+    let id = source_id(&good);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = d.cli_json(&["status"]);
+        if source_status(&status, &id)["state"] == "done" {
+            assert!(
+                status["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|s| !s["source"].as_str().unwrap().ends_with("trap.mp4")),
+                "{status}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the only worker is held: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -208,7 +208,7 @@ fn wire_outcome(a: Admission) -> IngestOutcome {
 /// Why a path is refused, as an error code.
 fn admit_error(e: AdmitError) -> ErrorBody {
     let code = match e {
-        AdmitError::NotAbsolute(_) => ErrorCode::InvalidRequest,
+        AdmitError::NotAbsolute(_) | AdmitError::NotRegular(_) => ErrorCode::InvalidRequest,
         AdmitError::Missing { .. } => ErrorCode::NotFound,
         AdmitError::OutsideRoots { .. } => ErrorCode::Forbidden,
     };

@@ -40,6 +40,9 @@ pub enum AdmitError {
         /// Why it cannot be resolved.
         source: std::io::Error,
     },
+    /// The path is a FIFO, a device or a socket: opening one can block a reader forever.
+    #[error("{0} is not a regular file (a FIFO, device or socket); only video files are read")]
+    NotRegular(String),
     /// The path resolves outside every footage root.
     #[error(
         "{path} is outside the footage roots ({roots}); add its folder to daemon.footage_roots"
@@ -122,6 +125,19 @@ impl FootageRoots {
             });
         }
         Ok(canonical)
+    }
+}
+
+/// Refuses what is not a regular file or a folder (a FIFO, a device, a socket): opening one
+/// blocks until something writes to it, which would hold a decode worker forever.
+fn regular_file(path: &Path) -> Result<(), AdmitError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(AdmitError::NotRegular(path.display().to_string())),
+        Err(source) => Err(AdmitError::Missing {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 
@@ -273,6 +289,13 @@ impl Sources {
                         message: Some(format!(
                             "{file} is a folder; follow files that are being written"
                         )),
+                    }
+                } else if let Err(e) = regular_file(&canonical) {
+                    Admission {
+                        given: path.clone(),
+                        source: None,
+                        result: Admitted::Error,
+                        message: Some(e.to_string()),
                     }
                 } else {
                     self.ingest_live(path, &file, &file)
@@ -463,6 +486,9 @@ impl Sources {
         };
         if let Some(reason) = self.ingest.halt().reason() {
             return outcome(Admitted::Error, Some(reason));
+        }
+        if let Err(e) = regular_file(file) {
+            return outcome(Admitted::Error, Some(e.to_string()));
         }
         let fingerprint = match Fingerprint::of(file) {
             Ok(f) => f,
