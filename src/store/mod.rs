@@ -269,9 +269,11 @@ impl Store {
     /// durable state. Waits up to 10 s for other handles to let go of the files.
     pub fn reopen(&self) -> Result<(), StoreError> {
         let _durable = self.gate.write().expect("store gate");
+        // The table first, and released before the trees are locked: a search holds the
+        // table while it reads the trees.
+        self.table.write().expect("source table").take();
         let mut slot = self.trees.write().expect("store trees");
         slot.take();
-        self.table.write().expect("source table").take();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Trees::open(&self.dir) {
@@ -326,7 +328,8 @@ impl Store {
     }
 
     /// Runs `f` on the source records in memory (read from sled on first use), without
-    /// copying them: what searches and scans use. Writes wait while `f` runs.
+    /// copying them: what searches and scans use. Writes wait while `f` runs, so `f` may
+    /// read the trees but must not write to the store.
     pub fn with_sources<R>(&self, f: impl FnOnce(&SourceTable) -> R) -> Result<R, StoreError> {
         {
             let table = self.table.read().expect("source table");
