@@ -74,6 +74,12 @@ pub fn score_ranges(
     Ok(hits)
 }
 
+/// True when a source filter has no glob character, so it matches one source id exactly
+/// (see [`source_matches`]).
+fn is_literal(pattern: &str) -> bool {
+    !pattern.contains(['*', '?', '['])
+}
+
 /// The offsets of a source that can pass `filter`: the filter's offset range, above the
 /// source's retention floor, inside the wall-clock range (a source whose time is unknown
 /// has none when a wall-clock range is set); `None` when no offset can pass.
@@ -124,11 +130,25 @@ fn search_in(
 ) -> Result<Vec<Clip>, CatalogError> {
     let store = catalog.store();
     let allowed: Option<HashSet<u32>> = filter.source.as_ref().map(|pattern| {
-        sources
-            .iter()
-            .filter(|r| source_matches(pattern, &r.source))
-            .map(|r| r.no)
-            .collect()
+        if is_literal(pattern) {
+            // An exact id: one lookup, whatever the number of sources.
+            sources.get(pattern).map(|r| r.no).into_iter().collect()
+        } else if pattern.contains('/') {
+            // A glob over whole ids: only the ids that start with its literal prefix
+            // (`/srv/footage/cam7/*` walks one camera's sources, not the library).
+            let prefix = &pattern[..pattern.find(['*', '?', '[']).unwrap_or(pattern.len())];
+            sources
+                .with_prefix(prefix)
+                .filter(|r| source_matches(pattern, &r.source))
+                .map(|r| r.no)
+                .collect()
+        } else {
+            sources
+                .iter()
+                .filter(|r| source_matches(pattern, &r.source))
+                .map(|r| r.no)
+                .collect()
+        }
     });
     if allowed.as_ref().is_some_and(|a| a.is_empty()) || k == 0 {
         return Ok(Vec::new());

@@ -41,6 +41,18 @@ impl SourceTable {
         self.by_id.values().filter_map(|no| self.by_no.get(no))
     }
 
+    /// The records whose id starts with `prefix`, in id order (a range of the ordered ids:
+    /// costs the matches, not the table).
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a SourceRecord> {
+        self.by_id
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(id, _)| id.starts_with(prefix))
+            .filter_map(|(_, no)| self.by_no.get(no))
+    }
+
     /// Sources known.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -66,5 +78,51 @@ impl SourceTable {
         if let Some(no) = self.by_id.remove(id) {
             self.by_no.remove(&no);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Fingerprint, SourceState};
+
+    fn record(id: &str, no: u32) -> SourceRecord {
+        SourceRecord {
+            source: id.into(),
+            no,
+            fingerprint: Fingerprint::default(),
+            state: SourceState::Done,
+            watermark_ms: None,
+            frames: 0,
+            duration_ms: None,
+            interval: 1.0,
+            error: None,
+            start_wall_ms: None,
+            decoded: 0,
+            skipped: 0,
+            path: None,
+            live: None,
+            error_at_ms: None,
+            retain_from_ms: None,
+        }
+    }
+
+    #[test]
+    fn ids_by_prefix_and_numbers_follow_puts_and_removes() {
+        let mut t = SourceTable::default();
+        for (i, id) in ["/b/y", "/a/x2", "/ab/x3", "/a/x1"].iter().enumerate() {
+            t.put(record(id, i as u32 + 1));
+        }
+        let under_a: Vec<&str> = t.with_prefix("/a/").map(|r| r.source.as_str()).collect();
+        assert_eq!(under_a, ["/a/x1", "/a/x2"]);
+        assert_eq!(t.with_prefix("").count(), 4);
+        assert_eq!(t.with_prefix("/c").count(), 0);
+        // A record that changed its number leaves no trace of the old one.
+        t.put(record("/a/x1", 40));
+        assert!(t.by_no(4).is_none());
+        assert_eq!(t.get("/a/x1").unwrap().no, 40);
+        t.remove("/a/x2");
+        assert!(t.get("/a/x2").is_none() && t.by_no(2).is_none());
+        assert_eq!(t.len(), 3);
     }
 }
