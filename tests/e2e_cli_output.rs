@@ -83,18 +83,7 @@ fn table(text: &str, header: &[&str]) -> Vec<Vec<String>> {
 /// Sample footage: `name` in the footage folder, `seconds` long.
 fn video(env: &TestEnv, name: &str, seconds: u32) -> std::path::PathBuf {
     let path = env.footage().join(name);
-    let source = format!("testsrc2=s=320x240:r=25:d={seconds}");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &source,
-        "-c:v",
-        "libx264",
-        "-g",
-        "25",
-        path.to_str().unwrap(),
-    ]);
+    test_pattern_video(&path, seconds);
     path
 }
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,24 +19,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Writes `seconds` of 320x240 25 fps H.264 test pattern to `path` (its extension names the
-/// container).
-fn make_video(path: &Path, seconds: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let source = format!("testsrc2=s=320x240:r=25:d={seconds}");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &source,
-        "-c:v",
-        "libx264",
-        "-g",
-        "25",
-        path.to_str().unwrap(),
-    ]);
 }
 
 /// `frame` of `source` at `at_ms`: the reply, or the error code.
@@ -112,7 +93,7 @@ fn a_camera_folders_file_is_exported_and_shown() {
     let env = TestEnv::new();
     let folder = env.footage().join("yard");
     let file = folder.join("day1/a.mp4");
-    make_video(&file, 4);
+    test_pattern_video(&file, 4);
     let d = env.start(&format!(
         "watch_interval = 0.3\n\n[[cameras]]\nname = \"yard\"\nurl = {:?}\n",
         folder.display().to_string()
@@ -133,7 +114,7 @@ fn a_watched_folders_file_is_exported_and_shown() {
         watched.display().to_string()
     ));
     let staging = env.dir().join("seg.mp4");
-    make_video(&staging, 4);
+    test_pattern_video(&staging, 4);
     let target = watched.join("seg.mp4");
     std::fs::rename(&staging, &target).unwrap();
     let id = source_id(&target);
@@ -147,7 +128,7 @@ fn a_followed_file_is_exported_once_complete_and_a_later_change_is_caught() {
     let env = TestEnv::new();
     // Matroska: a container that can be read while it is written.
     let file = env.footage().join("follow.mkv");
-    make_video(&file, 4);
+    test_pattern_video(&file, 4);
     let d = env.start("sample_interval = 0.5\nlive_timeout = 1.0\n");
     let out = d.cli(&["ingest", "--follow", "--wait", file.to_str().unwrap()]);
     assert!(
@@ -183,7 +164,7 @@ fn a_followed_file_is_exported_once_complete_and_a_later_change_is_caught() {
 fn a_camera_whose_url_is_a_file_is_exported_under_its_name() {
     let env = TestEnv::new();
     let file = env.footage().join("door/live.mkv");
-    make_video(&file, 4);
+    test_pattern_video(&file, 4);
     let d = env.start(&format!(
         "sample_interval = 0.5\nlive_timeout = 1.0\n\n[[cameras]]\nname = \"door\"\nurl = {:?}\n",
         file.display().to_string()

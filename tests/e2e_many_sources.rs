@@ -12,26 +12,19 @@ fn state_with_sources(env: &TestEnv, n: u32) {
     for i in 0..n {
         store
             .put_source(&SourceRecord {
-                source: format!("/srv/footage/cam{}/seg{i:05}.mp4", i % 10),
-                no: i + 1,
-                fingerprint: Fingerprint::default(),
                 state: if i % 100 == 7 {
                     SourceState::Failed
                 } else {
                     SourceState::Done
                 },
-                watermark_ms: None,
-                frames: 0,
-                duration_ms: Some(60_000),
-                interval: 1.0,
                 error: (i % 100 == 7).then(|| "no video frame could be decoded".to_string()),
-                start_wall_ms: None,
-                decoded: 0,
-                skipped: 0,
-                path: None,
-                live: None,
-                error_at_ms: None,
-                retain_from_ms: None,
+                ..SourceRecord::new(
+                    &format!("/srv/footage/cam{}/seg{i:05}.mp4", i % 10),
+                    i + 1,
+                    Fingerprint::default(),
+                    1.0,
+                    Some(60_000),
+                )
             })
             .unwrap();
     }

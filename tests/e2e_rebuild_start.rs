@@ -14,19 +14,14 @@ use frameseek::embed::{DeviceChoice, Embedder};
 use frameseek::index::IndexSettings;
 use frameseek::store::{frame_key, Fingerprint};
 
-/// A unit vector from a seed (xorshift), `dim` long.
+#[path = "../benches/support/synthetic.rs"]
+mod synthetic;
+
+/// A unit vector from a seed, `dim` long.
 fn unit(seed: u64, dim: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005) | 1;
-    let mut v: Vec<f32> = (0..dim)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    let mut rng = synthetic::Rng(seed);
+    let mut v: Vec<f32> = (0..dim).map(|_| rng.normal_pair().0).collect();
+    synthetic::normalise(&mut v);
     v
 }
 

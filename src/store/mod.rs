@@ -402,24 +402,7 @@ impl Store {
         duration_ms: Option<u64>,
     ) -> Result<SourceRecord, StoreError> {
         let no = self.allocate_source_no()?;
-        let record = SourceRecord {
-            source: source.to_string(),
-            no,
-            fingerprint,
-            state: SourceState::Queued,
-            watermark_ms: None,
-            frames: 0,
-            duration_ms,
-            interval,
-            error: None,
-            start_wall_ms: None,
-            decoded: 0,
-            skipped: 0,
-            retain_from_ms: None,
-            error_at_ms: None,
-            path: None,
-            live: None,
-        };
+        let record = SourceRecord::new(source, no, fingerprint, interval, duration_ms);
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let json = serde_json::to_vec(&record).expect("record serialises");

@@ -102,6 +102,36 @@ pub struct SourceRecord {
     pub live: Option<LiveRecord>,
 }
 
+impl SourceRecord {
+    /// A new source, `queued`, with nothing read yet.
+    pub fn new(
+        source: &str,
+        no: u32,
+        fingerprint: Fingerprint,
+        interval: f64,
+        duration_ms: Option<u64>,
+    ) -> Self {
+        Self {
+            source: source.to_string(),
+            no,
+            fingerprint,
+            state: SourceState::Queued,
+            watermark_ms: None,
+            frames: 0,
+            duration_ms,
+            interval,
+            error: None,
+            start_wall_ms: None,
+            decoded: 0,
+            skipped: 0,
+            retain_from_ms: None,
+            error_at_ms: None,
+            path: None,
+            live: None,
+        }
+    }
+}
+
 /// What the store keeps about a live source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LiveRecord {

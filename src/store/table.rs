@@ -84,27 +84,10 @@ impl SourceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Fingerprint, SourceState};
+    use crate::store::Fingerprint;
 
     fn record(id: &str, no: u32) -> SourceRecord {
-        SourceRecord {
-            source: id.into(),
-            no,
-            fingerprint: Fingerprint::default(),
-            state: SourceState::Done,
-            watermark_ms: None,
-            frames: 0,
-            duration_ms: None,
-            interval: 1.0,
-            error: None,
-            start_wall_ms: None,
-            decoded: 0,
-            skipped: 0,
-            path: None,
-            live: None,
-            error_at_ms: None,
-            retain_from_ms: None,
-        }
+        SourceRecord::new(id, no, Fingerprint::default(), 1.0, None)
     }
 
     #[test]

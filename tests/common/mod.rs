@@ -285,3 +285,21 @@ pub fn ffmpeg(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Writes `seconds` of 320x240 25 fps H.264 test pattern to `path` (its extension names the
+/// container), creating its folder.
+pub fn test_pattern_video(path: &Path, seconds: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let source = format!("testsrc2=s=320x240:r=25:d={seconds}");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        path.to_str().unwrap(),
+    ]);
+}

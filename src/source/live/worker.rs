@@ -454,22 +454,9 @@ mod tests {
     #[test]
     fn outages_open_once_count_attempts_and_stay_bounded() {
         let mut r = SourceRecord {
-            source: "cam".into(),
-            no: 1,
-            fingerprint: Default::default(),
             state: crate::store::SourceState::Ingesting,
-            watermark_ms: None,
-            frames: 0,
-            duration_ms: None,
-            interval: 1.0,
-            error: None,
-            start_wall_ms: None,
-            decoded: 0,
-            skipped: 0,
-            path: None,
             live: Some(Default::default()),
-            error_at_ms: None,
-            retain_from_ms: None,
+            ..SourceRecord::new("cam", 1, Default::default(), 1.0, None)
         };
         record_outage(&mut r, 10, "Connection refused");
         record_outage(&mut r, 20, "no data for 2 s");
