@@ -132,6 +132,7 @@ mod tests {
             end_ms,
             best_ms: start_ms,
             score: 0.5,
+            confidence: 0.5,
             start_wall: None,
             end_wall: None,
         }

@@ -204,7 +204,9 @@ fn every_client_commands_table_matches_its_json() {
     let text = ok(&d, &["search", "a test pattern", "-k", "3"]);
     let rows = table(
         &text,
-        &["#", "SCORE", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+        &[
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+        ],
     );
     let clips = json["clips"].as_array().unwrap();
     assert!(!clips.is_empty());
@@ -212,16 +214,54 @@ fn every_client_commands_table_matches_its_json() {
     for (i, (r, c)) in rows.iter().zip(clips).enumerate() {
         assert_eq!(r[0], (i + 1).to_string());
         assert_eq!(r[1], format!("{:.3}", c["score"].as_f64().unwrap()));
+        let confidence = c["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&confidence), "{c}");
+        assert_eq!(r[2], format!("{confidence:.2}"));
         assert_eq!(
-            r[2],
+            r[3],
             frameseek::cli::format_ms(c["start_ms"].as_u64().unwrap())
         );
         assert_eq!(
-            r[3],
+            r[4],
             frameseek::cli::format_ms(c["end_ms"].as_u64().unwrap())
         );
-        assert_eq!(r[6], c["source"].as_str().unwrap());
+        assert_eq!(r[7], c["source"].as_str().unwrap());
     }
+    // --min-confidence drops exactly the clips below it.
+    let all = d.cli_json(&["search", "a test pattern", "-k", "10"]);
+    let confidences: Vec<f64> = all["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["confidence"].as_f64().unwrap())
+        .collect();
+    let cut = confidences[confidences.len() / 2];
+    let kept = d.cli_json(&[
+        "search",
+        "a test pattern",
+        "-k",
+        "10",
+        "--min-confidence",
+        &cut.to_string(),
+    ]);
+    let kept: Vec<f64> = kept["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["confidence"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        kept.len(),
+        confidences.iter().filter(|&&c| c >= cut).count(),
+        "{confidences:?} cut at {cut}: {kept:?}"
+    );
+    let bad = d.cli(&["search", "x", "--min-confidence", "1.5"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("min_confidence must be between 0 and 1"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     // search --image: the same table, for a picture of one of the files.
     let picture = env.dir().join("query.jpg");
     ffmpeg(&[
@@ -237,7 +277,9 @@ fn every_client_commands_table_matches_its_json() {
     let text = ok(&d, &["search", "--image", picture.to_str().unwrap()]);
     let rows = table(
         &text,
-        &["#", "SCORE", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+        &[
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+        ],
     );
     let sources: Vec<&str> = json["clips"]
         .as_array()
@@ -246,7 +288,7 @@ fn every_client_commands_table_matches_its_json() {
         .map(|c| c["source"].as_str().unwrap())
         .collect();
     assert_eq!(
-        rows.iter().map(|r| r[6].as_str()).collect::<Vec<_>>(),
+        rows.iter().map(|r| r[7].as_str()).collect::<Vec<_>>(),
         sources
     );
     // Nothing matches: said in words.

@@ -24,6 +24,23 @@ pub struct EvalArgs {
     /// Clips asked for per query; at least 10 are always asked for, so recall@10 is exact.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
+    /// Also write every returned clip of a wider search (k = 50) with its score, confidence
+    /// and whether it is a hit, for calibration (`tools/reliability_diagram.py` reads it).
+    #[arg(long, value_name = "FILE")]
+    pub calibration_json: Option<PathBuf>,
+}
+
+/// Clips per query in the `--calibration-json` file.
+const CALIBRATION_K: usize = 50;
+
+/// One clip of the calibration file: what a confidence is fitted and judged on.
+#[derive(Debug, Clone, Serialize)]
+struct CalibrationClip {
+    query: usize,
+    rank: usize,
+    score: f32,
+    confidence: f32,
+    hit: bool,
 }
 
 /// One query's outcome, as `--json` prints it.
@@ -132,6 +149,7 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| PathBuf::from("/"));
     let mut client = connect(cli)?;
     let mut outcomes = Vec::with_capacity(queries.len());
+    let mut calibration = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         let request = search_request(q, &base, args.k)
             .with_context(|| format!("query {} of {}", i + 1, args.queries.display()))?;
@@ -143,6 +161,19 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
             start_ms: seconds_to_ms(q.start_s),
             end_ms: seconds_to_ms(q.end_s),
         };
+        if args.calibration_json.is_some() {
+            let request = search_request(q, &base, CALIBRATION_K)?;
+            let wide: SearchReply = client
+                .call_as(&Request::Search(request))
+                .with_context(|| format!("calibration search for query {}", i + 1))?;
+            calibration.extend(wide.clips.iter().enumerate().map(|(r, c)| CalibrationClip {
+                query: i,
+                rank: r + 1,
+                score: c.score,
+                confidence: c.confidence,
+                hit: expected.is_hit(c),
+            }));
+        }
         outcomes.push(QueryOutcome {
             query: q.query.clone(),
             image: q.image.clone(),
@@ -152,6 +183,11 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
             rank: expected.first_hit_rank(&reply.clips),
             top: reply.clips.first().cloned(),
         });
+    }
+    if let Some(path) = &args.calibration_json {
+        let doc = serde_json::json!({ "k": CALIBRATION_K, "clips": calibration });
+        std::fs::write(path, format!("{doc}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let ranks: Vec<Option<usize>> = outcomes.iter().map(|o| o.rank).collect();
     let summary = EvalSummary::from_ranks(&ranks);

@@ -51,6 +51,9 @@ pub struct SearchArgs {
     /// Also write the results as one self-contained HTML page (thumbnails inline).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Drop clips whose calibrated confidence is below this (0 to 1).
+    #[arg(long, value_name = "X")]
+    pub min_confidence: Option<f32>,
 }
 
 /// A `--after`/`--before` argument that is not a UTC time.
@@ -83,11 +86,13 @@ pub(super) fn request(args: &QueryArgs, k: usize) -> anyhow::Result<SearchReques
         end_ms: args.to.map(to_ms),
         after_wall_ms: args.after,
         before_wall_ms: args.before,
+        min_confidence: None,
     })
 }
 
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
-    let request = request(&args.query, args.k)?;
+    let mut request = request(&args.query, args.k)?;
+    request.min_confidence = args.min_confidence;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
     if let Some(path) = &args.html {
@@ -121,6 +126,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
             vec![
                 (i + 1).to_string(),
                 format!("{:.3}", c.score),
+                format!("{:.2}", c.confidence),
                 format_ms(c.start_ms),
                 format_ms(c.end_ms),
                 format_ms(c.best_ms),
@@ -130,7 +136,9 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         })
         .collect();
     print_table(
-        &["#", "SCORE", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+        &[
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+        ],
         &rows,
     );
     Ok(EXIT_OK)

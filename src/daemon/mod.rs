@@ -19,7 +19,7 @@ use crate::embed::Embedder;
 use crate::index::OpenOutcome;
 use crate::ingest::{Ingest, IngestSettings};
 use crate::protocol::{ErrorBody, Request};
-use crate::query::Searcher;
+use crate::query::{Calibration, Searcher};
 use crate::server::{Handler, Limits};
 use crate::source::{LiveSettings, SamplingDefaults, Sources, SourcesSettings};
 
@@ -153,6 +153,7 @@ impl Daemon {
             }
         }
         let catalog = Arc::new(catalog);
+        let calibration = model_calibration(&config.model.path, embedder.logit_scale())?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let decoder_threads = config.ingest.decoder_threads_for(
             !matches!(embedder.device(), candle_core::Device::Cpu),
@@ -188,8 +189,13 @@ impl Daemon {
         })
         .context("cannot start ingest threads")?;
         let ingest = Arc::new(ingest);
-        let searcher = Searcher::new(embedder.clone(), catalog.clone(), config.ingest.clip_gap)
-            .context("cannot start the query pool")?;
+        let searcher = Searcher::new(
+            embedder.clone(),
+            catalog.clone(),
+            config.ingest.clip_gap,
+            calibration,
+        )
+        .context("cannot start the query pool")?;
         let i = &config.ingest;
         let sources = Sources::new(
             catalog.clone(),
@@ -271,6 +277,20 @@ impl Daemon {
         );
         Ok(())
     }
+}
+
+/// The model's confidence calibration (`calibration.json` in its folder), with a warn line
+/// when it has none.
+fn model_calibration(model: &str, logit_scale: f32) -> anyhow::Result<Calibration> {
+    let folder = crate::embed::resolve_model_folder(model)?;
+    let calibration = Calibration::for_model(&folder, logit_scale)?;
+    if !calibration.is_fitted() {
+        tracing::warn!(
+            model,
+            "the model has no calibration.json: confidences are uncalibrated (see docs/ARCHITECTURE.md, Confidence)"
+        );
+    }
+    Ok(calibration)
 }
 
 /// Reports a rebuild of the index that runs before the daemon is ready: every

@@ -36,6 +36,14 @@ impl Daemon {
                 return Err(err(ErrorCode::InvalidRequest, "start_ms is after end_ms"));
             }
         }
+        if let Some(c) = r.min_confidence {
+            if !(0.0..=1.0).contains(&c) {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    format!("min_confidence must be between 0 and 1, got {c}"),
+                ));
+            }
+        }
         let input = match (r.text, r.image) {
             (Some(text), None) => {
                 if text.trim().is_empty() {
@@ -77,6 +85,7 @@ impl Daemon {
                 after_wall_ms: r.after_wall_ms,
                 before_wall_ms: r.before_wall_ms,
             },
+            min_confidence: r.min_confidence,
         };
         let clips = self.searcher.search(&query).map_err(|e| match e {
             QueryError::BadImage(m) => err(ErrorCode::BadImage, m),
@@ -190,6 +199,7 @@ fn wire_clip(c: crate::query::Clip) -> Clip {
         end_ms: c.end_ms,
         best_ms: c.best_ms,
         score: c.score,
+        confidence: c.confidence,
         start_wall: c.start_wall_ms.map(crate::clock::format_utc),
         end_wall: c.end_wall_ms.map(crate::clock::format_utc),
     }

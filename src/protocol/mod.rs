@@ -126,6 +126,9 @@ pub struct SearchRequest {
     /// Only frames recorded at or before this wall-clock time (ms since the epoch, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_wall_ms: Option<i64>,
+    /// Drop clips whose confidence is below this (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f32>,
 }
 
 /// `ingest`: files or folders to index.

@@ -15,6 +15,9 @@ pub struct Clip {
     pub best_ms: u64,
     /// Cosine similarity of the best frame.
     pub score: f32,
+    /// Calibrated confidence of the best frame, in [0, 1] (per model; see ARCHITECTURE.md).
+    #[serde(default)]
+    pub confidence: f32,
     /// Wall-clock time of `start_ms` (UTC, RFC 3339), when the source's time is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_wall: Option<String>,

@@ -83,6 +83,7 @@ pub fn group_clips(
             end_ms,
             best_ms: frames[seed].0,
             score,
+            confidence: 0.0,
             start_wall_ms: None,
             end_wall_ms: None,
         });

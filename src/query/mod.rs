@@ -4,6 +4,7 @@
 //! ([`clips`]). Its results are domain [`Clip`]s; the protocol maps them to the wire.
 
 pub mod clips;
+pub mod confidence;
 mod glob;
 pub mod search;
 
@@ -14,6 +15,8 @@ use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::embed::{EmbedError, Embedder};
+
+pub use confidence::Calibration;
 
 pub use glob::source_matches;
 pub use search::{exact_scan_applies, score_exactly, Filter, EXACT_SCAN_MAX_FRAMES};
@@ -31,6 +34,8 @@ pub struct Clip {
     pub best_ms: u64,
     /// Cosine similarity of the best frame.
     pub score: f32,
+    /// Calibrated confidence of the best frame, in [0, 1] ([`confidence`]).
+    pub confidence: f32,
     /// Wall-clock time of `start_ms`, ms since the epoch, when the source's time is known.
     pub start_wall_ms: Option<i64>,
     /// Wall-clock time of `end_ms`.
@@ -55,6 +60,8 @@ pub struct Query {
     pub k: usize,
     /// Source, offset and wall-clock filters.
     pub filter: Filter,
+    /// Clips whose confidence is below this are dropped.
+    pub min_confidence: Option<f32>,
 }
 
 /// Why a search failed.
@@ -99,6 +106,7 @@ pub struct Searcher {
     /// Queries' own rayon pool, at normal priority (ingest runs niced on the global pool).
     pool: rayon::ThreadPool,
     gap_ms: u64,
+    calibration: Calibration,
     counters: SearchCounters,
 }
 
@@ -112,17 +120,19 @@ impl std::fmt::Debug for Searcher {
 
 impl Searcher {
     /// A searcher over `catalog` with the model `embedder`; hits closer than `clip_gap`
-    /// seconds merge into one clip.
+    /// seconds merge into one clip; `calibration` turns scores into confidences.
     pub fn new(
         embedder: Arc<Embedder>,
         catalog: Arc<Catalog>,
         clip_gap: f64,
+        calibration: Calibration,
     ) -> std::io::Result<Self> {
         Ok(Self {
             embedder,
             catalog,
             pool: crate::priority::query_pool()?,
             gap_ms: (clip_gap * 1000.0).round() as u64,
+            calibration,
             counters: SearchCounters::default(),
         })
     }
@@ -144,7 +154,14 @@ impl Searcher {
                     other => QueryError::Embed(other),
                 })?,
         };
-        let clips = search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)?;
+        let mut clips =
+            search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)?;
+        for c in &mut clips {
+            c.confidence = self.calibration.confidence(c.score);
+        }
+        if let Some(min) = query.min_confidence {
+            clips.retain(|c| c.confidence >= min);
+        }
         self.counters.searches.fetch_add(1, Ordering::Relaxed);
         let mut window = self.counters.latencies_ms.lock().expect("latency lock");
         if window.len() == LATENCY_WINDOW {
@@ -152,6 +169,19 @@ impl Searcher {
         }
         window.push_back(started.elapsed().as_secs_f64() * 1000.0);
         Ok(clips)
+    }
+
+    /// The model's cosine-to-confidence mapping.
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// The query pool's embedding of a text (as a search embeds it).
+    pub fn embed_text(&self, text: &str) -> Result<Vec<f32>, QueryError> {
+        self.pool
+            .install(|| self.embedder.embed_texts(&[text]))
+            .map_err(QueryError::Embed)
+            .map(|mut v| v.remove(0))
     }
 
     /// Searches answered and the latency percentiles of the recent ones.
