@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::protocol::{parse_reply, ErrorBody, Request};
+use crate::protocol::{parse_reply, ErrorBody, ErrorCode, Request};
 
 /// Why a request did not get a successful reply.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,39 @@ impl Client {
             )));
         }
         parse_reply(reply.trim_end()).map_err(ClientError::Refused)
+    }
+
+    /// Sends `alerts_follow` and hands each incident line to `each` (as JSON) until `each`
+    /// returns false or the daemon closes the connection; waits as long as it takes.
+    pub fn follow(&mut self, mut each: impl FnMut(Value) -> bool) -> Result<(), ClientError> {
+        let path = self.path.clone();
+        let io = |source| ClientError::Io {
+            path: path.clone(),
+            source,
+        };
+        self.reader.get_ref().set_read_timeout(None).map_err(io)?;
+        self.call(&Request::AlertsFollow)?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).map_err(io)? == 0 {
+                return Ok(());
+            }
+            let v: Value = serde_json::from_str(line.trim_end()).map_err(|e| {
+                ClientError::Refused(ErrorBody::new(
+                    ErrorCode::InvalidJson,
+                    format!("daemon sent a line that is not JSON: {e}"),
+                ))
+            })?;
+            if v.get("ok") == Some(&Value::Bool(false)) {
+                return Err(ClientError::Refused(
+                    parse_reply(line.trim_end()).expect_err("an error line"),
+                ));
+            }
+            if !each(v) {
+                return Ok(());
+            }
+        }
     }
 
     /// Sends a request and decodes the reply into `T`.

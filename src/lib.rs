@@ -6,6 +6,7 @@
 //! clips; [`daemon`] owns the opened state and answers [`protocol`] requests that
 //! [`server`] reads from the Unix socket; [`client`] is the other end.
 
+pub mod alert;
 pub mod catalog;
 pub mod cli;
 pub mod client;

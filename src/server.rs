@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, Semaphore};
 
@@ -19,6 +19,12 @@ use crate::protocol::{error_line, ok_line, parse_request, ErrorBody, ErrorCode, 
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request with its reply payload or an error.
     fn handle(&self, request: Request) -> Result<serde_json::Value, ErrorBody>;
+
+    /// A subscription to what `alerts_follow` streams, one JSON line per item; `None` when
+    /// this handler streams nothing.
+    fn follow(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+        None
+    }
 }
 
 /// Bounds on connections and requests (`[daemon]` in the configuration).
@@ -313,7 +319,13 @@ async fn serve_connection<H: Handler>(
                 if trimmed.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                answer(&handler, trimmed).await
+                match parse_request(trimmed) {
+                    Ok((id, Request::AlertsFollow)) => {
+                        held.release();
+                        return follow(handler.as_ref(), id, reader, write, stop, idle).await;
+                    }
+                    parsed => answer(&handler, parsed).await,
+                }
             }
         };
         // The request is answered: its bytes go back to the budget.
@@ -330,8 +342,67 @@ async fn serve_connection<H: Handler>(
     }
 }
 
-async fn answer<H: Handler>(handler: &Arc<H>, line: &[u8]) -> String {
-    let (id, request) = match parse_request(line) {
+/// `alerts_follow`: one reply line, then every line the handler's subscription yields,
+/// until the client closes the connection, the daemon stops, a line cannot be written
+/// within the idle timeout, or the subscriber falls behind (`lagged`). The connection holds
+/// one of `max_connections` slots and no request bytes; the idle timeout does not apply
+/// while nothing is sent.
+async fn follow<H: Handler>(
+    handler: &H,
+    id: Option<serde_json::Value>,
+    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut stop: broadcast::Receiver<()>,
+    idle: Duration,
+) -> std::io::Result<()> {
+    let Some(mut lines) = handler.follow() else {
+        let e = ErrorBody::new(ErrorCode::UnknownOp, "this daemon streams nothing");
+        write
+            .write_all(format!("{}\n", error_line(id, &e)).as_bytes())
+            .await?;
+        return Ok(());
+    };
+    let first = ok_line(id, &serde_json::json!({ "following": true }));
+    write.write_all(format!("{first}\n").as_bytes()).await?;
+    let mut ignored = [0u8; 512];
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return Ok(()),
+            r = reader.read(&mut ignored) => match r {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+            line = lines.recv() => match line {
+                Ok(line) => {
+                    let send = async {
+                        write.write_all(line.as_bytes()).await?;
+                        write.write_all(b"\n").await
+                    };
+                    match tokio::time::timeout(idle, send).await {
+                        Ok(r) => r?,
+                        Err(_) => return Ok(()),
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let e = ErrorBody::new(
+                        ErrorCode::Lagged,
+                        format!("this follower fell {missed} incidents behind and is closed; follow again and read the gap with `frameseek alerts --since`"),
+                    );
+                    write
+                        .write_all(format!("{}\n", error_line(None, &e)).as_bytes())
+                        .await?;
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+type Parsed = Result<(Option<serde_json::Value>, Request), (Option<serde_json::Value>, ErrorBody)>;
+
+async fn answer<H: Handler>(handler: &Arc<H>, parsed: Parsed) -> String {
+    let (id, request) = match parsed {
         Ok(x) => x,
         Err((id, e)) => return error_line(id, &e),
     };

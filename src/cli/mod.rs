@@ -1,5 +1,6 @@
 //! The `frameseek` command line: argument definitions, and one module per command.
 
+mod alert;
 mod demo;
 mod embed;
 mod eval;
@@ -90,6 +91,10 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Generate the synthetic test world: training images or sample footage.
     World(world::WorldArgs),
+    /// Manage standing queries: add, list, remove.
+    Alert(alert::AlertArgs),
+    /// Incidents of the standing queries: follow them live, or list the recent ones.
+    Alerts(alert::AlertsArgs),
 }
 
 /// Parses arguments and runs the command; the binary's whole `main`.
@@ -127,6 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve => serve::run(&cli),
         Command::Ingest(args) => ingest::run(&cli, args),
         Command::Search(args) => search::run(&cli, args),
+        Command::Alert(args) => alert::run_alert(&cli, args),
+        Command::Alerts(args) => alert::run_alerts(&cli, args),
         Command::Export(args) => export::run(&cli, args),
         Command::Status(args) => status::run_status(&cli, args),
         Command::Stats => status::run_stats(&cli),

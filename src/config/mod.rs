@@ -49,6 +49,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[index]`: how the vector index stores and searches vectors.
     pub index: crate::index::IndexSettings,
+    /// `[alerts]`: what alerts' exec hooks may run, and how.
+    pub alerts: crate::alert::AlertSettings,
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,

@@ -118,6 +118,19 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        let a = &self.alerts;
+        ensure(
+            a.hook_timeout > 0.0 && a.hook_timeout <= 3600.0,
+            "alerts.hook_timeout",
+            a.hook_timeout,
+            "must be more than 0 and at most 3600 seconds",
+        )?;
+        ensure(
+            (1..=256).contains(&a.hook_concurrency),
+            "alerts.hook_concurrency",
+            a.hook_concurrency,
+            "must be between 1 and 256",
+        )?;
         self.retention.validate()
     }
 }

@@ -3,6 +3,7 @@
 //! answers it ([`requests`], [`report`]); [`run`] is the whole life of `frameseek serve`:
 //! start, listen, the background tasks ([`tasks`]), serve until shutdown, stop every part.
 
+mod alerts;
 mod report;
 mod requests;
 mod tasks;
@@ -13,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::alert::Alerts;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::embed::Embedder;
@@ -32,6 +34,9 @@ pub struct Daemon {
     ingest: Arc<Ingest>,
     sources: Sources,
     searcher: Searcher,
+    alerts: Arc<Alerts>,
+    /// Each new incident's wire line, to every `alerts_follow` connection.
+    followers: tokio::sync::broadcast::Sender<Arc<str>>,
     started: Instant,
 }
 
@@ -154,6 +159,29 @@ impl Daemon {
         }
         let catalog = Arc::new(catalog);
         let calibration = model_calibration(&config.model.path, embedder.logit_scale())?;
+        let clip_gap_ms = (config.ingest.clip_gap * 1000.0).round() as u64;
+        let (followers, _) = tokio::sync::broadcast::channel::<Arc<str>>(alerts::FOLLOW_BUFFER);
+        let to_followers = followers.clone();
+        let alerts = Arc::new(
+            Alerts::open(
+                catalog.store().clone(),
+                calibration,
+                clip_gap_ms,
+                config.alerts.clone(),
+                Box::new(move |i| {
+                    let _ = to_followers.send(alerts::follower_line(i));
+                }),
+            )
+            .context("cannot open the alerts")?,
+        );
+        // Frames committed before a crash but not yet evaluated, before ingest resumes.
+        let caught_up = alerts.catch_up().context("cannot evaluate the alerts")?;
+        if caught_up > 0 {
+            tracing::info!(
+                incidents = caught_up,
+                "alerts caught up with the stored frames"
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let decoder_threads = config.ingest.decoder_threads_for(
             !matches!(embedder.device(), candle_core::Device::Cpu),
@@ -166,6 +194,7 @@ impl Daemon {
             hwaccel: config.ingest.hwaccel,
             state_dir: state_dir.clone(),
             resume_free_mb: config.ingest.resume_free_mb,
+            alerts: Some(alerts.clone()),
         };
         tracing::info!(
             batch_size = settings.batch_size,
@@ -231,6 +260,8 @@ impl Daemon {
             ingest,
             sources,
             searcher,
+            alerts,
+            followers,
             started: Instant::now(),
         })
     }
@@ -254,6 +285,15 @@ impl Daemon {
             Request::Stats => self.stats().map(json),
             Request::Export(r) => self.export(r).map(json),
             Request::Frame(r) => self.frame(r).map(json),
+            Request::AlertAdd(r) => self.alert_add(r).map(json),
+            Request::AlertList => Ok(json(self.alert_list())),
+            Request::AlertRemove(r) => self.alert_remove(r).map(json),
+            Request::AlertsHistory(r) => self.alerts_history(r).map(json),
+            // The server streams it (`Handler::follow`); it never reaches here otherwise.
+            Request::AlertsFollow => Err(ErrorBody::new(
+                crate::protocol::ErrorCode::InvalidRequest,
+                "alerts_follow is answered by the socket server, which streams it",
+            )),
         }
     }
 
@@ -328,5 +368,9 @@ impl RebuildReport {
 impl Handler for Daemon {
     fn handle(&self, request: Request) -> Result<serde_json::Value, ErrorBody> {
         Daemon::handle(self, request)
+    }
+
+    fn follow(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        Some(self.followers.subscribe())
     }
 }

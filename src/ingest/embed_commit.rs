@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::batch::{EmbedFailure, Stage};
 use super::{IngestHalt, IngestStats, SourceRate};
+use crate::alert::Alerts;
 use crate::catalog::Catalog;
 use crate::decode::{DecodeError, DecodeSummary};
 use crate::embed::Embedder;
@@ -21,6 +22,7 @@ pub(super) struct EmbedCommitWorker {
     pub(super) stats: Arc<IngestStats>,
     pub(super) halt: Arc<IngestHalt>,
     pub(super) in_flight: Arc<AtomicUsize>,
+    pub(super) alerts: Option<Arc<Alerts>>,
 }
 
 impl EmbedCommitWorker {
@@ -86,6 +88,10 @@ impl EmbedCommitWorker {
             .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         match committed {
             Ok(_) => {
+                // The batch is durable: evaluate it against every alert (issue 19).
+                if let Some(alerts) = &self.alerts {
+                    alerts.on_commit(&frames);
+                }
                 self.stats
                     .frames_embedded
                     .fetch_add(n as u64, Ordering::Relaxed);
@@ -127,6 +133,9 @@ impl EmbedCommitWorker {
     }
 
     fn finish(&self, source: &str, result: Result<DecodeSummary, DecodeError>) {
+        if let Some(alerts) = &self.alerts {
+            alerts.source_finished(source);
+        }
         let update = self.catalog.store().update_source(source, |r| {
             if r.state == SourceState::Failed {
                 return;

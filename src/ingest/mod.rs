@@ -71,6 +71,8 @@ pub struct IngestSettings {
     pub state_dir: PathBuf,
     /// MB that must be free again before ingest resumes after a full disk.
     pub resume_free_mb: f64,
+    /// Standing queries evaluated against each committed batch.
+    pub alerts: Option<Arc<crate::alert::Alerts>>,
 }
 
 /// A handle through which a live source (on its own thread) feeds the batch worker; frames
@@ -206,6 +208,7 @@ impl Ingest {
             stats: stats.clone(),
             halt: halt.clone(),
             in_flight,
+            alerts: settings.alerts.clone(),
         };
         threads.push(
             std::thread::Builder::new()

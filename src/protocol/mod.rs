@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod alerts;
 mod replies;
 
+pub use alerts::*;
 pub use replies::*;
 
 /// Protocol version reported by `status`; bumped on incompatible changes.
@@ -53,6 +55,9 @@ pub enum ErrorCode {
     /// The daemon holds as many request bytes as it may (all connections together); the
     /// request is not read; send it again later.
     Busy,
+    /// An `alerts_follow` subscriber fell further behind than the daemon buffers; the
+    /// connection is closed: follow again and read the gap with `alerts_history`.
+    Lagged,
 }
 
 impl ErrorCode {
@@ -74,6 +79,7 @@ impl ErrorCode {
             Self::NotRecorded => "not_recorded",
             Self::ExportFull => "export_full",
             Self::Busy => "busy",
+            Self::Lagged => "lagged",
         }
     }
 }
@@ -210,6 +216,16 @@ pub enum Request {
     Export(ExportRequest),
     /// One frame as JPEG.
     Frame(FrameRequest),
+    /// Store a standing query.
+    AlertAdd(AlertAddRequest),
+    /// List the standing queries.
+    AlertList,
+    /// Remove a standing query.
+    AlertRemove(AlertRemoveRequest),
+    /// Stream each new incident as one JSON line, until the client closes.
+    AlertsFollow,
+    /// Recorded incidents.
+    AlertsHistory(AlertsHistoryRequest),
 }
 
 impl Request {
@@ -223,6 +239,11 @@ impl Request {
             Request::Frame(r) => ("frame", serde_json::to_value(r)),
             Request::Status(r) => ("status", serde_json::to_value(r)),
             Request::Stats => ("stats", Ok(Value::Object(Default::default()))),
+            Request::AlertAdd(r) => ("alert_add", serde_json::to_value(r)),
+            Request::AlertList => ("alert_list", Ok(Value::Object(Default::default()))),
+            Request::AlertRemove(r) => ("alert_remove", serde_json::to_value(r)),
+            Request::AlertsFollow => ("alerts_follow", Ok(Value::Object(Default::default()))),
+            Request::AlertsHistory(r) => ("alerts_history", serde_json::to_value(r)),
         };
         let body = body.as_mut().expect("requests serialise");
         body.as_object_mut()
@@ -264,7 +285,7 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
         None => {
             return fail(
                 ErrorCode::InvalidRequest,
-                "missing \"op\" (one of search, ingest, status, forget, stats, export, frame)"
+                "missing \"op\" (one of search, ingest, status, forget, stats, export, frame, alert_add, alert_list, alert_remove, alerts_follow, alerts_history)"
                     .into(),
             )
         }
@@ -297,10 +318,23 @@ pub fn parse_request(line: &[u8]) -> Result<(Option<Value>, Request), (Option<Va
             no_fields(&body)?;
             Request::Stats
         }
+        "alert_add" => Request::AlertAdd(serde_json::from_value(body).map_err(invalid)?),
+        "alert_list" => {
+            no_fields(&body)?;
+            Request::AlertList
+        }
+        "alert_remove" => Request::AlertRemove(serde_json::from_value(body).map_err(invalid)?),
+        "alerts_follow" => {
+            no_fields(&body)?;
+            Request::AlertsFollow
+        }
+        "alerts_history" => {
+            Request::AlertsHistory(serde_json::from_value(body).map_err(invalid)?)
+        }
         other => {
             return fail(
                 ErrorCode::UnknownOp,
-                format!("unknown op {other:?}; expected search, ingest, status, forget, stats, export or frame"),
+                format!("unknown op {other:?}; expected search, ingest, status, forget, stats, export, frame, alert_add, alert_list, alert_remove, alerts_follow or alerts_history"),
             )
         }
     };
@@ -395,6 +429,22 @@ mod tests {
                 source: "/srv/a.mp4".into(),
                 at_ms: 2000,
                 max_width: None,
+            }),
+            Request::AlertAdd(AlertAddRequest {
+                name: "van".into(),
+                text: "a white van".into(),
+                region: Some([0.5, 0.0, 0.5, 1.0]),
+                between: Some("22:00-06:00".into()),
+                exec: vec!["/opt/hooks/notify".into(), "--loud".into()],
+                backfill: true,
+                ..Default::default()
+            }),
+            Request::AlertList,
+            Request::AlertRemove(AlertRemoveRequest { name: "van".into() }),
+            Request::AlertsFollow,
+            Request::AlertsHistory(AlertsHistoryRequest {
+                since_ms: Some(1_700_000_000_000),
+                alert: None,
             }),
         ];
         for r in reqs {

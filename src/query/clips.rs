@@ -23,6 +23,16 @@ pub fn score_spread(hits: &[Hit]) -> f32 {
     ((top - median) * 0.5).max(0.01)
 }
 
+/// Where a clip (or an incident) whose last matching frame is at `last_ms` ends: one sample
+/// interval later, capped at the source's duration when that is known and later than it.
+pub fn clip_end(last_ms: u64, interval_ms: u64, duration_ms: Option<u64>) -> u64 {
+    let end = last_ms + interval_ms;
+    match duration_ms {
+        Some(d) if d > last_ms => end.min(d),
+        _ => end,
+    }
+}
+
 /// Groups hits into clips, best first. `source_of` maps a source number to its id, sample
 /// interval (ms) and duration (ms); hits of unknown sources are dropped. A clip ends one
 /// sample interval after its last frame, capped at the source's duration.
@@ -71,12 +81,7 @@ pub fn group_clips(
         let Some((source, interval_ms, duration_ms)) = source_of(no) else {
             continue;
         };
-        let last = frames[hi].0;
-        let end = last + interval_ms;
-        let end_ms = match duration_ms {
-            Some(d) if d > last => end.min(d),
-            _ => end,
-        };
+        let end_ms = clip_end(frames[hi].0, interval_ms, duration_ms);
         clips.push(Clip {
             source,
             start_ms: frames[lo].0,

@@ -497,6 +497,12 @@ impl Store {
         Ok(self.t()?.vectors.len())
     }
 
+    /// A tree of this database that another stage keeps (the alerts' own records). Open it
+    /// for each use: a handle kept across [`Store::reopen`] would hold the old files open.
+    pub fn extra_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.t()?.db.open_tree(name)?)
+    }
+
     /// Flushes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         let t = self.t()?;

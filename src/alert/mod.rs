@@ -1,0 +1,442 @@
+//! Standing queries (issue 19): alerts stored in the database, evaluated against each
+//! committed batch, grouped into incidents and delivered.
+//!
+//! One file per job: this one holds the types and the input rules (names, regions, time
+//! windows); `book` keeps alerts, per-source evaluation cursors and incidents in their own
+//! sled trees; `matcher` scores a batch against every alert with one matrix product and
+//! grows incidents; `deliver` logs each incident, hands it to the followers and runs the
+//! alert's exec hook.
+
+mod book;
+mod deliver;
+mod matcher;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::query::{source_matches, Calibration};
+use crate::store::{Store, StoreError};
+
+pub use deliver::IncidentObserver;
+
+/// Confidence an alert needs when `--min-confidence` is not given.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
+
+/// Longest alert name, bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Most alerts a daemon keeps.
+pub const MAX_ALERTS: usize = 10_000;
+
+/// `[alerts]`: what exec hooks may run, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Folders whose programs an alert's `exec` hook may run; empty: hooks are refused.
+    pub exec_dirs: Vec<PathBuf>,
+    /// Seconds a hook may run before it is killed.
+    pub hook_timeout: f64,
+    /// Hooks running at once; more incidents wait for a free one.
+    pub hook_concurrency: usize,
+}
+
+/// A part of the frame, as fractions of its width and height.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// Left edge, 0 to 1.
+    pub x: f32,
+    /// Top edge, 0 to 1.
+    pub y: f32,
+    /// Width, more than 0, `x + w` at most 1.
+    pub w: f32,
+    /// Height, more than 0, `y + h` at most 1.
+    pub h: f32,
+}
+
+impl Region {
+    /// Checks the four values; the error says which is wrong.
+    pub fn new(x: f32, y: f32, w: f32, h: f32) -> Result<Self, AlertError> {
+        let ok = [x, y, w, h]
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+            && w > 0.0
+            && h > 0.0
+            && x + w <= 1.0 + 1e-6
+            && y + h <= 1.0 + 1e-6;
+        if !ok {
+            return Err(AlertError::Invalid(format!(
+                "region {x},{y},{w},{h} is not inside the frame: give x,y,w,h as fractions of the frame (0 to 1, w and h above 0, x+w and y+h at most 1), e.g. 0.5,0,0.5,1 for the right half"
+            )));
+        }
+        Ok(Self { x, y, w, h })
+    }
+}
+
+/// A daily time window in UTC, `HH:MM-HH:MM`; one that ends before it starts wraps past
+/// midnight (`22:00-06:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Between {
+    /// Minute of the day the window opens.
+    pub from_min: u16,
+    /// Minute of the day it closes (exclusive).
+    pub to_min: u16,
+}
+
+impl Between {
+    /// Parses `HH:MM-HH:MM`.
+    pub fn parse(text: &str) -> Result<Self, AlertError> {
+        let bad = || {
+            AlertError::Invalid(format!(
+                "--between {text:?} is not a daily window: give HH:MM-HH:MM in UTC (e.g. 22:00-06:00; 24-hour clock)"
+            ))
+        };
+        let minute = |t: &str| -> Option<u16> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60 && t.trim().len() == 5).then_some(h * 60 + m)
+        };
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let (from_min, to_min) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+        if from_min == to_min {
+            return Err(AlertError::Invalid(format!(
+                "--between {text:?} is empty: the window opens and closes at the same minute"
+            )));
+        }
+        Ok(Self { from_min, to_min })
+    }
+
+    /// Whether a wall-clock time (ms since the epoch, UTC) falls inside the window.
+    pub fn contains(&self, wall_ms: i64) -> bool {
+        let minute = (wall_ms.rem_euclid(86_400_000) / 60_000) as u16;
+        if self.from_min < self.to_min {
+            (self.from_min..self.to_min).contains(&minute)
+        } else {
+            minute >= self.from_min || minute < self.to_min
+        }
+    }
+}
+
+impl std::fmt::Display for Between {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.from_min / 60,
+            self.from_min % 60,
+            self.to_min / 60,
+            self.to_min % 60
+        )
+    }
+}
+
+impl Serialize for Between {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Between {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an alert looks for and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSpec {
+    /// Unique name.
+    pub name: String,
+    /// What to look for, in words.
+    pub text: String,
+    /// Only sources matching this id or glob (as search's `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The part of the frame the alert is about; reported with each incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    /// Only frames recorded inside this daily window (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between: Option<Between>,
+    /// Lowest calibrated confidence of a matching frame.
+    pub min_confidence: f32,
+    /// Program and arguments run with each incident as JSON on standard input (no shell).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
+}
+
+/// A stored alert: its spec, the text's embedding and when it was added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// What it looks for.
+    #[serde(flatten)]
+    pub spec: AlertSpec,
+    /// The text's normalised embedding.
+    pub vector: Vec<f32>,
+    /// When it was added, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// Matching frames of one source close together in time, for one alert: grouped as search
+/// groups a clip, emitted once when it closes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// The alert's name.
+    pub alert: String,
+    /// Source id.
+    pub source: String,
+    /// Offset of the first matching frame, ms.
+    pub start_ms: u64,
+    /// The last matching frame plus one sample interval (capped at the duration), ms.
+    pub end_ms: u64,
+    /// Offset of the best matching frame, ms.
+    pub best_ms: u64,
+    /// Cosine similarity of the best frame.
+    pub score: f32,
+    /// Calibrated confidence of the best frame.
+    pub confidence: f32,
+    /// The alert's region, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    /// Wall-clock time of `start_ms`, when the source's time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_wall_ms: Option<i64>,
+    /// When the incident was recorded, ms since the epoch.
+    pub recorded_ms: i64,
+}
+
+/// Why an alert operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// A bad input; the message says what and what to do.
+    #[error("{0}")]
+    Invalid(String),
+    /// An alert of that name exists.
+    #[error("an alert named {0:?} exists; remove it first (frameseek alert remove {0})")]
+    Exists(String),
+    /// No alert of that name.
+    #[error("no alert named {0:?}; `frameseek alert list` shows them")]
+    NotFound(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record does not parse.
+    #[error("alert records: {0}")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for AlertError {
+    fn from(e: sled::Error) -> Self {
+        AlertError::Store(StoreError::from(e))
+    }
+}
+
+/// The alert stage of a running daemon.
+pub struct Alerts {
+    store: Store,
+    settings: AlertSettings,
+    matcher: Mutex<matcher::Matcher>,
+    deliver: deliver::Deliver,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").finish()
+    }
+}
+
+impl Alerts {
+    /// Loads the stored alerts and their cursors; `observer` sees each new incident (the
+    /// daemon's followers). Call [`Alerts::catch_up`] before ingest resumes.
+    pub fn open(
+        store: Store,
+        calibration: Calibration,
+        gap_ms: u64,
+        settings: AlertSettings,
+        observer: IncidentObserver,
+    ) -> Result<Self, AlertError> {
+        let alerts = book::load_alerts(&store)?;
+        let cursors = book::load_cursors(&store)?;
+        let matcher = matcher::Matcher::new(calibration, gap_ms, alerts, cursors);
+        let deliver = deliver::Deliver::new(&settings, observer);
+        Ok(Self {
+            store,
+            settings,
+            matcher: Mutex::new(matcher),
+            deliver,
+        })
+    }
+
+    /// Checks an alert's spec against the rules and the settings (name, glob, confidence,
+    /// hook program), before its text is embedded.
+    pub fn check(&self, spec: &AlertSpec) -> Result<(), AlertError> {
+        let name_ok = !spec.name.is_empty()
+            && spec.name.len() <= MAX_NAME_BYTES
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !name_ok {
+            return Err(AlertError::Invalid(format!(
+                "alert name {:?}: use 1 to {MAX_NAME_BYTES} letters, digits, '-', '_' or '.'",
+                spec.name
+            )));
+        }
+        if spec.text.trim().is_empty() {
+            return Err(AlertError::Invalid(
+                "alert text is empty: say what to look for".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&spec.min_confidence) {
+            return Err(AlertError::Invalid(format!(
+                "min_confidence must be between 0 and 1, got {}",
+                spec.min_confidence
+            )));
+        }
+        if let Some(r) = spec.region {
+            Region::new(r.x, r.y, r.w, r.h)?;
+        }
+        if let Some(pattern) = &spec.source {
+            // Any pattern is a valid glob; an empty one would match nothing.
+            if pattern.is_empty() {
+                return Err(AlertError::Invalid("source filter is empty".into()));
+            }
+            let _ = source_matches(pattern, "");
+        }
+        if let Some(program) = spec.exec.first() {
+            deliver::check_program(program, &self.settings.exec_dirs)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new alert with its text's embedding. Without `backfill` it looks only at
+    /// footage committed from now on; with it, every stored frame is evaluated now. Returns
+    /// the alert and the incidents the backfill recorded.
+    pub fn add(
+        &self,
+        spec: AlertSpec,
+        vector: Vec<f32>,
+        backfill: bool,
+    ) -> Result<(Alert, usize), AlertError> {
+        self.check(&spec)?;
+        let mut m = self.matcher.lock().expect("alert matcher");
+        if m.alerts().len() >= MAX_ALERTS {
+            return Err(AlertError::Invalid(format!(
+                "{MAX_ALERTS} alerts exist, the most a daemon keeps; remove some first"
+            )));
+        }
+        let alert = Alert {
+            spec,
+            vector,
+            created_ms: crate::clock::now_ms(),
+        };
+        // Without a backfill the alert starts at each source's newest committed frame.
+        let starts: Vec<(u32, u64)> = if backfill {
+            Vec::new()
+        } else {
+            self.store.with_sources(|t| {
+                t.iter()
+                    .filter_map(|r| r.watermark_ms.map(|w| (r.no, w)))
+                    .collect()
+            })?
+        };
+        let cursors = book::add_alert(&self.store, &alert, &starts)?;
+        m.add(alert.clone(), cursors);
+        let recorded = if backfill {
+            let incidents = m.catch_up(&self.store, Some(&alert.spec.name))?;
+            let n = incidents.len();
+            drop(m);
+            self.deliver_all(incidents);
+            n
+        } else {
+            0
+        };
+        tracing::info!(alert = %alert.spec.name, backfill, recorded, "alert added");
+        Ok((alert, recorded))
+    }
+
+    /// Every stored alert, by name.
+    pub fn list(&self) -> Vec<Alert> {
+        self.matcher
+            .lock()
+            .expect("alert matcher")
+            .alerts()
+            .to_vec()
+    }
+
+    /// Removes an alert, its cursors and its open incidents (recorded incidents stay in the
+    /// history).
+    pub fn remove(&self, name: &str) -> Result<(), AlertError> {
+        let mut m = self.matcher.lock().expect("alert matcher");
+        if !m.alerts().iter().any(|a| a.spec.name == name) {
+            return Err(AlertError::NotFound(name.to_string()));
+        }
+        book::remove_alert(&self.store, name)?;
+        m.remove(name);
+        tracing::info!(alert = name, "alert removed");
+        Ok(())
+    }
+
+    /// Recorded incidents, oldest first: those recorded at or after `since_ms`, of `alert`
+    /// when given.
+    pub fn history(
+        &self,
+        since_ms: Option<i64>,
+        alert: Option<&str>,
+    ) -> Result<Vec<Incident>, AlertError> {
+        book::history(&self.store, since_ms, alert)
+    }
+
+    /// Evaluates a committed batch (`(frame key, vector)`) against every alert and delivers
+    /// the incidents that closed. Errors are logged: ingest goes on.
+    pub fn on_commit(&self, frames: &[(u64, Vec<f32>)]) {
+        let mut m = self.matcher.lock().expect("alert matcher");
+        if m.alerts().is_empty() {
+            return;
+        }
+        match m.on_commit(&self.store, frames) {
+            Ok(incidents) => {
+                drop(m);
+                self.deliver_all(incidents);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alerts not evaluated for a batch; they are at the next start")
+            }
+        }
+    }
+
+    /// Closes every open incident of a source whose ingest ended.
+    pub fn source_finished(&self, source: &str) {
+        let mut m = self.matcher.lock().expect("alert matcher");
+        if m.alerts().is_empty() {
+            return;
+        }
+        match m.close_source(&self.store, source) {
+            Ok(incidents) => {
+                drop(m);
+                self.deliver_all(incidents);
+            }
+            Err(e) => tracing::error!(source, error = %e, "open incidents not closed"),
+        }
+    }
+
+    /// At start, before ingest resumes: evaluates the stored frames each alert's cursor has
+    /// not reached (a crash between a commit and its evaluation) and closes the incidents of
+    /// finished sources. Returns the incidents recorded.
+    pub fn catch_up(&self) -> Result<usize, AlertError> {
+        let mut m = self.matcher.lock().expect("alert matcher");
+        let incidents = m.catch_up(&self.store, None)?;
+        drop(m);
+        let n = incidents.len();
+        self.deliver_all(incidents);
+        Ok(n)
+    }
+
+    fn deliver_all(&self, incidents: Vec<(Incident, Vec<String>)>) {
+        for (incident, exec) in incidents {
+            self.deliver.deliver(&incident, &exec);
+        }
+    }
+}
