@@ -220,3 +220,50 @@ pub(super) fn history(
     out.sort_by_key(|i| (i.recorded_ms, i.start_ms));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(start_ms: u64) -> Incident {
+        Incident {
+            alert: "van".into(),
+            source: "/srv/cam1.mp4".into(),
+            start_ms,
+            end_ms: start_ms + 5000,
+            best_ms: start_ms + 1000,
+            score: 0.8,
+            confidence: 0.9,
+            region: None,
+            start_wall_ms: None,
+            recorded_ms: 1000 + start_ms as i64,
+        }
+    }
+
+    #[test]
+    fn an_incident_is_recorded_once_with_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cursor = Cursor {
+            evaluated_to: Some(9000),
+            open: None,
+        };
+        let changed = vec![(("van".to_string(), 3), cursor)];
+        let fresh = record(&store, &changed, vec![incident(1000), incident(7000)]).unwrap();
+        assert_eq!(fresh.len(), 2);
+        // Recording the same incidents again (a replay after a crash) changes nothing.
+        let again = record(&store, &changed, vec![incident(7000)]).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(
+            load_cursors(&store).unwrap()[&("van".to_string(), 3)],
+            cursor
+        );
+        let all = history(&store, None, None).unwrap();
+        assert_eq!(
+            all.iter().map(|i| i.start_ms).collect::<Vec<_>>(),
+            vec![1000, 7000]
+        );
+        assert_eq!(history(&store, Some(5000), None).unwrap().len(), 1);
+        assert!(history(&store, None, Some("other")).unwrap().is_empty());
+    }
+}

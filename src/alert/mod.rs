@@ -440,3 +440,49 @@ impl Alerts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_windows_parse_wrap_midnight_and_refuse_nonsense() {
+        let night = Between::parse("22:00-06:00").unwrap();
+        assert_eq!(night.to_string(), "22:00-06:00");
+        let at =
+            |h: i64, m: i64| 1_800_000_000_000i64 / 86_400_000 * 86_400_000 + (h * 60 + m) * 60_000;
+        assert!(night.contains(at(23, 30)));
+        assert!(night.contains(at(0, 0)));
+        assert!(night.contains(at(5, 59)));
+        assert!(!night.contains(at(6, 0)));
+        assert!(!night.contains(at(12, 0)));
+        let day = Between::parse("09:15-17:00").unwrap();
+        assert!(day.contains(at(9, 15)) && !day.contains(at(17, 0)));
+        for bad in [
+            "25:00-01:00",
+            "22:00",
+            "9:00-10:00",
+            "10:00-10:00",
+            "aa:bb-cc:dd",
+        ] {
+            let e = Between::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+        let json = serde_json::to_string(&night).unwrap();
+        assert_eq!(serde_json::from_str::<Between>(&json).unwrap(), night);
+    }
+
+    #[test]
+    fn regions_must_lie_inside_the_frame() {
+        assert!(Region::new(0.5, 0.0, 0.5, 1.0).is_ok());
+        for (x, y, w, h) in [
+            (0.5, 0.5, 0.6, 0.1),
+            (0.0, 0.0, 0.0, 1.0),
+            (-0.1, 0.0, 0.5, 0.5),
+        ] {
+            let e = Region::new(x, y, w, h).unwrap_err().to_string();
+            assert!(e.contains("not inside the frame"), "{e}");
+        }
+        assert!(Region::new(f32::NAN, 0.0, 0.5, 0.5).is_err());
+    }
+}
