@@ -15,31 +15,61 @@ use crate::query::clips::clip_end;
 use crate::query::{source_matches, Calibration};
 use crate::store::{split_key, SourceRecord, SourceState, Store};
 
-/// Dot product with eight running sums; the one scoring function of live and replayed
-/// frames, so both give the same bits.
+/// Dot product with [`LANES`] running sums; the one scoring function of live and replayed
+/// frames, so both give the same bits. On a CPU with AVX2 the same operations run eight lanes
+/// wide ([`dot_avx2`]): the same sums in the same order (no fused multiply-add), so the same
+/// bits.
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[i * 8 + l] * b[i * 8 + l];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+/// Running sums: four vectors of eight, so the additions of one chunk do not wait on
+/// those of the one before.
+const LANES: usize = 32;
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (a[..n].chunks_exact(LANES), b[..n].chunks_exact(LANES));
+    let (rest_a, rest_b) = (a.remainder(), b.remainder());
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.zip(b) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
         }
     }
-    let mut sum = acc.iter().sum::<f32>();
-    for i in chunks * 8..a.len().min(b.len()) {
-        sum += a[i] * b[i];
+    let mut half = [0.0f32; 8];
+    for (l, v) in acc.iter().enumerate() {
+        half[l % 8] += v;
+    }
+    let mut sum =
+        ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]));
+    for (x, y) in rest_a.iter().zip(rest_b) {
+        sum += x * y;
     }
     sum
 }
 
 /// The scores of `frames` (each `dim` long) against the alert matrix (`n` rows of `dim`),
-/// row-major: `scores[f * n + a]`.
+/// row-major: `scores[f * n + a]`. Alert by alert, so each row of the matrix is read once
+/// for the whole batch.
 pub(super) fn score_matrix(frames: &[&[f32]], matrix: &[f32], dim: usize) -> Vec<f32> {
     let n = matrix.len().checked_div(dim).unwrap_or(0);
-    let mut scores = Vec::with_capacity(frames.len() * n);
-    for f in frames {
-        for a in 0..n {
-            scores.push(dot(f, &matrix[a * dim..(a + 1) * dim]));
+    let mut scores = vec![0.0; frames.len() * n];
+    for (a, row) in matrix.chunks_exact(dim.max(1)).enumerate() {
+        for (f, frame) in frames.iter().enumerate() {
+            scores[f * n + a] = dot(frame, row);
         }
     }
     scores
@@ -84,7 +114,14 @@ pub(super) struct Matcher {
     matrix: Vec<f32>,
     dim: usize,
     cursors: HashMap<(String, u32), Cursor>,
+    /// The cursors as stored: a cursor is written when its open incident changes, or once
+    /// it has advanced [`CURSOR_SAVE_MS`] past its stored position (see [`Matcher::commit`]).
+    stored: HashMap<(String, u32), Cursor>,
 }
+
+/// Footage an alert may evaluate on a source without a match before its cursor is stored
+/// again: what a restart re-reads at most, per alert and source.
+const CURSOR_SAVE_MS: u64 = 60_000;
 
 /// An incident with the hook of its alert.
 pub(super) type Delivery = (Incident, Vec<String>);
@@ -103,6 +140,7 @@ impl Matcher {
             thresholds: Vec::new(),
             matrix: Vec::new(),
             dim: 0,
+            stored: cursors.clone(),
             cursors,
         };
         m.rebuild();
@@ -131,6 +169,7 @@ impl Matcher {
     pub(super) fn add(&mut self, alert: Alert, cursors: HashMap<u32, Cursor>) {
         for (no, c) in cursors {
             self.cursors.insert((alert.spec.name.clone(), no), c);
+            self.stored.insert((alert.spec.name.clone(), no), c);
         }
         self.alerts.push(alert);
         self.rebuild();
@@ -139,6 +178,7 @@ impl Matcher {
     pub(super) fn remove(&mut self, name: &str) {
         self.alerts.retain(|a| a.spec.name != name);
         self.cursors.retain(|(n, _), _| n != name);
+        self.stored.retain(|(n, _), _| n != name);
         self.rebuild();
     }
 
@@ -181,20 +221,42 @@ impl Matcher {
         )
     }
 
-    /// Records the changed cursors and the closed runs, then keeps the cursors; returns the
-    /// incidents that are new.
+    /// Records the closed runs with the cursors that must be stored, then keeps the cursors;
+    /// returns the incidents that are new.
+    ///
+    /// A cursor whose only change is how far it has evaluated (no match, no open incident
+    /// changed) is stored only every [`CURSOR_SAVE_MS`] of footage: the stored cursor is then
+    /// an earlier state of the same evaluation, and a restart replays the frames after it
+    /// to the same result (with 1,000 alerts, writing every cursor of every batch would cost
+    /// a thousand rows per batch).
     fn commit(
         &mut self,
         store: &Store,
         changed: HashMap<(String, u32), Cursor>,
         closed: Vec<Delivery>,
     ) -> Result<Vec<Delivery>, AlertError> {
-        let changed: Vec<((String, u32), Cursor)> = changed.into_iter().collect();
+        let save: Vec<((String, u32), Cursor)> = changed
+            .iter()
+            .filter(|(k, c)| match self.stored.get(*k) {
+                None => true,
+                Some(s) => {
+                    s.open != c.open
+                        || c.evaluated_to
+                            .unwrap_or(0)
+                            .saturating_sub(s.evaluated_to.unwrap_or(0))
+                            >= CURSOR_SAVE_MS
+                }
+            })
+            .map(|(k, c)| (k.clone(), *c))
+            .collect();
         let hooks: HashMap<(String, String, u64), Vec<String>> = closed
             .iter()
             .map(|(i, e)| ((i.alert.clone(), i.source.clone(), i.start_ms), e.clone()))
             .collect();
-        let fresh = book::record(store, &changed, closed.into_iter().map(|d| d.0).collect())?;
+        let fresh = book::record(store, &save, closed.into_iter().map(|d| d.0).collect())?;
+        for (k, c) in save {
+            self.stored.insert(k, c);
+        }
         for (k, c) in changed {
             self.cursors.insert(k, c);
         }
@@ -225,30 +287,40 @@ impl Matcher {
         // Frames of each source in offset order.
         let mut order: Vec<usize> = (0..frames.len()).collect();
         order.sort_by_key(|&i| frames[i].0);
+        let mut by_source: Vec<(u32, Vec<usize>)> = Vec::new();
+        for i in order {
+            let no = split_key(frames[i].0).0;
+            match by_source.last_mut() {
+                Some((last, list)) if *last == no => list.push(i),
+                _ => by_source.push((no, vec![i])),
+            }
+        }
         let mut changed: HashMap<(String, u32), Cursor> = HashMap::new();
         let mut closed = Vec::new();
         store.with_sources(|table| {
-            for &i in &order {
-                let (no, offset) = split_key(frames[i].0);
-                let Some(record) = table.by_no(no) else {
+            for (no, list) in &by_source {
+                let Some(record) = table.by_no(*no) else {
                     continue;
                 };
                 for a in 0..n {
-                    if !self.applies(a, record, offset) {
-                        continue;
+                    let key = (self.alerts[a].spec.name.clone(), *no);
+                    let mut c = self.cursors.get(&key).copied().unwrap_or_default();
+                    let before = c;
+                    for &i in list {
+                        let offset = split_key(frames[i].0).1;
+                        if c.evaluated_to.is_some_and(|e| offset <= e)
+                            || !self.applies(a, record, offset)
+                        {
+                            continue;
+                        }
+                        let score = scores[i * n + a];
+                        let matched = score >= self.thresholds[a];
+                        if let Some(run) = step(&mut c, offset, score, matched, self.gap_ms) {
+                            closed.push(self.incident(a, record, run));
+                        }
                     }
-                    let key = (self.alerts[a].spec.name.clone(), no);
-                    let c = changed
-                        .entry(key.clone())
-                        .or_insert_with(|| self.cursors.get(&key).copied().unwrap_or_default());
-                    if c.evaluated_to.is_some_and(|e| offset <= e) {
-                        continue;
-                    }
-                    let score = scores[i * n + a];
-                    if let Some(run) =
-                        step(c, offset, score, score >= self.thresholds[a], self.gap_ms)
-                    {
-                        closed.push(self.incident(a, record, run));
+                    if c != before {
+                        changed.insert(key, c);
                     }
                 }
             }

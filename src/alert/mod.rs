@@ -396,8 +396,15 @@ impl Alerts {
         if m.alerts().is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         match m.on_commit(&self.store, frames) {
             Ok(incidents) => {
+                tracing::debug!(
+                    frames = frames.len(),
+                    alerts = m.alerts().len(),
+                    us = started.elapsed().as_micros() as u64,
+                    "alerts evaluated"
+                );
                 drop(m);
                 self.deliver_all(incidents);
             }

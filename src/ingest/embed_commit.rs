@@ -88,10 +88,6 @@ impl EmbedCommitWorker {
             .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         match committed {
             Ok(_) => {
-                // The batch is durable: evaluate it against every alert (issue 19).
-                if let Some(alerts) = &self.alerts {
-                    alerts.on_commit(&frames);
-                }
                 self.stats
                     .frames_embedded
                     .fetch_add(n as u64, Ordering::Relaxed);
@@ -110,6 +106,10 @@ impl EmbedCommitWorker {
                 }
                 drop(rates);
                 tracing::debug!(frames = n, embed_ms = embed_us / 1000, "batch committed");
+                // The batch is durable: evaluate it against every alert (issue 19).
+                if let Some(alerts) = &self.alerts {
+                    alerts.on_commit(&frames);
+                }
             }
             Err(e) => {
                 if self.halt.halt_if_disk_full(&e).is_none() {
