@@ -18,16 +18,7 @@ use frameseek::protocol::{AlertAddRequest, Request};
 
 /// Renders the world's sample footage into `footage` and returns its ground truth.
 fn world_footage(footage: &Path) -> Vec<GroundTruthEvent> {
-    let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
-        .args(["world", "footage", "--out"])
-        .arg(footage)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "world footage failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    render_world_footage(footage);
     std::fs::read_to_string(footage.join("ground_truth.jsonl"))
         .unwrap()
         .lines()

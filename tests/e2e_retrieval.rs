@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::*;
@@ -16,16 +15,7 @@ fn world_queries_find_the_right_clips() {
     let started = Instant::now();
     let env = TestEnv::new();
     let footage = env.footage();
-    let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
-        .args(["world", "footage", "--out"])
-        .arg(&footage)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "world footage failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    render_world_footage(&footage);
 
     let queries_file = footage.join("queries.jsonl");
     let queries: Vec<LabelledQuery> = std::fs::read_to_string(&queries_file)

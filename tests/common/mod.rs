@@ -258,6 +258,21 @@ pub fn source_id(path: &Path) -> String {
     path.canonicalize().unwrap().display().to_string()
 }
 
+/// Renders the test world's sample footage into `footage` with the real
+/// `frameseek world footage` (videos, `ground_truth.jsonl`, `queries.jsonl`, `probe.png`).
+pub fn render_world_footage(footage: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .args(["world", "footage", "--out"])
+        .arg(footage)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "world footage failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the `ffmpeg` command, panicking with its output on failure.
 /// Runs `frameseek reindex` on the state of `config` (daemon stopped) and checks it succeeded.
 pub fn reindex(config: &Path) {
