@@ -180,32 +180,23 @@ fn alerts_follow_new_footage_run_hooks_and_survive_a_restart() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     };
-    bad(
-        &["alert", "add", "x", "a dog", "--region", "0.5,0.5,0.9,0.2"],
-        "is not inside the frame",
-    );
-    bad(
-        &["alert", "add", "x", "a dog", "--region", "1,2"],
-        "x,y,w,h",
-    );
-    bad(
-        &["alert", "add", "x", "a dog", "--between", "25:00-01:00"],
-        "HH:MM-HH:MM",
-    );
-    bad(
-        &["alert", "add", "x", "a dog", "--min-confidence", "2"],
-        "between 0 and 1",
-    );
+    let refused: [(&[&str], &str); 8] = [
+        (&["--region", "0.5,0.5,0.9,0.2"], "is not inside the frame"),
+        (&["--region", "1,2"], "x,y,w,h"),
+        (&["--between", "25:00-01:00"], "HH:MM-HH:MM"),
+        (&["--min-confidence", "2"], "between 0 and 1"),
+        (&["--exec", "/bin/sh"], "outside alerts.exec_dirs"),
+        (&["--exec", "sh"], "absolute path"),
+        (&["--source", ""], "source filter is empty"),
+        (&["--between", "10:00-10:00"], "is empty"),
+    ];
+    for (extra, says) in refused {
+        let mut args = vec!["alert", "add", "x", "a dog"];
+        args.extend(extra);
+        bad(&args, says);
+    }
     bad(&["alert", "add", "no spaces", "a dog"], "alert name");
     bad(&["alert", "remove", "nobody"], "no alert named \"nobody\"");
-    bad(
-        &["alert", "add", "x", "a dog", "--exec", "/bin/sh"],
-        "outside alerts.exec_dirs",
-    );
-    bad(
-        &["alert", "add", "x", "a dog", "--exec", "sh"],
-        "absolute path",
-    );
     bad(&["alerts", "--since", "yesterday"], "is not a span");
     // The same through the raw protocol: an error reply, and the connection lives on.
     let mut client = d.client();

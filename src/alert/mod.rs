@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::query::{source_matches, Calibration};
+use crate::query::Calibration;
 use crate::store::{Store, StoreError};
 
 pub use deliver::IncidentObserver;
@@ -298,12 +298,11 @@ impl Alerts {
         if let Some(r) = spec.region {
             Region::new(r.x, r.y, r.w, r.h)?;
         }
-        if let Some(pattern) = &spec.source {
-            // Any pattern is a valid glob; an empty one would match nothing.
-            if pattern.is_empty() {
-                return Err(AlertError::Invalid("source filter is empty".into()));
-            }
-            let _ = source_matches(pattern, "");
+        // Any pattern is a valid glob (as search's); an empty one would match nothing.
+        if spec.source.as_ref().is_some_and(|p| p.is_empty()) {
+            return Err(AlertError::Invalid(
+                "source filter is empty: give a source id or a glob, or leave --source out".into(),
+            ));
         }
         if let Some(program) = spec.exec.first() {
             deliver::check_program(program, &self.settings.exec_dirs)?;
