@@ -381,6 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn alert_settings_default_to_no_hooks_and_are_checked_by_key() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.alerts.exec_dirs.is_empty());
+        assert_eq!(
+            (c.alerts.hook_timeout, c.alerts.hook_concurrency),
+            (10.0, 4)
+        );
+        let c =
+            Config::from_toml_str("[alerts]\nexec_dirs = [\"/etc/frameseek/hooks\"]\n").unwrap();
+        assert_eq!(
+            c.alerts.exec_dirs,
+            vec![PathBuf::from("/etc/frameseek/hooks")]
+        );
+        let e = Config::from_toml_str("[alerts]\nhook_timeout = 0\n").unwrap_err();
+        assert!(e.to_string().contains("alerts.hook_timeout"), "{e}");
+        let e = Config::from_toml_str("[alerts]\nhook_concurrency = 0\n").unwrap_err();
+        assert!(e.to_string().contains("alerts.hook_concurrency"), "{e}");
+    }
+
+    #[test]
     fn a_file_layer_overrides_defaults() {
         let c = Config::from_toml_str("[ingest]\nsample_interval = 0.5\n").unwrap();
         assert_eq!(c.ingest.sample_interval, 0.5);
