@@ -41,6 +41,12 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     if let Some(reason) = &s.pipeline.reason {
         println!("INGEST STALLED: {reason}");
     }
+    if let Some(r) = &s.index_rebuild {
+        println!(
+            "INDEX REBUILDING: {} of {} frames ({}); searches wait until it is done",
+            r.added, r.total, r.reason
+        );
+    }
     if s.pipeline.worker_restarts > 0 {
         println!(
             "decode workers restarted after a panic: {}",

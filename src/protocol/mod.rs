@@ -53,6 +53,10 @@ pub enum ErrorCode {
     /// The daemon holds as many request bytes as it may (all connections together); the
     /// request is not read; send it again later.
     Busy,
+    /// The index is being rebuilt from the stored vectors (after damage, an upgrade or a
+    /// change of `index.precision`); searches are answered when it is done, and `status`
+    /// shows its progress.
+    Rebuilding,
 }
 
 impl ErrorCode {
@@ -74,6 +78,7 @@ impl ErrorCode {
             Self::NotRecorded => "not_recorded",
             Self::ExportFull => "export_full",
             Self::Busy => "busy",
+            Self::Rebuilding => "rebuilding",
         }
     }
 }
