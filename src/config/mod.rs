@@ -172,6 +172,9 @@ pub struct IngestConfig {
     /// After a full disk stopped ingest, it resumes once the state folder's file system has
     /// this many MB free again.
     pub resume_free_mb: f64,
+    /// Seconds a decode worker may read nothing from its file before it is reported hung
+    /// (0: never).
+    pub stall_after: f64,
     /// Live sources: seconds without data before a stream is declared down.
     pub live_timeout: f64,
     /// Live sources: longest wait between reconnection attempts, seconds.

@@ -289,6 +289,12 @@ impl IngestConfig {
             "must be zero or more megabytes",
         )?;
         ensure(
+            within(self.stall_after, 0.0..=86_400.0),
+            "ingest.stall_after",
+            self.stall_after,
+            "must be between 0 (off) and 86400 seconds",
+        )?;
+        ensure(
             within(self.live_timeout, 0.5..=3600.0),
             "ingest.live_timeout",
             self.live_timeout,

@@ -176,6 +176,8 @@ impl Daemon {
             hwaccel: config.ingest.hwaccel,
             state_dir: state_dir.clone(),
             resume_free_mb: config.ingest.resume_free_mb,
+            stall_after: (config.ingest.stall_after > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(config.ingest.stall_after)),
         };
         tracing::info!(
             batch_size = settings.batch_size,

@@ -85,6 +85,36 @@ pub struct SampledFrame {
     pub pixels: Vec<f32>,
 }
 
+/// A decode's sign of life: when it last read a packet (or started), for the watch that
+/// tells a hung read (a dead network mount) from a slow one.
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    /// Milliseconds since the Unix epoch of the last beat; 0 while idle.
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heartbeat {
+    /// Records a sign of life now.
+    pub fn beat(&self) {
+        let now = crate::clock::now_ms().max(1) as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the decode as done: an idle worker is never silent.
+    pub fn idle(&self) {
+        self.last_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last beat, while busy; `None` while idle.
+    pub fn silent_for(&self) -> Option<std::time::Duration> {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (last > 0).then(|| {
+            std::time::Duration::from_millis((crate::clock::now_ms() as u64).saturating_sub(last))
+        })
+    }
+}
+
 /// How to sample a source.
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
@@ -100,6 +130,8 @@ pub struct SampleOptions {
     pub hwaccel: HwAccel,
     /// Which candidate frames are embedded.
     pub policy: SamplingPolicy,
+    /// Beaten at each packet read, when set.
+    pub heartbeat: Option<std::sync::Arc<Heartbeat>>,
 }
 
 /// The sampling settings in force for one source: a camera's own, else `[ingest]`'s.
