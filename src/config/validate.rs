@@ -118,6 +118,20 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        if !self.metrics.listen.is_empty() {
+            crate::metrics::listener::check_address(&self.metrics.listen)
+                .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
+        }
+        let tz = &self.ingest.time_zone;
+        if !tz.is_empty() {
+            jiff::tz::TimeZone::get(tz).map_err(|e| {
+                invalid(
+                    "ingest.time_zone",
+                    tz,
+                    &format!("{e}: use an IANA name such as Europe/Paris or UTC"),
+                )
+            })?;
+        }
         self.retention.validate()
     }
 }
