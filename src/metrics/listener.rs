@@ -170,8 +170,29 @@ fn serve_one(mut stream: TcpStream, socket: &Path) -> std::io::Result<()> {
         reply.extend_from_slice(body.as_bytes());
     }
     stream.write_all(&reply)?;
-    stream.flush()
+    stream.flush()?;
+    // Close our side, then read what the client still sends (a request larger than read),
+    // briefly and boundedly: closing with unread data would reset the connection and the
+    // client could lose the answer.
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(DRAIN_TIMEOUT))?;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    let drain_until = Instant::now() + 5 * DRAIN_TIMEOUT;
+    while drained < DRAIN_MAX_BYTES && Instant::now() < drain_until {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+    Ok(())
 }
+
+/// How long a closing connection's leftover input is waited for, per read (five times
+/// that in all).
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(200);
+/// The most leftover input read from a closing connection.
+const DRAIN_MAX_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
