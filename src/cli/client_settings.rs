@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use super::output::ColorChoice;
+use super::output::{ColorChoice, Display};
 use crate::config::{DEFAULT_CONFIG_TOML, SYSTEM_CONFIG_PATH};
 
 /// The per-user client file, below the user's configuration folder.
@@ -68,6 +68,23 @@ pub fn read_client_file() -> anyhow::Result<ClientFile> {
                 path.display()
             )
         })
+}
+
+/// How this command shows things: `--color` over `color` in client.toml over `auto`;
+/// `--utc` over `time_zone` in client.toml over the system's zone.
+pub fn display(cli: &super::Cli) -> anyhow::Result<Display> {
+    let file = read_client_file()?;
+    let color = cli
+        .color
+        .or(file.color)
+        .unwrap_or(ColorChoice::Auto)
+        .enabled_here();
+    let tz = if cli.utc {
+        jiff::tz::TimeZone::UTC
+    } else {
+        super::when::time_zone(file.time_zone.as_deref())?
+    };
+    Ok(Display { color, tz })
 }
 
 /// `[daemon] socket` of a TOML text, or `None` when the text does not parse or lacks the

@@ -51,7 +51,7 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
     if args.best.is_some() {
         anyhow::bail!("--best is for a range export; a search exports each clip's best frame");
     }
-    let tz = super::output::Display::for_cli(cli)?.tz;
+    let tz = super::client_settings::display(cli)?.tz;
     let reply: SearchReply =
         connect(cli)?.call_as(&Request::Search(super::search::request(q, args.k, &tz)?))?;
     if reply.clips.is_empty() {

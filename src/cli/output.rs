@@ -80,25 +80,6 @@ pub struct Display {
     pub tz: jiff::tz::TimeZone,
 }
 
-impl Display {
-    /// The settings in force: `--color` over `color` in client.toml over `auto`; `--utc`
-    /// over `time_zone` in client.toml over the system's zone.
-    pub fn for_cli(cli: &super::Cli) -> anyhow::Result<Self> {
-        let file = super::client_settings::read_client_file()?;
-        let color = cli
-            .color
-            .or(file.color)
-            .unwrap_or(ColorChoice::Auto)
-            .enabled_here();
-        let tz = if cli.utc {
-            jiff::tz::TimeZone::UTC
-        } else {
-            super::when::time_zone(file.time_zone.as_deref())?
-        };
-        Ok(Self { color, tz })
-    }
-}
-
 /// The lines of a formatted table with its header line (the first) in bold when `color`.
 pub fn bold_header(table: &str, color: bool) -> String {
     match table.split_once('\n') {

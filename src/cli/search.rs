@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use base64::Engine;
 
-use super::output::{bold_header, Display};
+use super::output::bold_header;
 use super::status::strip_ok;
 use super::when::format_iso;
 use super::{connect, format_ms, format_table, Cli, EXIT_NO_MATCH, EXIT_OK};
@@ -96,7 +96,7 @@ pub(super) fn request(
 }
 
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
-    let display = Display::for_cli(cli)?;
+    let display = super::client_settings::display(cli)?;
     let request = request(&args.query, args.k, &display.tz)?;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;

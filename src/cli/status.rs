@@ -1,6 +1,6 @@
 //! `frameseek status`, `frameseek stats` and `frameseek forget`.
 
-use super::output::{paint, state_style, Display, Style};
+use super::output::{paint, state_style, Style};
 use super::{connect, format_ms, format_table, print_table, Cli, EXIT_OK, EXIT_UNHEALTHY};
 use crate::protocol::{
     ForgetReply, ForgetRequest, Request, StatsReply, StatusReply, StatusRequest,
@@ -63,7 +63,7 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         println!("{}", strip_ok(value));
         return Ok(code);
     }
-    let display = Display::for_cli(cli)?;
+    let display = super::client_settings::display(cli)?;
     let bad = |t: &str| paint(t, Style::Bad, display.color);
     println!(
         "frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued",

@@ -23,7 +23,7 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(3);
 /// Why a `[metrics] listen` address is refused.
 pub fn check_address(text: &str) -> Result<SocketAddr, String> {
     let addr: SocketAddr = text.parse().map_err(|_| {
-        format!("not an address with a port: write one like 127.0.0.1:9464 or [::1]:9464")
+        "not an address with a port: write one like 127.0.0.1:9464 or [::1]:9464".to_string()
     })?;
     if !addr.ip().is_loopback() {
         return Err(format!(
