@@ -108,7 +108,12 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
             ));
             if let Some(e) = &status.ingest_error {
                 bar.finish_and_clear();
-                eprintln!("ingest stopped: {e}");
+                if cli.json {
+                    let message = format!("ingest stopped: {e}");
+                    eprintln!("{}", super::output::json_error("ingest_stopped", &message));
+                } else {
+                    eprintln!("ingest stopped: {e}");
+                }
                 return Ok(EXIT_FAILURE);
             }
             if finished == mine.len() {
