@@ -68,7 +68,7 @@ fn client_habits_against_the_real_daemon() {
     let named = env.footage().join("cam1/2026-11-27/03-00-00.mp4");
     test_pattern_video(&named, 4);
     let d = env.start(
-        "time_pattern = \"%Y-%m-%d/%H-%M-%S\"\ntime_zone = \"Europe/Paris\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        "time_pattern = \"%Y-%m-%d/%H-%M-%S\"\ntime_zone = \"Europe/Paris\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n",
     );
     let home = env.dir().join("home");
     std::fs::create_dir_all(home.join(".config/frameseek")).unwrap();
@@ -240,13 +240,19 @@ fn client_habits_against_the_real_daemon() {
     assert_eq!(samples["frameseek_sources_by_state{state=\"done\"}"], 1.0);
     assert_eq!(samples["frameseek_ingest_stopped"], 0.0);
     assert!(samples["frameseek_searches_total"] >= 5.0, "{samples:?}");
+    // --- Item 7: JSON logs, one object per line; the listener's address is in one.
     let log = d.log_text();
-    let addr = log
+    let lines: Vec<serde_json::Value> = log
         .lines()
-        .find(|l| l.contains("metrics listener"))
-        .and_then(|l| l.split("address=").nth(1))
-        .map(|a| a.split_whitespace().next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no metrics listener in the log:\n{log}"));
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    let addr = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "metrics listener on GET /metrics")
+        .and_then(|l| l["fields"]["address"].as_str())
+        .unwrap_or_else(|| panic!("no metrics listener in the log:\n{log}"))
+        .to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let get = |request: &str| -> String {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
