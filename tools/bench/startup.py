@@ -8,7 +8,8 @@ usage: python3 tools/bench/startup.py BINARY [BINARY...] [--runs 50]
 Each binary gets its own daemon (started from that binary on a temporary state folder with
 the tiny test model), and the runs alternate between the binaries, so that builds compared
 in one run see the same machine load. `/bin/true` is timed alongside as the floor of
-starting any process.
+starting any process. With `perf` installed, the CPU time of `--version` (task-clock) is
+printed too: it depends far less on other load than the wall time.
 """
 import argparse
 import os
@@ -25,6 +26,24 @@ def once_ms(cmd):
     t = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     return (time.perf_counter() - t) * 1000.0
+
+
+def cpu_ms(cmd, runs):
+    """The process's own CPU time (perf's task-clock, mean of `runs`), which a loaded machine
+    changes far less than the wall time; None without perf."""
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-r", str(runs), "-e", "task-clock"] + cmd,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        return None
+    for line in out.stderr.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and "task-clock" in fields[2]:
+            try:
+                return float(fields[0])
+            except ValueError:
+                return None
+    return None
 
 
 def libraries(binary):
@@ -73,8 +92,10 @@ def main():
     for b in a.binaries:
         v = statistics.median(times[b]["version"])
         s = statistics.median(times[b]["status"])
+        cpu = cpu_ms([b, "--version"], a.runs)
+        cpu_text = f" version_cpu_ms={cpu:.1f}" if cpu is not None else ""
         print(f"{b}: libraries={libraries(b)} version_median_ms={v:.1f} "
-              f"status_median_ms={s:.1f} runs={a.runs}")
+              f"status_median_ms={s:.1f}{cpu_text} runs={a.runs}")
 
 
 if __name__ == "__main__":
