@@ -326,6 +326,25 @@ mod tests {
     }
 
     #[test]
+    fn errors_map_to_the_protocol_s_codes_and_the_documented_exits() {
+        use crate::protocol::{ErrorBody, ErrorCode};
+        let refused = anyhow::Error::new(ClientError::Refused(ErrorBody {
+            code: ErrorCode::NotFound,
+            message: "no source /x".into(),
+        }))
+        .context("cannot export /x");
+        assert_eq!(error_code(&refused), ("not_found", EXIT_FAILURE));
+        let down = anyhow::Error::new(ClientError::NotRunning("/s".into()));
+        assert_eq!(error_code(&down), ("not_running", EXIT_NO_DAEMON));
+        let denied = anyhow::Error::new(ClientError::PermissionDenied("/s".into()));
+        assert_eq!(error_code(&denied), ("permission_denied", EXIT_NO_DAEMON));
+        assert_eq!(
+            error_code(&anyhow::anyhow!("bad input")),
+            ("failed", EXIT_FAILURE)
+        );
+    }
+
+    #[test]
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
