@@ -246,7 +246,9 @@ fn client_habits_against_the_real_daemon() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["timestamp"].is_string()));
     let addr = lines
         .iter()
         .find(|l| l["fields"]["message"] == "metrics listener on GET /metrics")
