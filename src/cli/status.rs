@@ -165,7 +165,8 @@ pub fn run_stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let s: StatsReply = serde_json::from_value(value)?;
-    print_table(
+    let color = super::client_settings::display(cli)?.color;
+    let table = format_table(
         &[
             "FRAMES",
             "INDEXED",
@@ -193,6 +194,7 @@ pub fn run_stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<u8> {
             format!("{:.0}", s.uptime_s),
         ]],
     );
+    print!("{}", super::output::bold_header(&table, color));
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }
