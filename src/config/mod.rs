@@ -451,6 +451,18 @@ mod tests {
         assert_eq!(c.model.device, crate::embed::DeviceChoice::Cuda(1));
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
         assert!(e.to_string().contains("footage_roots"), "{e}");
+        let e = Config::from_toml_str("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(e.to_string().contains("metrics.listen"), "{e}");
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        let c = Config::from_toml_str("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(c.metrics.listen, "127.0.0.1:9464");
+        assert!(Config::from_toml_str("").unwrap().metrics.listen.is_empty());
+        let e = Config::from_toml_str("[ingest]\ntime_zone = \"Mars/Base\"\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.time_zone"), "{e}");
+        let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(e.to_string().contains("log.format"), "{e}");
+        let c = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
     }
 
     #[test]

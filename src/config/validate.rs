@@ -122,16 +122,8 @@ impl Config {
             crate::metrics::listener::check_address(&self.metrics.listen)
                 .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
         }
-        let tz = &self.ingest.time_zone;
-        if !tz.is_empty() {
-            jiff::tz::TimeZone::get(tz).map_err(|e| {
-                invalid(
-                    "ingest.time_zone",
-                    tz,
-                    &format!("{e}: use an IANA name such as Europe/Paris or UTC"),
-                )
-            })?;
-        }
+        crate::clock::time_zone(&self.ingest.time_zone)
+            .map_err(|reason| invalid("ingest.time_zone", &self.ingest.time_zone, &reason))?;
         self.retention.validate()
     }
 }
