@@ -87,7 +87,6 @@ fn client_habits_against_the_real_daemon() {
     // --- Item 4: the socket from FRAMESEEK_SOCKET, then client.toml, then --config.
     let out = client(&home, &[("FRAMESEEK_SOCKET", &sock)], &["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = client(&home, &[], &["--json", "status"]);
     assert_eq!(
         out.status.code(),
         Some(3),
