@@ -87,11 +87,6 @@ fn client_habits_against_the_real_daemon() {
     // --- Item 4: the socket from FRAMESEEK_SOCKET, then client.toml, then --config.
     let out = client(&home, &[("FRAMESEEK_SOCKET", &sock)], &["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "no socket anywhere: the default one"
-    );
     let client_toml = home.join(".config/frameseek/client.toml");
     std::fs::write(
         &client_toml,
