@@ -52,6 +52,42 @@ pub struct Config {
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// `[metrics]`: the optional Prometheus listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[log]`: how the daemon writes its log.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[metrics]`: the optional Prometheus listener (off by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Loopback address and port serving `GET /metrics` (`127.0.0.1:9464`); empty = off.
+    #[serde(default)]
+    pub listen: String,
+}
+
+/// `[log]`: how the daemon writes its log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one object per line); `FRAMESEEK_LOG_FORMAT`
+    /// overrides it.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// The daemon's log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[retention]`: what is removed on its own, and how often that is checked.
@@ -156,6 +192,10 @@ pub struct IngestConfig {
     pub scene_max_gap: f64,
     /// Pattern finding a file's wall-clock time in its path; empty for none.
     pub time_pattern: String,
+    /// IANA time zone the times in file names (`time_pattern`) are in, e.g.
+    /// `Europe/Paris`; empty = the system's local zone.
+    #[serde(default)]
+    pub time_zone: String,
     /// Folders watched for new footage.
     pub watch: Vec<PathBuf>,
     /// Seconds between scans of the watched folders.
@@ -230,6 +270,8 @@ impl IngestConfig {
             scene_threshold: self.scene_threshold,
             scene_max_gap: self.scene_max_gap,
             time_pattern: self.time_pattern.clone(),
+            // Validated at load: an unknown name never gets here.
+            time_zone: crate::clock::time_zone(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
         }
     }
 }
@@ -412,6 +454,18 @@ mod tests {
         assert_eq!(c.model.device, crate::embed::DeviceChoice::Cuda(1));
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
         assert!(e.to_string().contains("footage_roots"), "{e}");
+        let e = Config::from_toml_str("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(e.to_string().contains("metrics.listen"), "{e}");
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        let c = Config::from_toml_str("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(c.metrics.listen, "127.0.0.1:9464");
+        assert!(Config::from_toml_str("").unwrap().metrics.listen.is_empty());
+        let e = Config::from_toml_str("[ingest]\ntime_zone = \"Mars/Base\"\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.time_zone"), "{e}");
+        let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(e.to_string().contains("log.format"), "{e}");
+        let c = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
     }
 
     #[test]

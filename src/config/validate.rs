@@ -118,6 +118,12 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        if !self.metrics.listen.is_empty() {
+            crate::metrics::listener::check_address(&self.metrics.listen)
+                .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
+        }
+        crate::clock::time_zone(&self.ingest.time_zone)
+            .map_err(|reason| invalid("ingest.time_zone", &self.ingest.time_zone, &reason))?;
         self.retention.validate()
     }
 }

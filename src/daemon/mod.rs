@@ -23,7 +23,7 @@ use crate::ingest::{Ingest, IngestSettings};
 use crate::protocol::{ErrorBody, Request};
 use crate::query::Searcher;
 use crate::server::{Handler, Limits};
-use crate::source::{LiveSettings, SamplingDefaults, Sources, SourcesSettings};
+use crate::source::{LiveSettings, Sources, SourcesSettings};
 
 /// Everything the daemon holds open: the model, the catalog (store + index) and the running
 /// stages.
@@ -210,13 +210,7 @@ impl Daemon {
             embedder.geometry().clone(),
             SourcesSettings {
                 roots: config.daemon.footage_roots.clone(),
-                defaults: SamplingDefaults {
-                    sampling: i.sampling,
-                    interval: i.sample_interval,
-                    scene_threshold: i.scene_threshold,
-                    scene_max_gap: i.scene_max_gap,
-                    time_pattern: i.time_pattern.clone(),
-                },
+                defaults: i.sampling_defaults(),
                 cameras: config.cameras.clone(),
                 watch: i.watch.clone(),
                 live: LiveSettings {

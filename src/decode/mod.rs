@@ -143,6 +143,8 @@ pub struct SourceSettings {
     pub policy: SamplingPolicy,
     /// Pattern finding a file's wall-clock time in its path (empty for none).
     pub time_pattern: String,
+    /// The time zone of the times in file names.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// What one decode run did.
@@ -348,18 +350,26 @@ pub(crate) fn read_packet(
     }
 }
 
-/// Wall-clock time of a file's offset 0, ms since the epoch: from its path (`time_pattern`),
+/// Wall-clock time of a file's offset 0, ms since the epoch: from its path (`time_pattern`,
+/// read in `time_zone`),
 /// else the container's `creation_time`, else its modification time minus its duration.
 /// `None` when none is known; a panic while matching the path is caught and gives `None`.
-pub fn wall_clock_start(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
-    std::panic::catch_unwind(|| wall_clock_of(path, time_pattern, info)).unwrap_or_else(|payload| {
+pub fn wall_clock_start(
+    path: &Path,
+    settings: &SourceSettings,
+    info: Option<&SourceInfo>,
+) -> Option<i64> {
+    std::panic::catch_unwind(|| wall_clock_of(path, settings, info)).unwrap_or_else(|payload| {
         tracing::warn!(path = %path.display(), reason = panic_message(&*payload), "cannot read the file's wall-clock start");
         None
     })
 }
 
-fn wall_clock_of(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
-    if let Some(t) = crate::clock::time_from_path(time_pattern, &path.to_string_lossy()) {
+fn wall_clock_of(path: &Path, settings: &SourceSettings, info: Option<&SourceInfo>) -> Option<i64> {
+    let path_text = path.to_string_lossy();
+    if let Some(t) =
+        crate::clock::time_from_path_in(&settings.time_pattern, &path_text, &settings.time_zone)
+    {
         return Some(t);
     }
     if let Some(t) = info.and_then(|i| i.creation_time_ms) {

@@ -140,7 +140,7 @@ impl DecodeWorker {
     fn read(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
         let info = decode::probe(&job.path).ok();
         let duration = info.as_ref().and_then(|i| i.duration_ms);
-        let wall = decode::wall_clock_start(&job.path, &job.settings.time_pattern, info.as_ref());
+        let wall = decode::wall_clock_start(&job.path, &job.settings, info.as_ref());
         if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
             r.state = SourceState::Ingesting;
             if duration.is_some() {

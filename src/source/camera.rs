@@ -45,6 +45,8 @@ pub struct SamplingDefaults {
     pub scene_max_gap: f64,
     /// Pattern finding a file's wall-clock time in its path; empty for none.
     pub time_pattern: String,
+    /// The time zone of the times in file names (`ingest.time_zone`).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl SamplingDefaults {
@@ -73,6 +75,7 @@ impl SamplingDefaults {
             interval,
             policy: sampling.policy(threshold, max_gap),
             time_pattern: pattern,
+            time_zone: self.time_zone.clone(),
         }
     }
 }
