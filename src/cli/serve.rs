@@ -6,12 +6,24 @@ use crate::config::Config;
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     init_logging();
     let mut config = Config::load(cli.config.as_deref())?;
+    config.resolve_camera_urls()?;
+    warn_exposed_secrets(cli.config.as_deref());
     if let Some(socket) = &cli.socket {
         config.daemon.socket = socket.clone();
     }
     let listener = crate::daemon::Listener::from_config(&config);
     crate::daemon::run(config, listener, shutdown_signal())?;
     Ok(EXIT_OK)
+}
+
+/// Warns (log at start) when a configuration file every user may read holds a camera
+/// password; `frameseek doctor` reports the same.
+fn warn_exposed_secrets(file: Option<&std::path::Path>) {
+    let system = std::path::Path::new(crate::config::SYSTEM_CONFIG_PATH);
+    let files: Vec<&std::path::Path> = std::iter::once(system).chain(file).collect();
+    for e in crate::config::world_readable_secrets(&files) {
+        tracing::warn!(file = %e.file.display(), camera = %e.camera, "a camera URL with a password is in a file every user may read: chmod 0640 it (group frameseek), or move the URL to url_file or url_credential");
+    }
 }
 
 async fn shutdown_signal() {

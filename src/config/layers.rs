@@ -1,0 +1,284 @@
+//! Where each setting comes from: the layers of the configuration taken apart again, for
+//! `frameseek config` and `frameseek doctor`, and the check for secrets in files that every
+//! user may read.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+
+/// One configuration layer, lowest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The compiled-in defaults (`config/frameseek.toml`).
+    Default,
+    /// The system file (`/etc/frameseek/frameseek.toml`).
+    SystemFile(PathBuf),
+    /// The file given with `--config`.
+    ExplicitFile(PathBuf),
+    /// `FRAMESEEK__SECTION__KEY` environment variables.
+    Environment,
+    /// A command-line option (`--socket`).
+    CommandLine,
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layer::Default => f.write_str("default"),
+            Layer::SystemFile(p) => write!(f, "system file {}", p.display()),
+            Layer::ExplicitFile(p) => write!(f, "--config {}", p.display()),
+            Layer::Environment => f.write_str("environment"),
+            Layer::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// One merged setting: its dotted key, its value (secrets redacted) and the layer it came
+/// from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainedSetting {
+    /// The dotted key, e.g. `daemon.socket` or `cameras[0].url`.
+    pub key: String,
+    /// The value in force, with camera URLs redacted.
+    pub value: Value,
+    /// The highest layer that sets it.
+    pub layer: Layer,
+}
+
+/// The merged configuration, setting by setting, each with the layer it came from. The
+/// layers are those of [`Config::load_with`]; `socket` is the command line's `--socket`.
+pub fn explain(
+    file: Option<&Path>,
+    system_file: Option<&Path>,
+    use_env: bool,
+    socket: Option<&Path>,
+) -> Result<Vec<ExplainedSetting>, ConfigError> {
+    use config::{File, FileFormat};
+    let mut layers: Vec<(Layer, config::Config)> = Vec::new();
+    let single = |source: File<_, FileFormat>| config::Config::builder().add_source(source).build();
+    layers.push((
+        Layer::Default,
+        single(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml))?,
+    ));
+    if let Some(system) = system_file.filter(|p| p.exists()) {
+        layers.push((
+            Layer::SystemFile(system.to_path_buf()),
+            config::Config::builder()
+                .add_source(File::from(system).format(FileFormat::Toml))
+                .build()?,
+        ));
+    }
+    if let Some(file) = file {
+        layers.push((
+            Layer::ExplicitFile(file.to_path_buf()),
+            config::Config::builder()
+                .add_source(File::from(file).format(FileFormat::Toml))
+                .build()?,
+        ));
+    }
+    if use_env {
+        layers.push((
+            Layer::Environment,
+            config::Config::builder()
+                .add_source(super::environment())
+                .build()?,
+        ));
+    }
+    // The merged value is what the daemon uses: load it the same way (and validate it).
+    Config::load_with(file, system_file, use_env)?;
+    let mut merged =
+        config::Config::builder().add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
+    if let Some(system) = system_file {
+        merged = merged.add_source(File::from(system).format(FileFormat::Toml).required(false));
+    }
+    if let Some(file) = file {
+        merged = merged.add_source(File::from(file).format(FileFormat::Toml));
+    }
+    if use_env {
+        merged = merged.add_source(super::environment());
+    }
+    let merged: Value = merged.build()?.try_deserialize()?;
+    let mut flat = Vec::new();
+    flatten("", &merged, &mut flat);
+    let layer_keys: Vec<(Layer, Vec<String>)> = layers
+        .into_iter()
+        .map(|(layer, c)| {
+            let v: Value = c.try_deserialize().unwrap_or(Value::Null);
+            let mut keys = Vec::new();
+            flatten("", &v, &mut keys);
+            (layer, keys.into_iter().map(|(k, _)| k).collect())
+        })
+        .collect();
+    Ok(flat
+        .into_iter()
+        .map(|(key, value)| {
+            let layer = if socket.is_some() && key == "daemon.socket" {
+                Layer::CommandLine
+            } else {
+                layer_keys
+                    .iter()
+                    .rev()
+                    .find(|(_, keys)| keys.contains(&key))
+                    .map_or(Layer::Default, |(l, _)| l.clone())
+            };
+            let value = match (&value, socket) {
+                (_, Some(s)) if key == "daemon.socket" => Value::String(s.display().to_string()),
+                (Value::String(s), _) if is_url_key(&key) => {
+                    Value::String(crate::source::redact(s))
+                }
+                _ => value,
+            };
+            ExplainedSetting { key, value, layer }
+        })
+        .collect())
+}
+
+/// True for keys whose values may carry a password: camera URLs and client stream
+/// prefixes.
+fn is_url_key(key: &str) -> bool {
+    key.ends_with(".url") || key.starts_with("ingest.client_streams")
+}
+
+/// Flattens a JSON tree into dotted keys (`a.b`, `list[0].c`); an empty list or table is
+/// one key.
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        Value::Array(items) => out.push((
+            prefix.to_string(),
+            Value::Array(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) if is_url_key(prefix) => {
+                            Value::String(crate::source::redact(s))
+                        }
+                        v => v.clone(),
+                    })
+                    .collect(),
+            ),
+        )),
+        v => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+/// A configuration file that every user may read and that holds a camera `url` with a
+/// password: the file, and the camera's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposedSecret {
+    /// The world-readable file.
+    pub file: PathBuf,
+    /// The camera whose inline URL carries a password.
+    pub camera: String,
+}
+
+/// The cameras whose inline `url` holds a password in a file of `files` that is readable by
+/// every user (mode `o+r`). Files that do not exist or do not parse are skipped (loading
+/// reports those).
+pub fn world_readable_secrets(files: &[&Path]) -> Vec<ExposedSecret> {
+    let mut found = Vec::new();
+    for file in files {
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o004 == 0 {
+            continue;
+        }
+        let cameras: Vec<super::CameraConfig> = config::Config::builder()
+            .add_source(config::File::from(*file).format(config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.get("cameras"))
+            .unwrap_or_default();
+        for c in cameras {
+            if crate::source::has_secret(&c.url) {
+                found.push(ExposedSecret {
+                    file: file.to_path_buf(),
+                    camera: c.name,
+                });
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_setting_names_its_layer_and_urls_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.toml");
+        std::fs::write(&system, "[model]\nbatch_size = 4\n").unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "[model]\nbatch_size = 8\n[[cameras]]\nname = \"gate\"\nurl = \"rtsp://u:hunter2@10.0.0.2/s\"\n",
+        )
+        .unwrap();
+        let all = explain(
+            Some(&file),
+            Some(&system),
+            false,
+            Some(Path::new("/x.sock")),
+        )
+        .unwrap();
+        let get = |k: &str| all.iter().find(|s| s.key == k).unwrap().clone();
+        assert_eq!(
+            get("model.batch_size").layer,
+            Layer::ExplicitFile(file.clone())
+        );
+        assert_eq!(get("model.batch_size").value, Value::from(8));
+        assert_eq!(get("model.device").layer, Layer::Default);
+        assert_eq!(get("daemon.socket").layer, Layer::CommandLine);
+        assert_eq!(get("daemon.socket").value, Value::from("/x.sock"));
+        let url = get("cameras[0].url");
+        assert_eq!(url.value, Value::from("rtsp://u:***@10.0.0.2/s"));
+        assert_eq!(url.layer, Layer::ExplicitFile(file.clone()));
+        assert!(!format!("{all:?}").contains("hunter2"));
+        let no_file = explain(None, Some(&system), false, None).unwrap();
+        let batch = no_file
+            .iter()
+            .find(|s| s.key == "model.batch_size")
+            .unwrap();
+        assert_eq!(batch.layer, Layer::SystemFile(system.clone()));
+    }
+
+    #[test]
+    fn passwords_in_world_readable_files_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "[[cameras]]\nname = \"gate\"\nurl = \"rtsp://u:pw@h/s\"\n[[cameras]]\nname = \"lobby\"\nurl = \"rtsp://h/s\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            world_readable_secrets(&[&file]),
+            vec![ExposedSecret {
+                file: file.clone(),
+                camera: "gate".into()
+            }]
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(world_readable_secrets(&[&file]).is_empty());
+    }
+}
