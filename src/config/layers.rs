@@ -281,4 +281,47 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(world_readable_secrets(&[&file]).is_empty());
     }
+
+    #[test]
+    fn a_camera_url_has_exactly_one_origin_and_its_file_must_be_readable() {
+        let both = Config::from_toml_str(
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://h/s\"\nurl_file = \"/x\"\n",
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("cameras[0].url"), "{both}");
+        assert!(both.to_string().contains("exactly one"), "{both}");
+        let none = Config::from_toml_str("[[cameras]]\nname = \"a\"\n").unwrap_err();
+        assert!(none.to_string().contains("exactly one"), "{none}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.url");
+        let toml = format!(
+            "[[cameras]]\nname = \"a\"\nurl_file = {:?}\n",
+            file.display().to_string()
+        );
+        let mut c = Config::from_toml_str(&toml).unwrap();
+        let missing = c.clone().resolve_camera_urls().unwrap_err().to_string();
+        assert!(
+            missing.contains("cameras[0].url_file") && missing.contains("a.url"),
+            "{missing}"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let empty = c.clone().resolve_camera_urls().unwrap_err().to_string();
+        assert!(empty.contains("is empty"), "{empty}");
+        std::fs::write(&file, "relative/path\n").unwrap();
+        let bad = c.clone().resolve_camera_urls().unwrap_err().to_string();
+        assert!(
+            bad.contains("cameras[0].url") && bad.contains("absolute path"),
+            "{bad}"
+        );
+        std::fs::write(&file, " rtsp://u:pw@h/s \n").unwrap();
+        c.resolve_camera_urls().unwrap();
+        assert_eq!(c.cameras[0].url, "rtsp://u:pw@h/s");
+        let bad_url = Config::from_toml_str("[[cameras]]\nname = \"a\"\nurl = \"ftp://u:pw@h/\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !bad_url.contains("pw@") && bad_url.contains("u:***@"),
+            "{bad_url}"
+        );
+    }
 }
