@@ -112,6 +112,18 @@ fn checks(cli: &Cli, args: &DoctorArgs) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(ffmpeg_check());
     out.push(hwaccel_check());
+    let system = Path::new(crate::config::SYSTEM_CONFIG_PATH);
+    if system.exists() && std::fs::File::open(system).is_err() {
+        out.push(Check::new(
+            "config",
+            Status::Warn,
+            format!(
+                "{} is not readable by this user: its settings are left out here",
+                system.display()
+            ),
+            "run doctor as root or as a member of the group frameseek to check the daemon's configuration",
+        ));
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => {
             out.push(Check::ok(
@@ -151,7 +163,7 @@ fn checks(cli: &Cli, args: &DoctorArgs) -> Vec<Check> {
 fn config_files(cli: &Cli) -> Vec<String> {
     let mut files = vec!["defaults".to_string()];
     let system = Path::new(crate::config::SYSTEM_CONFIG_PATH);
-    if system.exists() {
+    if std::fs::File::open(system).is_ok() {
         files.push(system.display().to_string());
     }
     if let Some(f) = &cli.config {

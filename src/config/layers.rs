@@ -63,7 +63,8 @@ pub fn explain(
         Layer::Default,
         single(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml))?,
     ));
-    if let Some(system) = system_file.filter(|p| p.exists()) {
+    // As in `Config::load_with`, a system file this user cannot read is left out.
+    if let Some(system) = system_file.filter(|p| std::fs::File::open(p).is_ok()) {
         layers.push((
             Layer::SystemFile(system.to_path_buf()),
             config::Config::builder()
