@@ -62,6 +62,7 @@ echo /etc/frameseek/frameseek.toml > "$root/DEBIAN/conffiles"
 mkdir -p "$stage/shlibs/debian"
 printf 'Source: frameseek\n\nPackage: frameseek\nArchitecture: any\n' > "$stage/shlibs/debian/control"
 depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$root/usr/bin/frameseek" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+[ -n "$depends" ] || { echo "package: dpkg-shlibdeps found no dependencies (is dpkg-dev installed?)" >&2; exit 1; }
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
     -e "s/@DEPENDS@/$depends/" tools/debian/control.in > "$root/DEBIAN/control"
