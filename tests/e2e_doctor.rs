@@ -235,3 +235,39 @@ fn a_disk_reserve_above_the_free_space_fails() {
     ));
     assert_eq!(report["ok"], false);
 }
+
+#[test]
+fn config_names_the_layer_of_each_value() {
+    let env = TestEnv::new();
+    let file = env.dir().join("frameseek.toml");
+    std::fs::write(&file, "[model]\ndevice = \"cpu\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--socket", "/tmp/cli.sock", "--json", "config"])
+        .env("FRAMESEEK__MODEL__BATCH_SIZE", "3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setting = |key: &str| {
+        json["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not in {json}"))
+            .clone()
+    };
+    assert_eq!(setting("model.batch_size")["layer"], "environment");
+    assert_eq!(setting("model.batch_size")["value"], 3);
+    assert_eq!(setting("model.device")["layer"], "file");
+    assert_eq!(setting("model.device")["file"], file.display().to_string());
+    assert_eq!(setting("daemon.socket")["layer"], "command_line");
+    assert_eq!(setting("daemon.socket")["value"], "/tmp/cli.sock");
+    assert_eq!(setting("ingest.nice")["layer"], "default");
+}

@@ -142,7 +142,10 @@ fn checks(cli: &Cli, args: &DoctorArgs) -> Vec<Check> {
             return out;
         }
     };
-    out.push(secrets_check(cli, &config));
+    let (secrets, resolved) = secrets_check(cli, &config);
+    out.push(secrets);
+    // Camera folders given by url_file or url_credential are checked where they point.
+    let config = resolved.unwrap_or(config);
     if let Some(c) = cuda_check(&config) {
         out.push(c);
     }
@@ -176,16 +179,17 @@ fn config_files(cli: &Cli) -> Vec<String> {
 }
 
 /// Camera URLs from `url_file`/`url_credential` can be read; no password sits in a file
-/// every user may read.
-fn secrets_check(cli: &Cli, config: &Config) -> Check {
+/// every user may read. Returns the configuration with the URLs read, when they could be.
+fn secrets_check(cli: &Cli, config: &Config) -> (Check, Option<Config>) {
     let mut resolved = config.clone();
     if let Err(e) = resolved.resolve_camera_urls() {
-        return Check::new(
+        let check = Check::new(
             "secrets",
             Status::Fail,
             e.to_string(),
             "make the file exist and readable by the daemon's user (mode 0640, group frameseek)",
         );
+        return (check, None);
     }
     let system = Path::new(crate::config::SYSTEM_CONFIG_PATH);
     let files: Vec<&Path> = std::iter::once(system)
@@ -193,7 +197,7 @@ fn secrets_check(cli: &Cli, config: &Config) -> Check {
         .collect();
     let exposed = crate::config::world_readable_secrets(&files);
     if let Some(e) = exposed.first() {
-        return Check::new(
+        let check = Check::new(
             "secrets",
             Status::Warn,
             format!(
@@ -206,19 +210,21 @@ fn secrets_check(cli: &Cli, config: &Config) -> Check {
                 e.file.display()
             ),
         );
+        return (check, Some(resolved));
     }
     let from_files = config
         .cameras
         .iter()
         .filter(|c| c.url_file.is_some() || c.url_credential.is_some())
         .count();
-    Check::ok(
+    let check = Check::ok(
         "secrets",
         format!(
             "{} camera(s), {from_files} with the URL outside the configuration; no password in a world-readable file",
             config.cameras.len()
         ),
-    )
+    );
+    (check, Some(resolved))
 }
 
 fn ffmpeg_check() -> Check {
