@@ -136,6 +136,22 @@ fn camera_passwords_from_every_origin_never_show() {
         "the log shows the outages: {}",
         outputs[7].1
     );
+    // The configuration file (0644, as written) holds gate1's inline password: the daemon
+    // warns at start, and doctor warns too.
+    let log = &outputs[7].1;
+    let warning = log
+        .lines()
+        .find(|l| l.contains("a camera URL with a password is in a file every user may read"))
+        .unwrap_or_else(|| panic!("no warning about the readable file: {log}"));
+    assert!(
+        warning.contains("gate1") && warning.contains("frameseek.toml"),
+        "{warning}"
+    );
+    assert!(
+        outputs[5].1.contains("warn  secrets") && outputs[5].1.contains("\"gate1\""),
+        "{}",
+        outputs[5].1
+    );
     assert!(
         outputs[7].1.contains("rtsp://viewer:***@127.0.0.1:9/s2"),
         "the log names the URL from the file, redacted: {}",
