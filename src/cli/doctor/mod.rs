@@ -187,6 +187,18 @@ fn config_files(cli: &Cli) -> Vec<String> {
 /// every user may read. Returns the configuration with the URLs read, when they could be.
 fn secrets_check(cli: &Cli, config: &Config) -> (Check, Option<Config>) {
     let mut resolved = config.clone();
+    // Outside the service there are no systemd credentials to read: those cameras are
+    // left out here (systemd reads them for the service, from LoadCredential=).
+    let mut unchecked = Vec::new();
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_none() {
+        resolved.cameras.retain(|c| {
+            let credential = c.url_credential.is_some();
+            if credential {
+                unchecked.push(c.name.clone());
+            }
+            !credential
+        });
+    }
     if let Err(e) = resolved.resolve_camera_urls() {
         let check = Check::new(
             "secrets",
@@ -222,13 +234,17 @@ fn secrets_check(cli: &Cli, config: &Config) -> (Check, Option<Config>) {
         .iter()
         .filter(|c| c.url_file.is_some() || c.url_credential.is_some())
         .count();
-    let check = Check::ok(
-        "secrets",
-        format!(
-            "{} camera(s), {from_files} with the URL outside the configuration; no password in a world-readable file",
-            config.cameras.len()
-        ),
+    let mut detail = format!(
+        "{} camera(s), {from_files} with the URL outside the configuration; no password in a world-readable file",
+        config.cameras.len()
     );
+    if !unchecked.is_empty() {
+        detail.push_str(&format!(
+            "; from systemd credentials, not readable here: {} (the unit's LoadCredential= gives them to the service)",
+            unchecked.join(", ")
+        ));
+    }
+    let check = Check::ok("secrets", detail);
     (check, Some(resolved))
 }
 
