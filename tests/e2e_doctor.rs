@@ -271,3 +271,65 @@ fn config_names_the_layer_of_each_value() {
     assert_eq!(setting("daemon.socket")["value"], "/tmp/cli.sock");
     assert_eq!(setting("ingest.nice")["layer"], "default");
 }
+
+#[test]
+fn with_the_daemon_out_of_reach_its_locked_state_is_left_alone() {
+    let env = TestEnv::new();
+    let mut d = env.start("");
+    let video = env.footage().join("a.mp4");
+    common::test_pattern_video(&video, 3);
+    d.ingest_wait(&[&video]);
+    let user = current_user();
+    let unreachable = d.dir.join("elsewhere.sock");
+    let run = |d: &DaemonGuard| {
+        let out = Command::new(env!("CARGO_BIN_EXE_frameseek"))
+            .arg("--config")
+            .arg(&d.config)
+            .arg("--socket")
+            .arg(&unreachable)
+            .args(["--json", "doctor", "--service-user", &user])
+            .output()
+            .unwrap();
+        let report = json_checks(&out);
+        let check = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        (check("model"), check("index"))
+    };
+    // The daemon runs but doctor cannot reach it: the state is locked, so doctor says it
+    // cannot read the state's model and leaves the state alone; the daemon goes on.
+    let (model, _) = run(&d);
+    assert_eq!(model["status"], "warn", "{model}");
+    assert!(
+        model["detail"].as_str().unwrap().contains("cannot be read"),
+        "{model}"
+    );
+    let status = d.cli_json(&["status"]);
+    assert!(status["frames"].as_u64().unwrap() > 0, "{status}");
+    // Stopped: the state's model is read and matches; the index is the last checkpoint's.
+    d.stop();
+    let (model, index) = run(&d);
+    assert_eq!(model["status"], "ok", "{model}");
+    assert!(
+        model["detail"]
+            .as_str()
+            .unwrap()
+            .contains("matches the state's"),
+        "{model}"
+    );
+    assert_eq!(index["status"], "ok", "{index}");
+    let frames = status["frames"].as_u64().unwrap();
+    assert!(
+        index["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{frames} frames at the last checkpoint")),
+        "{index} (daemon said {frames} frames)"
+    );
+}
