@@ -57,51 +57,40 @@ pub fn explain(
     socket: Option<&Path>,
 ) -> Result<Vec<ExplainedSetting>, ConfigError> {
     use config::{File, FileFormat};
-    let mut layers: Vec<(Layer, config::Config)> = Vec::new();
-    let single = |source: File<_, FileFormat>| config::Config::builder().add_source(source).build();
-    layers.push((
+    // The values in force are what the daemon uses: load them the same way (and validate).
+    Config::load_with(file, system_file, use_env)?;
+    fn build<S: config::Source + Send + Sync + 'static>(
+        source: S,
+    ) -> Result<config::Config, config::ConfigError> {
+        config::Config::builder().add_source(source).build()
+    }
+    let mut layers = vec![(
         Layer::Default,
-        single(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml))?,
-    ));
+        build(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml))?,
+    )];
     // As in `Config::load_with`, a system file this user cannot read is left out.
     if let Some(system) = system_file.filter(|p| std::fs::File::open(p).is_ok()) {
         layers.push((
             Layer::SystemFile(system.to_path_buf()),
-            config::Config::builder()
-                .add_source(File::from(system).format(FileFormat::Toml))
-                .build()?,
+            build(File::from(system).format(FileFormat::Toml))?,
         ));
     }
     if let Some(file) = file {
         layers.push((
             Layer::ExplicitFile(file.to_path_buf()),
-            config::Config::builder()
-                .add_source(File::from(file).format(FileFormat::Toml))
-                .build()?,
+            build(File::from(file).format(FileFormat::Toml))?,
         ));
     }
     if use_env {
-        layers.push((
-            Layer::Environment,
-            config::Config::builder()
-                .add_source(super::environment())
-                .build()?,
-        ));
+        layers.push((Layer::Environment, build(super::environment())?));
     }
-    // The merged value is what the daemon uses: load it the same way (and validate it).
-    Config::load_with(file, system_file, use_env)?;
-    let mut merged =
-        config::Config::builder().add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
-    if let Some(system) = system_file {
-        merged = merged.add_source(File::from(system).format(FileFormat::Toml).required(false));
-    }
-    if let Some(file) = file {
-        merged = merged.add_source(File::from(file).format(FileFormat::Toml));
-    }
-    if use_env {
-        merged = merged.add_source(super::environment());
-    }
-    let merged: Value = merged.build()?.try_deserialize()?;
+    let merged: Value = layers
+        .iter()
+        .fold(config::Config::builder(), |b, (_, layer)| {
+            b.add_source(layer.clone())
+        })
+        .build()?
+        .try_deserialize()?;
     let mut flat = Vec::new();
     flatten("", &merged, &mut flat);
     let layer_keys: Vec<(Layer, Vec<String>)> = layers
