@@ -7,7 +7,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     init_logging();
     let mut config = Config::load(cli.config.as_deref())?;
     config.resolve_camera_urls()?;
-    warn_exposed_secrets(cli.config.as_deref());
+    warn_exposed_secrets(&config, cli.config.as_deref());
     if let Some(socket) = &cli.socket {
         config.daemon.socket = socket.clone();
     }
@@ -16,13 +16,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Warns (log at start) when a configuration file every user may read holds a camera
-/// password; `frameseek doctor` reports the same.
-fn warn_exposed_secrets(file: Option<&std::path::Path>) {
+/// Warns (log at start) when a configuration file or `url_file` every user may read holds
+/// a camera password; `frameseek doctor` reports the same.
+fn warn_exposed_secrets(config: &Config, file: Option<&std::path::Path>) {
     let system = std::path::Path::new(crate::config::SYSTEM_CONFIG_PATH);
     let files: Vec<&std::path::Path> = std::iter::once(system).chain(file).collect();
-    for e in crate::config::world_readable_secrets(&files) {
-        tracing::warn!(file = %e.file.display(), camera = %e.camera, "a camera URL with a password is in a file every user may read: chmod 0640 it (group frameseek), or move the URL to url_file or url_credential");
+    let exposed = crate::config::world_readable_secrets(&files)
+        .into_iter()
+        .chain(crate::config::world_readable_url_files(&config.cameras));
+    for e in exposed {
+        tracing::warn!(file = %e.file.display(), camera = %e.camera, "a camera URL with a password is in a file every user may read: chmod 0640 it (group frameseek), or keep the URL in a url_file only root and frameseek may read, or in a url_credential");
     }
 }
 

@@ -208,6 +208,23 @@ pub fn world_readable_secrets(files: &[&Path]) -> Vec<ExposedSecret> {
     found
 }
 
+/// The cameras whose `url_file` every user may read while the URL it holds (already read
+/// into `url`, see [`Config::resolve_camera_urls`]) carries a password.
+pub fn world_readable_url_files(cameras: &[super::CameraConfig]) -> Vec<ExposedSecret> {
+    cameras
+        .iter()
+        .filter(|c| crate::source::has_secret(&c.url))
+        .filter_map(|c| {
+            let file = c.url_file.as_ref()?;
+            let mode = std::fs::metadata(file).ok()?.permissions().mode();
+            (mode & 0o004 != 0).then(|| ExposedSecret {
+                file: file.clone(),
+                camera: c.name.clone(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +287,18 @@ mod tests {
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(world_readable_secrets(&[&file]).is_empty());
+        let url_file = dir.path().join("gate.url");
+        std::fs::write(&url_file, "rtsp://u:pw@h/s\n").unwrap();
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let toml = format!(
+            "[[cameras]]\nname = \"gate\"\nurl_file = {:?}\n",
+            url_file.display().to_string()
+        );
+        let mut c = Config::from_toml_str(&toml).unwrap();
+        c.resolve_camera_urls().unwrap();
+        assert_eq!(world_readable_url_files(&c.cameras).len(), 1);
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(world_readable_url_files(&c.cameras).is_empty());
     }
 
     #[test]

@@ -12,7 +12,10 @@ use crate::source::{CameraConfig, SamplingDefaults};
 mod layers;
 mod validate;
 
-pub use layers::{explain, world_readable_secrets, ExplainedSetting, ExposedSecret, Layer};
+pub use layers::{
+    explain, world_readable_secrets, world_readable_url_files, ExplainedSetting, ExposedSecret,
+    Layer,
+};
 
 /// The commented default configuration, compiled in.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/frameseek.toml");

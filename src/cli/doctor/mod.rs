@@ -212,7 +212,8 @@ fn secrets_check(cli: &Cli, config: &Config) -> (Check, Option<Config>) {
     let files: Vec<&Path> = std::iter::once(system)
         .chain(cli.config.as_deref())
         .collect();
-    let exposed = crate::config::world_readable_secrets(&files);
+    let mut exposed = crate::config::world_readable_secrets(&files);
+    exposed.extend(crate::config::world_readable_url_files(&resolved.cameras));
     if let Some(e) = exposed.first() {
         let check = Check::new(
             "secrets",
