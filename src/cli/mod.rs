@@ -1,6 +1,7 @@
 //! The `frameseek` command line: argument definitions, and one module per command.
 
 mod demo;
+mod doctor;
 mod embed;
 mod eval;
 mod export;
@@ -9,6 +10,7 @@ mod ingest;
 mod reindex;
 mod search;
 mod serve;
+mod show_config;
 mod status;
 mod world;
 
@@ -115,6 +117,16 @@ pub enum Command {
     /// Generate the synthetic test world: training images or sample footage.
     #[command(hide = true)]
     World(world::WorldArgs),
+    /// Check the setup: configuration, model, FFmpeg, socket, footage access, disk, index.
+    Doctor(doctor::DoctorArgs),
+    /// Print the merged configuration, each value with the layer it came from.
+    Config,
+    /// Write the man pages (frameseek.1 and one per command) into a folder (packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The folder to write into.
+        dir: PathBuf,
+    },
 }
 
 /// Parses arguments and runs the command; the binary's whole `main`.
@@ -217,7 +229,33 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::World(args) => world::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Config => show_config::run(&cli),
+        Command::Manpages { dir } => write_manpages(dir).map(|()| EXIT_OK),
     }
+}
+
+/// Writes `frameseek.1` and `frameseek-COMMAND.1` for every visible command into `dir`.
+fn write_manpages(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let top = Cli::command();
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("frameseek-{}", sub.get_name());
+        let cmd = sub
+            .clone()
+            .display_name(name.clone())
+            .bin_name(format!("frameseek {}", sub.get_name()));
+        write(&name, cmd)?;
+    }
+    write("frameseek", top)
 }
 
 /// The socket a client command talks to (see [`client_settings::socket`]): never loads or

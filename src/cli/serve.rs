@@ -6,6 +6,8 @@ use crate::config::{Config, LogFormat};
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let mut config = Config::load(cli.config.as_deref())?;
     init_logging(log_format(config.log.format)?);
+    config.resolve_camera_urls()?;
+    warn_exposed_secrets(&config, cli.config.as_deref());
     if let Some(socket) = &cli.socket {
         config.daemon.socket = socket.clone();
     }
@@ -20,6 +22,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let listener = crate::daemon::Listener::from_config(&config);
     crate::daemon::run(config, listener, shutdown_signal())?;
     Ok(EXIT_OK)
+}
+
+/// Warns (log at start) when a configuration file or `url_file` every user may read holds
+/// a camera password; `frameseek doctor` reports the same.
+fn warn_exposed_secrets(config: &Config, file: Option<&std::path::Path>) {
+    let system = std::path::Path::new(crate::config::SYSTEM_CONFIG_PATH);
+    let files: Vec<&std::path::Path> = std::iter::once(system).chain(file).collect();
+    let exposed = crate::config::world_readable_secrets(&files)
+        .into_iter()
+        .chain(crate::config::world_readable_url_files(&config.cameras));
+    for e in exposed {
+        tracing::warn!(file = %e.file.display(), camera = %e.camera, "a camera URL with a password is in a file every user may read: chmod 0640 it (group frameseek), or keep the URL in a url_file only root and frameseek may read, or in a url_credential");
+    }
 }
 
 async fn shutdown_signal() {

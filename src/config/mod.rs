@@ -9,7 +9,13 @@ use crate::decode::{HwAccel, SamplingMode};
 use crate::source::live::RtspTransport;
 use crate::source::{CameraConfig, SamplingDefaults};
 
+mod layers;
 mod validate;
+
+pub use layers::{
+    explain, world_readable_secrets, world_readable_url_files, ExplainedSetting, ExposedSecret,
+    Layer,
+};
 
 /// The commented default configuration, compiled in.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/frameseek.toml");
@@ -309,6 +315,17 @@ fn with_dotted_keys(message: &str) -> String {
     out
 }
 
+/// The environment layer: `FRAMESEEK__SECTION__KEY`, lists comma-separated.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("FRAMESEEK")
+        .prefix_separator("__")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("daemon.footage_roots")
+        .with_list_parse_key("ingest.watch")
+        .try_parsing(true)
+}
+
 impl Config {
     /// Loads the layers in order: defaults, `/etc`, `file` (when given), environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -322,7 +339,7 @@ impl Config {
         system_file: Option<&Path>,
         use_env: bool,
     ) -> Result<Config, ConfigError> {
-        use config::{Environment, File, FileFormat};
+        use config::{File, FileFormat};
         let mut builder = config::Config::builder()
             .add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
         if let Some(system) = system_file {
@@ -340,19 +357,34 @@ impl Config {
             builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
         }
         if use_env {
-            builder = builder.add_source(
-                Environment::with_prefix("FRAMESEEK")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("daemon.footage_roots")
-                    .with_list_parse_key("ingest.watch")
-                    .try_parsing(true),
-            );
+            builder = builder.add_source(environment());
         }
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads every camera's URL from its `url_file` or `url_credential`
+    /// (`$CREDENTIALS_DIRECTORY/NAME`) and checks its form. The daemon calls it at start;
+    /// clients never need the secrets.
+    pub fn resolve_camera_urls(&mut self) -> Result<(), ConfigError> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        for (i, c) in self.cameras.iter_mut().enumerate() {
+            let origin = c.url_origins().join(",");
+            c.resolve_url(credentials.as_deref())
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("cameras[{i}].{origin}"),
+                    value: c
+                        .url_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .or_else(|| c.url_credential.clone())
+                        .unwrap_or_default(),
+                    reason: e.to_string(),
+                })?;
+            validate::check_camera_url(i, &c.url)?;
+        }
+        Ok(())
     }
 
     /// Parses one TOML text over the defaults (no `/etc`, no environment); for tests and tools.

@@ -81,12 +81,16 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
                 "another camera has this name",
             ));
         }
-        if !crate::source::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
+        let origins = c.url_origins();
+        if origins.len() != 1 {
             return Err(invalid(
                 key("url"),
-                &c.url,
-                "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+                format!("{origins:?}"),
+                "set exactly one of url, url_file (a file holding the URL) or url_credential (a systemd credential holding it)",
             ));
+        }
+        if !c.url.is_empty() {
+            check_camera_url(i, &c.url)?;
         }
         check_sampling(
             &format!("cameras[{i}]"),
@@ -94,6 +98,19 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
             c.scene_threshold,
             c.scene_max_gap,
         )?;
+    }
+    Ok(())
+}
+
+/// Checks the form of camera `i`'s URL (inline, or read from its file or credential); the
+/// error shows it redacted.
+pub(super) fn check_camera_url(i: usize, url: &str) -> Result<(), ConfigError> {
+    if !crate::source::is_stream_url(url) && !Path::new(url).is_absolute() {
+        return Err(invalid(
+            format!("cameras[{i}].url"),
+            crate::source::redact(url),
+            "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+        ));
     }
     Ok(())
 }
