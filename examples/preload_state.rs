@@ -11,9 +11,11 @@
 //! cargo run --release --example preload_state -- --state DIR --model MODEL_DIR --n 100000
 //! ```
 //!
-//! Vectors: L2-normalised 512-d (the model's dimension), 4,096 centroids plus noise, one
-//! centroid per 10 s scene, over 100 sources of one frame a second (sources are marked
-//! `done`, so the daemon does not try to ingest them).
+//! Vectors: L2-normalised, of the model's dimension, 4,096 centroids plus noise, one
+//! centroid per 10 s scene, over `--sources` sources (default 100) of one frame a second,
+//! named like an NVR's segments of 100 cameras (`/bench/synthetic/camCC/srcNNNNNN.mp4`),
+//! following one another in wall-clock time up to 2026-01-01T00:00:00Z. Sources are marked
+//! `done`, so the daemon does not try to ingest them.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,6 +51,10 @@ fn open_catalog(state: &Path, model: &str) -> anyhow::Result<(Catalog, OpenOutco
     Ok((catalog, outcome, embedder.dim()))
 }
 
+/// Where the preloaded library's wall-clock timeline ends: 2026-01-01T00:00:00Z (so the
+/// "last hour" of `tools/bench/sources_scale.py` is the hour before it).
+const WALL_END_MS: i64 = 1_767_225_600_000;
+
 fn main() -> anyhow::Result<()> {
     let (mut state, mut model, mut n, mut sources) = (None, None, 100_000usize, 100u32);
     let mut it = std::env::args().skip(1);
@@ -72,14 +78,18 @@ fn main() -> anyhow::Result<()> {
     let per_source = n.div_ceil(sources as usize) as u64;
     let mut nos = Vec::new();
     for s in 0..sources {
+        // Like an NVR's segments: 100 cameras, each source a segment of one of them, one
+        // after another in time so that the library ends at WALL_END_MS.
         let rec = catalog.store().new_source(
-            &format!("/bench/synthetic/src{s:03}.mp4"),
+            &format!("/bench/synthetic/cam{:02}/src{s:06}.mp4", s % 100),
             Fingerprint::default(),
             1.0,
             Some(per_source * 1000),
         )?;
+        let start = WALL_END_MS - i64::from(sources - s) * (per_source * 1000) as i64;
         catalog.store().update_source(&rec.source, |r| {
             r.state = SourceState::Done;
+            r.start_wall_ms = Some(start);
         })?;
         nos.push(rec.no);
     }

@@ -141,6 +141,39 @@ pub fn time_from_path(pattern: &str, path: &str) -> Option<i64> {
         .find_map(|start| match_at(pattern, &bytes[start..]))
 }
 
+/// [`time_from_path`] for a path whose times are local times in `tz` (`ingest.time_zone`):
+/// the UTC instant of that local time (the earlier one when a clock change repeats it, the
+/// later side of a gap). `None` also for a year jiff cannot place (beyond ±9999).
+pub fn time_from_path_in(pattern: &str, path: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let as_if_utc = time_from_path(pattern, path)?;
+    if tz.iana_name() == Some("UTC") || *tz == jiff::tz::TimeZone::UTC {
+        return Some(as_if_utc);
+    }
+    let civil = jiff::Timestamp::from_millisecond(as_if_utc)
+        .ok()?
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .datetime();
+    tz.to_ambiguous_timestamp(civil)
+        .compatible()
+        .ok()
+        .map(jiff::Timestamp::as_millisecond)
+}
+
+/// The time zone named `name` (IANA, e.g. `Europe/Paris`), or the system's local zone when
+/// `name` is empty; the error says what to write instead.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(jiff::tz::TimeZone::system());
+    }
+    jiff::tz::TimeZone::get(name).map_err(|e| {
+        format!(
+            "unknown time zone {name:?} ({e}): use an IANA name such as Europe/Paris or UTC \
+(the names under /usr/share/zoneinfo)"
+        )
+    })
+}
+
 fn match_at(pattern: &str, text: &[u8]) -> Option<i64> {
     let (mut year, mut month, mut day, mut hour, mut minute, mut second) =
         (1970i64, 1u32, 1u32, 0u32, 0u32, 0u32);
@@ -229,6 +262,28 @@ mod tests {
     }
 
     #[test]
+    fn segment_names_are_read_in_the_configured_time_zone() {
+        let path = "/srv/footage/cam1/2026-11-27/03-00-00.mp4";
+        let pattern = "%Y-%m-%d/%H-%M-%S";
+        let t = utc_ms(2026, 11, 27, 3, 0, 0, 0).unwrap();
+        let utc = time_zone("UTC").unwrap();
+        assert_eq!(time_from_path_in(pattern, path, &utc), Some(t));
+        // Paris is UTC+1 in November: 03:00 there is 02:00 UTC.
+        let paris = time_zone("Europe/Paris").unwrap();
+        assert_eq!(
+            time_from_path_in(pattern, path, &paris),
+            Some(t - 3_600_000)
+        );
+        let ny = time_zone("America/New_York").unwrap();
+        assert_eq!(
+            time_from_path_in(pattern, path, &ny),
+            Some(t + 5 * 3_600_000)
+        );
+        assert!(time_zone("Nowhere/Atlantis").unwrap_err().contains("IANA"));
+        time_zone("").unwrap();
+    }
+
+    #[test]
     fn hostile_creation_times_are_refused_without_panicking() {
         // A multi-byte fraction (issue 15): slicing it at 3 bytes used to panic a decode worker.
         assert_eq!(parse_iso8601("2024-01-01T00:00:00.éé"), None);
@@ -280,6 +335,7 @@ mod fuzz {
         #[test]
         fn path_patterns_never_panic(pattern in "(%[YmdHMS%xé]|[-/_a-zé0-9]){0,12}", path in "\\PC{0,60}") {
             let _ = time_from_path(&pattern, &path);
+            let _ = time_from_path_in(&pattern, &path, &jiff::tz::TimeZone::get("Europe/Paris").unwrap());
         }
 
         #[test]

@@ -59,6 +59,12 @@ pub enum OpenOutcome {
         /// Why.
         reason: String,
     },
+    /// Unusable for the reason given, and left empty: a rebuild from the stored vectors is
+    /// owed ([`VectorIndex::open_or_stale`]).
+    Stale {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The vector index plus the path it checkpoints to.
@@ -83,7 +89,7 @@ impl std::fmt::Debug for VectorIndex {
 pub const MAX_CONCURRENT_SEARCHES: usize = 128;
 
 /// Stored vectors read per `add` call while rebuilding.
-const REBUILD_CHUNK: usize = 16_384;
+pub(crate) const REBUILD_CHUNK: usize = 16_384;
 
 /// Vectors per thread below which an add stays on the calling thread.
 const PARALLEL_ADD_MIN: usize = 512;
@@ -164,32 +170,34 @@ pub struct Hit {
 }
 
 impl VectorIndex {
-    /// Opens the index at `path` and reconciles it with the store (see module docs).
+    /// Opens the index at `path` and reconciles it with the store (see module docs),
+    /// rebuilding it from the stored vectors when it cannot be used.
     pub fn open(
         path: &Path,
         dim: usize,
         settings: &IndexSettings,
         store: &Store,
     ) -> Result<(Self, OpenOutcome), IndexError> {
-        Self::open_reporting(path, dim, settings, store, &|_, _| {})
+        let (me, outcome) = Self::open_or_stale(path, dim, settings, store)?;
+        match outcome {
+            OpenOutcome::Stale { reason } => {
+                me.build_from(store, 0, &|_, _| {}, &|| false)?;
+                Ok((me, OpenOutcome::Rebuilt { reason }))
+            }
+            loaded => Ok((me, loaded)),
+        }
     }
 
-    /// [`VectorIndex::open`], calling `on_rebuild(added, total)` as a rebuild goes (after
-    /// each chunk), so that a long one can be reported.
-    pub fn open_reporting(
+    /// [`VectorIndex::open`] without the rebuild: an index that cannot be used comes back
+    /// empty, as [`OpenOutcome::Stale`], for the caller to rebuild when it chooses
+    /// ([`VectorIndex::build_from`]).
+    pub fn open_or_stale(
         path: &Path,
         dim: usize,
         settings: &IndexSettings,
         store: &Store,
-        on_rebuild: &dyn Fn(usize, usize),
     ) -> Result<(Self, OpenOutcome), IndexError> {
-        let index = Index::new(&options(dim, settings)).map_err(us)?;
-        let mut me = Self {
-            index,
-            path: path.to_path_buf(),
-            dim,
-            settings: *settings,
-        };
+        let me = Self::empty(path, dim, settings)?;
         let stored = store.frame_count();
         let load = if path.exists() {
             match me.index.load(&path.to_string_lossy()) {
@@ -214,8 +222,10 @@ impl VectorIndex {
             Ok(())
         };
         if let Err(reason) = load {
-            me.rebuild_reporting(store, on_rebuild)?;
-            return Ok((me, OpenOutcome::Rebuilt { reason }));
+            return Ok((
+                Self::empty(path, dim, settings)?,
+                OpenOutcome::Stale { reason },
+            ));
         }
         let pending = store.pending_keys()?;
         let mut readded = 0;
@@ -251,48 +261,108 @@ impl VectorIndex {
                 "index holds {} vectors but the store holds {stored}",
                 me.index.size()
             );
-            me.rebuild_reporting(store, on_rebuild)?;
-            return Ok((me, OpenOutcome::Rebuilt { reason }));
+            return Ok((
+                Self::empty(path, dim, settings)?,
+                OpenOutcome::Stale { reason },
+            ));
         }
         Ok((me, OpenOutcome::Loaded { readded }))
     }
 
-    /// Replaces the in-memory index with one built from every stored vector.
-    pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
-        self.rebuild_reporting(store, &|_, _| {})
+    /// An empty index that checkpoints to `path`.
+    pub fn empty(path: &Path, dim: usize, settings: &IndexSettings) -> Result<Self, IndexError> {
+        Ok(Self {
+            index: Index::new(&options(dim, settings)).map_err(us)?,
+            path: path.to_path_buf(),
+            dim,
+            settings: *settings,
+        })
     }
 
-    /// [`VectorIndex::rebuild`], calling `on_rebuild(added, total)` after each chunk.
-    pub fn rebuild_reporting(
-        &mut self,
-        store: &Store,
-        on_rebuild: &dyn Fn(usize, usize),
-    ) -> Result<(), IndexError> {
-        let total = store.frame_count();
-        on_rebuild(0, total);
+    /// An empty index with this one's path, dimension and settings.
+    pub fn empty_like(&self) -> Result<Self, IndexError> {
+        Self::empty(&self.path, self.dim, &self.settings)
+    }
+
+    /// Replaces the in-memory index with one built from every stored vector.
+    pub fn rebuild(&mut self, store: &Store) -> Result<(), IndexError> {
         self.index = Index::new(&options(self.dim, &self.settings)).map_err(us)?;
-        self.index
-            .reserve_capacity_and_threads(store.frame_count().max(1024), MAX_CONCURRENT_SEARCHES)
-            .map_err(us)?;
+        self.build_from(store, 0, &|_, _| {}, &|| false)?;
+        Ok(())
+    }
+
+    /// Adds the stored vectors whose keys are `from` or above, in key order, calling
+    /// `on_progress(indexed, stored)` after each chunk. Between chunks it asks `stop`;
+    /// when that says yes it returns the key to go on from, and `None` once every stored
+    /// vector from `from` on was added.
+    pub fn build_from(
+        &self,
+        store: &Store,
+        from: u64,
+        on_progress: &dyn Fn(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<u64>, IndexError> {
+        let total = store.frame_count();
+        self.reserve(total)?;
+        on_progress(self.index.size(), total);
         // In chunks, so that `add` spreads them over the cores.
         let mut chunk: Vec<(u64, Vec<f32>)> = Vec::with_capacity(REBUILD_CHUNK);
         let flush = |chunk: &mut Vec<(u64, Vec<f32>)>| {
             let refs: Vec<(u64, &[f32])> = chunk.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let added = self.add(&refs);
             chunk.clear();
-            on_rebuild(self.index.size(), total);
+            on_progress(self.index.size(), total);
             added
         };
-        for row in store.all_vectors() {
+        for row in store.vectors_from(from) {
             let (key, v) = row?;
             if v.len() == self.dim {
                 chunk.push((key, v));
                 if chunk.len() == REBUILD_CHUNK {
                     flush(&mut chunk)?;
+                    if stop() {
+                        return Ok(key.checked_add(1));
+                    }
                 }
             }
         }
-        flush(&mut chunk)
+        flush(&mut chunk)?;
+        Ok(None)
+    }
+
+    /// Saves an index that [`VectorIndex::build_from`] stopped building at `next` beside
+    /// the index file (`index.partial.NEXT.usearch`, written to a temporary name and
+    /// renamed), so that the next start can go on from there ([`VectorIndex::take_partial`]).
+    pub fn save_partial(&self, next: u64) -> Result<(), IndexError> {
+        let io = |source| IndexError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        remove_partials(&self.path);
+        let tmp = self.path.with_extension("partial.tmp");
+        self.index.save(&tmp.to_string_lossy()).map_err(us)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&tmp, partial_path(&self.path, next)).map_err(io)
+    }
+
+    /// Loads and deletes a partial index saved by [`VectorIndex::save_partial`] for `path`,
+    /// with the key to go on from; `None` when there is none, or it does not match `dim`
+    /// and `settings` (it is deleted then too).
+    pub fn take_partial(path: &Path, dim: usize, settings: &IndexSettings) -> Option<(Self, u64)> {
+        let (file, next) = find_partial(path)?;
+        let me = Self::empty(path, dim, settings).ok()?;
+        let loaded = me.index.load(&file.to_string_lossy()).is_ok()
+            && me.index.dimensions() == dim
+            && me.index.scalar_kind() == settings.precision.scalar();
+        remove_partials(path);
+        if !loaded {
+            tracing::warn!(file = %file.display(), "partial index from an earlier rebuild does not match: starting over");
+            return None;
+        }
+        me.index.change_expansion_search(settings.expansion_search);
+        Some((me, next))
     }
 
     fn reserve(&self, needed: usize) -> Result<(), IndexError> {
@@ -432,6 +502,34 @@ impl VectorIndex {
                 .map_err(io)?;
         }
         Ok(())
+    }
+}
+
+/// The partial index saved when a rebuild stopped at key `next`.
+fn partial_path(index: &Path, next: u64) -> PathBuf {
+    index.with_file_name(format!("index.partial.{next}.usearch"))
+}
+
+/// The partial index saved beside `index`, with its key, if there is one.
+fn find_partial(index: &Path) -> Option<(PathBuf, u64)> {
+    let dir = index.parent()?;
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let name = e.file_name().into_string().ok()?;
+        let next = name
+            .strip_prefix("index.partial.")?
+            .strip_suffix(".usearch")?
+            .parse()
+            .ok()?;
+        Some((e.path(), next))
+    })
+}
+
+/// Deletes every partial index beside `index`.
+fn remove_partials(index: &Path) {
+    while let Some((file, _)) = find_partial(index) {
+        if std::fs::remove_file(&file).is_err() {
+            break;
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod eval;
 pub mod index;
 pub mod ingest;
 pub mod media;
+pub mod metrics;
 pub mod notify;
 pub mod priority;
 pub mod protocol;

@@ -291,9 +291,10 @@ fn every_client_commands_table_matches_its_json() {
         rows.iter().map(|r| r[7].as_str()).collect::<Vec<_>>(),
         sources
     );
-    // Nothing matches: said in words.
-    let text = ok(&d, &["search", "x", "--source", "/nowhere/*"]);
-    assert_eq!(text, "no matching footage\n");
+    // Nothing matches: said in words, and exit 1 as grep does.
+    let out = d.cli(&["search", "x", "--source", "/nowhere/*"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "no matching footage\n");
 
     // search --html: the page's path and clip count.
     let page = env.dir().join("results.html");
@@ -373,7 +374,10 @@ fn every_client_commands_table_matches_its_json() {
         .as_str()
         .unwrap()
         .to_string();
-    let text = ok(&d, &["status"]);
+    // A failed source: status exits 4 (a health probe's failure), the table as usual.
+    let out = d.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(4));
+    let text = stdout(&out);
     let rows = table(
         &text,
         &["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"],
@@ -425,8 +429,9 @@ fn every_client_commands_table_matches_its_json() {
         stderr.starts_with(&format!("frameseek: not_found: no source {idb};")),
         "{stderr}"
     );
+    // search's errors are 2 (1 means nothing matched).
     let out = d.cli(&["search", ""]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("frameseek: empty_query:"),
         "{}",

@@ -23,6 +23,7 @@ fn options(interval: f64) -> SampleOptions {
         geometry: PixelGeometry::clip_default(SIDE),
         hwaccel: HwAccel::None,
         policy: SamplingPolicy::Interval,
+        heartbeat: None,
     }
 }
 

@@ -190,3 +190,115 @@ fn a_fifo_named_like_a_video_is_refused_and_holds_no_worker() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_decode_worker_that_reads_nothing_is_reported_hung_with_its_file() {
+    // A read that never returns (a dead network mount) is made here by a file that becomes
+    // a FIFO after it was admitted: the only decode worker, busy with a longer file first,
+    // then opens the FIFO and blocks. No thread dies, so only the stall watch can tell.
+    let env = TestEnv::new();
+    let long = env.footage().join("long.mp4");
+    test_pattern_video(&long, 20);
+    let victim = env.footage().join("victim.mp4");
+    test_pattern_video(&victim, 2);
+    let d = env.start("decode_workers = 1\nstall_after = 2.0\nsample_interval = 0.2\n");
+    let out = d.cli_json(&["ingest", long.to_str().unwrap(), victim.to_str().unwrap()]);
+    assert!(
+        out["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "queued"),
+        "{out}"
+    );
+    // Swapped while the worker is still on the long file.
+    std::fs::remove_file(&victim).unwrap();
+    let c = std::ffi::CString::new(victim.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let long_id = source_id(&long);
+    let victim_id = source_id(&victim);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let status = d.cli_json(&["status"]);
+        let reason = status["pipeline"]["reason"].as_str().unwrap_or("");
+        if status["pipeline"]["stalled"] == true && reason.contains("victim.mp4") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never reported: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        source_status(&status, &long_id)["state"],
+        "done",
+        "{status}"
+    );
+    let reason = status["pipeline"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("read nothing") && reason.contains("hung"),
+        "{reason}"
+    );
+    // The table says it too, and the exit code tells a health probe.
+    let table = d.cli(&["status"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("INGEST STALLED") && text.contains("victim.mp4"),
+        "{text}"
+    );
+    // Unblocked (writers open the FIFO and go away, each time the worker opens it), the
+    // worker recovers: the source fails (nothing decodable) and the pipeline is not stalled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&victim);
+        let status = d.cli_json(&["status"]);
+        if status["pipeline"]["stalled"] == false
+            && source_status(&status, &victim_id)["state"] == "failed"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_daemon_with_a_hung_decode_worker_still_stops() {
+    let env = TestEnv::new();
+    let victim = env.footage().join("victim.mp4");
+    test_pattern_video(&victim, 2);
+    let long = env.footage().join("long.mp4");
+    test_pattern_video(&long, 10);
+    let mut d = env.start("decode_workers = 1\nstall_after = 1.0\nsample_interval = 0.2\n");
+    d.cli_json(&["ingest", long.to_str().unwrap(), victim.to_str().unwrap()]);
+    std::fs::remove_file(&victim).unwrap();
+    let c = std::ffi::CString::new(victim.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // Blocked in the FIFO: the stall watch (1 s here) names it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = d.cli_json(&["status"]);
+        let reason = status["pipeline"]["reason"].as_str().unwrap_or("");
+        if reason.contains("victim.mp4") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never took the FIFO: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopping = Instant::now();
+    assert_eq!(d.stop(), Some(0), "{}", d.log_text());
+    assert!(stopping.elapsed() < Duration::from_secs(20));
+    assert!(
+        d.log_text()
+            .contains("blocked in a read that does not return"),
+        "{}",
+        d.log_text()
+    );
+}

@@ -342,17 +342,19 @@ impl Drop for Proc {
 }
 
 #[test]
-fn an_hls_playlist_over_http_cannot_make_ffmpeg_open_other_protocols() {
+fn an_http_url_serving_sdp_cannot_make_ffmpeg_bind_udp() {
     let env = TestEnv::new();
-    // A playlist whose segment is a UDP "URL": FFmpeg's own default for HTTP children
-    // allows udp, which would bind the port on every interface.
+    // An HTTP "stream" whose body is an SDP description: FFmpeg probes it as SDP and, with
+    // its default whitelist for HTTP children (which has rtp and udp), binds the RTP ports
+    // on every interface (0.0.0.0). Checked by hand with ffprobe on Debian's FFmpeg 5.1;
+    // the per-kind whitelist (`source::live::protocol_whitelist`) refuses rtp.
     let udp_port = free_port();
     let served = env.dir().join("www");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::write(
-        served.join("live.m3u8"),
+        served.join("cam.sdp"),
         format!(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:4.0,\nudp://127.0.0.1:{udp_port}?timeout=3000000\n#EXT-X-ENDLIST\n"
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=video {udp_port} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
         ),
     )
     .unwrap();
@@ -381,7 +383,7 @@ fn an_hls_playlist_over_http_cannot_make_ffmpeg_open_other_protocols() {
     let d = env.start(
         "sample_interval = 0.5\nlive_timeout = 2.0\nreconnect_max = 1.0\nclient_streams = [\"http://127.0.0.1:\"]\n",
     );
-    let url = format!("http://127.0.0.1:{port}/live.m3u8");
+    let url = format!("http://127.0.0.1:{port}/cam.sdp");
     let out = d.cli_json(&["ingest", &url]);
     assert_eq!(out["outcomes"][0]["result"], "queued", "{out}");
     // For 8 s (several connection attempts), the UDP port stays free.
@@ -389,7 +391,7 @@ fn an_hls_playlist_over_http_cannot_make_ffmpeg_open_other_protocols() {
     while Instant::now() < until {
         if let Err(e) = std::net::UdpSocket::bind(("0.0.0.0", udp_port)) {
             panic!(
-                "the daemon bound UDP {udp_port} for a segment of a remote playlist: {e}\n{}",
+                "the daemon bound UDP {udp_port} for an SDP served over HTTP: {e}\n{}",
                 d.log_text()
             );
         }

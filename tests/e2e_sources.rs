@@ -143,7 +143,7 @@ fn wall_clock_time_comes_from_the_path_or_the_container() {
         "creation_time=2025-01-02T10:00:00Z",
         tagged.to_str().unwrap(),
     ]);
-    let d = env.start("time_pattern = \"%Y-%m-%d/%H-%M-%S\"\n");
+    let d = env.start("time_pattern = \"%Y-%m-%d/%H-%M-%S\"\ntime_zone = \"UTC\"\n");
     d.ingest_wait(&[&env.footage()]);
     let status = d.cli_json(&["status"]);
     assert_eq!(
@@ -179,8 +179,13 @@ fn wall_clock_time_comes_from_the_path_or_the_container() {
             "{r}"
         );
     }
-    let bad = d.cli(&["search", "x", "--after", "yesterday"]);
-    assert_eq!(bad.status.code(), Some(2), "a bad time is a usage error");
+    let bad = d.cli(&["search", "x", "--after", "next tuesday"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad time is an error");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--since"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Property tests (issue 15) of the URL rules that every `ingest` argument and `status` line
 //! goes through: any text gives an answer, never a panic; a password never survives
-//! `redact`; redacting twice changes nothing; a URL stays a stream URL once redacted.
+//! `redact` (shown as `***`) nor a stream's source id; redacting twice changes nothing; a URL stays a stream URL once redacted.
 
-use frameseek::source::url::{is_stream_url, redact, STREAM_SCHEMES};
+use frameseek::source::url::{is_stream_url, redact, stream_source_id, STREAM_SCHEMES};
 use proptest::prelude::*;
 
 proptest! {
@@ -34,7 +34,11 @@ proptest! {
         let url = format!("{scheme}://{user}:{password}@{host}{tail}");
         prop_assert!(is_stream_url(&url));
         let shown = redact(&url);
-        prop_assert_eq!(&shown, &format!("{scheme}://{user}@{host}{tail}"));
+        let shown_authority = format!("{scheme}://{user}:***@{host}");
+        prop_assert!(shown.starts_with(&shown_authority), "{}", shown);
+        let id = stream_source_id(&url);
+        prop_assert_eq!(&id, &format!("{scheme}://{user}@{host}{tail}"));
+        prop_assert!(!id.contains(&password), "{}", id);
         prop_assert!(!shown.contains(&password), "{}", shown);
         prop_assert!(is_stream_url(&shown));
     }

@@ -2,7 +2,8 @@
 # Installs what frameseek needs to build, test and run on Debian or Ubuntu:
 # FFmpeg's libraries and command, clang (for bindgen), pkg-config, a C++ compiler (usearch),
 # systemd's tools (unit verification), iproute2 (`ss`: tests that check no port is bound), Chromium (the `search --html` test renders the page
-# headless), and Rust (through rustup) when cargo is missing.
+# headless), tzdata (time zones: ingest.time_zone, local times in tables), and Rust (through
+# rustup) when cargo is missing.
 set -euo pipefail
 
 SUDO=""
@@ -16,6 +17,7 @@ PACKAGES=(
     libavdevice-dev libswscale-dev libswresample-dev
     systemd curl ca-certificates git python3 iproute2
     chromium
+    tzdata
 )
 
 missing=()

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
@@ -63,6 +64,56 @@ pub struct Catalog {
     writer: Mutex<usize>,
     checkpoint_frames: usize,
     manifest: PathBuf,
+    /// Set while the index is owed a rebuild from the stored vectors
+    /// ([`Catalog::open_deferred`], [`Catalog::rebuild`]).
+    rebuild: Mutex<Option<OwedRebuild>>,
+    /// The owed rebuild's progress: vectors added so far, and the stored total.
+    rebuild_added: AtomicUsize,
+    rebuild_total: AtomicUsize,
+}
+
+/// A rebuild of the index that is owed or running.
+struct OwedRebuild {
+    /// Why the index could not be used.
+    reason: String,
+    /// Keys removed from the store since the rebuild began: the rebuilt index may have read
+    /// them before they went, so they are removed from it before it serves.
+    removed: Vec<u64>,
+    /// Where a rebuild stopped by an earlier shutdown left off, if it did.
+    resume: Option<(VectorIndex, u64)>,
+}
+
+/// A rebuild of the index in progress, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// Why the index is rebuilt.
+    pub reason: String,
+    /// Vectors in the new index so far.
+    pub added: usize,
+    /// Vectors stored.
+    pub total: usize,
+}
+
+/// How [`Catalog::rebuild`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebuildEnd {
+    /// No rebuild was owed.
+    NotOwed,
+    /// The new index serves; it holds `frames` vectors.
+    Done {
+        /// Why the index was rebuilt.
+        reason: String,
+        /// Vectors in the new index.
+        frames: usize,
+    },
+    /// Stopped on request (a shutdown) with `added` of `total` vectors in the new index,
+    /// which was saved for the next start to go on from.
+    Stopped {
+        /// Vectors in the saved partial index.
+        added: usize,
+        /// Vectors stored.
+        total: usize,
+    },
 }
 
 impl std::fmt::Debug for Catalog {
@@ -75,24 +126,29 @@ impl std::fmt::Debug for Catalog {
 
 impl Catalog {
     /// Opens `state_dir/db` and `state_dir/index.usearch`, checking the model and reconciling
-    /// the index with the store.
+    /// the index with the store; an index that cannot be used is rebuilt before this returns.
     pub fn open(
         state_dir: &Path,
         model: &ModelIdentity,
         index: &IndexSettings,
         checkpoint_frames: usize,
     ) -> Result<(Self, OpenOutcome), CatalogError> {
-        Self::open_reporting(state_dir, model, index, checkpoint_frames, &|_, _| {})
+        let (me, outcome) = Self::open_deferred(state_dir, model, index, checkpoint_frames)?;
+        match me.rebuild(&|_, _| {}, &|| false)? {
+            RebuildEnd::Done { reason, .. } => Ok((me, OpenOutcome::Rebuilt { reason })),
+            _ => Ok((me, outcome)),
+        }
     }
 
-    /// [`Catalog::open`], calling `on_rebuild(added, total)` while the index is rebuilt from
-    /// the stored vectors (the daemon tells systemd to wait, and logs the progress).
-    pub fn open_reporting(
+    /// [`Catalog::open`], leaving an index that cannot be used empty and owed a rebuild
+    /// ([`OpenOutcome::Stale`]): the caller runs [`Catalog::rebuild`] when it chooses (the
+    /// daemon, in the background while it answers). Until then searches find nothing,
+    /// [`Catalog::rebuild_progress`] says why, and checkpoints wait.
+    pub fn open_deferred(
         state_dir: &Path,
         model: &ModelIdentity,
         index: &IndexSettings,
         checkpoint_frames: usize,
-        on_rebuild: &dyn Fn(usize, usize),
     ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
         let manifest = state_dir.join("manifest.json");
@@ -108,32 +164,140 @@ impl Catalog {
             }
         }
         store.check_model(model, state_dir)?;
-        let (mut index, mut outcome) = VectorIndex::open_reporting(
-            &state_dir.join("index.usearch"),
-            model.dim,
-            index,
-            &store,
-            on_rebuild,
-        )?;
-        if interrupted_removal && !matches!(outcome, OpenOutcome::Rebuilt { .. }) {
+        let path = state_dir.join("index.usearch");
+        let (mut vectors, mut outcome) =
+            VectorIndex::open_or_stale(&path, model.dim, index, &store)?;
+        if interrupted_removal && !matches!(outcome, OpenOutcome::Stale { .. }) {
             // The index file may still hold frames removed from the database.
-            index.rebuild_reporting(&store, on_rebuild)?;
-            outcome = OpenOutcome::Rebuilt {
+            vectors = VectorIndex::empty(&path, model.dim, index)?;
+            outcome = OpenOutcome::Stale {
                 reason: "a removal (forget or retention) was interrupted".into(),
             };
         }
+        // A partial index saved by a stopped rebuild is only good for the rebuild it was
+        // saved by: an interrupted removal since then may have taken frames it holds.
+        let partial = VectorIndex::take_partial(&path, model.dim, index);
+        let rebuild = match &outcome {
+            OpenOutcome::Stale { reason } => Some(OwedRebuild {
+                reason: reason.clone(),
+                removed: Vec::new(),
+                resume: partial.filter(|_| !interrupted_removal),
+            }),
+            _ => None,
+        };
         let me = Self {
             store,
-            index: RwLock::new(index),
+            index: RwLock::new(vectors),
             writer: Mutex::new(0),
             checkpoint_frames,
             manifest,
+            rebuild_added: AtomicUsize::new(0),
+            rebuild_total: AtomicUsize::new(0),
+            rebuild: Mutex::new(rebuild),
         };
-        if matches!(outcome, OpenOutcome::Rebuilt { .. }) || !me.store.pending_keys()?.is_empty() {
+        if !me.store.pending_keys()?.is_empty() {
             me.checkpoint()?;
         }
         me.remove_orphans()?;
         Ok((me, outcome))
+    }
+
+    /// Runs the owed rebuild of the index from the stored vectors, if one is owed, while
+    /// the catalog goes on taking commits and removals. The new index is built apart from
+    /// the serving one, without the writer lock; then, under it, the removals made meanwhile
+    /// are taken out of it, the frames committed meanwhile (still pending: no checkpoint runs
+    /// while a rebuild is owed) are added, and it replaces the serving index and is
+    /// checkpointed. `on_progress(added, total)` follows it; when `stop` says yes between two
+    /// chunks, the partial index is saved for the next start to go on from
+    /// ([`RebuildEnd::Stopped`]).
+    pub fn rebuild(
+        &self,
+        on_progress: &dyn Fn(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<RebuildEnd, CatalogError> {
+        let started = std::time::Instant::now();
+        let resume = match &mut *self.rebuild.lock().expect("rebuild lock") {
+            None => return Ok(RebuildEnd::NotOwed),
+            Some(owed) => owed.resume.take(),
+        };
+        let (fresh, from) = match resume {
+            Some((partial, next)) => {
+                tracing::info!(
+                    added = partial.len(),
+                    total = self.store.frame_count(),
+                    "going on with the index rebuild where the last shutdown stopped it"
+                );
+                (partial, next)
+            }
+            None => (self.read_index().empty_like()?, 0),
+        };
+        let progress = |added: usize, total: usize| {
+            self.rebuild_added.store(added, Ordering::Relaxed);
+            self.rebuild_total.store(total, Ordering::Relaxed);
+            on_progress(added, total);
+        };
+        let next = fresh.build_from(&self.store, from, &progress, stop)?;
+        let mut since = self.writer.lock().expect("writer lock");
+        let mut owed = self.rebuild.lock().expect("rebuild lock");
+        let log = owed.as_mut().expect("one rebuild at a time");
+        fresh.remove(&log.removed)?;
+        log.removed.clear();
+        if let Some(next) = next {
+            fresh.save_partial(next)?;
+            return Ok(RebuildEnd::Stopped {
+                added: fresh.len(),
+                total: self.store.frame_count(),
+            });
+        }
+        fresh.readd_pending(&self.store)?;
+        let reason = log.reason.clone();
+        drop(owed);
+        *self.index.write().expect("index lock") = fresh;
+        self.write_checkpoint()?;
+        *since = 0;
+        let frames = self.indexed();
+        let stored = self.store.frame_count();
+        if frames != stored {
+            tracing::warn!(
+                frames,
+                stored,
+                "the rebuilt index disagrees with the store; the next start rebuilds it again"
+            );
+        }
+        tracing::warn!(
+            frames,
+            %reason,
+            seconds = started.elapsed().as_secs_f64(),
+            "index rebuilt from the stored vectors"
+        );
+        // Only now do searches go to it (and does `status` stop showing the rebuild).
+        self.rebuild.lock().expect("rebuild lock").take();
+        Ok(RebuildEnd::Done { reason, frames })
+    }
+
+    /// The rebuild of the index that is owed or running, with its progress; `None` while
+    /// the index serves every stored frame.
+    pub fn rebuild_progress(&self) -> Option<RebuildProgress> {
+        let owed = self.rebuild.lock().expect("rebuild lock");
+        owed.as_ref().map(|o| RebuildProgress {
+            reason: o.reason.clone(),
+            added: self.rebuild_added.load(Ordering::Relaxed),
+            total: self.rebuild_total.load(Ordering::Relaxed),
+        })
+    }
+
+    fn rebuilding(&self) -> bool {
+        self.rebuild.lock().expect("rebuild lock").is_some()
+    }
+
+    /// Removes keys, already deleted from the store, from the index; while a rebuild is
+    /// owed, notes them for the rebuilt index too.
+    fn unindex(&self, keys: &[u64]) -> Result<(), CatalogError> {
+        if let Some(owed) = &mut *self.rebuild.lock().expect("rebuild lock") {
+            owed.removed.extend_from_slice(keys);
+        }
+        self.index.write().expect("index lock").remove(keys)?;
+        Ok(())
     }
 
     /// The store, for reads and source bookkeeping.
@@ -157,7 +321,10 @@ impl Catalog {
             .into_iter()
             .filter(|(k, _)| added_set.contains(k))
             .collect();
-        self.index.write().expect("index lock").add(&new)?;
+        if !self.rebuilding() {
+            // While a rebuild is owed the frames wait, pending, for the rebuilt index.
+            self.index.write().expect("index lock").add(&new)?;
+        }
         *since += new.len();
         if *since >= self.checkpoint_frames {
             self.checkpoint_locked()?;
@@ -181,7 +348,7 @@ impl Catalog {
     pub fn checkpoint_if_changed(&self) -> Result<bool, CatalogError> {
         let mut since = self.writer.lock().expect("writer lock");
         let removing = read_manifest(&self.manifest).is_some_and(|m| m.removing);
-        if !removing && self.store.pending_keys()?.is_empty() {
+        if self.rebuilding() || (!removing && self.store.pending_keys()?.is_empty()) {
             return Ok(false);
         }
         self.checkpoint_locked()?;
@@ -190,6 +357,17 @@ impl Catalog {
     }
 
     fn checkpoint_locked(&self) -> Result<(), CatalogError> {
+        if self.rebuilding() {
+            // The serving index is incomplete: writing it would lose the pending marks of
+            // frames only the rebuilt index will hold.
+            return Ok(());
+        }
+        self.write_checkpoint()
+    }
+
+    /// [`Catalog::checkpoint_locked`] whether or not a rebuild is owed (the rebuild's own
+    /// last step).
+    fn write_checkpoint(&self) -> Result<(), CatalogError> {
         let pending = self.store.pending_keys()?;
         self.index.read().expect("index lock").checkpoint()?;
         self.store.clear_pending(&pending)?;
@@ -209,11 +387,14 @@ impl Catalog {
     pub fn recover_writes(&self) -> Result<usize, CatalogError> {
         let mut since = self.writer.lock().expect("writer lock");
         self.store.reopen()?;
-        let readded = self
-            .index
-            .read()
-            .expect("index lock")
-            .readd_pending(&self.store)?;
+        let readded = if self.rebuilding() {
+            0
+        } else {
+            self.index
+                .read()
+                .expect("index lock")
+                .readd_pending(&self.store)?
+        };
         self.checkpoint_locked()?;
         *since = 0;
         Ok(readded)
@@ -240,7 +421,7 @@ impl Catalog {
         }
         self.begin_removal()?;
         let keys = self.store.forget_source(source)?;
-        self.index.write().expect("index lock").remove(&keys)?;
+        self.unindex(&keys)?;
         self.checkpoint_locked()?;
         Ok(keys.len() as u64)
     }
@@ -250,7 +431,7 @@ impl Catalog {
         let _w = self.writer.lock().expect("writer lock");
         self.begin_removal()?;
         let keys = self.store.clear_frames(no)?;
-        self.index.write().expect("index lock").remove(&keys)?;
+        self.unindex(&keys)?;
         self.checkpoint_locked()?;
         Ok(())
     }
@@ -269,7 +450,7 @@ impl Catalog {
             self.begin_removal()?;
             for chunk in orphans.frames.chunks(crate::store::REMOVE_CHUNK) {
                 let gone = self.store.remove_frames(chunk, false)?;
-                self.index.write().expect("index lock").remove(&gone)?;
+                self.unindex(&gone)?;
                 removed += gone.len() as u64;
             }
             self.checkpoint_locked()?;
@@ -359,5 +540,128 @@ mod tests {
         let (catalog, outcome) = open_test_catalog(dir.path());
         assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
         assert_eq!(catalog.indexed(), 0);
+    }
+
+    /// A catalog in `dir` with `frames` frames of one source `/a.mp4` (keys 0..frames),
+    /// checkpointed, whose index file is then deleted: it reopens owing a rebuild.
+    fn stale_catalog(dir: &Path, frames: u64) -> Catalog {
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        {
+            let (catalog, _) = open_test_catalog(dir);
+            let no = catalog
+                .store()
+                .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+                .unwrap()
+                .no;
+            let rows: Vec<(u64, Vec<f32>)> = (0..frames)
+                .map(|i| (frame_key(no, i), unit(i, 16)))
+                .collect();
+            catalog.commit(&rows).unwrap();
+            catalog.checkpoint().unwrap();
+        }
+        std::fs::remove_file(dir.join("index.usearch")).unwrap();
+        let (catalog, outcome) =
+            Catalog::open_deferred(dir, &model, &IndexSettings::default(), 10_000).unwrap();
+        assert!(matches!(outcome, OpenOutcome::Stale { .. }), "{outcome:?}");
+        catalog
+    }
+
+    #[test]
+    fn an_owed_rebuild_takes_in_what_was_committed_and_removed_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = stale_catalog(dir.path(), 40_000);
+        let progress = catalog.rebuild_progress().expect("owed");
+        assert!(progress.reason.contains("missing"), "{progress:?}");
+        // While it is owed: a new source commits, and `/a.mp4` loses nothing yet.
+        let b = catalog
+            .store()
+            .new_source("/b.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap()
+            .no;
+        let b_rows: Vec<(u64, Vec<f32>)> = (0..10)
+            .map(|i| (frame_key(b, i), unit(100_000 + i, 16)))
+            .collect();
+        catalog.commit(&b_rows).unwrap();
+        assert_eq!(catalog.indexed(), 0, "frames wait for the rebuilt index");
+        // The rebuild runs; after its first chunk a removal of `/a.mp4` happens (the
+        // rebuild has already read some of its frames).
+        let removed = std::sync::atomic::AtomicBool::new(false);
+        let end = catalog
+            .rebuild(
+                &|added, _| {
+                    if added > 0 && !removed.swap(true, Ordering::SeqCst) {
+                        catalog.forget("/a.mp4").unwrap();
+                    }
+                },
+                &|| false,
+            )
+            .unwrap();
+        assert!(removed.load(Ordering::SeqCst));
+        assert_eq!(
+            end,
+            RebuildEnd::Done {
+                reason: progress.reason,
+                frames: 10
+            }
+        );
+        assert!(catalog.rebuild_progress().is_none());
+        let top = catalog
+            .read_index()
+            .search(&b_rows[3].1, 1, |_| true)
+            .unwrap();
+        assert_eq!(top[0].key, b_rows[3].0);
+        // Written: a restart loads it, with nothing owed.
+        drop(catalog);
+        let (catalog, outcome) = open_test_catalog(dir.path());
+        assert_eq!(outcome, OpenOutcome::Loaded { readded: 0 });
+        assert_eq!(catalog.indexed(), 10);
+    }
+
+    #[test]
+    fn a_stopped_rebuild_goes_on_where_it_stopped_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = stale_catalog(dir.path(), 40_000);
+        let end = catalog.rebuild(&|_, _| {}, &|| true).unwrap();
+        let RebuildEnd::Stopped { added, total } = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!((added, total), (crate::index::REBUILD_CHUNK, 40_000));
+        // Stopped: nothing is checkpointed, searches still wait.
+        assert!(!catalog.checkpoint_if_changed().unwrap());
+        assert!(catalog.rebuild_progress().is_some());
+        drop(catalog);
+        assert!(!dir.path().join("index.usearch").exists());
+        let model = ModelIdentity {
+            id: "m".into(),
+            dim: 16,
+            digest: "d".into(),
+        };
+        let (catalog, _) =
+            Catalog::open_deferred(dir.path(), &model, &IndexSettings::default(), 10_000).unwrap();
+        let first = std::sync::Mutex::new(None);
+        let end = catalog
+            .rebuild(
+                &|added, _| {
+                    first.lock().unwrap().get_or_insert(added);
+                },
+                &|| false,
+            )
+            .unwrap();
+        assert_eq!(
+            *first.lock().unwrap(),
+            Some(crate::index::REBUILD_CHUNK),
+            "went on from the saved part"
+        );
+        assert!(
+            matches!(end, RebuildEnd::Done { frames: 40_000, .. }),
+            "{end:?}"
+        );
+        let probe = unit(39_999, 16);
+        let top = catalog.read_index().search(&probe, 1, |_| true).unwrap();
+        assert_eq!(crate::store::split_key(top[0].key).1, 39_999);
     }
 }

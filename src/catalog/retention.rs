@@ -81,7 +81,7 @@ impl Catalog {
             let mut removed = 0;
             for chunk in doomed.chunks(RETENTION_CHUNK) {
                 let gone = self.store.remove_frames(chunk, true)?;
-                self.index.write().expect("index lock").remove(&gone)?;
+                self.unindex(&gone)?;
                 removed += gone.len() as u64;
             }
             tracing::info!(

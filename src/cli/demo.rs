@@ -51,7 +51,12 @@ pub struct DemoArgs {
     pub min_recall: f64,
 }
 
-/// Finds the bundled model beside the working directory or the executable.
+/// Where the Debian package puts `assets/`, below the executable's prefix
+/// (`/usr/bin/frameseek` -> `/usr/share/frameseek/assets/models/…`).
+pub const INSTALLED_ASSETS_BASE: &str = "share/frameseek";
+
+/// Finds the bundled model beside the working directory or the executable, or where the
+/// package installs it ([`INSTALLED_ASSETS_BASE`] under the executable's prefix).
 pub fn bundled_model() -> Option<PathBuf> {
     let mut bases = vec![std::env::current_dir().ok()];
     if let Ok(exe) = std::env::current_exe() {
@@ -60,6 +65,11 @@ pub fn bundled_model() -> Option<PathBuf> {
                 .skip(1)
                 .take(4)
                 .map(|p| Some(p.to_path_buf())),
+        );
+        bases.extend(
+            exe.ancestors()
+                .nth(2)
+                .map(|prefix| Some(prefix.join(INSTALLED_ASSETS_BASE))),
         );
     }
     for base in bases.into_iter().flatten() {

@@ -10,9 +10,10 @@ use crate::embed::{DeviceChoice, Embedder};
 /// Arguments of `embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
-    /// Model folder (Hugging Face CLIP layout) or hub id with a local copy.
+    /// Model folder (Hugging Face CLIP layout) or hub id with a local copy (default:
+    /// `model.path` from the configuration).
     #[arg(long)]
-    pub model: String,
+    pub model: Option<String>,
     /// Image files (PNG or JPEG) to embed.
     #[arg(long, value_name = "FILE")]
     pub image: Vec<PathBuf>,
@@ -41,7 +42,16 @@ pub fn run(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device))?;
     let precision = crate::embed::Precision::parse(&args.dtype)
         .map_err(|e| anyhow::anyhow!("--dtype {}: {e}", args.dtype))?;
-    let embedder = Embedder::load_with(&args.model, device, precision)?;
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => {
+            crate::config::Config::load(cli.config.as_deref())
+                .context("no --model given, and the configuration's model.path cannot be read")?
+                .model
+                .path
+        }
+    };
+    let embedder = Embedder::load_with(&model, device, precision)?;
     for input in ordered_inputs(args) {
         let (kind, name, vector) = match input {
             Input::Image(path) => {

@@ -51,8 +51,9 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
     if args.best.is_some() {
         anyhow::bail!("--best is for a range export; a search exports each clip's best frame");
     }
+    let tz = super::client_settings::display(cli)?.tz;
     let reply: SearchReply =
-        connect(cli)?.call_as(&Request::Search(super::search::request(q, args.k)?))?;
+        connect(cli)?.call_as(&Request::Search(super::search::request(q, args.k, &tz)?))?;
     if reply.clips.is_empty() {
         anyhow::bail!("no matching footage to export");
     }
@@ -72,6 +73,9 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
     let requests = requests(cli, args)?;
     let mut client = connect(cli)?;
     let mut done: Vec<ExportReply> = Vec::new();
+    let total = requests.len();
+    let bar = super::progress::bar(cli.json, total as u64);
+    let started = std::time::Instant::now();
     for r in requests {
         let what = format!(
             "{} {}-{}",
@@ -83,7 +87,15 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
             .call_as::<ExportReply>(&Request::Export(r))
             .with_context(|| format!("cannot export {what}"))?;
         done.push(reply);
+        bar.set_position(done.len() as u64);
+        bar.set_message(super::progress::format_progress(
+            done.len() as u64,
+            Some(done.len() as f64 / total as f64),
+            "clips",
+            started.elapsed(),
+        ));
     }
+    bar.finish_and_clear();
     if cli.json {
         println!("{}", serde_json::json!({ "exports": done }));
         return Ok(EXIT_OK);

@@ -75,11 +75,9 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
     let mut failed = 0;
     let mut final_status = None;
     if args.wait && !wanted.is_empty() {
-        let bar = indicatif::ProgressBar::new(1000);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}")
-                .expect("valid template"),
-        );
+        let bar = super::progress::bar(cli.json, 1000);
+        let started = std::time::Instant::now();
+        let mut frames_at_start = None;
         loop {
             let status: StatusReply = client.call_as(&Request::Status(Default::default()))?;
             let mine: Vec<_> = status
@@ -94,11 +92,28 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<u8> {
             let progress: f64 = mine.iter().map(|s| s.progress.unwrap_or(0.0)).sum::<f64>()
                 / mine.len().max(1) as f64;
             let frames: u64 = mine.iter().map(|s| s.frames).sum();
+            // Frames of these files indexed before this command started do not count in
+            // the rate.
+            let base = *frames_at_start.get_or_insert(frames);
             bar.set_position((progress * 1000.0) as u64);
-            bar.set_message(format!("{finished}/{} files, {frames} frames", mine.len()));
+            bar.set_message(format!(
+                "{finished}/{} files, {}",
+                mine.len(),
+                super::progress::format_progress(
+                    frames.saturating_sub(base),
+                    Some(progress),
+                    "frames",
+                    started.elapsed()
+                )
+            ));
             if let Some(e) = &status.ingest_error {
                 bar.finish_and_clear();
-                eprintln!("ingest stopped: {e}");
+                if cli.json {
+                    let message = format!("ingest stopped: {e}");
+                    eprintln!("{}", super::output::json_error("ingest_stopped", &message));
+                } else {
+                    eprintln!("ingest stopped: {e}");
+                }
                 return Ok(EXIT_FAILURE);
             }
             if finished == mine.len() {

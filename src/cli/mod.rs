@@ -2,6 +2,7 @@
 
 mod alert;
 mod demo;
+mod doctor;
 mod embed;
 mod eval;
 mod export;
@@ -10,8 +11,14 @@ mod ingest;
 mod reindex;
 mod search;
 mod serve;
+mod show_config;
 mod status;
 mod world;
+
+pub mod client_settings;
+pub mod output;
+pub mod progress;
+pub mod when;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,12 +26,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
-use crate::config::Config;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the command failed (bad input, failed sources, an error reply).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of `search` when nothing matched (as grep's).
+pub const EXIT_NO_MATCH: u8 = 1;
+/// Exit code of `search` on an error other than an unreachable daemon (as grep's).
+pub const EXIT_SEARCH_ERROR: u8 = 2;
+/// Exit code of `status` when ingest is stopped or stalled, or a source failed: the
+/// daemon answers but needs attention (a health probe's failure).
+pub const EXIT_UNHEALTHY: u8 = 4;
 /// Exit code: bad usage (from clap).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the daemon could not be reached.
@@ -37,12 +50,21 @@ pub struct Cli {
     /// Configuration file layered over the defaults and /etc/frameseek/frameseek.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Daemon socket (default: daemon.socket from the configuration).
+    /// Daemon socket (default: $FRAMESEEK_SOCKET, then `socket` in
+    /// ~/.config/frameseek/client.toml, then daemon.socket from the system configuration).
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Print JSON for scripts instead of tables.
+    /// Print JSON for scripts instead of tables (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour in tables: auto (a terminal, unless NO_COLOR is set), always or never
+    /// (default: `color` in client.toml, else auto).
+    #[arg(long, global = true, value_name = "WHEN")]
+    pub color: Option<output::ColorChoice>,
+    /// Show times in UTC instead of the local time zone (`time_zone` in client.toml, else
+    /// the system's).
+    #[arg(long, global = true)]
+    pub utc: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -62,8 +84,9 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Show the daemon's model, frame count and per-source progress.
     Status(status::StatusArgs),
-    /// Show the daemon's counters.
-    Stats,
+    /// Show the daemon's counters (`--format prometheus` for node_exporter's textfile
+    /// collector).
+    Stats(status::StatsArgs),
     /// Remove a source's frames from the index.
     Forget {
         /// The source id, as `status` shows it.
@@ -74,10 +97,13 @@ pub enum Command {
     /// Generate sample footage, start a daemon on it, ingest, query, stop.
     Demo(demo::DemoArgs),
     /// Measure image-embedding throughput (a model folder or random ViT-B/32, ViT-L/14).
+    #[command(hide = true)]
     BenchEmbed(crate::devkit::bench::embed::BenchEmbedArgs),
     /// Measure text-query embedding latency.
+    #[command(hide = true)]
     BenchText(crate::devkit::bench::text::BenchTextArgs),
     /// Time the decode-and-sample stage alone on one file.
+    #[command(hide = true)]
     BenchDecode(crate::devkit::bench::decode::BenchDecodeArgs),
     /// Set the index aside so the daemon re-embeds every source from its files at its next
     /// start (after a change of model). Run while the daemon is stopped.
@@ -90,7 +116,18 @@ pub enum Command {
     /// Measure search quality on labelled queries: recall@1/5/10 and mean reciprocal rank.
     Eval(eval::EvalArgs),
     /// Generate the synthetic test world: training images or sample footage.
+    #[command(hide = true)]
     World(world::WorldArgs),
+    /// Check the setup: configuration, model, FFmpeg, socket, footage access, disk, index.
+    Doctor(doctor::DoctorArgs),
+    /// Print the merged configuration, each value with the layer it came from.
+    Config,
+    /// Write the man pages (frameseek.1 and one per command) into a folder (packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The folder to write into.
+        dir: PathBuf,
+    },
     /// Manage standing queries: add, list, remove.
     Alert(alert::AlertArgs),
     /// Incidents of the standing queries: follow them live, or list the recent ones.
@@ -99,25 +136,64 @@ pub enum Command {
 
 /// Parses arguments and runs the command; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    // Sets an environment variable (no thread, no library work): before any thread exists.
     crate::embed::init_quantised_threads();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let json = cli.json;
+    let is_search = matches!(cli.command, Command::Search(_));
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let code = match e.downcast_ref::<ClientError>() {
-                Some(ClientError::NotRunning(_) | ClientError::PermissionDenied(_)) => {
-                    EXIT_NO_DAEMON
-                }
-                _ => EXIT_FAILURE,
-            };
             if is_broken_pipe(&e) {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("frameseek: {e:#}");
-            code
+            let (code, mut exit) = error_code(&e);
+            // `search` exits 1 when nothing matched, as grep does, so its errors are 2.
+            if is_search && exit == EXIT_FAILURE {
+                exit = EXIT_SEARCH_ERROR;
+            }
+            if json {
+                eprintln!("{}", output::json_error(code, &format!("{e:#}")));
+            } else {
+                eprintln!("frameseek: {e:#}");
+            }
+            exit
         }
     };
     ExitCode::from(code)
+}
+
+/// A command line clap refused: its own message (and exit 2), or under `--json` the same as
+/// a JSON error with code `usage`. `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().any(|a| a == "--json");
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if wants_json && !informational {
+        eprintln!("{}", output::json_error("usage", e.to_string().trim()));
+        return ExitCode::from(EXIT_USAGE);
+    }
+    e.exit()
+}
+
+/// The error code (`--json`) and exit status of a failed command: the daemon's own code for
+/// a refused request (docs/PROTOCOL.md), a client-side code otherwise.
+fn error_code(e: &anyhow::Error) -> (&'static str, u8) {
+    match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
+        Some(ClientError::NotRunning(_)) => ("not_running", EXIT_NO_DAEMON),
+        Some(ClientError::PermissionDenied(_)) => ("permission_denied", EXIT_NO_DAEMON),
+        Some(ClientError::Io { .. }) => ("connection_lost", EXIT_FAILURE),
+        Some(ClientError::Refused(body)) => (body.code.as_str(), EXIT_FAILURE),
+        None => ("failed", EXIT_FAILURE),
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -136,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(args) => alert::run_alerts(&cli, args),
         Command::Export(args) => export::run(&cli, args),
         Command::Status(args) => status::run_status(&cli, args),
-        Command::Stats => status::run_stats(&cli),
+        Command::Stats(args) => status::run_stats(&cli, args),
         Command::Forget { source } => status::run_forget(&cli, source),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
@@ -160,15 +236,39 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::World(args) => world::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Config => show_config::run(&cli),
+        Command::Manpages { dir } => write_manpages(dir).map(|()| EXIT_OK),
     }
 }
 
-/// The socket a client command talks to: `--socket`, or the configuration's.
-fn socket_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    if let Some(s) = &cli.socket {
-        return Ok(s.clone());
+/// Writes `frameseek.1` and `frameseek-COMMAND.1` for every visible command into `dir`.
+fn write_manpages(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let top = Cli::command();
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("frameseek-{}", sub.get_name());
+        let cmd = sub
+            .clone()
+            .display_name(name.clone())
+            .bin_name(format!("frameseek {}", sub.get_name()));
+        write(&name, cmd)?;
     }
-    Ok(Config::load(cli.config.as_deref())?.daemon.socket)
+    write("frameseek", top)
+}
+
+/// The socket a client command talks to (see [`client_settings::socket`]): never loads or
+/// validates the daemon's configuration, so a bad daemon-only key cannot break a client.
+fn socket_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    Ok(client_settings::socket(cli.socket.as_deref(), cli.config.as_deref())?.0)
 }
 
 fn connect(cli: &Cli) -> anyhow::Result<Client> {
@@ -268,6 +368,25 @@ mod tests {
         let t = format_table(&["A", "B", "C"], &[vec!["1".into()]]);
         assert_eq!(t, "A  B  C\n1\n");
         assert_eq!(format_table(&[], &[]), "\n");
+    }
+
+    #[test]
+    fn errors_map_to_the_protocol_s_codes_and_the_documented_exits() {
+        use crate::protocol::{ErrorBody, ErrorCode};
+        let refused = anyhow::Error::new(ClientError::Refused(ErrorBody {
+            code: ErrorCode::NotFound,
+            message: "no source /x".into(),
+        }))
+        .context("cannot export /x");
+        assert_eq!(error_code(&refused), ("not_found", EXIT_FAILURE));
+        let down = anyhow::Error::new(ClientError::NotRunning("/s".into()));
+        assert_eq!(error_code(&down), ("not_running", EXIT_NO_DAEMON));
+        let denied = anyhow::Error::new(ClientError::PermissionDenied("/s".into()));
+        assert_eq!(error_code(&denied), ("permission_denied", EXIT_NO_DAEMON));
+        assert_eq!(
+            error_code(&anyhow::anyhow!("bad input")),
+            ("failed", EXIT_FAILURE)
+        );
     }
 
     #[test]

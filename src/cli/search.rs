@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use base64::Engine;
 
+use super::output::bold_header;
 use super::status::strip_ok;
-use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use super::when::format_iso;
+use super::{connect, format_ms, format_table, Cli, EXIT_NO_MATCH, EXIT_OK};
 use crate::protocol::{Request, SearchReply, SearchRequest};
 
 /// What to look for and where: the query and filters shared by `search` and `export`.
@@ -30,12 +32,15 @@ pub struct QueryArgs {
     /// Only frames at or before this offset in their file, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub to: Option<f64>,
-    /// Only footage recorded at or after this time (UTC, e.g. 2026-11-27T03:00:00Z).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub after: Option<i64>,
-    /// Only footage recorded at or before this time (UTC).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub before: Option<i64>,
+    /// Only footage recorded at or after this time: a duration ago (`2h`, `3d`, `1h30m`),
+    /// `today`, `yesterday`, a local time (`2024-05-01T10:00`, `2024-05-01`) or one with its
+    /// offset (`2026-11-27T03:00:00Z`). `--after` is the same.
+    #[arg(long, visible_alias = "after", value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only footage recorded at or before this time (written as for `--since`). `--before`
+    /// is the same.
+    #[arg(long, visible_alias = "before", value_name = "TIME")]
+    pub until: Option<String>,
 }
 
 /// Arguments of `search`.
@@ -56,18 +61,22 @@ pub struct SearchArgs {
     pub min_confidence: Option<f32>,
 }
 
-/// A `--after`/`--before` argument that is not a UTC time.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a time like 2026-11-27T03:00:00Z")]
-pub(super) struct BadTime(String);
-
-/// Parses a UTC time argument into ms since the epoch.
-pub(super) fn parse_time(text: &str) -> Result<i64, BadTime> {
-    crate::clock::parse_iso8601(text).ok_or_else(|| BadTime(text.to_string()))
-}
-
-/// The `search` request the arguments describe.
-pub(super) fn request(args: &QueryArgs, k: usize) -> anyhow::Result<SearchRequest> {
+/// The `search` request the arguments describe; `tz` reads local times in `--since` and
+/// `--until`.
+pub(super) fn request(
+    args: &QueryArgs,
+    k: usize,
+    tz: &jiff::tz::TimeZone,
+) -> anyhow::Result<SearchRequest> {
+    let now = crate::clock::now_ms();
+    let when = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
+        text.as_deref()
+            .map(|t| super::when::parse_when(t, now, tz))
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
+    let after_wall_ms = when("since", &args.since)?;
+    let before_wall_ms = when("until", &args.until)?;
     let image = match &args.image {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -84,14 +93,15 @@ pub(super) fn request(args: &QueryArgs, k: usize) -> anyhow::Result<SearchReques
         source: args.source.clone(),
         start_ms: args.from.map(to_ms),
         end_ms: args.to.map(to_ms),
-        after_wall_ms: args.after,
-        before_wall_ms: args.before,
+        after_wall_ms,
+        before_wall_ms,
         min_confidence: None,
     })
 }
 
 pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
-    let mut request = request(&args.query, args.k)?;
+    let display = super::client_settings::display(cli)?;
+    let mut request = request(&args.query, args.k, &display.tz)?;
     request.min_confidence = args.min_confidence;
     let mut client = connect(cli)?;
     let value = client.call(&Request::Search(request))?;
@@ -109,14 +119,20 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
             println!("wrote {} ({} clips)", path.display(), reply.clips.len());
         }
     }
+    let reply: SearchReply = serde_json::from_value(value.clone())?;
+    // As grep: 0 when something matched, 1 when nothing did, 2 or more on errors.
+    let code = if reply.clips.is_empty() {
+        EXIT_NO_MATCH
+    } else {
+        EXIT_OK
+    };
     if cli.json {
         println!("{}", strip_ok(value));
-        return Ok(EXIT_OK);
+        return Ok(code);
     }
-    let reply: SearchReply = serde_json::from_value(value)?;
     if reply.clips.is_empty() {
         println!("no matching footage");
-        return Ok(EXIT_OK);
+        return Ok(code);
     }
     let rows: Vec<Vec<String>> = reply
         .clips
@@ -130,16 +146,23 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
                 format_ms(c.start_ms),
                 format_ms(c.end_ms),
                 format_ms(c.best_ms),
-                c.start_wall.clone().unwrap_or_else(|| "-".into()),
+                c.start_wall
+                    .as_deref()
+                    .map(|w| format_iso(w, &display.tz))
+                    .unwrap_or_else(|| "-".into()),
                 c.source.clone(),
             ]
         })
         .collect();
-    print_table(
-        &[
-            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
-        ],
-        &rows,
+    print!(
+        "{}",
+        bold_header(
+            &format_table(
+                &["#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+                &rows
+            ),
+            display.color
+        )
     );
-    Ok(EXIT_OK)
+    Ok(code)
 }

@@ -1,9 +1,35 @@
 //! `frameseek status`, `frameseek stats` and `frameseek forget`.
 
-use super::{connect, format_ms, print_table, Cli, EXIT_OK};
+use super::output::{paint, state_style, Style};
+use super::{connect, format_ms, format_table, print_table, Cli, EXIT_OK, EXIT_UNHEALTHY};
 use crate::protocol::{
     ForgetReply, ForgetRequest, Request, StatsReply, StatusReply, StatusRequest,
 };
+
+/// Arguments of `stats`.
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Output format: `table`, or `prometheus` (the text exposition format, for
+    /// node_exporter's textfile collector: `frameseek stats --format prometheus >
+    /// /var/lib/node_exporter/textfile/frameseek.prom.$$ && mv … frameseek.prom`).
+    #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
+    pub format: StatsFormat,
+}
+
+/// How `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// Aligned columns (or JSON with `--json`).
+    Table,
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+}
+
+/// Whether a status reply says ingest needs attention: stopped, stalled, or a failed
+/// source (`status` then exits [`EXIT_UNHEALTHY`]).
+fn unhealthy(s: &StatusReply) -> bool {
+    s.ingest_error.is_some() || s.pipeline.stalled || s.states.failed > 0
+}
 
 /// Sources the table lists when `--limit` is not given (`--json` lists every source).
 const TABLE_LIMIT: usize = 200;
@@ -26,20 +52,34 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         source: args.source.clone(),
     };
     let value = client.call(&Request::Status(request))?;
+    let s: StatusReply = serde_json::from_value(value.clone())?;
+    // A health probe's answer: the daemon answers, but ingest needs attention.
+    let code = if unhealthy(&s) {
+        EXIT_UNHEALTHY
+    } else {
+        EXIT_OK
+    };
     if cli.json {
         println!("{}", strip_ok(value));
-        return Ok(EXIT_OK);
+        return Ok(code);
     }
-    let s: StatusReply = serde_json::from_value(value)?;
+    let display = super::client_settings::display(cli)?;
+    let bad = |t: &str| paint(t, Style::Bad, display.color);
     println!(
         "frameseek {} (protocol {}), model {} ({}-d), {} frames, {} queued",
         s.version, s.protocol, s.model.id, s.model.dim, s.frames, s.queue
     );
     if let Some(e) = &s.ingest_error {
-        println!("INGEST STOPPED: {e}");
+        println!("{}: {e}", bad("INGEST STOPPED"));
     }
     if let Some(reason) = &s.pipeline.reason {
-        println!("INGEST STALLED: {reason}");
+        println!("{}: {reason}", bad("INGEST STALLED"));
+    }
+    if let Some(r) = &s.index_rebuild {
+        println!(
+            "INDEX REBUILDING: {} of {} frames ({}); searches wait until it is done",
+            r.added, r.total, r.reason
+        );
     }
     if s.pipeline.worker_restarts > 0 {
         println!(
@@ -75,7 +115,9 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
                 duration,
                 src.source.clone(),
                 match (&src.error, &src.error_at) {
-                    (Some(e), Some(at)) => format!("{at}: {e}"),
+                    (Some(e), Some(at)) => {
+                        format!("{}: {e}", super::when::format_iso(at, &display.tz))
+                    }
                     (Some(e), None) => e.clone(),
                     _ => String::new(),
                 },
@@ -83,10 +125,19 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         })
         .collect();
     if !rows.is_empty() {
-        print_table(
+        let table = format_table(
             &["STATE", "DONE", "FRAMES", "DURATION", "SOURCE", "ERROR"],
             &rows,
         );
+        let mut lines = table.lines();
+        let head = lines.next().unwrap_or_default();
+        println!("{}", paint(head, Style::Header, display.color));
+        // STATE is the first column: each line starts with its state word.
+        for (line, row) in lines.zip(&rows) {
+            let state = &row[0];
+            let rest = line.strip_prefix(state.as_str()).unwrap_or(line);
+            println!("{}{rest}", paint(state, state_style(state), display.color));
+        }
     }
     let shown = s.sources.len() as u64;
     if shown < s.sources_matching {
@@ -100,18 +151,28 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
             }
         );
     }
-    Ok(EXIT_OK)
+    Ok(code)
 }
 
-pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
+pub fn run_stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<u8> {
     let mut client = connect(cli)?;
     let value = client.call(&Request::Stats)?;
+    if args.format == StatsFormat::Prometheus {
+        let stats: StatsReply = serde_json::from_value(value)?;
+        let status: StatusReply = client.call_as(&Request::Status(StatusRequest {
+            limit: Some(0),
+            source: None,
+        }))?;
+        print!("{}", crate::metrics::render(&stats, Some(&status)));
+        return Ok(EXIT_OK);
+    }
     if cli.json {
         println!("{}", strip_ok(value));
         return Ok(EXIT_OK);
     }
     let s: StatsReply = serde_json::from_value(value)?;
-    print_table(
+    let color = super::client_settings::display(cli)?.color;
+    let table = format_table(
         &[
             "FRAMES",
             "INDEXED",
@@ -139,6 +200,7 @@ pub fn run_stats(cli: &Cli) -> anyhow::Result<u8> {
             format!("{:.0}", s.uptime_s),
         ]],
     );
+    print!("{}", super::output::bold_header(&table, color));
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }

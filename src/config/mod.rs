@@ -9,7 +9,13 @@ use crate::decode::{HwAccel, SamplingMode};
 use crate::source::live::RtspTransport;
 use crate::source::{CameraConfig, SamplingDefaults};
 
+mod layers;
 mod validate;
+
+pub use layers::{
+    explain, world_readable_secrets, world_readable_url_files, ExplainedSetting, ExposedSecret,
+    Layer,
+};
 
 /// The commented default configuration, compiled in.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config/frameseek.toml");
@@ -54,6 +60,42 @@ pub struct Config {
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// `[metrics]`: the optional Prometheus listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[log]`: how the daemon writes its log.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[metrics]`: the optional Prometheus listener (off by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Loopback address and port serving `GET /metrics` (`127.0.0.1:9464`); empty = off.
+    #[serde(default)]
+    pub listen: String,
+}
+
+/// `[log]`: how the daemon writes its log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one object per line); `FRAMESEEK_LOG_FORMAT`
+    /// overrides it.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// The daemon's log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[retention]`: what is removed on its own, and how often that is checked.
@@ -158,6 +200,10 @@ pub struct IngestConfig {
     pub scene_max_gap: f64,
     /// Pattern finding a file's wall-clock time in its path; empty for none.
     pub time_pattern: String,
+    /// IANA time zone the times in file names (`time_pattern`) are in, e.g.
+    /// `Europe/Paris`; empty = the system's local zone.
+    #[serde(default)]
+    pub time_zone: String,
     /// Folders watched for new footage.
     pub watch: Vec<PathBuf>,
     /// Seconds between scans of the watched folders.
@@ -174,6 +220,9 @@ pub struct IngestConfig {
     /// After a full disk stopped ingest, it resumes once the state folder's file system has
     /// this many MB free again.
     pub resume_free_mb: f64,
+    /// Seconds a decode worker may read nothing from its file before it is reported hung
+    /// (0: never).
+    pub stall_after: f64,
     /// Live sources: seconds without data before a stream is declared down.
     pub live_timeout: f64,
     /// Live sources: longest wait between reconnection attempts, seconds.
@@ -229,6 +278,8 @@ impl IngestConfig {
             scene_threshold: self.scene_threshold,
             scene_max_gap: self.scene_max_gap,
             time_pattern: self.time_pattern.clone(),
+            // Validated at load: an unknown name never gets here.
+            time_zone: crate::clock::time_zone(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
         }
     }
 }
@@ -266,6 +317,17 @@ fn with_dotted_keys(message: &str) -> String {
     out
 }
 
+/// The environment layer: `FRAMESEEK__SECTION__KEY`, lists comma-separated.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("FRAMESEEK")
+        .prefix_separator("__")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("daemon.footage_roots")
+        .with_list_parse_key("ingest.watch")
+        .try_parsing(true)
+}
+
 impl Config {
     /// Loads the layers in order: defaults, `/etc`, `file` (when given), environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -279,7 +341,7 @@ impl Config {
         system_file: Option<&Path>,
         use_env: bool,
     ) -> Result<Config, ConfigError> {
-        use config::{Environment, File, FileFormat};
+        use config::{File, FileFormat};
         let mut builder = config::Config::builder()
             .add_source(File::from_str(DEFAULT_CONFIG_TOML, FileFormat::Toml));
         if let Some(system) = system_file {
@@ -297,19 +359,34 @@ impl Config {
             builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
         }
         if use_env {
-            builder = builder.add_source(
-                Environment::with_prefix("FRAMESEEK")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("daemon.footage_roots")
-                    .with_list_parse_key("ingest.watch")
-                    .try_parsing(true),
-            );
+            builder = builder.add_source(environment());
         }
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads every camera's URL from its `url_file` or `url_credential`
+    /// (`$CREDENTIALS_DIRECTORY/NAME`) and checks its form. The daemon calls it at start;
+    /// clients never need the secrets.
+    pub fn resolve_camera_urls(&mut self) -> Result<(), ConfigError> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        for (i, c) in self.cameras.iter_mut().enumerate() {
+            let origin = c.url_origins().join(",");
+            c.resolve_url(credentials.as_deref())
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("cameras[{i}].{origin}"),
+                    value: c
+                        .url_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .or_else(|| c.url_credential.clone())
+                        .unwrap_or_default(),
+                    reason: e.to_string(),
+                })?;
+            validate::check_camera_url(i, &c.url)?;
+        }
+        Ok(())
     }
 
     /// Parses one TOML text over the defaults (no `/etc`, no environment); for tests and tools.
@@ -431,6 +508,18 @@ mod tests {
         assert_eq!(c.model.device, crate::embed::DeviceChoice::Cuda(1));
         let e = Config::from_toml_str("[daemon]\nfootage_roots = [\"relative\"]\n").unwrap_err();
         assert!(e.to_string().contains("footage_roots"), "{e}");
+        let e = Config::from_toml_str("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(e.to_string().contains("metrics.listen"), "{e}");
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        let c = Config::from_toml_str("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(c.metrics.listen, "127.0.0.1:9464");
+        assert!(Config::from_toml_str("").unwrap().metrics.listen.is_empty());
+        let e = Config::from_toml_str("[ingest]\ntime_zone = \"Mars/Base\"\n").unwrap_err();
+        assert!(e.to_string().contains("ingest.time_zone"), "{e}");
+        let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(e.to_string().contains("log.format"), "{e}");
+        let c = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
     }
 
     #[test]

@@ -81,12 +81,16 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
                 "another camera has this name",
             ));
         }
-        if !crate::source::is_stream_url(&c.url) && !Path::new(&c.url).is_absolute() {
+        let origins = c.url_origins();
+        if origins.len() != 1 {
             return Err(invalid(
                 key("url"),
-                &c.url,
-                "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+                format!("{origins:?}"),
+                "set exactly one of url, url_file (a file holding the URL) or url_credential (a systemd credential holding it)",
             ));
+        }
+        if !c.url.is_empty() {
+            check_camera_url(i, &c.url)?;
         }
         check_sampling(
             &format!("cameras[{i}]"),
@@ -94,6 +98,19 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
             c.scene_threshold,
             c.scene_max_gap,
         )?;
+    }
+    Ok(())
+}
+
+/// Checks the form of camera `i`'s URL (inline, or read from its file or credential); the
+/// error shows it redacted.
+pub(super) fn check_camera_url(i: usize, url: &str) -> Result<(), ConfigError> {
+    if !crate::source::is_stream_url(url) && !Path::new(url).is_absolute() {
+        return Err(invalid(
+            format!("cameras[{i}].url"),
+            crate::source::redact(url),
+            "expected a stream URL (rtsp://, rtmp://, udp://, http(s):// ...) or an absolute path (a segment folder, or a file being written)",
+        ));
     }
     Ok(())
 }
@@ -118,6 +135,12 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        if !self.metrics.listen.is_empty() {
+            crate::metrics::listener::check_address(&self.metrics.listen)
+                .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
+        }
+        crate::clock::time_zone(&self.ingest.time_zone)
+            .map_err(|reason| invalid("ingest.time_zone", &self.ingest.time_zone, &reason))?;
         let a = &self.alerts;
         ensure(
             a.hook_timeout > 0.0 && a.hook_timeout <= 3600.0,
@@ -300,6 +323,12 @@ impl IngestConfig {
             "ingest.resume_free_mb",
             self.resume_free_mb,
             "must be zero or more megabytes",
+        )?;
+        ensure(
+            within(self.stall_after, 0.0..=86_400.0),
+            "ingest.stall_after",
+            self.stall_after,
+            "must be between 0 (off) and 86400 seconds",
         )?;
         ensure(
             within(self.live_timeout, 0.5..=3600.0),

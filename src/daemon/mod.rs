@@ -9,13 +9,15 @@ mod requests;
 mod tasks;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::alert::Alerts;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, RebuildEnd};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::index::OpenOutcome;
@@ -23,7 +25,7 @@ use crate::ingest::{Ingest, IngestSettings};
 use crate::protocol::{ErrorBody, Request};
 use crate::query::{Calibration, Searcher};
 use crate::server::{Handler, Limits};
-use crate::source::{LiveSettings, SamplingDefaults, Sources, SourcesSettings};
+use crate::source::{LiveSettings, Sources, SourcesSettings};
 
 /// Everything the daemon holds open: the model, the catalog (store + index) and the running
 /// stages.
@@ -38,6 +40,14 @@ pub struct Daemon {
     /// Each new incident's wire line, to every `alerts_follow` connection.
     followers: tokio::sync::broadcast::Sender<Arc<str>>,
     started: Instant,
+    rebuild: IndexRebuild,
+}
+
+/// The background rebuild of the index, when the one on disk could not be used.
+#[derive(Default)]
+struct IndexRebuild {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -137,13 +147,11 @@ impl Daemon {
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
         let opening = Instant::now();
-        let rebuild = RebuildReport::default();
-        let (catalog, outcome) = Catalog::open_reporting(
+        let (catalog, outcome) = Catalog::open_deferred(
             state_dir,
             embedder.identity(),
             &config.index,
             config.ingest.checkpoint_frames,
-            &|added, total| rebuild.progress(added, total),
         )
         .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
         match outcome {
@@ -153,9 +161,11 @@ impl Daemon {
                 open_ms = opening.elapsed().as_millis() as u64,
                 "index loaded"
             ),
-            OpenOutcome::Rebuilt { reason } => {
-                tracing::warn!(frames = catalog.indexed(), %reason, "index rebuilt from the stored vectors")
-            }
+            OpenOutcome::Stale { reason } | OpenOutcome::Rebuilt { reason } => tracing::warn!(
+                frames = catalog.store().frame_count(),
+                %reason,
+                "the index is rebuilt from the stored vectors in the background; searches wait for it"
+            ),
         }
         let catalog = Arc::new(catalog);
         let calibration = model_calibration(&config.model.path, embedder.logit_scale())?;
@@ -182,6 +192,7 @@ impl Daemon {
                 "alerts caught up with the stored frames"
             );
         }
+        let rebuild = IndexRebuild::start(&catalog);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let decoder_threads = config.ingest.decoder_threads_for(
             !matches!(embedder.device(), candle_core::Device::Cpu),
@@ -195,6 +206,8 @@ impl Daemon {
             state_dir: state_dir.clone(),
             resume_free_mb: config.ingest.resume_free_mb,
             alerts: Some(alerts.clone()),
+            stall_after: (config.ingest.stall_after > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(config.ingest.stall_after)),
         };
         tracing::info!(
             batch_size = settings.batch_size,
@@ -232,13 +245,7 @@ impl Daemon {
             embedder.geometry().clone(),
             SourcesSettings {
                 roots: config.daemon.footage_roots.clone(),
-                defaults: SamplingDefaults {
-                    sampling: i.sampling,
-                    interval: i.sample_interval,
-                    scene_threshold: i.scene_threshold,
-                    scene_max_gap: i.scene_max_gap,
-                    time_pattern: i.time_pattern.clone(),
-                },
+                defaults: i.sampling_defaults(),
                 cameras: config.cameras.clone(),
                 watch: i.watch.clone(),
                 live: LiveSettings {
@@ -263,6 +270,7 @@ impl Daemon {
             alerts,
             followers,
             started: Instant::now(),
+            rebuild,
         })
     }
 
@@ -302,6 +310,7 @@ impl Daemon {
     pub fn shutdown(&self) -> anyhow::Result<()> {
         self.sources.stop_all();
         self.ingest.shutdown();
+        self.rebuild.stop();
         let written = self
             .catalog
             .checkpoint_if_changed()
@@ -333,11 +342,55 @@ fn model_calibration(model: &str, logit_scale: f32) -> anyhow::Result<Calibratio
     Ok(calibration)
 }
 
-/// Reports a rebuild of the index that runs before the daemon is ready: every
-/// [`REBUILD_REPORT_EVERY`] it asks systemd for more start time (`EXTEND_TIMEOUT_USEC`, so
-/// that a rebuild longer than `TimeoutStartSec=` does not put the service into a restart loop
-/// that begins the rebuild again each time), shows the progress in `systemctl status`
-/// (`STATUS=`) and logs it.
+impl IndexRebuild {
+    /// Runs the catalog's owed rebuild, if it owes one, on a thread of its own. It runs at
+    /// the daemon's priority, not ingest's: searches wait for it.
+    fn start(catalog: &Arc<Catalog>) -> Self {
+        let me = Self::default();
+        if catalog.rebuild_progress().is_none() {
+            return me;
+        }
+        let catalog = catalog.clone();
+        let stop = me.stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("index-rebuild".into())
+            .spawn(move || {
+                let report = RebuildReport::default();
+                let end = catalog.rebuild(&|added, total| report.progress(added, total), &|| {
+                    stop.load(Ordering::Relaxed)
+                });
+                match end {
+                    Ok(RebuildEnd::Done { frames, .. }) => {
+                        crate::notify::notify(&format!("STATUS=serving {frames} frames"));
+                    }
+                    Ok(RebuildEnd::Stopped { added, total }) => tracing::info!(
+                        added,
+                        total,
+                        "index rebuild stopped by the shutdown; the next start goes on from here"
+                    ),
+                    Ok(RebuildEnd::NotOwed) => {}
+                    Err(e) => tracing::error!(
+                        error = %format!("{e:#}"),
+                        "index rebuild failed; searches stay refused until a restart rebuilds it"
+                    ),
+                }
+            })
+            .expect("spawn the index rebuild thread");
+        *me.thread.lock().expect("rebuild thread lock") = Some(thread);
+        me
+    }
+
+    /// Stops a running rebuild between two chunks (it saves what it built) and waits for it.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.lock().expect("rebuild thread lock").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reports a rebuild of the index: every [`REBUILD_REPORT_EVERY`] it shows the progress in
+/// `systemctl status` (`STATUS=`) and logs it.
 #[derive(Debug, Default)]
 struct RebuildReport {
     last: std::sync::Mutex<Option<Instant>>,
@@ -346,10 +399,6 @@ struct RebuildReport {
 /// How often a rebuild in progress is reported.
 const REBUILD_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Start time asked of systemd at each report: several report periods, so a slow chunk
-/// does not let the timeout run out.
-const REBUILD_EXTEND_USEC: u64 = 30_000_000;
-
 impl RebuildReport {
     fn progress(&self, added: usize, total: usize) {
         let mut last = self.last.lock().expect("rebuild report lock");
@@ -357,7 +406,6 @@ impl RebuildReport {
             return;
         }
         *last = Some(Instant::now());
-        crate::notify::notify(&format!("EXTEND_TIMEOUT_USEC={REBUILD_EXTEND_USEC}"));
         crate::notify::notify(&format!(
             "STATUS=rebuilding the index from the stored vectors: {added} of {total}"
         ));

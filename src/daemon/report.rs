@@ -109,6 +109,11 @@ impl Daemon {
                     worker_restarts: h.worker_restarts,
                 }
             },
+            index_rebuild: self.catalog.rebuild_progress().map(|p| IndexRebuildStatus {
+                reason: p.reason,
+                added: p.added as u64,
+                total: p.total as u64,
+            }),
         })
     }
 

@@ -89,6 +89,7 @@ impl Daemon {
         };
         let clips = self.searcher.search(&query).map_err(|e| match e {
             QueryError::BadImage(m) => err(ErrorCode::BadImage, m),
+            e @ QueryError::Rebuilding(_) => err(ErrorCode::Rebuilding, e.to_string()),
             other => internal(other),
         })?;
         Ok(SearchReply {

@@ -227,6 +227,9 @@ fn decode_run(
             summary.stopped = true;
             return Ok(summary);
         }
+        if let Some(heartbeat) = &options.heartbeat {
+            heartbeat.beat();
+        }
         match read_packet(&mut packet, &mut ictx, &mut read_errors) {
             Ok(true) => {}
             Ok(false) => break,

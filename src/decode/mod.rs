@@ -85,6 +85,36 @@ pub struct SampledFrame {
     pub pixels: Vec<f32>,
 }
 
+/// A decode's sign of life: when it last read a packet (or started), for the watch that
+/// tells a hung read (a dead network mount) from a slow one.
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    /// Milliseconds since the Unix epoch of the last beat; 0 while idle.
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heartbeat {
+    /// Records a sign of life now.
+    pub fn beat(&self) {
+        let now = crate::clock::now_ms().max(1) as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the decode as done: an idle worker is never silent.
+    pub fn idle(&self) {
+        self.last_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last beat, while busy; `None` while idle.
+    pub fn silent_for(&self) -> Option<std::time::Duration> {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (last > 0).then(|| {
+            std::time::Duration::from_millis((crate::clock::now_ms() as u64).saturating_sub(last))
+        })
+    }
+}
+
 /// How to sample a source.
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
@@ -100,6 +130,8 @@ pub struct SampleOptions {
     pub hwaccel: HwAccel,
     /// Which candidate frames are embedded.
     pub policy: SamplingPolicy,
+    /// Beaten at each packet read, when set.
+    pub heartbeat: Option<std::sync::Arc<Heartbeat>>,
 }
 
 /// The sampling settings in force for one source: a camera's own, else `[ingest]`'s.
@@ -111,6 +143,8 @@ pub struct SourceSettings {
     pub policy: SamplingPolicy,
     /// Pattern finding a file's wall-clock time in its path (empty for none).
     pub time_pattern: String,
+    /// The time zone of the times in file names.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// What one decode run did.
@@ -316,18 +350,26 @@ pub(crate) fn read_packet(
     }
 }
 
-/// Wall-clock time of a file's offset 0, ms since the epoch: from its path (`time_pattern`),
+/// Wall-clock time of a file's offset 0, ms since the epoch: from its path (`time_pattern`,
+/// read in `time_zone`),
 /// else the container's `creation_time`, else its modification time minus its duration.
 /// `None` when none is known; a panic while matching the path is caught and gives `None`.
-pub fn wall_clock_start(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
-    std::panic::catch_unwind(|| wall_clock_of(path, time_pattern, info)).unwrap_or_else(|payload| {
+pub fn wall_clock_start(
+    path: &Path,
+    settings: &SourceSettings,
+    info: Option<&SourceInfo>,
+) -> Option<i64> {
+    std::panic::catch_unwind(|| wall_clock_of(path, settings, info)).unwrap_or_else(|payload| {
         tracing::warn!(path = %path.display(), reason = panic_message(&*payload), "cannot read the file's wall-clock start");
         None
     })
 }
 
-fn wall_clock_of(path: &Path, time_pattern: &str, info: Option<&SourceInfo>) -> Option<i64> {
-    if let Some(t) = crate::clock::time_from_path(time_pattern, &path.to_string_lossy()) {
+fn wall_clock_of(path: &Path, settings: &SourceSettings, info: Option<&SourceInfo>) -> Option<i64> {
+    let path_text = path.to_string_lossy();
+    if let Some(t) =
+        crate::clock::time_from_path_in(&settings.time_pattern, &path_text, &settings.time_zone)
+    {
         return Some(t);
     }
     if let Some(t) = info.and_then(|i| i.creation_time_ms) {

@@ -33,6 +33,10 @@ pub(super) struct BatchWorker {
     /// Batches handed to the commit thread and not yet finished (queued + computing).
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) cancel: Arc<AtomicBool>,
+    /// Set by [`super::Ingest::shutdown`] once every decode worker has stopped or was left
+    /// behind hung: the channel may then never close (a hung worker holds a sender), so an
+    /// empty channel ends the loop.
+    pub(super) decoders_done: Arc<AtomicBool>,
 }
 
 struct Pending {
@@ -70,9 +74,13 @@ impl BatchWorker {
         };
         loop {
             let item = if batch.keys.is_empty() {
-                match self.items.recv() {
+                match self.items.recv_timeout(Duration::from_millis(100)) {
                     Ok(item) => Some(item),
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) if self.decoders_done.load(Ordering::SeqCst) => {
+                        break
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             } else {
                 match self.items.recv_timeout(Duration::from_millis(20)) {

@@ -16,6 +16,7 @@ use crate::store::{frame_key, SourceState};
 /// One decode worker: takes jobs from the queue, decodes and samples each file, and hands
 /// its frames and its end to the batch worker.
 pub(super) struct DecodeWorker {
+    pub(super) watch: Arc<super::WorkerWatch>,
     pub(super) jobs: Arc<Mutex<Receiver<Job>>>,
     pub(super) items: SyncSender<Item>,
     pub(super) cancel: Arc<AtomicBool>,
@@ -38,6 +39,7 @@ impl DecodeWorker {
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.serve(&current))) {
                 Ok(()) => return,
                 Err(payload) => {
+                    self.watch.heartbeat.idle();
                     let reason = decode::panic_message(&*payload);
                     self.stats.worker_restarts.fetch_add(1, Ordering::SeqCst);
                     let job = current.borrow_mut().take();
@@ -86,8 +88,15 @@ impl DecodeWorker {
                 continue;
             }
             *current.borrow_mut() = Some(job.clone());
+            *self
+                .watch
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(job.source.clone());
+            self.watch.heartbeat.beat();
             let t = Instant::now();
             let result = self.decode(&job);
+            self.watch.heartbeat.idle();
             if let Ok(s) = &result {
                 let wall = t.elapsed().as_micros() as u64;
                 let c = &self.stats;
@@ -131,7 +140,7 @@ impl DecodeWorker {
     fn read(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
         let info = decode::probe(&job.path).ok();
         let duration = info.as_ref().and_then(|i| i.duration_ms);
-        let wall = decode::wall_clock_start(&job.path, &job.settings.time_pattern, info.as_ref());
+        let wall = decode::wall_clock_start(&job.path, &job.settings, info.as_ref());
         if let Err(e) = self.catalog.store().update_source(&job.source, |r| {
             r.state = SourceState::Ingesting;
             if duration.is_some() {
@@ -151,6 +160,7 @@ impl DecodeWorker {
             geometry: self.geometry.clone(),
             hwaccel: self.hwaccel,
             policy: job.settings.policy,
+            heartbeat: Some(self.watch.heartbeat.clone()),
         };
         let items = &self.items;
         decode::decode_samples(&job.path, &options, &self.cancel, |frame| {

@@ -71,6 +71,9 @@ pub struct IngestSettings {
     pub state_dir: PathBuf,
     /// MB that must be free again before ingest resumes after a full disk.
     pub resume_free_mb: f64,
+    /// How long a decode worker may read nothing from its file before it is reported hung;
+    /// `None`: never.
+    pub stall_after: Option<std::time::Duration>,
     /// Standing queries evaluated against each committed batch.
     pub alerts: Option<Arc<crate::alert::Alerts>>,
 }
@@ -115,10 +118,23 @@ pub struct Ingest {
     halt: Arc<IngestHalt>,
     /// How many of `threads` (the first ones) are decode workers.
     decode_workers: usize,
+    /// Each decode worker's sign of life and the source in its hands.
+    watches: Vec<Arc<WorkerWatch>>,
+    stall_after: Option<std::time::Duration>,
+    decoders_done: Arc<AtomicBool>,
     /// The job queue's receiving end, kept here too: were every decode worker gone, jobs
     /// would still be queued and counted (and the pipeline reported stalled) rather than
     /// refused and lost silently.
     _jobs_rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+}
+
+/// What a decode worker is doing, for the stall watch.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerWatch {
+    /// Beaten at each packet read; idle between jobs.
+    pub(crate) heartbeat: Arc<crate::decode::Heartbeat>,
+    /// The source in the worker's hands.
+    pub(crate) source: Mutex<Option<String>>,
 }
 
 /// Whether the pipeline can still make progress, for `status` and the systemd watchdog.
@@ -155,6 +171,7 @@ impl Ingest {
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
         let (items_tx, items_rx) = mpsc::sync_channel::<Item>(settings.batch_size * 2);
         let cancel = Arc::new(AtomicBool::new(false));
+        let decoders_done = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(IngestStats::default());
         let halt = Arc::new(IngestHalt::new(
             &settings.state_dir,
@@ -162,8 +179,12 @@ impl Ingest {
         ));
         let mut threads = Vec::new();
         let decode_workers = settings.decode_workers;
+        let mut watches = Vec::new();
         for i in 0..decode_workers {
+            let watch = Arc::new(WorkerWatch::default());
+            watches.push(watch.clone());
             let ctx = DecodeWorker {
+                watch,
                 jobs: jobs_rx.clone(),
                 items: items_tx.clone(),
                 cancel: cancel.clone(),
@@ -200,6 +221,7 @@ impl Ingest {
             min_batch,
             in_flight: in_flight.clone(),
             cancel: cancel.clone(),
+            decoders_done: decoders_done.clone(),
         };
         let committer = EmbedCommitWorker {
             stages: stages_rx,
@@ -228,15 +250,19 @@ impl Ingest {
             stats,
             halt,
             decode_workers,
+            watches,
+            stall_after: settings.stall_after,
+            decoders_done,
             _jobs_rx: jobs_rx,
         })
     }
 
-    /// Whether work that is queued can still progress. The rule looks only at threads, never
-    /// at time, so a slow but working pipeline is never called stalled: the pipeline is
-    /// stalled when sources wait in the queue and no decode worker thread is running (a decode
-    /// worker restarts itself after a panic, so this means one died some other way), or when
-    /// the batch or embed-commit worker has stopped (nothing can be committed). After
+    /// Whether work that is queued can still progress. A slow but working pipeline is never
+    /// called stalled: the pipeline is stalled when sources wait in the queue and no decode
+    /// worker thread is running (a decode worker restarts itself after a panic, so this means
+    /// one died some other way), when the batch or embed-commit worker has stopped (nothing
+    /// can be committed), or when a decode worker has read nothing from its file for
+    /// `stall_after` (a hung read: a dead network mount; a slow read still reads). After
     /// [`Ingest::shutdown`] it is never stalled.
     pub fn health(&self) -> PipelineHealth {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
@@ -245,6 +271,19 @@ impl Ingest {
         let decode_workers_alive = threads[..n].iter().filter(|t| !t.is_finished()).count();
         let committer_alive = threads[n..].iter().all(|t| !t.is_finished());
         let queued = self.stats.queued.load(Ordering::SeqCst);
+        let hung: Vec<(String, u64)> = self
+            .stall_after
+            .map(|limit| {
+                self.watches
+                    .iter()
+                    .filter_map(|w| {
+                        let silent = w.heartbeat.silent_for().filter(|s| *s >= limit)?;
+                        let source = w.source.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+                        Some((source, silent.as_secs()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let stalled = running
             .then(|| {
                 stall_reason(
@@ -253,6 +292,7 @@ impl Ingest {
                     decode_workers_alive,
                     committer_alive,
                 )
+                .or_else(|| hung_reason(&hung))
             })
             .flatten();
         PipelineHealth {
@@ -300,17 +340,51 @@ impl Ingest {
         self.cancel.store(true, Ordering::SeqCst);
         self.jobs.lock().expect("jobs lock").take();
         self.sink.lock().expect("sink lock").take();
-        let threads: Vec<_> = self
+        let mut threads: Vec<_> = self
             .threads
             .lock()
             .expect("threads lock")
             .drain(..)
             .collect();
-        for t in threads {
+        let rest = threads.split_off(self.decode_workers.min(threads.len()));
+        for (t, watch) in threads.into_iter().zip(&self.watches) {
+            // A worker blocked in a read that never returns is left behind (the process's
+            // exit ends it): joining it would hang the stop. A working one beats at each
+            // packet and sees the cancel within one.
+            loop {
+                if t.is_finished() {
+                    let _ = t.join();
+                    break;
+                }
+                if watch
+                    .heartbeat
+                    .silent_for()
+                    .is_some_and(|s| s >= HUNG_AT_SHUTDOWN)
+                {
+                    let source = watch
+                        .source
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    tracing::warn!(
+                        source,
+                        "a decode worker is blocked in a read that does not return; stopping without it (its source resumes at the next start)"
+                    );
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        self.decoders_done.store(true, Ordering::SeqCst);
+        for t in rest {
             let _ = t.join();
         }
     }
 }
+
+/// How long a decode worker still running at shutdown may have read nothing before the stop
+/// goes on without it.
+const HUNG_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a running pipeline cannot progress, from its threads alone (see [`Ingest::health`]).
 fn stall_reason(
@@ -330,9 +404,31 @@ fn stall_reason(
     }
 }
 
+/// Why the pipeline is stalled when decode workers hang: `hung` holds each hung worker's
+/// source and the seconds it has read nothing; `None` when none hangs.
+fn hung_reason(hung: &[(String, u64)]) -> Option<String> {
+    let (source, secs) = hung.first()?;
+    let others = match hung.len() {
+        1 => String::new(),
+        n => format!(" (and {} more decode workers)", n - 1),
+    };
+    Some(format!(
+        "a decode worker has read nothing from {source} for {secs} s{others}: a hung read (a dead network mount or device?); fix or unmount it, then restart the daemon"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::stall_reason;
+    use super::{hung_reason, stall_reason};
+
+    #[test]
+    fn a_hung_worker_is_named_with_its_source() {
+        assert_eq!(hung_reason(&[]), None);
+        let r = hung_reason(&[("/mnt/nfs/a.mp4".into(), 301)]).unwrap();
+        assert!(r.contains("/mnt/nfs/a.mp4") && r.contains("301 s"), "{r}");
+        let r = hung_reason(&[("/a".into(), 5), ("/b".into(), 6)]).unwrap();
+        assert!(r.contains("and 1 more"), "{r}");
+    }
 
     #[test]
     fn only_a_pipeline_that_cannot_progress_is_stalled() {

@@ -55,6 +55,10 @@ pub enum ErrorCode {
     /// The daemon holds as many request bytes as it may (all connections together); the
     /// request is not read; send it again later.
     Busy,
+    /// The index is being rebuilt from the stored vectors (after damage, an upgrade or a
+    /// change of `index.precision`); searches are answered when it is done, and `status`
+    /// shows its progress.
+    Rebuilding,
     /// An `alerts_follow` subscriber fell further behind than the daemon buffers; the
     /// connection is closed: follow again and read the gap with `alerts_history`.
     Lagged,
@@ -79,6 +83,7 @@ impl ErrorCode {
             Self::NotRecorded => "not_recorded",
             Self::ExportFull => "export_full",
             Self::Busy => "busy",
+            Self::Rebuilding => "rebuilding",
             Self::Lagged => "lagged",
         }
     }

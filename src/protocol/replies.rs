@@ -172,6 +172,21 @@ pub struct StatusReply {
     /// Whether the ingest pipeline can still make progress (absent from older daemons).
     #[serde(default)]
     pub pipeline: PipelineStatus,
+    /// The rebuild of the index from the stored vectors, while one runs (searches are
+    /// refused with `rebuilding` until it is done); null otherwise.
+    #[serde(default)]
+    pub index_rebuild: Option<IndexRebuildStatus>,
+}
+
+/// A rebuild of the index in progress, in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRebuildStatus {
+    /// Why the index is rebuilt.
+    pub reason: String,
+    /// Vectors in the new index so far.
+    pub added: u64,
+    /// Vectors stored.
+    pub total: u64,
 }
 
 /// The ingest pipeline's health in `status`.

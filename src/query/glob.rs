@@ -19,6 +19,14 @@ pub fn source_matches(pattern: &str, source: &str) -> bool {
     }
 }
 
+/// The literal end of a glob: what follows its last `*`, `?` or class (empty when it ends
+/// with one). Every id the glob matches ends with it, so it rules out most ids cheaply.
+pub fn literal_tail(pattern: &str) -> &str {
+    pattern
+        .rfind(['*', '?', '[', ']'])
+        .map_or(pattern, |i| &pattern[i + 1..])
+}
+
 /// True when one glob character class `[...]` at the start of `p` matches `c`; returns the
 /// class's length too (`None` when `p` holds no closed class, so `[` is literal).
 fn class_matches(p: &[u8], c: u8) -> Option<(bool, usize)> {
@@ -119,5 +127,27 @@ mod tests {
         // A literal `[` with no closing `]`, and a source id with glob characters in it.
         assert!(source_matches("/x/[a*", "/x/[abc"));
         assert!(source_matches("/x/a[1].mp4", "/x/a[1].mp4"));
+    }
+
+    proptest::proptest! {
+        /// An id a glob matches always ends with the glob's literal tail (the search's
+        /// cheap first test may only rule out ids the glob does not match).
+        #[test]
+        fn a_match_ends_with_the_literal_tail(
+            pattern in "[/ab*?\\[\\]!.-]{0,12}",
+            id in "[/ab.-]{0,16}",
+        ) {
+            if source_matches(&pattern, &id) && pattern.contains(['*', '?', '[']) {
+                proptest::prop_assert!(id.ends_with(literal_tail(&pattern)));
+            }
+        }
+    }
+
+    #[test]
+    fn literal_tails() {
+        assert_eq!(literal_tail("*/src042.mp4"), "/src042.mp4");
+        assert_eq!(literal_tail("cam[0-9]*"), "");
+        assert_eq!(literal_tail("/srv/cam?.mkv"), ".mkv");
+        assert_eq!(literal_tail("a[bc]d"), "d");
     }
 }

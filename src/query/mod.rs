@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, RebuildProgress};
 use crate::embed::{EmbedError, Embedder};
 
 pub use confidence::Calibration;
@@ -76,6 +76,9 @@ pub enum QueryError {
     /// Reading the store or index failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The index is owed a rebuild or being rebuilt: it cannot answer yet.
+    #[error("the index is being rebuilt from the stored vectors ({}): {} of {} frames so far; searches are answered when it is done (`frameseek status` shows the progress)", .0.reason, .0.added, .0.total)]
+    Rebuilding(RebuildProgress),
 }
 
 /// Searches answered and their latencies (the last [`LATENCY_WINDOW`]).
@@ -139,6 +142,9 @@ impl Searcher {
 
     /// Embeds the query and returns the best `k` clips, best first.
     pub fn search(&self, query: &Query) -> Result<Vec<Clip>, QueryError> {
+        if let Some(progress) = self.catalog.rebuild_progress() {
+            return Err(QueryError::Rebuilding(progress));
+        }
         let started = Instant::now();
         let vector = match &query.input {
             QueryInput::Text(text) => self

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::clips::{group_clips, score_spread};
-use super::glob::source_matches;
+use super::glob::{literal_tail, source_matches};
 use super::Clip;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::Hit;
@@ -143,10 +143,13 @@ fn search_in(
                 .map(|r| r.no)
                 .collect()
         } else {
+            // No literal prefix (`*/cam7/*.mp4`, a file-name glob): every id is a candidate,
+            // but only those that end with the glob's literal tail are matched in full.
+            let tail = literal_tail(pattern);
             sources
-                .iter()
-                .filter(|r| source_matches(pattern, &r.source))
-                .map(|r| r.no)
+                .ids()
+                .filter(|(id, _)| id.ends_with(tail) && source_matches(pattern, id))
+                .map(|(_, no)| no)
                 .collect()
         }
     });
@@ -213,7 +216,10 @@ fn search_in(
     let narrowed = if allowed.is_some() || wall {
         let picked = match &allowed {
             Some(a) => ranges(&mut a.iter().filter_map(|&no| sources.by_no(no))),
-            None => ranges(&mut sources.iter()),
+            // A wall-clock range: only the sources that can overlap it.
+            None => {
+                ranges(&mut sources.overlapping_wall(filter.after_wall_ms, filter.before_wall_ms))
+            }
         };
         if picked.is_empty() {
             return Ok(Vec::new());

@@ -2,6 +2,8 @@
 //! recorder writes segments into, each with its own sampling; and the one place where a
 //! camera's settings are merged over the `[ingest]` defaults.
 
+use std::path::{Path, PathBuf};
+
 use serde::Deserialize;
 
 use crate::decode::{SamplingMode, SourceSettings};
@@ -14,7 +16,17 @@ pub struct CameraConfig {
     pub name: String,
     /// A stream URL (`rtsp://`, `rtmp://`, `udp://`, `http(s)://` HLS, ...), or an absolute
     /// path: a folder the recorder writes segment files into, or a file still being written.
+    /// Empty when `url_file` or `url_credential` gives it; filled in by
+    /// [`CameraConfig::resolve_url`].
+    #[serde(default)]
     pub url: String,
+    /// A file whose content (trimmed) is the URL: keeps a password out of the main file.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// A systemd credential (`LoadCredential=NAME:…`) whose content is the URL, read from
+    /// `$CREDENTIALS_DIRECTORY/NAME`.
+    #[serde(default)]
+    pub url_credential: Option<String>,
     /// `interval`, `keyframes` or `scene`.
     #[serde(default)]
     pub sampling: Option<SamplingMode>,
@@ -32,6 +44,67 @@ pub struct CameraConfig {
     pub time_pattern: Option<String>,
 }
 
+/// Why a camera's URL could not be read from its `url_file` or `url_credential`.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file cannot be read.
+    #[error(
+        "cannot read {path}: {source}; check that it exists and that the daemon's user may read it"
+    )]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is empty (after trimming).
+    #[error("{0} is empty; write the camera's URL into it")]
+    Empty(String),
+    /// `url_credential` is set but systemd passed no credentials.
+    #[error("CREDENTIALS_DIRECTORY is not set: add `LoadCredential={0}:/path/to/file` to the unit (docs/OPERATIONS.md, \"Secrets\"), or use url_file")]
+    NoCredentials(String),
+}
+
+impl CameraConfig {
+    /// Where the URL comes from, as the configuration says it: `url`, `url_file` or
+    /// `url_credential` (validation checks that exactly one is set).
+    pub fn url_origins(&self) -> Vec<&'static str> {
+        let mut set = Vec::new();
+        if !self.url.is_empty() {
+            set.push("url");
+        }
+        if self.url_file.is_some() {
+            set.push("url_file");
+        }
+        if self.url_credential.is_some() {
+            set.push("url_credential");
+        }
+        set
+    }
+
+    /// Reads the URL from `url_file` or `url_credential` into `url` (trimmed); an inline
+    /// `url` is kept as it is. `credentials_dir` is `$CREDENTIALS_DIRECTORY`.
+    pub fn resolve_url(&mut self, credentials_dir: Option<&Path>) -> Result<(), SecretError> {
+        let path = match (&self.url_file, &self.url_credential) {
+            (Some(file), _) => file.clone(),
+            (None, Some(name)) => credentials_dir
+                .ok_or_else(|| SecretError::NoCredentials(name.clone()))?
+                .join(name),
+            (None, None) => return Ok(()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let url = text.trim();
+        if url.is_empty() {
+            return Err(SecretError::Empty(path.display().to_string()));
+        }
+        self.url = url.to_string();
+        Ok(())
+    }
+}
+
 /// The daemon-wide sampling settings (`[ingest]`), which a camera may override key by key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingDefaults {
@@ -45,6 +118,8 @@ pub struct SamplingDefaults {
     pub scene_max_gap: f64,
     /// Pattern finding a file's wall-clock time in its path; empty for none.
     pub time_pattern: String,
+    /// The time zone of the times in file names (`ingest.time_zone`).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl SamplingDefaults {
@@ -73,6 +148,7 @@ impl SamplingDefaults {
             interval,
             policy: sampling.policy(threshold, max_gap),
             time_pattern: pattern,
+            time_zone: self.time_zone.clone(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::store::{Fingerprint, SourceRecord, SourceState, StoreError};
 pub use camera::{CameraConfig, SamplingDefaults};
 pub use folder::{walk_videos, VIDEO_EXTENSIONS};
 pub use live::LiveSettings;
-pub use url::{is_stream_url, redact};
+pub use url::{has_secret, is_stream_url, redact, stream_source_id};
 pub use watch::WatchState;
 
 /// Why a path given to the daemon is refused.
@@ -264,7 +264,7 @@ impl Sources {
         let mut outcomes = Vec::new();
         for path in paths {
             if is_stream_url(path) {
-                outcomes.push(self.ingest_live(path, &redact(path), path));
+                outcomes.push(self.ingest_live(path, &stream_source_id(path), path));
                 continue;
             }
             let canonical = match self.roots.admit(path) {

@@ -13,9 +13,9 @@ pub fn is_stream_url(text: &str) -> bool {
     })
 }
 
-/// The URL without its password (`rtsp://user:pw@host/x` -> `rtsp://user@host/x`): the
-/// source id of a stream given to `ingest`, and what `status` shows.
-pub fn redact(url: &str) -> String {
+/// The source id of a stream given to `ingest`: the URL without its password
+/// (`rtsp://user:pw@host/x` -> `rtsp://user@host/x`). Show URLs with [`redact`].
+pub fn stream_source_id(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -28,6 +28,76 @@ pub fn redact(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// Query parameters whose values [`redact`] hides (compared case-insensitively).
+pub const SECRET_QUERY_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "access_token",
+    "auth_token",
+    "secret",
+];
+
+/// What a hidden secret is shown as.
+pub const REDACTED: &str = "***";
+
+/// A URL as it may be printed anywhere (logs, `status`, errors, `doctor`, `config`): the
+/// user-info password and the values of [`SECRET_QUERY_KEYS`] replaced by `***`
+/// (`rtsp://user:pw@host/x?token=t` -> `rtsp://user:***@host/x?token=***`). Text that is
+/// not a URL is returned as it is.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(tail))
+}
+
+/// `tail` (path, query, fragment) with the values of secret query parameters hidden.
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let mut out = String::with_capacity(tail.len());
+    out.push_str(path);
+    out.push('?');
+    let mut rest = query;
+    // Split on the separators FFmpeg and HTTP use, keeping each separator in place.
+    while !rest.is_empty() {
+        let end = rest.find(['&', ';', '#']).unwrap_or(rest.len());
+        let (pair, after) = rest.split_at(end);
+        match pair.split_once('=') {
+            Some((key, _)) if SECRET_QUERY_KEYS.contains(&key.to_ascii_lowercase().as_str()) => {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+        let mut chars = after.chars();
+        if let Some(sep) = chars.next() {
+            out.push(sep);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+/// True when `url` holds a secret that [`redact`] hides: a user-info password or a secret
+/// query parameter.
+pub fn has_secret(url: &str) -> bool {
+    redact(url) != url
 }
 
 /// Why a stream URL given by a socket client is refused.
@@ -148,10 +218,25 @@ mod tests {
         }
         assert_eq!(
             redact("rtsp://admin:secret@10.0.0.2:554/s1?x=y"),
+            "rtsp://admin:***@10.0.0.2:554/s1?x=y"
+        );
+        assert_eq!(
+            stream_source_id("rtsp://admin:secret@10.0.0.2:554/s1?x=y"),
             "rtsp://admin@10.0.0.2:554/s1?x=y"
         );
         assert_eq!(redact("rtsp://10.0.0.2/s1"), "rtsp://10.0.0.2/s1");
+        assert_eq!(
+            redact("rtsp://admin@10.0.0.2/s1"),
+            "rtsp://admin@10.0.0.2/s1"
+        );
         assert_eq!(redact("http://h/a@b"), "http://h/a@b");
+        assert_eq!(
+            redact("https://cdn/x.m3u8?Token=abc&q=1;password=p#f"),
+            "https://cdn/x.m3u8?Token=***&q=1;password=***#f"
+        );
+        assert_eq!(redact("/srv/footage/a.mp4"), "/srv/footage/a.mp4");
+        assert!(has_secret("rtsp://u:p@h/") && has_secret("http://h/?pwd=1"));
+        assert!(!has_secret("rtsp://u@h/?x=1"));
     }
 
     #[test]

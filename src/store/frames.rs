@@ -327,10 +327,14 @@ impl Store {
         let t = self.t()?;
         Ok(t.vectors.get(key.to_be_bytes())?.map(|b| decode_vector(&b)))
     }
-    /// Every stored (key, vector), for rebuilding the index.
-    pub fn all_vectors(&self) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> {
+    /// The stored (key, vector)s with keys `from` or above, in key order (a rebuild that
+    /// goes on where it stopped).
+    pub fn vectors_from(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, Vec<f32>), StoreError>> {
         let (iter, err) = match self.t() {
-            Ok(t) => (Some(t.vectors.iter()), None),
+            Ok(t) => (Some(t.vectors.range(from.to_be_bytes()..)), None),
             Err(e) => (None, Some(Err(e))),
         };
         err.into_iter().chain(iter.into_iter().flatten().map(|kv| {

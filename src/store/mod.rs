@@ -290,6 +290,16 @@ impl Store {
         }
     }
 
+    /// The model recorded by [`Store::check_model`], if any (nothing is written).
+    pub fn stored_model(&self) -> Result<Option<ModelIdentity>, StoreError> {
+        match self.t()?.meta.get("model")? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).map_err(|e| corrupt("meta", e))?,
+            )),
+        }
+    }
+
     /// Records the model on first use; refuses another model afterwards.
     pub fn check_model(&self, model: &ModelIdentity, state_dir: &Path) -> Result<(), StoreError> {
         let t = self.t()?;

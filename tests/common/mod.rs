@@ -128,6 +128,7 @@ impl DaemonGuard {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                self.wait_index(deadline);
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -136,6 +137,20 @@ impl DaemonGuard {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("daemon not ready: {}", self.log_text());
+    }
+
+    /// Waits until no index rebuild runs (the daemon answers during one, refusing searches;
+    /// the tests that use this want the whole index).
+    fn wait_index(&mut self, deadline: Instant) {
+        let request = frameseek::protocol::Request::Status(Default::default());
+        while Instant::now() < deadline {
+            let status = self.client().call(&request).unwrap();
+            if status["index_rebuild"].is_null() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("index rebuild never ended: {}", self.log_text());
     }
 
     pub fn log_text(&self) -> String {

@@ -4,7 +4,9 @@ frames spread over few or many sources, each state preloaded with
 `cargo run --release --example preload_state -- --state DIR --model M --n N --sources S`.
 For each binary and state, alternating: a fresh `frameseek serve` on the state, then
 `--queries` text searches over the socket (round trip of one JSON line each way, no CLI start
-cost), unfiltered and with a one-source filter; p50 and p99 in ms.
+cost): unfiltered, one source (an exact id), the last hour of the library's wall-clock
+timeline (`after_wall_ms`; preload_state's timeline ends at 2026-01-01T00:00:00Z), and one
+camera's glob (`/bench/synthetic/cam07/*`: 1 % of the frames); p50 and p99 in ms.
 
     python3 tools/bench/sources_scale.py --binary A=OLD/frameseek --binary B=target/release/frameseek \\
         --state few=/tmp/few --state many=/tmp/many --model assets/models/frameseek-tiny
@@ -57,16 +59,17 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, int(-(-q * len(xs) // 1)) - 1))]
 
 
-def run_queries(sock: Path, n: int, source: str | None) -> list[float]:
+WALL_END_MS = 1_767_225_600_000
+
+
+def run_queries(sock: Path, n: int, extra: dict) -> list[float]:
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(sock))
     f = s.makefile("rwb")
     out = []
     for i in range(n):
         text = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3))
-        req = {"op": "search", "text": text, "k": 10}
-        if source:
-            req["source"] = source
+        req = {"op": "search", "text": text, "k": 10, **extra}
         line = (json.dumps(req) + "\n").encode()
         t = time.perf_counter()
         f.write(line)
@@ -85,8 +88,10 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--source", default="/bench/synthetic/src042.mp4",
+    ap.add_argument("--source", default="/bench/synthetic/cam42/src000042.mp4",
                     help="the one-source filter")
+    ap.add_argument("--camera", default="/bench/synthetic/cam07/*",
+                    help="the one-camera glob")
     args = ap.parse_args()
     binaries = [tuple(b.split("=", 1)) for b in args.binary]
     states = [tuple(s.split("=", 1)) for s in args.state]
@@ -98,10 +103,16 @@ def main() -> None:
             for bname, bpath in order:
                 p, sock, work = start(Path(bpath), Path(sdir), args.model)
                 try:
-                    run_queries(sock, 20, None)  # warm-up
-                    for fname, src in (("unfiltered", None), ("one source", args.source)):
+                    run_queries(sock, 20, {})  # warm-up
+                    filters = (
+                        ("unfiltered", {}),
+                        ("one source", {"source": args.source}),
+                        ("last hour", {"after_wall_ms": WALL_END_MS - 3_600_000}),
+                        ("one camera", {"source": args.camera}),
+                    )
+                    for fname, extra in filters:
                         results.setdefault((sname, bname, fname), []).extend(
-                            run_queries(sock, args.queries, src))
+                            run_queries(sock, args.queries, extra))
                 finally:
                     p.send_signal(signal.SIGTERM)
                     p.wait(timeout=120)

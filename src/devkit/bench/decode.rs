@@ -39,6 +39,7 @@ pub fn run(args: &BenchDecodeArgs) -> anyhow::Result<()> {
         geometry: PixelGeometry::clip_default(args.size),
         hwaccel: HwAccel::None,
         policy,
+        heartbeat: None,
     };
     let start = Instant::now();
     let mut checksum = 0f64;

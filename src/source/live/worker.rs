@@ -77,11 +77,7 @@ impl LiveWorker {
         if self.spec.kind == LiveKind::GrowingFile && start_wall.is_none() {
             let path = Path::new(&self.spec.url);
             let info = crate::decode::probe(path).ok();
-            start_wall = crate::decode::wall_clock_start(
-                path,
-                &self.spec.settings.time_pattern,
-                info.as_ref(),
-            );
+            start_wall = crate::decode::wall_clock_start(path, &self.spec.settings, info.as_ref());
         }
         self.update(|r| {
             r.state = crate::store::SourceState::Ingesting;
