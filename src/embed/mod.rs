@@ -10,6 +10,7 @@
 pub mod clip;
 pub mod config;
 pub mod device;
+pub mod int8;
 pub mod kernels;
 mod layers;
 pub mod preprocess;
