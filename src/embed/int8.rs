@@ -177,17 +177,41 @@ impl Int8Linear {
         acts.par_chunks_mut(self.k_padded)
             .zip(scales.par_iter_mut())
             .zip(xs.par_chunks(self.in_dim))
-            .for_each(|((a, s), x)| {
-                let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-                *s = max / 127.0;
-                let inv = if max > 0.0 { 127.0 / max } else { 0.0 };
-                for (a, &v) in a.iter_mut().zip(x) {
-                    // |v × inv| ≤ 127 up to rounding; the clamp keeps it so.
-                    *a = ((v * inv).round().clamp(-127.0, 127.0) as i32 + 128) as u8;
-                }
-            });
+            .for_each(|((a, s), x)| *s = quantise_row(x, a));
         (acts, scales)
     }
+}
+
+/// Quantises one row into `out` (`round(x × 127 / max |x|) + 128`) and returns its scale
+/// `max |x| / 127`, with the vector width the CPU offers.
+fn quantise_row(xs: &[f32], out: &mut [u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { quantise_row_avx512(xs, out) };
+    }
+    quantise_row_generic(xs, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn quantise_row_avx512(xs: &[f32], out: &mut [u8]) -> f32 {
+    quantise_row_generic(xs, out)
+}
+
+#[inline(always)]
+fn quantise_row_generic(xs: &[f32], out: &mut [u8]) -> f32 {
+    // Adding and subtracting 1.5 × 2^23 rounds to the nearest integer (ties to even)
+    // in a form that vectorises, unlike `f32::round`.
+    const ROUND: f32 = 12_582_912.0;
+    let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let inv = if max > 0.0 { 127.0 / max } else { 0.0 };
+    for (a, &v) in out.iter_mut().zip(xs) {
+        // |v × inv| ≤ 127 up to rounding; the clamp keeps it so.
+        let q = ((v * inv).clamp(-127.0, 127.0) + ROUND) - ROUND;
+        *a = (q as i32 + 128) as u8;
+    }
+    max / 127.0
 }
 
 /// The output pointer shared by the tile tasks; each writes only its own columns.
