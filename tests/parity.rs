@@ -252,8 +252,14 @@ fn int8_image_tower_stays_within_0_999_of_float32() {
             "{name} int8 image tower: min cosine {worst_f32:.6} to float32, {worst_ref:.6} to transformers"
         );
         assert!(quantised, "{name}: the image tower was not quantised");
-        assert!(worst_f32 >= IMAGE_COSINE_MIN, "{name}: int8 cosine to f32 {worst_f32}");
-        assert!(worst_ref >= IMAGE_COSINE_MIN, "{name}: int8 cosine to transformers {worst_ref}");
+        assert!(
+            worst_f32 >= IMAGE_COSINE_MIN,
+            "{name}: int8 cosine to f32 {worst_f32}"
+        );
+        assert!(
+            worst_ref >= IMAGE_COSINE_MIN,
+            "{name}: int8 cosine to transformers {worst_ref}"
+        );
     }
 }
 

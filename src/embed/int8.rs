@@ -135,7 +135,8 @@ impl Int8Linear {
         // every activation row (which stay in the core's L2), and writes its own columns.
         (0..tiles).into_par_iter().for_each(|tile| {
             let out_ptr = &out_ptr;
-            let weights = &self.packed[tile * self.k_padded * TILE_COLS..][..self.k_padded * TILE_COLS];
+            let weights =
+                &self.packed[tile * self.k_padded * TILE_COLS..][..self.k_padded * TILE_COLS];
             let first_col = tile * TILE_COLS;
             let cols = TILE_COLS.min(self.out_dim - first_col);
             let epilogue = Epilogue {
@@ -327,7 +328,10 @@ mod vnni {
             let w2 = _mm512_loadu_si512(wg.add(128).cast());
             let w3 = _mm512_loadu_si512(wg.add(192).cast());
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = a.add(r * k_padded + g * K_GROUP).cast::<i32>().read_unaligned();
+                let x = a
+                    .add(r * k_padded + g * K_GROUP)
+                    .cast::<i32>()
+                    .read_unaligned();
                 let x = _mm512_set1_epi32(x);
                 acc[0] = _mm512_dpbusd_epi32(acc[0], x, w0);
                 acc[1] = _mm512_dpbusd_epi32(acc[1], x, w1);
@@ -425,7 +429,12 @@ mod tests {
             let auto = Int8Linear::new(&w, out, inp);
             let portable = auto.clone().with_kernel(Int8Kernel::Portable);
             let (a, p) = (auto.matmul(&x, rows), portable.matmul(&x, rows));
-            assert_eq!(a, p, "{rows}×{out}×{inp}: kernels differ (vnni: {})", has_vnni());
+            assert_eq!(
+                a,
+                p,
+                "{rows}×{out}×{inp}: kernels differ (vnni: {})",
+                has_vnni()
+            );
             let want = reference(&x, &w, rows, out, inp);
             let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
             for (g, r) in p.iter().zip(&want) {

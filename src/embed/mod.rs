@@ -28,8 +28,8 @@ pub use self::config::{Activation, ClipConfig, ClipConfigError, TextConfig, Visi
 pub use clip::{l2_normalise, ClipModel};
 pub use device::{
     activation_bytes_per_image, auto_batch_size, init_quantised_threads, DeviceChoice, DeviceError,
-    ImagePrecision, Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH, GPU_AUTO_BATCH_BYTES,
-    GPU_AUTO_BATCH_MAX,
+    ImagePrecision, Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH,
+    GPU_AUTO_BATCH_BYTES, GPU_AUTO_BATCH_MAX,
 };
 pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
 pub use text::TextTower;
