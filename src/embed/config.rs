@@ -281,11 +281,13 @@ impl ClipConfig {
         }
         let checks: [(bool, &str); 11] = [
             (
-                t.hidden_size.is_multiple_of(t.num_attention_heads.max(1)) && t.num_attention_heads > 0,
+                t.hidden_size.is_multiple_of(t.num_attention_heads.max(1))
+                    && t.num_attention_heads > 0,
                 "text_config.num_attention_heads must divide text_config.hidden_size",
             ),
             (
-                v.hidden_size.is_multiple_of(v.num_attention_heads.max(1)) && v.num_attention_heads > 0,
+                v.hidden_size.is_multiple_of(v.num_attention_heads.max(1))
+                    && v.num_attention_heads > 0,
                 "vision_config.num_attention_heads must divide vision_config.hidden_size",
             ),
             (

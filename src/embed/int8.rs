@@ -152,18 +152,18 @@ impl Int8Linear {
                 let n = TILE_ROWS.min(rows - row);
                 let a = &acts[row * self.k_padded..(row + n) * self.k_padded];
                 let s = &row_scales[row..row + n];
-                #[cfg(target_arch = "x86_64")]
                 if vnni {
                     // SAFETY: `has_vnni` confirmed AVX-512F/BW/VNNI; slices hold `n` rows of
                     // `k_padded` bytes and the tile's `k_padded × 64` weights; the epilogue
                     // writes rows `row..row + n`, columns `first_col..first_col + cols`
                     // of `out`, which no other task writes.
-                    unsafe { vnni::tile(a, n, weights, self.k_padded, s, row, &epilogue) };
-                    row += n;
-                    continue;
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        vnni::tile(a, n, weights, self.k_padded, s, row, &epilogue)
+                    };
+                } else {
+                    portable_tile(a, n, weights, self.k_padded, s, row, &epilogue);
                 }
-                let _ = vnni;
-                portable_tile(a, n, weights, self.k_padded, s, row, &epilogue);
                 row += n;
             }
         });
