@@ -1,20 +1,16 @@
 //! GMAC/s of the image tower's int8 linear layer against float32 (candle's gemm) on the
 //! ViT-B/32 shapes, one micro-batch of 8 images (400 token rows):
 //! `RAYON_NUM_THREADS=1 cargo run --release --example int8_gemm_bench [SECONDS]`.
-//! Prints, per shape, the median GMAC/s of each kernel over repeated products.
+//! Prints, per shape, the GMAC/s of each kernel over repeated products: from the median
+//! time, and in brackets from the fastest run (on a shared machine, the run least disturbed).
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use frameseek::embed::int8::{has_vnni, Int8Kernel, Int8Linear};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Median seconds per call of `f`, called repeatedly for about `seconds`.
-fn time(seconds: f64, mut f: impl FnMut()) -> f64 {
+/// (median, fastest) seconds per call of `f`, called repeatedly for about `seconds`.
+fn time(seconds: f64, mut f: impl FnMut()) -> (f64, f64) {
     f();
     let start = Instant::now();
     let mut runs = Vec::new();
@@ -23,7 +19,8 @@ fn time(seconds: f64, mut f: impl FnMut()) -> f64 {
         f();
         runs.push(t.elapsed().as_secs_f64());
     }
-    median(runs)
+    runs.sort_by(f64::total_cmp);
+    (runs[runs.len() / 2], runs[0])
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,11 +57,14 @@ fn main() -> anyhow::Result<()> {
             std::hint::black_box(portable.matmul(&xs, rows));
         });
         println!(
-            "{name:9} {rows}x{inp}x{out}: f32 {:7.1} GMAC/s, int8 {:7.1} GMAC/s ({:.2}x), int8 portable {:6.1} GMAC/s",
-            macs / f32_s,
-            macs / int8_s,
-            f32_s / int8_s,
-            macs / portable_s
+            "{name:9} {rows}x{inp}x{out}: f32 {:6.1} [{:6.1}] GMAC/s, int8 {:6.1} [{:6.1}] GMAC/s, \
+             median ratio {:.2}x, int8 portable {:5.1} GMAC/s",
+            macs / f32_s.0,
+            macs / f32_s.1,
+            macs / int8_s.0,
+            macs / int8_s.1,
+            f32_s.0 / int8_s.0,
+            macs / portable_s.0
         );
     }
     Ok(())
