@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(2.0);
     let threads = rayon::current_num_threads();
-    println!("threads {threads}, AVX-512 VNNI: {}", has_vnni());
+    println!("threads {threads}, VNNI: {}", has_vnni());
     let rows = 400;
     // (name, out, in): qkv, out_proj, fc1, fc2 of one ViT-B/32 layer.
     for (name, out, inp) in [
@@ -52,18 +52,24 @@ fn main() -> anyhow::Result<()> {
         let int8_s = time(seconds, || {
             std::hint::black_box(int8.matmul(&xs, rows));
         });
+        let avx = int8.clone().with_kernel(Int8Kernel::AvxVnni);
+        let avx_s = time(seconds, || {
+            std::hint::black_box(avx.matmul(&xs, rows));
+        });
         let portable = int8.clone().with_kernel(Int8Kernel::Portable);
         let portable_s = time(seconds.min(1.0), || {
             std::hint::black_box(portable.matmul(&xs, rows));
         });
         println!(
             "{name:9} {rows}x{inp}x{out}: f32 {:6.1} [{:6.1}] GMAC/s, int8 {:6.1} [{:6.1}] GMAC/s, \
-             median ratio {:.2}x, int8 portable {:5.1} GMAC/s",
+             median ratio {:.2}x, int8 AVX-VNNI {:6.1} [{:6.1}] GMAC/s, int8 portable {:5.1} GMAC/s",
             macs / f32_s.0,
             macs / f32_s.1,
             macs / int8_s.0,
             macs / int8_s.1,
             f32_s.0 / int8_s.0,
+            macs / avx_s.0,
+            macs / avx_s.1,
             macs / portable_s.0
         );
     }

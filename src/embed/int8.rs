@@ -25,8 +25,8 @@ const TILE_ROWS: usize = 6;
 /// Input positions per `vpdpbusd` lane.
 const K_GROUP: usize = 4;
 
-/// Whether this CPU runs the VNNI kernel (AVX-512 VNNI with AVX-512BW).
-pub fn has_vnni() -> bool {
+/// Whether this CPU runs the AVX-512 VNNI kernel (AVX-512F/BW/VNNI).
+fn has_avx512_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -39,12 +39,51 @@ pub fn has_vnni() -> bool {
     }
 }
 
-/// Which integer kernel computes the sums.
+/// Whether this CPU runs the 256-bit AVX-VNNI kernel (AVX2 with AVX-VNNI).
+fn has_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU multiplies bytes on VNNI (AVX-512 VNNI, or AVX-VNNI), so that int8 is
+/// faster than float32 here.
+pub fn has_vnni() -> bool {
+    has_avx512_vnni() || has_avx_vnni()
+}
+
+/// Which integer kernel computes the sums; all give bit-identical results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Int8Kernel {
-    /// AVX-512 VNNI when the CPU has it, else [`Int8Kernel::Portable`].
+    /// The widest the CPU has: AVX-512 VNNI, else AVX-VNNI, else [`Int8Kernel::Portable`].
     Auto,
-    /// Plain Rust loops: any CPU, same results.
+    /// The 256-bit AVX-VNNI kernel where the CPU has it, else [`Int8Kernel::Portable`].
+    AvxVnni,
+    /// Plain Rust loops: any CPU.
+    Portable,
+}
+
+impl Int8Kernel {
+    /// The kernel that runs on this CPU for this choice.
+    fn resolve(self) -> Resolved {
+        match self {
+            Self::Auto if has_avx512_vnni() => Resolved::Avx512,
+            Self::Auto | Self::AvxVnni if has_avx_vnni() => Resolved::Avx256,
+            _ => Resolved::Portable,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolved {
+    Avx512,
+    Avx256,
     Portable,
 }
 
@@ -129,7 +168,7 @@ impl Int8Linear {
         let (acts, row_scales) = self.quantise_rows(xs, rows);
         let mut out = vec![0f32; rows * self.out_dim];
         let tiles = self.out_dim.div_ceil(TILE_COLS);
-        let vnni = self.kernel == Int8Kernel::Auto && has_vnni();
+        let kernel = self.kernel.resolve();
         let out_ptr = SharedOut(out.as_mut_ptr());
         // One task per tile of 64 output channels: each reads its packed weights once and
         // every activation row (which stay in the core's L2), and writes its own columns.
@@ -152,17 +191,20 @@ impl Int8Linear {
                 let n = TILE_ROWS.min(rows - row);
                 let a = &acts[row * self.k_padded..(row + n) * self.k_padded];
                 let s = &row_scales[row..row + n];
-                if vnni {
-                    // SAFETY: `has_vnni` confirmed AVX-512F/BW/VNNI; slices hold `n` rows of
-                    // `k_padded` bytes and the tile's `k_padded × 64` weights; the epilogue
-                    // writes rows `row..row + n`, columns `first_col..first_col + cols`
-                    // of `out`, which no other task writes.
+                match kernel {
+                    // SAFETY (both): `resolve` confirmed the CPU features; slices hold `n`
+                    // rows of `k_padded` bytes and the tile's `k_padded × 64` weights; the
+                    // epilogue writes rows `row..row + n`, columns `first_col..first_col +
+                    // cols` of `out`, which no other task writes.
                     #[cfg(target_arch = "x86_64")]
-                    unsafe {
+                    Resolved::Avx512 => unsafe {
                         vnni::tile(a, n, weights, self.k_padded, s, row, &epilogue)
-                    };
-                } else {
-                    portable_tile(a, n, weights, self.k_padded, s, row, &epilogue);
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    Resolved::Avx256 => unsafe {
+                        vnni256::tile(a, n, weights, self.k_padded, s, row, &epilogue)
+                    },
+                    _ => portable_tile(a, n, weights, self.k_padded, s, row, &epilogue),
                 }
                 row += n;
             }
@@ -365,6 +407,110 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod vnni256 {
+    use std::arch::x86_64::*;
+
+    use super::{Epilogue, K_GROUP, TILE_COLS};
+
+    /// Rows processed together: 2 rows × 4 vectors of 8 channels = 8 accumulators, plus 4
+    /// weight vectors, of the 16 registers.
+    const ROWS: usize = 2;
+
+    /// `rows` activation rows against one tile of 64 channels, as two halves of 32.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and AVX-VNNI; see `Int8Linear::matmul`.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn tile(
+        acts: &[u8],
+        rows: usize,
+        weights: &[i8],
+        k_padded: usize,
+        row_scales: &[f32],
+        first_row: usize,
+        ep: &Epilogue<'_>,
+    ) {
+        debug_assert!(acts.len() >= rows * k_padded && weights.len() >= k_padded * TILE_COLS);
+        let mut r = 0;
+        while r < rows {
+            for half in 0..2 {
+                if half * 32 >= ep.cols {
+                    break;
+                }
+                if rows - r >= ROWS {
+                    rows_n::<2>(acts, r, weights, half, k_padded, row_scales, first_row, ep);
+                } else {
+                    rows_n::<1>(acts, r, weights, half, k_padded, row_scales, first_row, ep);
+                }
+            }
+            r += ROWS;
+        }
+    }
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_n<const R: usize>(
+        acts: &[u8],
+        r0: usize,
+        weights: &[i8],
+        half: usize,
+        k_padded: usize,
+        row_scales: &[f32],
+        first_row: usize,
+        ep: &Epilogue<'_>,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let a = acts.as_ptr().add(r0 * k_padded);
+        let w = weights.as_ptr().add(half * 128);
+        for g in 0..k_padded / K_GROUP {
+            let wg = w.add(g * TILE_COLS * K_GROUP);
+            let w0 = _mm256_loadu_si256(wg.cast());
+            let w1 = _mm256_loadu_si256(wg.add(32).cast());
+            let w2 = _mm256_loadu_si256(wg.add(64).cast());
+            let w3 = _mm256_loadu_si256(wg.add(96).cast());
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = a
+                    .add(r * k_padded + g * K_GROUP)
+                    .cast::<i32>()
+                    .read_unaligned();
+                let x = _mm256_set1_epi32(x);
+                acc[0] = _mm256_dpbusd_avx_epi32(acc[0], x, w0);
+                acc[1] = _mm256_dpbusd_avx_epi32(acc[1], x, w1);
+                acc[2] = _mm256_dpbusd_avx_epi32(acc[2], x, w2);
+                acc[3] = _mm256_dpbusd_avx_epi32(acc[3], x, w3);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let row = r0 + r;
+            let row_scale = _mm256_set1_ps(row_scales[row]);
+            let out_row = ep.out.add((first_row + row) * ep.out_stride + ep.first_col);
+            for (v, &sum) in acc.iter().enumerate() {
+                let c0 = half * 32 + v * 8;
+                if c0 >= ep.cols {
+                    break;
+                }
+                let corr = _mm256_loadu_si256(ep.correction.as_ptr().add(c0).cast());
+                let scale = _mm256_loadu_ps(ep.scales.as_ptr().add(c0));
+                // Same order as `Epilogue::value`: (sum - corr) as f32 * row * channel.
+                let y = _mm256_mul_ps(
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sum, corr)), row_scale),
+                    scale,
+                );
+                let left = ep.cols - c0;
+                if left >= 8 {
+                    _mm256_storeu_ps(out_row.add(c0), y);
+                } else {
+                    let mut lanes = [0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), y);
+                    std::ptr::copy_nonoverlapping(lanes.as_ptr(), out_row.add(c0), left);
+                }
+            }
+        }
+    }
+}
+
 /// `Int8Linear` as a candle operation on a contiguous float32 CPU tensor `(rows, in)`.
 impl CustomOp1 for Int8Linear {
     fn name(&self) -> &'static str {
@@ -427,13 +573,24 @@ mod tests {
             let w = random(out * inp, 1 + rows as u64);
             let x = random(rows * inp, 99 + out as u64);
             let auto = Int8Linear::new(&w, out, inp);
-            let portable = auto.clone().with_kernel(Int8Kernel::Portable);
-            let (a, p) = (auto.matmul(&x, rows), portable.matmul(&x, rows));
+            let p = auto
+                .clone()
+                .with_kernel(Int8Kernel::Portable)
+                .matmul(&x, rows);
+            let a = auto.matmul(&x, rows);
+            let avx = auto
+                .clone()
+                .with_kernel(Int8Kernel::AvxVnni)
+                .matmul(&x, rows);
+            let dims = format!("{rows}×{out}×{inp}");
+            let cpu = (has_avx512_vnni(), has_avx_vnni());
             assert_eq!(
-                a,
-                p,
-                "{rows}×{out}×{inp}: kernels differ (vnni: {})",
-                has_vnni()
+                a, p,
+                "{dims}: widest kernel differs, (avx512 vnni, avx vnni) = {cpu:?}"
+            );
+            assert_eq!(
+                avx, p,
+                "{dims}: AVX-VNNI kernel differs, (avx512 vnni, avx vnni) = {cpu:?}"
             );
             let want = reference(&x, &w, rows, out, inp);
             let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
