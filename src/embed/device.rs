@@ -118,7 +118,7 @@ pub enum Precision {
     /// bf16.
     Bf16,
     /// 8-bit linear layers on the CPU: in the image tower per-output-channel int8 weights
-    /// with per-token int8 activations (`embed::int8`, AVX-512 VNNI where the CPU has it),
+    /// with per-token int8 activations (`embed::int8`, on VNNI where the CPU has it),
     /// in the text tower candle's `Q8_0` blocks. Everything else stays float32. On a GPU
     /// the model runs as [`Precision::Auto`].
     Int8,
@@ -195,9 +195,9 @@ impl TryFrom<String> for TextPrecision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum ImagePrecision {
-    /// Per-channel int8 weights and per-token int8 activations, on AVX-512 VNNI: about
+    /// Per-channel int8 weights and per-token int8 activations, on VNNI (AVX-512 VNNI or AVX-VNNI): about
     /// twice the images per second of f32 at cosine ≥ 0.999 to it (BENCHMARKS.md, issue 20).
-    /// On a CPU without VNNI the image tower runs in f32 (the portable integer loop is
+    /// On a CPU without either, the image tower runs in f32 (the portable integer loop is
     /// slower than f32's products).
     #[default]
     Int8,
@@ -216,12 +216,12 @@ impl ImagePrecision {
     }
 
     /// The model [`Precision`] for this setting on this CPU: [`Precision::Int8`] for `int8`
-    /// where the CPU has AVX-512 VNNI, else [`Precision::Auto`] (f32 on the CPU, f16 on a GPU).
+    /// where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else [`Precision::Auto`] (f32 on the CPU, f16 on a GPU).
     pub fn precision(self) -> Precision {
         match self {
             Self::Int8 if super::int8::has_vnni() => Precision::Int8,
             Self::Int8 => {
-                tracing::info!("model.image_precision = int8: this CPU has no AVX-512 VNNI, the image tower runs in f32");
+                tracing::info!("model.image_precision = int8: this CPU has neither AVX-512 VNNI nor AVX-VNNI, the image tower runs in f32");
                 Precision::Auto
             }
             Self::F32 => Precision::Auto,

@@ -6,10 +6,11 @@
 //! the two scales. LayerNorm, softmax, attention and the bias stay float32 (the callers).
 //!
 //! The products run on AVX-512 VNNI (`vpdpbusd`: 64 unsigned×signed byte products summed
-//! into 16 lanes per instruction) when the CPU has it. `vpdpbusd` wants unsigned
-//! activations, so a row's signed bytes `q` are stored shifted, `q + 128`, and each
-//! output channel subtracts `128 × Σ w`, precomputed at load. Without VNNI a portable loop
-//! computes the same integer sums, so both paths give bit-identical results.
+//! into 16 lanes per instruction) when the CPU has it, else on the 256-bit AVX-VNNI form.
+//! `vpdpbusd` wants unsigned activations, so a row's signed bytes `q` are stored shifted,
+//! `q + 128`, and each output channel subtracts `128 × Σ w`, precomputed at load. Without
+//! VNNI a portable loop computes the same integer sums: every kernel gives bit-identical
+//! results.
 //!
 //! Packed layout: output channels in tiles of [`TILE_COLS`]; inside a tile, for every group
 //! of four input positions, 64 channels × 4 bytes (one 256-byte run, four 64-byte vector
