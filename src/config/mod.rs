@@ -132,8 +132,9 @@ pub struct ModelConfig {
     /// (8-bit blocks: faster queries, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md).
     #[serde(default)]
     pub text_precision: crate::embed::TextPrecision,
-    /// Image tower's linear layers on the CPU: `int8` (default where the CPU has VNNI,
-    /// AVX-512 or AVX: per-channel int8, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md) or `f32`.
+    /// Image tower's linear layers on the CPU: `int8` (the default; on a CPU with AVX-512
+    /// VNNI or AVX-VNNI: per-channel int8, cosine to f32 ≥ 0.999 measured, see
+    /// BENCHMARKS.md) or `f32`.
     #[serde(default)]
     pub image_precision: crate::embed::ImagePrecision,
 }

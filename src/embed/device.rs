@@ -195,8 +195,9 @@ impl TryFrom<String> for TextPrecision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum ImagePrecision {
-    /// Per-channel int8 weights and per-token int8 activations, on VNNI (AVX-512 VNNI or AVX-VNNI): about
-    /// twice the images per second of f32 at cosine ≥ 0.999 to it (BENCHMARKS.md, issue 20).
+    /// Per-channel int8 weights and per-token int8 activations, on VNNI (AVX-512 VNNI or
+    /// AVX-VNNI): about 1.8× the images per second of f32 at cosine ≥ 0.999 to it
+    /// (BENCHMARKS.md, issue 20).
     /// On a CPU without either, the image tower runs in f32 (the portable integer loop is
     /// slower than f32's products).
     #[default]
@@ -216,7 +217,8 @@ impl ImagePrecision {
     }
 
     /// The model [`Precision`] for this setting on this CPU: [`Precision::Int8`] for `int8`
-    /// where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else [`Precision::Auto`] (f32 on the CPU, f16 on a GPU).
+    /// where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else [`Precision::Auto`] (f32 on
+    /// the CPU, f16 on a GPU).
     pub fn precision(self) -> Precision {
         match self {
             Self::Int8 if super::int8::has_vnni() => Precision::Int8,

@@ -23,7 +23,7 @@ pub(super) enum WeightFormat {
 }
 
 /// A linear layer stored for fast batched use: the weight pre-transposed to `(in, out)`
-/// and contiguous (float32), or quantised to 8-bit blocks; inputs of any rank are folded
+/// and contiguous (float32), or quantised ([`WeightFormat`]); inputs of any rank are folded
 /// into one 2-D matrix product instead of a broadcast batch of small ones.
 #[derive(Debug, Clone)]
 pub(super) struct Proj {

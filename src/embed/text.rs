@@ -6,8 +6,7 @@ use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
 use super::config::TextConfig;
 use super::device::Precision;
-use super::layers::WeightFormat;
-use super::layers::{Encoder, Proj, TowerShape};
+use super::layers::{Encoder, Proj, TowerShape, WeightFormat};
 
 /// The text tower plus its projection.
 #[derive(Debug, Clone)]
