@@ -18,9 +18,6 @@ pub enum DeviceError {
     /// A text-tower precision none of the accepted names (the value as written).
     #[error("unknown text precision {0:?}; expected f32 or int8")]
     UnknownTextPrecision(String),
-    /// An image-tower precision none of the accepted names (the value as written).
-    #[error("unknown image precision {0:?}; expected int8 or f32")]
-    UnknownImagePrecision(String),
     /// CUDA device N was asked of a build without CUDA.
     #[error("model.device = cuda:{0}, but this frameseek was built without CUDA; rebuild with `cargo build --release --features cuda` or set model.device = \"cpu\"")]
     NoCudaBuild(usize),
@@ -206,16 +203,9 @@ pub enum ImagePrecision {
     F32,
 }
 
-impl ImagePrecision {
-    /// Parses `int8` or `f32`.
-    pub fn parse(text: &str) -> Result<Self, DeviceError> {
-        match text {
-            "int8" => Ok(Self::Int8),
-            "f32" => Ok(Self::F32),
-            _ => Err(DeviceError::UnknownImagePrecision(text.to_string())),
-        }
-    }
+crate::setting::named_setting!(ImagePrecision, "int8 or f32", { "int8" => Int8, "f32" => F32 });
 
+impl ImagePrecision {
     /// The model [`Precision`] for this setting on this CPU: [`Precision::Int8`] for `int8`
     /// where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else [`Precision::Auto`] (f32 on
     /// the CPU, f16 on a GPU).
@@ -228,15 +218,6 @@ impl ImagePrecision {
             }
             Self::F32 => Precision::Auto,
         }
-    }
-}
-
-/// For serde: an invalid value is a deserialisation error listing the accepted names.
-impl TryFrom<String> for ImagePrecision {
-    type Error = DeviceError;
-
-    fn try_from(text: String) -> Result<Self, DeviceError> {
-        Self::parse(&text)
     }
 }
 
