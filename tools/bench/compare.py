@@ -405,7 +405,7 @@ def query_bench(a, results: dict) -> None:
             time.sleep(1)
             alone["frameseek_again"] = timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])
             # A 1 % source filter (one source of the preload's 100): the catalog's exact path.
-            one = {"op": "search", "k": 10, "source": "/bench/synthetic/src037.mp4"}
+            one = {"op": "search", "k": 10, "source": "/bench/synthetic/cam37/src000037.mp4"}
             alone["frameseek_1pct_source_filter"] = timed(lambda q: d.request({**one, "text": q}), qs[5:])
             fs, py, py1 = [], [], []
             for q in qs[5:]:
