@@ -133,6 +133,45 @@ fn int8_text_weights_keep_the_bundled_model_matching() {
     );
 }
 
+/// `model.image_precision = "int8"` (issue 20, the CPU default): with the image tower in
+/// per-channel int8 the bundled model matches exactly as many still scenes to their captions
+/// as in float32, and its image vectors stay within cosine 0.999 of the float32 ones.
+#[test]
+fn int8_image_tower_keeps_the_bundled_model_matching() {
+    use frameseek::embed::{DeviceChoice, Embedder, Precision, TextPrecision};
+    let model = world_model();
+    let int8 = Embedder::load_with_text(
+        model.to_str().unwrap(),
+        DeviceChoice::Cpu,
+        Precision::Int8,
+        TextPrecision::F32,
+    )
+    .unwrap();
+    let f32m = Embedder::load(model.to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+    let (right_int8, right_f32) = (captions_matched(&int8), captions_matched(&f32m));
+    eprintln!("still scenes matched: int8 {right_int8} of 40, f32 {right_f32} of 40");
+    assert_eq!(right_int8, right_f32, "int8 changed the matches");
+    let texts = ["a red car on a street"];
+    assert_eq!(
+        int8.embed_texts(&texts).unwrap(),
+        f32m.embed_texts(&texts).unwrap(),
+        "the text tower stays float32"
+    );
+    let mut worst = 1f32;
+    for seed in 0..8u8 {
+        let px: Vec<f32> = (0..3 * 64 * 64)
+            .map(|i| ((i * 7 + seed as usize * 131) % 255) as f32 / 64.0 - 2.0)
+            .collect();
+        let (a, b) = (
+            int8.embed_pixels(&px, 1).unwrap().remove(0),
+            f32m.embed_pixels(&px, 1).unwrap().remove(0),
+        );
+        worst = worst.min(a.iter().zip(&b).map(|(x, y)| x * y).sum());
+    }
+    eprintln!("int8 image vectors: min cosine {worst:.6} to f32");
+    assert!(worst >= 0.999, "int8 image cosine {worst}");
+}
+
 /// How many of 40 rendered still scenes (another seed than training) `embedder` matches to
 /// their own caption among the 40 captions.
 fn captions_matched(embedder: &frameseek::embed::Embedder) -> usize {

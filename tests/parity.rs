@@ -1,7 +1,8 @@
 //! Parity with PyTorch transformers: the checkpoints and reference outputs under
 //! `tests/fixtures/parity/` were written by `tools/parity/make_fixtures.py` (see the README
 //! there). Per checkpoint this asserts equal token ids, text cosine ≥ 0.9999, image cosine
-//! ≥ 0.999, and preprocessed pixels within one 8-bit step of `CLIPImageProcessor`'s.
+//! ≥ 0.999, and preprocessed pixels within one 8-bit step of `CLIPImageProcessor`'s; the
+//! int8 image tower (issue 20) stays within cosine 0.999 of float32 and of transformers.
 //! Run with `--nocapture` to see the measured figures.
 
 use std::path::{Path, PathBuf};
@@ -216,29 +217,51 @@ fn logit_scale_and_dimensions_are_read() {
     }
 }
 
+/// `model.image_precision = "int8"` (issue 20): the image tower with per-channel int8 weights
+/// and per-token int8 activations stays within cosine 0.999 of float32 on every checkpoint,
+/// for the photos decoded by frameseek and for transformers' own pixels, and of the
+/// transformers reference vectors; and it really is quantised (the vectors differ).
 #[test]
-fn int8_precision_stays_close_to_the_reference() {
-    let name = "b32-quickgelu-224";
-    let e = Embedder::load_with(
-        model_dir(name).to_str().unwrap(),
-        DeviceChoice::Cpu,
-        Precision::Int8,
-    )
-    .unwrap();
-    let r = reference(name);
-    let pixels = reference_pixels(name);
-    let mut worst = 1f32;
-    for img in r["images"].as_array().unwrap() {
-        let px: Vec<f32> = pixels[&format!("pixels.{}", img["name"].as_str().unwrap())]
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let got = e.embed_pixels(&px, 1).unwrap().remove(0);
-        worst = worst.min(cosine(&got, &floats(&img["embedding"])));
+fn int8_image_tower_stays_within_0_999_of_float32() {
+    for name in CHECKPOINTS {
+        let dir = model_dir(name);
+        let int8 =
+            Embedder::load_with(dir.to_str().unwrap(), DeviceChoice::Cpu, Precision::Int8).unwrap();
+        let f32e = load(name);
+        let r = reference(name);
+        let pixels = reference_pixels(name);
+        let (mut worst_f32, mut worst_ref) = (1f32, 1f32);
+        let mut quantised = false;
+        for img in r["images"].as_array().unwrap() {
+            let bytes = std::fs::read(fixtures().join(img["file"].as_str().unwrap())).unwrap();
+            let (a, b) = (
+                int8.embed_image_bytes(&bytes).unwrap(),
+                f32e.embed_image_bytes(&bytes).unwrap(),
+            );
+            quantised |= a != b;
+            worst_f32 = worst_f32.min(cosine(&a, &b));
+            let px: Vec<f32> = pixels[&format!("pixels.{}", img["name"].as_str().unwrap())]
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got = int8.embed_pixels(&px, 1).unwrap().remove(0);
+            worst_f32 = worst_f32.min(cosine(&got, &f32e.embed_pixels(&px, 1).unwrap()[0]));
+            worst_ref = worst_ref.min(cosine(&got, &floats(&img["embedding"])));
+        }
+        eprintln!(
+            "{name} int8 image tower: min cosine {worst_f32:.6} to float32, {worst_ref:.6} to transformers"
+        );
+        assert!(quantised, "{name}: the image tower was not quantised");
+        assert!(
+            worst_f32 >= IMAGE_COSINE_MIN,
+            "{name}: int8 cosine to f32 {worst_f32}"
+        );
+        assert!(
+            worst_ref >= IMAGE_COSINE_MIN,
+            "{name}: int8 cosine to transformers {worst_ref}"
+        );
     }
-    eprintln!("{name} int8: min image cosine {worst:.5}");
-    assert!(worst > 0.99, "int8 cosine {worst}");
 }
 
 /// `model.text_precision = "int8"` (issue 8): the text tower with 8-bit linear-layer

@@ -176,6 +176,11 @@ pub struct ModelConfig {
     /// (8-bit blocks: faster queries, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md).
     #[serde(default)]
     pub text_precision: crate::embed::TextPrecision,
+    /// Image tower's linear layers on the CPU: `int8` (the default; on a CPU with AVX-512
+    /// VNNI or AVX-VNNI: per-channel int8, cosine to f32 ≥ 0.999 measured, see
+    /// BENCHMARKS.md) or `f32`.
+    #[serde(default)]
+    pub image_precision: crate::embed::ImagePrecision,
 }
 
 /// `[ingest]`: how footage is sampled and grouped.
@@ -495,6 +500,10 @@ mod tests {
         assert!(e.to_string().contains("f32 or int8"), "{e}");
         let c = Config::from_toml_str("[model]\ntext_precision = \"int8\"\n").unwrap();
         assert_eq!(c.model.text_precision, crate::embed::TextPrecision::Int8);
+        let e = Config::from_toml_str("[model]\nimage_precision = \"int4\"\n").unwrap_err();
+        assert!(e.to_string().contains("model.image_precision"), "{e}");
+        let c = Config::from_toml_str("[model]\nimage_precision = \"f32\"\n").unwrap();
+        assert_eq!(c.model.image_precision, crate::embed::ImagePrecision::F32);
         let e = Config::from_toml_str("[index]\nprecision = \"f8\"\n").unwrap_err();
         assert!(e.to_string().contains("index.precision"), "{e}");
         let e = Config::from_toml_str("[index]\nexpansion_search = 0\n").unwrap_err();

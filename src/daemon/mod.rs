@@ -142,7 +142,7 @@ impl Daemon {
         let embedder = Arc::new(Embedder::load_with_text(
             &config.model.path,
             config.model.device,
-            crate::embed::Precision::Auto,
+            config.model.image_precision.precision(),
             config.model.text_precision,
         )?);
         tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");

@@ -281,15 +281,17 @@ impl ClipConfig {
         }
         let checks: [(bool, &str); 11] = [
             (
-                t.hidden_size % t.num_attention_heads.max(1) == 0 && t.num_attention_heads > 0,
+                t.hidden_size.is_multiple_of(t.num_attention_heads.max(1))
+                    && t.num_attention_heads > 0,
                 "text_config.num_attention_heads must divide text_config.hidden_size",
             ),
             (
-                v.hidden_size % v.num_attention_heads.max(1) == 0 && v.num_attention_heads > 0,
+                v.hidden_size.is_multiple_of(v.num_attention_heads.max(1))
+                    && v.num_attention_heads > 0,
                 "vision_config.num_attention_heads must divide vision_config.hidden_size",
             ),
             (
-                v.patch_size > 0 && v.image_size % v.patch_size.max(1) == 0,
+                v.patch_size > 0 && v.image_size.is_multiple_of(v.patch_size.max(1)),
                 "vision_config.patch_size must divide vision_config.image_size",
             ),
             (v.num_channels == 3, "vision_config.num_channels must be 3"),

@@ -114,9 +114,10 @@ pub enum Precision {
     F16,
     /// bf16.
     Bf16,
-    /// f32 activations with linear-layer weights quantised to 8 bits (candle's `Q8_0`
-    /// blocks) on the CPU. Opt-in: faster on some CPUs, at a small cost in cosine to the
-    /// reference.
+    /// 8-bit linear layers on the CPU: in the image tower per-output-channel int8 weights
+    /// with per-token int8 activations (`embed::int8`, on VNNI where the CPU has it),
+    /// in the text tower candle's `Q8_0` blocks. Everything else stays float32. On a GPU
+    /// the model runs as [`Precision::Auto`].
     Int8,
 }
 
@@ -130,6 +131,15 @@ impl Precision {
             "bf16" => Ok(Self::Bf16),
             "int8" => Ok(Self::Int8),
             _ => Err(DeviceError::UnknownPrecision(text.to_string())),
+        }
+    }
+
+    /// The precision in force on `device`: [`Precision::Int8`] is a CPU format, so on a GPU
+    /// it is [`Precision::Auto`].
+    pub fn on(self, device: &Device) -> Self {
+        match self {
+            Self::Int8 if !device.is_cpu() => Self::Auto,
+            other => other,
         }
     }
 
@@ -174,6 +184,40 @@ impl TryFrom<String> for TextPrecision {
 
     fn try_from(text: String) -> Result<Self, DeviceError> {
         Self::parse(&text)
+    }
+}
+
+/// The image tower's linear layers on the CPU (`model.image_precision`; deserialised from
+/// `int8` or `f32`). Ignored on a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum ImagePrecision {
+    /// Per-channel int8 weights and per-token int8 activations, on VNNI (AVX-512 VNNI or
+    /// AVX-VNNI): about 1.8× the images per second of f32 at cosine ≥ 0.999 to it
+    /// (BENCHMARKS.md, issue 20).
+    /// On a CPU without either, the image tower runs in f32 (the portable integer loop is
+    /// slower than f32's products).
+    #[default]
+    Int8,
+    /// float32 (the reference).
+    F32,
+}
+
+crate::setting::named_setting!(ImagePrecision, "int8 or f32", { "int8" => Int8, "f32" => F32 });
+
+impl ImagePrecision {
+    /// The model [`Precision`] for this setting on this CPU: [`Precision::Int8`] for `int8`
+    /// where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else [`Precision::Auto`] (f32 on
+    /// the CPU, f16 on a GPU).
+    pub fn precision(self) -> Precision {
+        match self {
+            Self::Int8 if super::int8::has_vnni() => Precision::Int8,
+            Self::Int8 => {
+                tracing::info!("model.image_precision = int8: this CPU has neither AVX-512 VNNI nor AVX-VNNI, the image tower runs in f32");
+                Precision::Auto
+            }
+            Self::F32 => Precision::Auto,
+        }
     }
 }
 
@@ -267,6 +311,12 @@ mod tests {
         assert!(e.to_string().contains("f32 or int8"), "{e}");
         assert_eq!(TextPrecision::from(Precision::Int8), TextPrecision::Int8);
         assert_eq!(TextPrecision::from(Precision::F16), TextPrecision::F32);
+        let image: ImagePrecision = serde_json::from_str("\"f32\"").unwrap();
+        assert_eq!(image, ImagePrecision::F32);
+        assert_eq!(image.precision(), Precision::Auto);
+        assert_eq!(ImagePrecision::default(), ImagePrecision::Int8);
+        let e = serde_json::from_str::<ImagePrecision>("\"int4\"").unwrap_err();
+        assert!(e.to_string().contains("int8 or f32"), "{e}");
     }
 
     #[cfg(not(feature = "cuda"))]

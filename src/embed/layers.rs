@@ -1,17 +1,29 @@
 //! The layers both CLIP towers are built of: linear projections stored for fast batched
-//! products (float32 or 8-bit), multi-head self-attention, and the pre-LayerNorm encoder
-//! layer and stack.
+//! products (float32, 8-bit blocks or per-channel int8), multi-head self-attention, and the
+//! pre-LayerNorm encoder layer and stack.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 use super::config::Activation;
-use super::device::Precision;
+use super::int8::Int8Linear;
 use super::kernels::{BiasAct, BiasResidual};
 
+/// How a tower stores its linear layers' weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WeightFormat {
+    /// In the model's dtype, pre-transposed.
+    Float,
+    /// candle's 8-bit `Q8_0` blocks on the CPU (the text tower's `int8`).
+    Q8Blocks,
+    /// Per-output-channel int8 with per-row int8 activations on the CPU (the image
+    /// tower's `int8`, [`Int8Linear`]).
+    Int8Channels,
+}
+
 /// A linear layer stored for fast batched use: the weight pre-transposed to `(in, out)`
-/// and contiguous (float32), or quantised to 8-bit blocks; inputs of any rank are folded
+/// and contiguous (float32), or quantised ([`WeightFormat`]); inputs of any rank are folded
 /// into one 2-D matrix product instead of a broadcast batch of small ones.
 #[derive(Debug, Clone)]
 pub(super) struct Proj {
@@ -24,6 +36,7 @@ pub(super) struct Proj {
 enum ProjWeight {
     F32(Tensor),
     Quantised(std::sync::Arc<QMatMul>),
+    Int8(std::sync::Arc<Int8Linear>),
 }
 
 impl Proj {
@@ -31,17 +44,19 @@ impl Proj {
     pub(super) fn from_weight(
         weight: Tensor,
         bias: Option<Tensor>,
-        precision: Precision,
+        format: WeightFormat,
     ) -> Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
-        let quantise = precision == Precision::Int8
-            && in_dim % GgmlDType::Q8_0.block_size() == 0
-            && weight.device().is_cpu();
-        let weight = if quantise {
-            let q = QTensor::quantize(&weight.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
-            ProjWeight::Quantised(std::sync::Arc::new(QMatMul::from_qtensor(q)?))
-        } else {
-            ProjWeight::F32(weight.t()?.contiguous()?)
+        let on_cpu = weight.device().is_cpu();
+        let weight = match format {
+            WeightFormat::Q8Blocks if on_cpu && in_dim % GgmlDType::Q8_0.block_size() == 0 => {
+                let q = QTensor::quantize(&weight.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
+                ProjWeight::Quantised(std::sync::Arc::new(QMatMul::from_qtensor(q)?))
+            }
+            WeightFormat::Int8Channels if on_cpu && weight.dtype() == DType::F32 => {
+                ProjWeight::Int8(std::sync::Arc::new(Int8Linear::from_tensor(&weight)?))
+            }
+            _ => ProjWeight::F32(weight.t()?.contiguous()?),
         };
         Ok(Self {
             weight,
@@ -55,7 +70,7 @@ impl Proj {
         in_dim: usize,
         out_dim: usize,
         bias: bool,
-        precision: Precision,
+        format: WeightFormat,
     ) -> Result<Self> {
         let w = vb.get((out_dim, in_dim), "weight")?;
         let b = if bias {
@@ -63,7 +78,7 @@ impl Proj {
         } else {
             None
         };
-        Self::from_weight(w, b, precision)
+        Self::from_weight(w, b, format)
     }
 
     /// `xs W^T + b`.
@@ -91,6 +106,7 @@ impl Proj {
         match &self.weight {
             ProjWeight::F32(w) => flat.matmul(w),
             ProjWeight::Quantised(q) => q.forward(&flat),
+            ProjWeight::Int8(q) => flat.contiguous()?.apply_op1_no_bwd(q.as_ref()),
         }
     }
 
@@ -126,7 +142,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(vb: VarBuilder, hidden: usize, heads: usize, precision: Precision) -> Result<Self> {
+    fn new(vb: VarBuilder, hidden: usize, heads: usize, format: WeightFormat) -> Result<Self> {
         let head_dim = hidden / heads;
         let scale = (head_dim as f64).powf(-0.5);
         let part = |name: &str| -> Result<(Tensor, Tensor)> {
@@ -139,8 +155,8 @@ impl Attention {
         let weight = Tensor::cat(&[&(qw * scale)?, &kw, &vw], 0)?;
         let bias = Tensor::cat(&[&(qb * scale)?, &kb, &vb_], 0)?;
         Ok(Self {
-            qkv: Proj::from_weight(weight, Some(bias), precision)?,
-            out_proj: Proj::load(vb.pp("out_proj"), hidden, hidden, true, precision)?,
+            qkv: Proj::from_weight(weight, Some(bias), format)?,
+            out_proj: Proj::load(vb.pp("out_proj"), hidden, hidden, true, format)?,
             heads,
             head_dim,
         })
@@ -184,13 +200,13 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(vb: VarBuilder, shape: &TowerShape, precision: Precision) -> Result<Self> {
+    fn new(vb: VarBuilder, shape: &TowerShape, format: WeightFormat) -> Result<Self> {
         let (hidden, inter) = (shape.hidden, shape.inter);
         Ok(Self {
-            attn: Attention::new(vb.pp("self_attn"), hidden, shape.heads, precision)?,
+            attn: Attention::new(vb.pp("self_attn"), hidden, shape.heads, format)?,
             ln1: layer_norm(hidden, shape.eps, vb.pp("layer_norm1"))?,
-            fc1: Proj::load(vb.pp("mlp").pp("fc1"), hidden, inter, true, precision)?,
-            fc2: Proj::load(vb.pp("mlp").pp("fc2"), inter, hidden, true, precision)?,
+            fc1: Proj::load(vb.pp("mlp").pp("fc1"), hidden, inter, true, format)?,
+            fc2: Proj::load(vb.pp("mlp").pp("fc2"), inter, hidden, true, format)?,
             ln2: layer_norm(hidden, shape.eps, vb.pp("layer_norm2"))?,
             act: shape.act,
         })
@@ -229,9 +245,9 @@ pub(super) struct Encoder {
 
 impl Encoder {
     /// Loads `shape.layers` layers from `vb` (the tower's `encoder` prefix).
-    pub(super) fn new(vb: VarBuilder, shape: &TowerShape, precision: Precision) -> Result<Self> {
+    pub(super) fn new(vb: VarBuilder, shape: &TowerShape, format: WeightFormat) -> Result<Self> {
         let layers = (0..shape.layers)
-            .map(|i| EncoderLayer::new(vb.pp("layers").pp(i), shape, precision))
+            .map(|i| EncoderLayer::new(vb.pp("layers").pp(i), shape, format))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
     }

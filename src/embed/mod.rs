@@ -10,6 +10,7 @@
 pub mod clip;
 pub mod config;
 pub mod device;
+pub mod int8;
 pub mod kernels;
 mod layers;
 pub mod preprocess;
@@ -27,8 +28,8 @@ pub use self::config::{Activation, ClipConfig, ClipConfigError, TextConfig, Visi
 pub use clip::{l2_normalise, ClipModel};
 pub use device::{
     activation_bytes_per_image, auto_batch_size, init_quantised_threads, DeviceChoice, DeviceError,
-    Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH, GPU_AUTO_BATCH_BYTES,
-    GPU_AUTO_BATCH_MAX,
+    ImagePrecision, Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH,
+    GPU_AUTO_BATCH_BYTES, GPU_AUTO_BATCH_MAX,
 };
 pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
 pub use text::TextTower;
@@ -183,6 +184,7 @@ impl Embedder {
             .map_err(|e| model_error(spec, format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
         let device = device.open()?;
+        let precision = precision.on(&device);
         let dtype = precision.dtype_for(&device);
         // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
         let safetensors = folder.join("model.safetensors");
@@ -417,6 +419,7 @@ impl Embedder {
             .validate()
             .map_err(|e| model_error(spec, format!("config.json: {e}")))?;
         let device = device.open()?;
+        let precision = precision.on(&device);
         let dtype = precision.dtype_for(&device);
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, dtype, &device);

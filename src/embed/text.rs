@@ -6,7 +6,7 @@ use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
 use super::config::TextConfig;
 use super::device::Precision;
-use super::layers::{Encoder, Proj, TowerShape};
+use super::layers::{Encoder, Proj, TowerShape, WeightFormat};
 
 /// The text tower plus its projection.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct TextTower {
 
 impl TextTower {
     /// Loads the tower from `vb` (`text_model`) and its projection from `projection_vb`
-    /// (`text_projection`), the linear layers in `precision`.
+    /// (`text_projection`), the linear layers in `precision` (`Int8`: candle's 8-bit blocks).
     pub(super) fn new(
         vb: VarBuilder,
         cfg: &TextConfig,
@@ -30,6 +30,10 @@ impl TextTower {
         projection_vb: VarBuilder,
         precision: Precision,
     ) -> Result<Self> {
+        let format = match precision {
+            Precision::Int8 => WeightFormat::Q8Blocks,
+            _ => WeightFormat::Float,
+        };
         let emb = vb.pp("embeddings");
         let shape = TowerShape {
             layers: cfg.num_hidden_layers,
@@ -44,7 +48,7 @@ impl TextTower {
             position_embedding: emb
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, cfg.hidden_size), "weight")?,
-            encoder: Encoder::new(vb.pp("encoder"), &shape, precision)?,
+            encoder: Encoder::new(vb.pp("encoder"), &shape, format)?,
             final_ln: layer_norm(
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
@@ -55,7 +59,7 @@ impl TextTower {
                 cfg.hidden_size,
                 projection_dim,
                 false,
-                precision,
+                format,
             )?,
             eos_token_id: cfg.eos_token_id,
             max_len: cfg.max_position_embeddings,

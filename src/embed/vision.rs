@@ -6,7 +6,7 @@ use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 use super::config::VisionConfig;
 use super::device::Precision;
-use super::layers::{Encoder, Proj, TowerShape};
+use super::layers::{Encoder, Proj, TowerShape, WeightFormat};
 
 /// The vision tower plus its projection.
 #[derive(Debug, Clone)]
@@ -24,7 +24,8 @@ pub struct VisionTower {
 
 impl VisionTower {
     /// Loads the tower from `vb` (`vision_model`) and its projection from `projection_vb`
-    /// (`visual_projection`), the linear layers in `precision`.
+    /// (`visual_projection`), the linear layers in `precision` (`Int8`: per-channel int8
+    /// weights and per-token int8 activations on the CPU, see `int8`).
     pub(super) fn new(
         vb: VarBuilder,
         cfg: &VisionConfig,
@@ -32,6 +33,10 @@ impl VisionTower {
         projection_vb: VarBuilder,
         precision: Precision,
     ) -> Result<Self> {
+        let format = match precision {
+            Precision::Int8 => WeightFormat::Int8Channels,
+            _ => WeightFormat::Float,
+        };
         let emb = vb.pp("embeddings");
         let patches = (cfg.image_size / cfg.patch_size).pow(2);
         let p = cfg.patch_size;
@@ -51,20 +56,20 @@ impl VisionTower {
             class_embedding: emb.get(cfg.hidden_size, "class_embedding")?,
             // The patch kernel stays float32 in every precision: it is a small share of
             // the work and sees raw pixels.
-            patch_embedding: Proj::from_weight(kernel, None, Precision::F32)?,
+            patch_embedding: Proj::from_weight(kernel, None, WeightFormat::Float)?,
             patch_size: p,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((patches + 1, cfg.hidden_size), "weight")?,
             pre_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
-            encoder: Encoder::new(vb.pp("encoder"), &shape, precision)?,
+            encoder: Encoder::new(vb.pp("encoder"), &shape, format)?,
             post_ln: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
             projection: Proj::load(
                 projection_vb,
                 cfg.hidden_size,
                 projection_dim,
                 false,
-                precision,
+                format,
             )?,
         })
     }

@@ -5,6 +5,10 @@ Run from the repository root with the torch venv, after `cargo build --release -
 
     .venv-torch/bin/python tools/bench/compare.py --reps 3 --fps 1,5 --query-n 100000
 
+Against the careful Python user (issue 20): `--python-producer --python-batches 4,8,16,32`
+first tunes the producer-thread pipeline's batch per sampling rate, then alternates it with
+frameseek.
+
 Steps (everything is written under target/bench/, nothing is committed):
 
 1. A 60 s 720p H.264 test video, rendered with the ffmpeg command (VIDEO_CMD below).
@@ -188,12 +192,37 @@ class Daemon:
 PY_ENV = dict(os.environ)
 
 
-def python_ingest(fps: float, threads: int) -> dict:
+# The Python pipeline's form (--python-producer) and batch per sampling rate (--python-batch,
+# or the fastest of --python-batches found by `tune_python_batch`).
+PY_PRODUCER = False
+PY_BATCH: dict[float, int] = {}
+
+
+def python_ingest(fps: float, threads: int, batch: int | None = None) -> dict:
+    batch = batch or PY_BATCH.get(fps, 32)
     out = subprocess.run([PY, str(ROOT / "tools" / "bench" / "python_pipeline.py"), "ingest",
                           "--model", str(MODEL), "--video", str(VIDEO), "--fps", str(fps),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True,
-                         env=PY_ENV)
+                          "--threads", str(threads), "--batch", str(batch)]
+                         + (["--producer"] if PY_PRODUCER else []),
+                         capture_output=True, text=True, check=True, env=PY_ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tune_python_batch(a, fps: float, results: dict) -> None:
+    """Runs the Python pipeline at each of --python-batches (--tune-reps times each, batch
+    sizes interleaved) and keeps the batch with the lowest median wall time for `fps`."""
+    walls: dict[int, list[float]] = {b: [] for b in a.python_batches}
+    for rep in range(a.tune_reps):
+        for b in a.python_batches:
+            r = python_ingest(fps, a.threads, b)
+            walls[b].append(r["wall_s"])
+            print(f"  tune fps={fps} rep={rep} Python batch {b}: {r['wall_s']:.2f} s, load {load()}",
+                  file=sys.stderr, flush=True)
+    best = min(walls, key=lambda b: med(walls[b]))
+    PY_BATCH[fps] = best
+    results.setdefault("python_tuning", {})[str(fps)] = {"walls": walls, "best": best}
+    print(f"\nPython batch at {fps:g} fps ({'producer thread' if PY_PRODUCER else 'sequential'}): "
+          + ", ".join(f"{b}: {med(w):.2f} s" for b, w in walls.items()) + f"; best {best}")
 
 
 def frameseek_ingest(fps: float, threads: int) -> dict:
@@ -216,6 +245,8 @@ def frameseek_ingest(fps: float, threads: int) -> dict:
 def ingest_bench(a, results: dict) -> None:
     rows = []
     for fps in a.fps:
+        if a.python_batches:
+            tune_python_batch(a, fps, results)
         runs = {"python": [], "frameseek": []}
         for rep in range(a.reps):
             order = ["python", "frameseek"] if rep % 2 == 0 else ["frameseek", "python"]
@@ -374,7 +405,7 @@ def query_bench(a, results: dict) -> None:
             time.sleep(1)
             alone["frameseek_again"] = timed(lambda q: d.request({"op": "search", "text": q, "k": 10}), qs[5:])
             # A 1 % source filter (one source of the preload's 100): the catalog's exact path.
-            one = {"op": "search", "k": 10, "source": "/bench/synthetic/src037.mp4"}
+            one = {"op": "search", "k": 10, "source": "/bench/synthetic/cam37/src000037.mp4"}
             alone["frameseek_1pct_source_filter"] = timed(lambda q: d.request({**one, "text": q}), qs[5:])
             fs, py, py1 = [], [], []
             for q in qs[5:]:
@@ -493,6 +524,13 @@ def main() -> int:
     ap.add_argument("--python-env", action="append", default=[], metavar="NAME=VALUE",
                     help="environment for the Python ingest process, e.g. OMP_WAIT_POLICY=PASSIVE "
                          "(PyTorch's best setting on a busy machine)")
+    ap.add_argument("--python-producer", action="store_true",
+                    help="the Python pipeline decodes and preprocesses in a producer thread (issue 20)")
+    ap.add_argument("--python-batch", type=int, default=32, help="the Python pipeline's batch size")
+    ap.add_argument("--python-batches", default="",
+                    help="comma-separated batch sizes to try first per sampling rate (e.g. 4,8,16,32); "
+                         "the fastest is used for the side-by-side runs")
+    ap.add_argument("--tune-reps", type=int, default=2, help="runs per batch size when tuning")
     ap.add_argument("--text-precision", default="", help="model.text_precision of the query daemon (f32, int8)")
     ap.add_argument("--out", type=Path, default=BENCH / "compare.json")
     ap.add_argument("--frameseek", type=Path, default=ROOT / "target" / "release" / "frameseek",
@@ -505,6 +543,10 @@ def main() -> int:
     Daemon.DECODER_THREADS = a.decoder_threads
     PY_ENV.update(kv.split("=", 1) for kv in a.python_env)
     a.fps = [float(x) for x in a.fps.split(",") if x]
+    global PY_PRODUCER
+    PY_PRODUCER = a.python_producer
+    a.python_batches = [int(x) for x in a.python_batches.split(",") if x]
+    PY_BATCH.update((fps, a.python_batch) for fps in a.fps)
     a.scaling_sources = [int(x) for x in a.scaling_sources.split(",") if x]
     a.scaling_batches = [int(x) for x in a.scaling_batches.split(",") if x]
     a.query_n = [int(x) for x in a.query_n.split(",") if x]

@@ -30,6 +30,17 @@ WORDS = ["a", "red", "car", "white", "van", "person", "green", "dog", "street", 
          "parking", "lot", "corridor", "blue", "truck", "day"]
 
 
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def disk_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
 def start(binary: Path, state: Path, model: Path) -> tuple[subprocess.Popen, Path, Path]:
     work = Path(tempfile.mkdtemp(prefix="scale-"))
     sock = work / "s.sock"
@@ -96,13 +107,19 @@ def main() -> None:
     binaries = [tuple(b.split("=", 1)) for b in args.binary]
     states = [tuple(s.split("=", 1)) for s in args.state]
     results: dict[tuple[str, str, str], list[float]] = {}
+    # Per (state, binary): seconds from `frameseek serve` to the first answer, and the
+    # daemon's resident memory after every query of the round.
+    starts: dict[tuple[str, str], list[tuple[float, float]]] = {}
     print(f"load at start: {os.getloadavg()[0]:.2f}")
     for r in range(args.rounds):
         order = binaries if r % 2 == 0 else list(reversed(binaries))
         for sname, sdir in states:
             for bname, bpath in order:
+                t0 = time.perf_counter()
                 p, sock, work = start(Path(bpath), Path(sdir), args.model)
                 try:
+                    run_queries(sock, 1, {})
+                    first = time.perf_counter() - t0
                     run_queries(sock, 20, {})  # warm-up
                     filters = (
                         ("unfiltered", {}),
@@ -113,11 +130,19 @@ def main() -> None:
                     for fname, extra in filters:
                         results.setdefault((sname, bname, fname), []).extend(
                             run_queries(sock, args.queries, extra))
+                    starts.setdefault((sname, bname), []).append((first, rss_mb(p.pid)))
                 finally:
                     p.send_signal(signal.SIGTERM)
                     p.wait(timeout=120)
                     shutil.rmtree(work, ignore_errors=True)
     print(f"load at end: {os.getloadavg()[0]:.2f}")
+    print("| state | binary | disk MB | serve to first answer s (each start) | RSS after the queries MB |")
+    print("|---|---|---|---|---|")
+    for (sname, bname), xs in sorted(starts.items()):
+        sdir = dict(states)[sname]
+        firsts = ", ".join(f"{f:.2f}" for f, _ in xs)
+        rss = ", ".join(f"{r:.0f}" for _, r in xs)
+        print(f"| {sname} | {bname} | {disk_mb(Path(sdir)):.0f} | {firsts} | {rss} |")
     print("| state | binary | filter | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for (sname, bname, fname), xs in sorted(results.items()):
