@@ -337,6 +337,18 @@ fn alerts_follow_new_footage_run_hooks_and_survive_a_restart() {
         "{}",
         d.log_text()
     );
+    // And what it started dies with it: no `yes incident` is left running.
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"yes\0incident\0"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!running(), "the noisy hook's child outlived the timeout");
     assert!(d.log_text().contains("incident"), "a log line per incident");
     assert_eq!(
         d.cli_json(&["status"])["sources"].as_array().unwrap().len(),

@@ -4,6 +4,7 @@
 //! `alerts.hook_timeout`, at most `alerts.hook_concurrency` at once.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,7 +133,10 @@ impl Deliver {
 /// Runs one hook to its end or its timeout, and logs how it went.
 fn run_hook(alert: &str, program: &str, args: &[String], json: &str, timeout: Duration) {
     let started = Instant::now();
+    // In a process group of its own, so that a timeout kills what it started too (a script's
+    // children would otherwise run on, orphaned).
     let mut child = match Command::new(program)
+        .process_group(0)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -166,6 +170,10 @@ fn run_hook(alert: &str, program: &str, args: &[String], json: &str, timeout: Du
                 return;
             }
             Ok(None) if started.elapsed() >= timeout => {
+                if let Ok(pgid) = i32::try_from(child.id()) {
+                    // SAFETY: signals the hook's own process group (its id is the hook's pid).
+                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 tracing::warn!(
