@@ -110,6 +110,16 @@ fn frames_no_source_owns_are_removed_at_open_with_a_log_line() {
         store.put_source(&second).unwrap();
         let orphans = store.orphans().unwrap();
         assert_eq!(orphans.frames.len() as u64, frames, "{orphans:?}");
+        assert!(store.orphans_checked().unwrap(), "the first start scanned");
+    }
+    // An older version's database has no mark of a finished scan (this version scans once).
+    {
+        let db = sled::open(env.dir().join("state/db")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .remove("orphans_checked")
+            .unwrap();
+        db.flush().unwrap();
     }
     let d = env.start("");
     let stats = d.cli_json(&["stats"]);

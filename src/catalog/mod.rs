@@ -440,8 +440,12 @@ impl Catalog {
     /// from the database and the index, in chunks, behind the manifest's removal mark; logs
     /// what it removed. Returns the frames removed.
     fn remove_orphans(&self) -> Result<u64, CatalogError> {
+        if self.store.orphans_checked()? {
+            return Ok(0);
+        }
         let orphans = self.store.orphans()?;
         if orphans.numbers.is_empty() && orphans.frames.is_empty() {
+            self.store.mark_orphans_checked()?;
             return Ok(0);
         }
         let _w = self.writer.lock().expect("writer lock");
@@ -461,6 +465,7 @@ impl Catalog {
             numbers = ?orphans.numbers,
             "orphaned frames removed: no source record owned them (two records made for one id by an older version)"
         );
+        self.store.mark_orphans_checked()?;
         Ok(removed)
     }
 

@@ -15,6 +15,9 @@ use super::{
 /// (as retention does): bounds the memory and the length of one sled transaction.
 pub const REMOVE_CHUNK: usize = 10_000;
 
+/// The `meta` key set once the orphan scan has run to the end ([`Store::orphans_checked`]).
+const ORPHANS_CHECKED: &str = "orphans_checked";
+
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -99,6 +102,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether [`Store::orphans`] was run to the end on this database and its findings
+    /// removed ([`Store::mark_orphans_checked`]): this version makes no orphans, so the scan
+    /// (a seek per source, which at 200,000 sources reads most of the vectors tree) runs once.
+    pub fn orphans_checked(&self) -> Result<bool, StoreError> {
+        Ok(self.t()?.meta.get(ORPHANS_CHECKED)?.is_some())
+    }
+    /// Records that the orphans were found and removed (see [`Store::orphans_checked`]).
+    pub fn mark_orphans_checked(&self) -> Result<(), StoreError> {
+        let _durable = self.gate.write().expect("store gate");
+        let t = self.t()?;
+        t.meta.insert(ORPHANS_CHECKED, &[1u8])?;
+        t.db.flush()?;
+        Ok(())
+    }
     /// Removes source-number entries that no record owns (after their frames are gone).
     pub fn drop_source_numbers(&self, numbers: &[u32]) -> Result<(), StoreError> {
         let _durable = self.gate.write().expect("store gate");
