@@ -41,13 +41,13 @@ def disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def start(binary: Path, state: Path, model: Path) -> tuple[subprocess.Popen, Path, Path]:
+def start(binary: Path, state: Path, model: Path, extra_model: str = "") -> tuple[subprocess.Popen, Path, Path]:
     work = Path(tempfile.mkdtemp(prefix="scale-"))
     sock = work / "s.sock"
     cfg = work / "c.toml"
     cfg.write_text(
         f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state}"\nfootage_roots = ["/bench"]\n'
-        f'[model]\npath = "{model}"\ndevice = "cpu"\n'
+        f'[model]\npath = "{model}"\ndevice = "cpu"\n{extra_model}'
     )
     log = open(work / "log", "w")
     p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stdout=log, stderr=log)
@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--state", action="append", required=True, help="NAME=DIR")
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--text-precision", default="",
+                    help="model.text_precision for the daemon (f32 or int8; default: the daemon's)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--source", default="/bench/synthetic/cam42/src000042.mp4",
                     help="the one-source filter")
@@ -116,7 +118,8 @@ def main() -> None:
         for sname, sdir in states:
             for bname, bpath in order:
                 t0 = time.perf_counter()
-                p, sock, work = start(Path(bpath), Path(sdir), args.model)
+                extra = f'text_precision = "{args.text_precision}"\n' if args.text_precision else ""
+                p, sock, work = start(Path(bpath), Path(sdir), args.model, extra)
                 try:
                     run_queries(sock, 1, {})
                     first = time.perf_counter() - t0
