@@ -62,14 +62,12 @@ pub fn score_ranges(
     pass: &dyn Fn(u64) -> bool,
 ) -> Result<Vec<Hit>, StoreError> {
     let mut hits = Vec::new();
-    for &(no, lo, hi) in ranges {
-        store.visit_source_vectors(no, lo, hi, |key, bytes| {
-            if pass(key) {
-                let score = stored_dot(bytes, query);
-                hits.push(Hit { key, score });
-            }
-        })?;
-    }
+    store.visit_ranges_vectors(ranges, |key, bytes| {
+        if pass(key) {
+            let score = stored_dot(bytes, query);
+            hits.push(Hit { key, score });
+        }
+    })?;
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(hits)
 }
@@ -214,7 +212,7 @@ fn search_in(
     };
     let wall = filter.after_wall_ms.is_some() || filter.before_wall_ms.is_some();
     let narrowed = if allowed.is_some() || wall {
-        let picked = match &allowed {
+        let mut picked = match &allowed {
             Some(a) => ranges(&mut a.iter().filter_map(|&no| sources.by_no(no))),
             // A wall-clock range: only the sources that can overlap it.
             None => {
@@ -224,6 +222,8 @@ fn search_in(
         if picked.is_empty() {
             return Ok(Vec::new());
         }
+        // In key order: consecutive range reads then walk neighbouring pages of the tree.
+        picked.sort_unstable();
         // A selective filter: score that footage exactly instead of making the graph search
         // wade through the rest (exact, and faster below a few percent). The sources' whole
         // frame counts bound what their ranges hold.

@@ -325,17 +325,28 @@ impl Store {
         no: u32,
         lo_ms: u64,
         hi_ms: u64,
+        visit: impl FnMut(u64, &[u8]),
+    ) -> Result<(), StoreError> {
+        self.visit_ranges_vectors(&[(no, lo_ms, hi_ms)], visit)
+    }
+    /// [`Store::visit_source_vectors`] over several `(source number, lowest offset, highest
+    /// offset)` ranges, in the order given (key order reads neighbouring pages in turn).
+    pub fn visit_ranges_vectors(
+        &self,
+        ranges: &[(u32, u64, u64)],
         mut visit: impl FnMut(u64, &[u8]),
     ) -> Result<(), StoreError> {
         let t = self.t()?;
-        if lo_ms > hi_ms {
-            return Ok(());
-        }
-        let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
-        let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
-        for kv in t.vectors.range(lo..=hi) {
-            let (k, v) = kv?;
-            visit(decode_key(&k)?, &v);
+        for &(no, lo_ms, hi_ms) in ranges {
+            if lo_ms > hi_ms {
+                continue;
+            }
+            let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
+            let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
+            for kv in t.vectors.range(lo..=hi) {
+                let (k, v) = kv?;
+                visit(decode_key(&k)?, &v);
+            }
         }
         Ok(())
     }
