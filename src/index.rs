@@ -347,6 +347,11 @@ impl VectorIndex {
         std::fs::rename(&tmp, partial_path(&self.path, next)).map_err(io)
     }
 
+    /// Deletes any partial index saved beside `path` by [`VectorIndex::save_partial`].
+    pub fn discard_partials(path: &Path) {
+        remove_partials(path);
+    }
+
     /// Loads and deletes a partial index saved by [`VectorIndex::save_partial`] for `path`,
     /// with the key to go on from; `None` when there is none, or it does not match `dim`
     /// and `settings` (it is deleted then too).

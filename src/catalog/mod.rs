@@ -176,14 +176,18 @@ impl Catalog {
         }
         // A partial index saved by a stopped rebuild is only good for the rebuild it was
         // saved by: an interrupted removal since then may have taken frames it holds.
-        let partial = VectorIndex::take_partial(&path, model.dim, index);
         let rebuild = match &outcome {
             OpenOutcome::Stale { reason } => Some(OwedRebuild {
                 reason: reason.clone(),
                 removed: Vec::new(),
-                resume: partial.filter(|_| !interrupted_removal),
+                resume: VectorIndex::take_partial(&path, model.dim, index)
+                    .filter(|_| !interrupted_removal),
             }),
-            _ => None,
+            _ => {
+                // The index file serves: a partial rebuild left beside it is of no use.
+                VectorIndex::discard_partials(&path);
+                None
+            }
         };
         let me = Self {
             store,
