@@ -5,21 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use frameseek::protocol::{FrameRequest, Request};
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `frame` of `source` at `at_ms`: the reply, or the error code.
 fn frame(d: &DaemonGuard, source: &str, at_ms: u64) -> Result<serde_json::Value, String> {

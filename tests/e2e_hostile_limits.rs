@@ -23,17 +23,6 @@ fn request(socket: &Path, line: &str) -> serde_json::Value {
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
 }
 
-/// A port that was free a moment ago (on every interface, UDP and TCP).
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// The lines of `ss -lnu` / `ss -lnt` that name `port` (empty when `ss` is missing).
 fn ss_lines(flags: &str, port: u16) -> Vec<String> {
     let Ok(out) = Command::new("ss").arg(flags).output() else {
@@ -331,16 +320,6 @@ fn request_bytes_of_all_connections_share_one_budget_and_the_daemon_stays_up() {
     assert!(d.cli_json(&["status"])["sources"].is_array());
 }
 
-/// A child process killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn an_http_url_serving_sdp_cannot_make_ffmpeg_bind_udp() {
     let env = TestEnv::new();
@@ -358,28 +337,7 @@ fn an_http_url_serving_sdp_cannot_make_ffmpeg_bind_udp() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let _server = Proc(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(&served)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, port) = serve_http(&served);
     let d = env.start(
         "sample_interval = 0.5\nlive_timeout = 2.0\nreconnect_max = 1.0\nclient_streams = [\"http://127.0.0.1:\"]\n",
     );

@@ -14,16 +14,6 @@ use frameseek::store::{split_key, Store};
 /// Sampling interval of the live tests, ms.
 const INTERVAL_MS: u64 = 500;
 
-/// A child process killed when dropped (a failed assertion leaves no stray ffmpeg).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `ffmpeg -re` encoding the lavfi `source` (10 fps) with `codec` and a GOP of `gop` frames
 /// to the output arguments `out`, in real time; killed when dropped.
 fn ffmpeg_re(source: &str, codec: &str, gop: &str, out: &[&str]) -> Proc {
@@ -52,14 +42,6 @@ fn send_udp(port: u16) -> Proc {
 fn kill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn now_ms() -> i64 {
@@ -222,37 +204,6 @@ fn a_udp_camera_that_drops_reconnects_reports_the_outage_and_resumes_after_a_res
     wait_for(&d, "gate", Duration::from_secs(15), "no resume", |s| {
         s["live"]["connected"] == true && s["watermark_ms"].as_u64() > Some(last)
     });
-}
-
-/// Serves `dir` over loopback HTTP with `python3 -m http.server`; returns the process and
-/// its port once it answers.
-fn serve_http(dir: &Path) -> (Proc, u16) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Proc(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, port)
 }
 
 #[test]

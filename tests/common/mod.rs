@@ -333,3 +333,52 @@ pub fn test_pattern_video(path: &Path, seconds: u32) {
         path.to_str().unwrap(),
     ]);
 }
+
+/// A child process killed when dropped (a failed assertion leaves no stray server or
+/// ffmpeg behind).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port that was free a moment ago (on every interface, UDP and TCP).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Python's HTTP server on 127.0.0.1 serving `dir`, once it accepts connections; its port.
+pub fn serve_http(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let child = Proc(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
