@@ -18,16 +18,81 @@ pub const REMOVE_CHUNK: usize = 10_000;
 /// The `meta` key set once the orphan scan has run to the end ([`Store::orphans_checked`]).
 const ORPHANS_CHECKED: &str = "orphans_checked";
 
+/// The first byte of a vector stored as float16 (`1 + 2 × dim` bytes, an odd length).
+/// Rows written before float16 storage are `4 × dim` bytes of float32 (an even length) and
+/// still decode, so a state is never rewritten to read it.
+const F16_TAG: u8 = 0xF1;
+
+/// How a stored vector's bytes hold its values.
+enum StoredVector<'a> {
+    /// Float16, little-endian (after the tag byte).
+    F16(&'a [u8]),
+    /// Float32, little-endian (rows written by older versions).
+    F32(&'a [u8]),
+}
+
+impl<'a> StoredVector<'a> {
+    fn of(bytes: &'a [u8]) -> Self {
+        match bytes.split_first() {
+            Some((&F16_TAG, rest)) if bytes.len() % 2 == 1 => Self::F16(rest),
+            _ => Self::F32(bytes),
+        }
+    }
+}
+
 fn decode_vector(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    match StoredVector::of(bytes) {
+        StoredVector::F16(b) => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        StoredVector::F32(b) => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    }
 }
 
 /// The dot product of a stored vector (the bytes [`Store::visit_source_vectors`] passes) with
 /// `query`; 0 for the dimensions one of them lacks.
 pub fn stored_dot(bytes: &[u8], query: &[f32]) -> f32 {
+    match StoredVector::of(bytes) {
+        StoredVector::F16(b) => dot_f16(b, query),
+        StoredVector::F32(b) => dot_f32(b, query),
+    }
+}
+
+fn dot_f16(bytes: &[u8], query: &[f32]) -> f32 {
+    // Widen a block at a time with the slice conversion (F16C where the CPU has it), then
+    // eight partial sums, so the compiler can keep them in one vector register.
+    const BLOCK: usize = 64;
+    let mut halves = [half::f16::ZERO; BLOCK];
+    let mut wide = [0f32; BLOCK];
+    let mut acc = [0f32; 8];
+    let mut total = 0f32;
+    for (b, q) in bytes.chunks(2 * BLOCK).zip(query.chunks(BLOCK)) {
+        let n = (b.len() / 2).min(q.len());
+        for (h, c) in halves[..n].iter_mut().zip(b.chunks_exact(2)) {
+            *h = half::f16::from_le_bytes([c[0], c[1]]);
+        }
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(&halves[..n], &mut wide[..n]);
+        let lanes = wide[..n].chunks_exact(8).zip(q[..n].chunks_exact(8));
+        let whole = lanes.len();
+        for (w, q) in lanes {
+            for i in 0..8 {
+                acc[i] += w[i] * q[i];
+            }
+        }
+        total += wide[whole * 8..n]
+            .iter()
+            .zip(&q[whole * 8..n])
+            .map(|(w, q)| w * q)
+            .sum::<f32>();
+    }
+    acc.iter().sum::<f32>() + total
+}
+
+fn dot_f32(bytes: &[u8], query: &[f32]) -> f32 {
     // Eight partial sums, so the compiler can keep them in one vector register.
     let mut acc = [0f32; 8];
     let lanes = bytes.chunks_exact(32).zip(query.chunks_exact(8));
@@ -46,7 +111,18 @@ pub fn stored_dot(bytes: &[u8], query: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Stores `v` as float16: the index holds float16 too, so a rebuild from the stored vectors
+/// gives the same index, at half the bytes of float32.
 fn encode_vector(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 2 * v.len());
+    out.push(F16_TAG);
+    out.extend(v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()));
+    out
+}
+
+/// The float32 bytes older versions stored (tests of reading old rows).
+#[cfg(test)]
+fn encode_vector_f32(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -405,14 +481,21 @@ mod tests {
 
     #[test]
     fn stored_dot_matches_the_plain_dot_product() {
-        for dim in [1, 7, 8, 16, 19, 512] {
+        for dim in [1, 7, 8, 16, 19, 64, 65, 130, 512] {
             let a: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
             let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let got = stored_dot(&encode_vector(&a), &b);
+            let magnitude: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            let old = stored_dot(&encode_vector_f32(&a), &b);
             assert!(
-                (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
-                "{dim}: {got} vs {plain}"
+                (old - plain).abs() <= 1e-4 * magnitude.max(1.0),
+                "f32 {dim}: {old} vs {plain}"
+            );
+            // float16 keeps 11 significant bits: a relative error of at most 2^-11 per value.
+            let new = stored_dot(&encode_vector(&a), &b);
+            assert!(
+                (new - plain).abs() <= 1e-3 * magnitude.max(1.0),
+                "f16 {dim}: {new} vs {plain}"
             );
         }
         // A shorter query scores over the dimensions both have.
@@ -420,6 +503,50 @@ mod tests {
             stored_dot(&encode_vector(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
             3.0
         );
+        assert_eq!(
+            stored_dot(&encode_vector_f32(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
+            3.0
+        );
+    }
+
+    #[test]
+    fn vectors_are_stored_in_half_the_bytes_and_old_float32_rows_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        let v: Vec<f32> = (0..512).map(|i| ((i as f32) * 0.01).sin() * 0.09).collect();
+        let (new_key, old_key) = (frame_key(rec.no, 0), frame_key(rec.no, 1000));
+        store.commit_frames(&[(new_key, &v[..])]).unwrap();
+        let t = store.t().unwrap();
+        assert_eq!(
+            t.vectors.get(new_key.to_be_bytes()).unwrap().unwrap().len(),
+            1 + 2 * 512
+        );
+        // A row as versions before float16 storage wrote it.
+        t.vectors
+            .insert(old_key.to_be_bytes(), encode_vector_f32(&v))
+            .unwrap();
+        assert_eq!(store.vector(old_key).unwrap().unwrap(), v);
+        let new = store.vector(new_key).unwrap().unwrap();
+        for (a, b) in new.iter().zip(&v) {
+            assert!((a - b).abs() <= b.abs() / 1024.0 + 1e-7, "{a} vs {b}");
+        }
+        let mut seen = Vec::new();
+        store
+            .visit_source_vectors(rec.no, 0, u64::MAX, |key, bytes| {
+                seen.push((key, stored_dot(bytes, &v)))
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 2);
+        let exact: f32 = v.iter().map(|x| x * x).sum();
+        for (key, score) in seen {
+            assert!(
+                (score - exact).abs() < 1e-3 * exact,
+                "{key}: {score} vs {exact}"
+            );
+        }
     }
 
     #[test]
