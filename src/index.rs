@@ -94,8 +94,9 @@ pub(crate) const REBUILD_CHUNK: usize = 16_384;
 /// Vectors per thread below which an add stays on the calling thread.
 const PARALLEL_ADD_MIN: usize = 512;
 
-/// How the index stores each vector (`index.precision`). The raw f32 vectors stay in sled
-/// whatever this is, so changing it only rebuilds the index.
+/// How the index stores each vector (`index.precision`). The raw vectors stay in sled
+/// whatever this is (float16, or float32 while this is `F32`), so changing it only rebuilds
+/// the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum IndexPrecision {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::embed::ModelIdentity;
-use crate::index::{IndexError, IndexSettings, OpenOutcome, VectorIndex};
+use crate::index::{IndexError, IndexPrecision, IndexSettings, OpenOutcome, VectorIndex};
 use crate::store::{Store, StoreError};
 
 mod manifest;
@@ -164,6 +164,7 @@ impl Catalog {
             }
         }
         store.check_model(model, state_dir)?;
+        store.keep_float32_vectors(index.precision == IndexPrecision::F32);
         let path = state_dir.join("index.usearch");
         let (mut vectors, mut outcome) =
             VectorIndex::open_or_stale(&path, model.dim, index, &store)?;

@@ -19,7 +19,7 @@ use anyhow::Context;
 use crate::alert::Alerts;
 use crate::catalog::{Catalog, RebuildEnd};
 use crate::config::Config;
-use crate::embed::Embedder;
+use crate::embed::{Embedder, ModelIdentity};
 use crate::index::OpenOutcome;
 use crate::ingest::{Ingest, IngestSettings};
 use crate::protocol::{ErrorBody, Request};
@@ -132,6 +132,10 @@ pub fn run(
     Ok(())
 }
 
+/// The file in the state folder that remembers the model weights' digest between starts
+/// (see [`ModelIdentity::read`]).
+const MODEL_DIGEST_FILE: &str = "model-digest.json";
+
 impl Daemon {
     /// Opens the state directory, loads the model, reconciles the index and starts the
     /// ingest pipeline, resuming sources that were not finished.
@@ -139,26 +143,46 @@ impl Daemon {
         let state_dir = &config.daemon.state_dir;
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        let embedder = Arc::new(Embedder::load_with_text(
-            &config.model.path,
-            config.model.device,
-            config.model.image_precision.precision(),
-            config.model.text_precision,
-        )?);
-        tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), "model loaded");
+        // The identity (with the weights' digest remembered in the state folder) is all the
+        // store needs to check, so the weights load while the store and index open.
+        let identity =
+            ModelIdentity::read(&config.model.path, Some(&state_dir.join(MODEL_DIGEST_FILE)))?;
         let opening = Instant::now();
-        let (catalog, outcome) = Catalog::open_deferred(
-            state_dir,
-            embedder.identity(),
-            &config.index,
-            config.ingest.checkpoint_frames,
-        )
-        .with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
+        let (embedder, opened) = std::thread::scope(|scope| {
+            let loading = std::thread::Builder::new()
+                .name("model-load".into())
+                .spawn_scoped(scope, || {
+                    let loaded = Embedder::load_identified(
+                        identity.clone(),
+                        config.model.device,
+                        config.model.image_precision.precision(),
+                        config.model.text_precision,
+                    );
+                    (loaded, opening.elapsed())
+                })
+                .expect("a thread can be spawned at start");
+            let opened = Catalog::open_deferred(
+                state_dir,
+                &identity,
+                &config.index,
+                config.ingest.checkpoint_frames,
+            )
+            .map(|opened| (opened, opening.elapsed()));
+            let loaded = loading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (loaded, opened)
+        });
+        let (embedder, load_time) = embedder;
+        let embedder = Arc::new(embedder?);
+        tracing::info!(model = %config.model.path, dim = embedder.dim(), device = embedder.device_name(), load_ms = load_time.as_millis() as u64, "model loaded");
+        let ((catalog, outcome), open_time) =
+            opened.with_context(|| format!("cannot open the store in {}", state_dir.display()))?;
         match outcome {
             OpenOutcome::Loaded { readded } => tracing::info!(
                 frames = catalog.indexed(),
                 readded,
-                open_ms = opening.elapsed().as_millis() as u64,
+                open_ms = open_time.as_millis() as u64,
                 "index loaded"
             ),
             OpenOutcome::Stale { reason } | OpenOutcome::Rebuilt { reason } => tracing::warn!(

@@ -10,6 +10,7 @@
 pub mod clip;
 pub mod config;
 pub mod device;
+mod identity;
 pub mod int8;
 pub mod kernels;
 mod layers;
@@ -21,7 +22,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
 pub use self::config::{Activation, ClipConfig, ClipConfigError, TextConfig, VisionConfig};
@@ -31,6 +31,7 @@ pub use device::{
     ImagePrecision, Precision, TextPrecision, CPU_AUTO_BATCH, CPU_MICRO_BATCH,
     GPU_AUTO_BATCH_BYTES, GPU_AUTO_BATCH_MAX,
 };
+pub use identity::ModelIdentity;
 pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
 pub use text::TextTower;
 pub use vision::VisionTower;
@@ -56,17 +57,6 @@ pub enum EmbedError {
     /// The tensor computation failed.
     #[error("inference failed: {0}")]
     Compute(#[from] candle_core::Error),
-}
-
-/// What identifies a model to the store: opening an index with another model is refused.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ModelIdentity {
-    /// The configured path or hub id, as given.
-    pub id: String,
-    /// Embedding dimension.
-    pub dim: usize,
-    /// SHA-256 of the weights file (`model.safetensors`, or `pytorch_model.bin`).
-    pub digest: String,
 }
 
 /// A loaded CLIP checkpoint: model, tokenizer and pixel geometry.
@@ -161,6 +151,20 @@ impl Embedder {
         precision: Precision,
         text_precision: impl Into<TextPrecision>,
     ) -> Result<Self, EmbedError> {
+        let identity = ModelIdentity::read(spec, None)?;
+        Self::load_identified(identity, device, precision, text_precision)
+    }
+
+    /// Like [`Embedder::load_with_text`], for the model `identity` names: its digest is
+    /// taken as read (so it can come from [`ModelIdentity::read`]'s cache), not computed
+    /// again.
+    pub fn load_identified(
+        identity: ModelIdentity,
+        device: DeviceChoice,
+        precision: Precision,
+        text_precision: impl Into<TextPrecision>,
+    ) -> Result<Self, EmbedError> {
+        let spec = identity.id.as_str();
         let folder = resolve_model_folder(spec)?;
         let read = |name: &str| {
             std::fs::read_to_string(folder.join(name))
@@ -186,16 +190,7 @@ impl Embedder {
         let device = device.open()?;
         let precision = precision.on(&device);
         let dtype = precision.dtype_for(&device);
-        // `model.safetensors`, or for older uploads the PyTorch pickle `pytorch_model.bin`.
-        let safetensors = folder.join("model.safetensors");
-        let pickle = folder.join("pytorch_model.bin");
-        let (weights, name) = if !safetensors.is_file() && pickle.is_file() {
-            (pickle, "pytorch_model.bin")
-        } else {
-            (safetensors, "model.safetensors")
-        };
-        let digest = file_digest(&weights)
-            .map_err(|e| model_error(spec, format!("cannot read {name}: {e}")))?;
+        let (weights, name) = identity::weights_file(&folder);
         let vb = if name == "model.safetensors" {
             // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
             unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
@@ -205,11 +200,9 @@ impl Embedder {
         .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
         let model = ClipModel::new(vb, &config, precision, text_precision.into())
             .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
-        let identity = ModelIdentity {
-            id: spec.to_string(),
-            dim: config.projection_dim,
-            digest,
-        };
+        if config.projection_dim != identity.dim {
+            return Err(model_error(spec, format!("config.json changed while the model was loading (dim {} was read first, then {})", identity.dim, config.projection_dim)));
+        }
         // issue 9: candle's CUDA device uses per-thread streams; the weights must have landed
         // before another thread (ingest, queries) computes with them.
         device.synchronize()?;
@@ -465,21 +458,6 @@ impl Embedder {
 
 fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, EmbedError> {
     Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
-}
-
-fn file_digest(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

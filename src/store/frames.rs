@@ -111,19 +111,16 @@ fn dot_f32(bytes: &[u8], query: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Stores `v` as float16: the index holds float16 too, so a rebuild from the stored vectors
-/// gives the same index, at half the bytes of float32.
-fn encode_vector(v: &[f32]) -> Vec<u8> {
+/// Stores `v` as float16 (a tag byte, then the values), or as float32 (the values alone,
+/// as every version has read them) with `float32` ([`Store::keep_float32_vectors`]).
+fn encode_vector(v: &[f32], float32: bool) -> Vec<u8> {
+    if float32 {
+        return v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
     let mut out = Vec::with_capacity(1 + 2 * v.len());
     out.push(F16_TAG);
     out.extend(v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()));
     out
-}
-
-/// The float32 bytes older versions stored (tests of reading old rows).
-#[cfg(test)]
-fn encode_vector_f32(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Frames and source numbers no source record owns: left by two records created for one
@@ -209,6 +206,7 @@ impl Store {
     pub fn commit_frames(&self, frames: &[(u64, &[f32])]) -> Result<Vec<u64>, StoreError> {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
+        let float32 = self.float32.load(std::sync::atomic::Ordering::Relaxed);
         let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
@@ -247,7 +245,7 @@ impl Store {
                     if vectors.get(kb)?.is_some() {
                         continue;
                     }
-                    vectors.insert(&kb, encode_vector(vector))?;
+                    vectors.insert(&kb, encode_vector(vector, float32))?;
                     pending.insert(&kb, &[])?;
                     added.push(*key);
                     entry.2 += 1;
@@ -486,13 +484,13 @@ mod tests {
             let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
             let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             let magnitude: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
-            let old = stored_dot(&encode_vector_f32(&a), &b);
+            let old = stored_dot(&encode_vector(&a, true), &b);
             assert!(
                 (old - plain).abs() <= 1e-4 * magnitude.max(1.0),
                 "f32 {dim}: {old} vs {plain}"
             );
             // float16 keeps 11 significant bits: a relative error of at most 2^-11 per value.
-            let new = stored_dot(&encode_vector(&a), &b);
+            let new = stored_dot(&encode_vector(&a, false), &b);
             assert!(
                 (new - plain).abs() <= 1e-3 * magnitude.max(1.0),
                 "f16 {dim}: {new} vs {plain}"
@@ -500,11 +498,11 @@ mod tests {
         }
         // A shorter query scores over the dimensions both have.
         assert_eq!(
-            stored_dot(&encode_vector(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
+            stored_dot(&encode_vector(&[1.0, 2.0, 3.0], false), &[1.0, 1.0]),
             3.0
         );
         assert_eq!(
-            stored_dot(&encode_vector_f32(&[1.0, 2.0, 3.0]), &[1.0, 1.0]),
+            stored_dot(&encode_vector(&[1.0, 2.0, 3.0], true), &[1.0, 1.0]),
             3.0
         );
     }
@@ -526,8 +524,13 @@ mod tests {
         );
         // A row as versions before float16 storage wrote it.
         t.vectors
-            .insert(old_key.to_be_bytes(), encode_vector_f32(&v))
+            .insert(old_key.to_be_bytes(), encode_vector(&v, true))
             .unwrap();
+        // With float32 kept (an f32 index), a commit stores the values whole.
+        store.keep_float32_vectors(true);
+        let whole_key = frame_key(rec.no, 2000);
+        store.commit_frames(&[(whole_key, &v[..])]).unwrap();
+        assert_eq!(store.vector(whole_key).unwrap().unwrap(), v);
         assert_eq!(store.vector(old_key).unwrap().unwrap(), v);
         let new = store.vector(new_key).unwrap().unwrap();
         for (a, b) in new.iter().zip(&v) {
@@ -539,7 +542,7 @@ mod tests {
                 seen.push((key, stored_dot(bytes, &v)))
             })
             .unwrap();
-        assert_eq!(seen.len(), 2);
+        assert_eq!(seen.len(), 3);
         let exact: f32 = v.iter().map(|x| x * x).sum();
         for (key, score) in seen {
             assert!(

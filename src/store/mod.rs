@@ -142,6 +142,8 @@ pub struct Store {
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// The source records in memory (`None` until first read, and after a reopen).
     table: std::sync::Arc<std::sync::RwLock<Option<SourceTable>>>,
+    /// Commits store float32 vectors rather than float16 ([`Store::keep_float32_vectors`]).
+    float32: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
@@ -201,6 +203,15 @@ impl Store {
         Ok(Self::open_checked(dir)?.0)
     }
 
+    /// Makes later commits store each vector in float32 (`yes`) or float16 (the default).
+    /// Float16 halves the `vectors` tree and loses nothing an f16 or i8 index keeps; an f32
+    /// index asks for float32, so that a rebuild from the stored vectors gives it back whole.
+    /// Rows of either kind are read whatever this is.
+    pub fn keep_float32_vectors(&self, yes: bool) {
+        self.float32
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Like [`Store::open`], also saying whether the frame counter had to be repaired.
     pub fn open_checked(dir: &Path) -> Result<(Self, CounterCheck), StoreError> {
         let store = Self {
@@ -208,6 +219,7 @@ impl Store {
             trees: std::sync::Arc::new(std::sync::RwLock::new(Some(Trees::open(dir)?))),
             gate: Default::default(),
             table: Default::default(),
+            float32: Default::default(),
         };
         let check = store.counter_check()?;
         if let CounterCheck::Repaired { found, counted } = check {
@@ -300,7 +312,8 @@ impl Store {
         }
     }
 
-    /// Records the model on first use; refuses another model afterwards.
+    /// Records the model on first use; refuses another model once a frame is stored (an
+    /// empty store takes the new model's identity).
     pub fn check_model(&self, model: &ModelIdentity, state_dir: &Path) -> Result<(), StoreError> {
         let t = self.t()?;
         match t.meta.get("model")? {
@@ -313,7 +326,16 @@ impl Store {
             Some(bytes) => {
                 let stored: ModelIdentity =
                     serde_json::from_slice(&bytes).map_err(|e| corrupt("meta", e))?;
-                if stored.dim != model.dim || stored.digest != model.digest {
+                let same = stored.dim == model.dim && stored.digest == model.digest;
+                if !same && self.frame_count() == 0 {
+                    // No vector of the old model is stored: nothing to be incompatible with
+                    // (a start whose model then failed to load records it too).
+                    let json = serde_json::to_vec(model).expect("identity serialises");
+                    t.meta.insert("model", json)?;
+                    t.db.flush()?;
+                    return Ok(());
+                }
+                if !same {
                     return Err(StoreError::ModelMismatch {
                         state_dir: state_dir.display().to_string(),
                         stored: stored.id,
@@ -575,13 +597,26 @@ mod tests {
     }
 
     #[test]
-    fn another_model_is_refused() {
+    fn another_model_is_refused_once_a_frame_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.check_model(&identity("x"), dir.path()).unwrap();
         store.check_model(&identity("x"), dir.path()).unwrap();
+        // Nothing stored yet: the store takes the other model.
+        store.check_model(&identity("y"), dir.path()).unwrap();
+        assert_eq!(
+            store.stored_model().unwrap().unwrap().digest,
+            identity("y").digest
+        );
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        store
+            .commit_frames(&[(frame_key(a.no, 0), &[1.0f32, 0.0][..])])
+            .unwrap();
+        store.check_model(&identity("y"), dir.path()).unwrap();
         let e = store
-            .check_model(&identity("y"), dir.path())
+            .check_model(&identity("x"), dir.path())
             .unwrap_err()
             .to_string();
         assert!(e.contains("reindex"), "{e}");
