@@ -160,8 +160,10 @@ impl Searcher {
                     other => QueryError::Embed(other),
                 })?,
         };
-        let mut clips =
-            search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)?;
+        // On the query pool, whose threads an exact scan of many sources shares out.
+        let mut clips = self.pool.install(|| {
+            search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)
+        })?;
         for c in &mut clips {
             c.confidence = self.calibration.confidence(c.score);
         }
