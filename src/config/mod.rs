@@ -172,8 +172,9 @@ pub struct ModelConfig {
     pub device: crate::embed::DeviceChoice,
     /// Frames per forward pass; 0 = automatic (32 on the CPU, up to 256 on a GPU).
     pub batch_size: usize,
-    /// Text tower's linear-layer weights on the CPU: `f32` (the reference) or `int8`
-    /// (8-bit blocks: faster queries, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md).
+    /// Text tower's linear-layer weights on the CPU: `int8` (the default; 8-bit blocks:
+    /// faster queries and less memory, cosine to f32 ≥ 0.999 measured; see BENCHMARKS.md)
+    /// or `f32` (the reference).
     #[serde(default)]
     pub text_precision: crate::embed::TextPrecision,
     /// Image tower's linear layers on the CPU: `int8` (the default; on a CPU with AVX-512
@@ -422,7 +423,7 @@ mod tests {
         assert_eq!(c.daemon.footage_roots, vec![PathBuf::from("/srv/footage")]);
         assert_eq!(c.model.path, "openai/clip-vit-base-patch32");
         assert_eq!(c.model.device, crate::embed::DeviceChoice::Auto);
-        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::F32);
+        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::Int8);
         assert_eq!(c.model.batch_size, 0);
         assert_eq!(c.ingest.hwaccel, HwAccel::Auto);
         assert_eq!(c.ingest.sample_interval, 1.0);
@@ -621,7 +622,7 @@ mod tests {
         .unwrap();
         let c = Config::load_with(Some(&file), None, false).unwrap();
         assert_eq!(c.model.batch_size, 8);
-        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::F32);
+        assert_eq!(c.model.text_precision, crate::embed::TextPrecision::Int8);
         assert_eq!(c.daemon.socket, PathBuf::from("/tmp/a.sock"));
         let missing =
             Config::load_with(Some(&dir.path().join("nope.toml")), None, false).unwrap_err();

@@ -23,8 +23,9 @@ pub struct ClipModel {
 
 impl ClipModel {
     /// Builds the model from weights named as in Hugging Face `CLIPModel`, in `precision`;
-    /// [`TextPrecision::Int8`] quantises the text tower's linear layers on the CPU,
-    /// [`TextPrecision::F32`] leaves them unquantised in `precision` (f32 for `Int8`).
+    /// [`TextPrecision::Int8`] quantises the text tower's linear layers on the CPU (a GPU
+    /// leaves them in `precision`), [`TextPrecision::F32`] leaves them unquantised in
+    /// `precision` (f32 for `Int8`).
     pub fn new(
         vb: VarBuilder,
         cfg: &ClipConfig,
@@ -32,10 +33,11 @@ impl ClipModel {
         text_precision: TextPrecision,
     ) -> Result<Self> {
         let text_precision = match (text_precision, precision) {
-            (TextPrecision::Int8, _) => Precision::Int8,
-            // `Int8` is the image tower's setting here; the text tower stays unquantised.
-            (TextPrecision::F32, Precision::Int8) => Precision::F32,
-            (TextPrecision::F32, other) => other,
+            (TextPrecision::Int8, _) if vb.device().is_cpu() => Precision::Int8,
+            // `Int8` is the image tower's setting here; the text tower stays unquantised
+            // (and on a GPU, in the model's dtype).
+            (_, Precision::Int8) => Precision::F32,
+            (_, other) => other,
         };
         let text = TextTower::new(
             vb.pp("text_model"),

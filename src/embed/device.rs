@@ -160,10 +160,11 @@ impl Precision {
 #[serde(try_from = "String")]
 pub enum TextPrecision {
     /// Unquantised, in the model's precision (f32 on the CPU: the reference).
-    #[default]
     F32,
-    /// 8-bit blocks (candle's `Q8_0`) on the CPU: a query's few tokens make the products
-    /// memory-bound, so this cuts its latency, at cosine ≥ 0.999 to f32 (BENCHMARKS.md).
+    /// 8-bit blocks (candle's `Q8_0`) on the CPU (the default; a GPU ignores it): a query's
+    /// few tokens make the products memory-bound, so this cuts its latency and a quarter of
+    /// the tower's memory, at cosine ≥ 0.999 to f32 (BENCHMARKS.md).
+    #[default]
     Int8,
 }
 
