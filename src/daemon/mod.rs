@@ -310,6 +310,7 @@ impl Daemon {
     pub fn shutdown(&self) -> anyhow::Result<()> {
         self.sources.stop_all();
         self.ingest.shutdown();
+        self.alerts.stop();
         self.rebuild.stop();
         let written = self
             .catalog
