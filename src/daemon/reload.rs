@@ -22,6 +22,8 @@ pub(super) struct Reloadable {
     loader: ConfigLoader,
     /// `[retention]` in force.
     pub(super) retention: RwLock<RetentionConfig>,
+    /// Wakes the retention task when a reload changed `[retention]`.
+    pub(super) retention_changed: tokio::sync::Notify,
     last: Mutex<Option<ReloadStatus>>,
     /// One reload at a time.
     running: Mutex<()>,
@@ -32,6 +34,7 @@ impl Reloadable {
         Self {
             loader,
             retention: RwLock::new(config.retention.clone()),
+            retention_changed: tokio::sync::Notify::new(),
             last: Mutex::new(None),
             running: Mutex::new(()),
         }
@@ -163,8 +166,8 @@ impl Daemon {
         };
         if retention_changed {
             applied.push("retention".into());
-            // The new policy applies now, not at the next interval.
-            self.run_retention();
+            // The new policy applies now, and its interval from now on.
+            self.reloadable.retention_changed.notify_one();
         }
         for key in &restart {
             tracing::warn!(

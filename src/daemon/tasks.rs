@@ -48,8 +48,13 @@ pub(super) fn spawn(runtime: &Runtime, daemon: &Arc<Daemon>) -> Vec<JoinHandle<(
                     }
                 })
                 .await;
-                // `retention.interval` as in force now (a reload may change it).
-                tokio::time::sleep(Duration::from_secs_f64(d.retention().interval)).await;
+                // `retention.interval` as in force now; a reload that changes `[retention]`
+                // starts a run at once.
+                let every = Duration::from_secs_f64(d.retention().interval);
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = d.reloadable.retention_changed.notified() => {}
+                }
             }
         }));
     }
