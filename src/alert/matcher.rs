@@ -548,9 +548,11 @@ mod tests {
             evaluated_to: Some(ms),
             open: None,
         };
-        let mut slot = Slot::default();
         // Nothing stored: a replay would start at the first frame.
-        slot.now = at(CURSOR_SAVE_MS - 200);
+        let mut slot = Slot {
+            now: at(CURSOR_SAVE_MS - 200),
+            stored: None,
+        };
         assert!(!slot.due(false));
         assert!(slot.due(true), "an incident closed");
         slot.now = at(CURSOR_SAVE_MS);
