@@ -6,58 +6,14 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// A 10 fps test pattern sent as MPEG-TS over loopback UDP until dropped.
-fn send_udp(port: u16) -> Proc {
-    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
-    Proc(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args([
-                "-i",
-                "testsrc2=s=160x120:r=10",
-                "-c:v",
-                "mpeg2video",
-                "-g",
-                "5",
-            ])
-            .args(["-f", "mpegts", &url])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
 
 fn hangup(d: &DaemonGuard) {
     let pid = d.child.as_ref().unwrap().id() as i32;
     // SAFETY: signals the daemon this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-}
-
-/// Polls `status` until `pred` holds, returning it.
-fn wait_status(
-    d: &DaemonGuard,
-    within: Duration,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let status = d.cli_json(&["status"]);
-        if pred(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {status}\n{}",
-            d.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The camera's entry: running, connected, never dropped.
