@@ -199,7 +199,7 @@ pub struct SourcesSettings {
 }
 
 /// The part of the settings a reload changes: `[[cameras]]` and `ingest.watch`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Configured {
     cameras: Vec<CameraConfig>,
     watch: Vec<PathBuf>,

@@ -25,7 +25,7 @@ pub enum ReloadError {
 }
 
 /// What a reload changed in the source stage, by name.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceChanges {
     /// Cameras started.
     pub cameras_added: Vec<String>,
@@ -37,13 +37,6 @@ pub struct SourceChanges {
     pub watch_added: Vec<PathBuf>,
     /// Folders no longer watched.
     pub watch_removed: Vec<PathBuf>,
-}
-
-impl SourceChanges {
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 impl Sources {
