@@ -14,31 +14,6 @@ use frameseek::store::{split_key, Store};
 /// Sampling interval of the live tests, ms.
 const INTERVAL_MS: u64 = 500;
 
-/// `ffmpeg -re` encoding the lavfi `source` (10 fps) with `codec` and a GOP of `gop` frames
-/// to the output arguments `out`, in real time; killed when dropped.
-fn ffmpeg_re(source: &str, codec: &str, gop: &str, out: &[&str]) -> Proc {
-    Proc(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args(["-i", source, "-c:v", codec, "-g", gop])
-            .args(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// A 10 fps test pattern sent as MPEG-TS over loopback UDP until dropped.
-fn send_udp(port: u16) -> Proc {
-    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
-    ffmpeg_re(
-        "testsrc2=s=160x120:r=10",
-        "mpeg2video",
-        "5",
-        &["-f", "mpegts", &url],
-    )
-}
-
 fn kill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
@@ -59,26 +34,18 @@ fn wait_for(
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let status = d.cli_json(&["status"]);
-        if let Some(s) = status["sources"]
+    let entry = |status: &serde_json::Value| {
+        status["sources"]
             .as_array()
             .unwrap()
             .iter()
             .find(|s| s["source"] == source)
-        {
-            if pred(s) {
-                return s.clone();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {status}\n{}",
-            d.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .cloned()
+    };
+    let status = wait_status(d, within, what, |status| {
+        entry(status).is_some_and(|s| pred(&s))
+    });
+    entry(&status).unwrap()
 }
 
 /// Stored frame offsets of a source (the daemon must be stopped).

@@ -8,7 +8,9 @@
    commit of the batch that closed it).
 2. Cost of 1,000 alerts on ingest: the sample videos (5 frames a second) ingested into a fresh
    state with 0 and with 1,000 alerts (added, then the daemon restarted, in both variants),
-   alternating runs; the ratio of the median `ingest --wait` wall times.
+   alternating runs; the ratio of the median `ingest --wait` wall times, and of the median CPU
+   time the daemon spent during the ingest (user + system, from /proc: on a shared machine
+   the CPU time is the steadier figure, since other work stretches the wall time).
 
 Usage: python3 tools/bench_alerts.py FRAMESEEK_BINARY FOOTAGE_DIR WORK_DIR [RUNS]
 Environment: BENCH_ALERTS_SKIP_LATENCY=1 skips part 1; BENCH_ALERTS_MIN_CONFIDENCE=X gives the
@@ -101,6 +103,13 @@ def ingest_wait(binary, sock, *paths):
     return time.monotonic() - t
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stamp(line):
     m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z", line)
     if not m:
@@ -157,6 +166,7 @@ def cost(binary, footage, work, runs):
     texts = [f"a {c} {t} near the {p}" for c in colours for t in things for p in places]
     assert len(texts) == 1000
     times = {0: [], 1000: []}
+    cpu = {0: [], 1000: []}
     # BENCH_ALERTS_MIN_CONFIDENCE: the alerts' threshold (default: the daemon's, 0.5).
     level = os.environ.get("BENCH_ALERTS_MIN_CONFIDENCE")
     threshold = {"min_confidence": float(level)} if level else {}
@@ -170,15 +180,20 @@ def cost(binary, footage, work, runs):
             # cost of evaluating the alerts, not the database settling after 1,000 adds.
             stop(proc)
             proc = restart(binary, work, sock)
+            before = cpu_seconds(proc.pid)
             times[n].append(ingest_wait(binary, sock, *videos))
+            cpu[n].append(cpu_seconds(proc.pid) - before)
             stop(proc)
             if n:
                 incidents = sum(" incident " in line for line in open(os.path.join(work, "log")))
                 print(f"run {run}: {incidents} incidents", flush=True)
-            print(f"run {run}: {n} alerts: {times[n][-1]:.2f} s", flush=True)
+            print(f"run {run}: {n} alerts: {times[n][-1]:.2f} s, daemon CPU {cpu[n][-1]:.2f} s, load {os.getloadavg()[0]:.1f}",
+                  flush=True)
     base, loaded = statistics.median(times[0]), statistics.median(times[1000])
     print(f"ingest of the {len(videos)} sample videos at 5 frames/s: median {base:.2f} s with 0 alerts, {loaded:.2f} s with 1000: "
           f"ratio {loaded / base:.3f}")
+    base, loaded = statistics.median(cpu[0]), statistics.median(cpu[1000])
+    print(f"daemon CPU during the ingest: median {base:.2f} s with 0 alerts, {loaded:.2f} s with 1000: ratio {loaded / base:.3f}")
 
 
 def main():

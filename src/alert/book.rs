@@ -157,38 +157,42 @@ pub(super) fn remove_alert(store: &Store, name: &str) -> Result<(), AlertError> 
     Ok(())
 }
 
-/// Writes changed cursors and the incidents they closed in one transaction; an incident
-/// whose key exists is left as it is. Durable before it returns when any incident is new.
-/// Returns the incidents that were new.
-pub(super) fn record(
+/// Writes cursors (`(alert, source number, cursor)`) and incidents in one transaction; an
+/// incident whose key exists is left as it is. Durable before it returns when any incident
+/// is new. Returns, per incident, whether it was new.
+pub(super) fn record<'a>(
     store: &Store,
-    changed: &[((String, u32), Cursor)],
-    incidents: Vec<Incident>,
-) -> Result<Vec<Incident>, AlertError> {
-    if changed.is_empty() && incidents.is_empty() {
+    cursors: &[(&str, u32, Cursor)],
+    incidents: impl Iterator<Item = &'a Incident>,
+) -> Result<Vec<bool>, AlertError> {
+    let incidents: Vec<(&Incident, Vec<u8>)> = incidents.map(|i| (i, incident_key(i))).collect();
+    if cursors.is_empty() && incidents.is_empty() {
         return Ok(Vec::new());
     }
-    let (cursors, stored) = (store.extra_tree(CURSORS)?, store.extra_tree(INCIDENTS)?);
-    let fresh = (&cursors, &stored)
-        .transaction(|(cursors, stored)| {
-            for ((name, no), c) in changed {
-                cursors.insert(
+    let (cursor_tree, stored) = (store.extra_tree(CURSORS)?, store.extra_tree(INCIDENTS)?);
+    let fresh = (&cursor_tree, &stored)
+        .transaction(|(cursor_tree, stored)| {
+            for (name, no, c) in cursors {
+                cursor_tree.insert(
                     cursor_key(name, *no),
                     serde_json::to_vec(c).expect("cursors serialise"),
                 )?;
             }
-            let mut fresh = Vec::new();
-            for i in &incidents {
-                let key = incident_key(i);
-                if stored.get(&key)?.is_none() {
-                    stored.insert(key, serde_json::to_vec(i).expect("incidents serialise"))?;
-                    fresh.push(i.clone());
+            let mut fresh = Vec::with_capacity(incidents.len());
+            for (i, key) in &incidents {
+                let new = stored.get(key)?.is_none();
+                if new {
+                    stored.insert(
+                        key.as_slice(),
+                        serde_json::to_vec(i).expect("incidents serialise"),
+                    )?;
                 }
+                fresh.push(new);
             }
             Ok::<_, ConflictableTransactionError<AlertError>>(fresh)
         })
         .map_err(tx_error)?;
-    if !fresh.is_empty() {
+    if fresh.contains(&true) {
         store.flush()?;
     }
     Ok(fresh)
@@ -248,12 +252,12 @@ mod tests {
             evaluated_to: Some(9000),
             open: None,
         };
-        let changed = vec![(("van".to_string(), 3), cursor)];
-        let fresh = record(&store, &changed, vec![incident(1000), incident(7000)]).unwrap();
-        assert_eq!(fresh.len(), 2);
+        let changed = [("van", 3, cursor)];
+        let fresh = record(&store, &changed, [incident(1000), incident(7000)].iter()).unwrap();
+        assert_eq!(fresh, vec![true, true]);
         // Recording the same incidents again (a replay after a crash) changes nothing.
-        let again = record(&store, &changed, vec![incident(7000)]).unwrap();
-        assert!(again.is_empty());
+        let again = record(&store, &changed, [incident(7000), incident(8000)].iter()).unwrap();
+        assert_eq!(again, vec![false, true]);
         assert_eq!(
             load_cursors(&store).unwrap()[&("van".to_string(), 3)],
             cursor
@@ -261,9 +265,9 @@ mod tests {
         let all = history(&store, None, None).unwrap();
         assert_eq!(
             all.iter().map(|i| i.start_ms).collect::<Vec<_>>(),
-            vec![1000, 7000]
+            vec![1000, 7000, 8000]
         );
-        assert_eq!(history(&store, Some(5000), None).unwrap().len(), 1);
+        assert_eq!(history(&store, Some(5000), None).unwrap().len(), 2);
         assert!(history(&store, None, Some("other")).unwrap().is_empty());
     }
 }

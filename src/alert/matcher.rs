@@ -103,36 +103,120 @@ fn step(c: &mut Cursor, offset: u64, score: f32, matched: bool, gap_ms: u64) -> 
     closed
 }
 
+/// One alert's cursor on one source: where its evaluation is, and what is stored.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// The evaluation as far as it went.
+    now: Cursor,
+    /// The cursor as stored (`None`: nothing stored; a replay starts at the first frame).
+    stored: Option<Cursor>,
+}
+
+impl Slot {
+    /// Whether the cursor should be stored after a batch: with each incident it closes, and
+    /// once it has evaluated [`CURSOR_SAVE_MS`] of footage past the stored one.
+    fn due(&self, closed_one: bool) -> bool {
+        let stored_to = self.stored.and_then(|s| s.evaluated_to).unwrap_or(0);
+        closed_one || self.now.evaluated_to.unwrap_or(0).saturating_sub(stored_to) >= CURSOR_SAVE_MS
+    }
+}
+
 /// Alerts, their matrix and cursors, in memory (the truth is in `book`'s trees).
 pub(super) struct Matcher {
     calibration: Calibration,
     gap_ms: u64,
+    /// Sorted by name; the cursors of each source are in the same order.
     alerts: Vec<Alert>,
     /// Lowest cosine that matches, per alert (its `min_confidence` through the calibration).
     thresholds: Vec<f32>,
     /// The alerts' vectors, one row each.
     matrix: Vec<f32>,
     dim: usize,
-    cursors: HashMap<(String, u32), Cursor>,
-    /// The cursors as stored: a cursor is written when its open incident changes, or once
-    /// it has advanced [`CURSOR_SAVE_MS`] past its stored position (see [`Matcher::commit`]).
-    stored: HashMap<(String, u32), Cursor>,
+    /// Per source number, one slot per alert (the order of `alerts`): a batch walks one
+    /// vector, with no key built or hashed per alert.
+    sources: HashMap<u32, Vec<Slot>>,
 }
 
-/// Footage an alert may evaluate on a source without a match before its cursor is stored
-/// again: what a restart re-reads at most, per alert and source.
+/// Footage an alert may evaluate on a source without closing an incident before its cursor
+/// is stored again: what a restart re-reads at most, per alert and source.
 const CURSOR_SAVE_MS: u64 = 60_000;
 
 /// An incident with the hook of its alert.
 pub(super) type Delivery = (Incident, Vec<String>);
 
+/// What evaluations found and have not recorded yet: the cursors to store (alert as its
+/// index in `alerts`, source number, cursor) and the incidents that closed. Several
+/// evaluations may gather into one, recorded by one [`Matcher::commit`].
+#[derive(Default)]
+pub(super) struct Pending {
+    save: Vec<(usize, u32, Cursor)>,
+    closed: Vec<Delivery>,
+}
+
+/// Whether `alert` looks at the frames of `record` (its source filter).
+fn source_applies(alert: &Alert, record: &SourceRecord) -> bool {
+    alert
+        .spec
+        .source
+        .as_ref()
+        .is_none_or(|p| source_matches(p, &record.source))
+}
+
+/// Whether `alert`, whose source filter passed, looks at a frame of `record` at `offset`.
+fn time_applies(alert: &Alert, record: &SourceRecord, offset: u64) -> bool {
+    match alert.spec.between {
+        None => true,
+        // A frame of unknown time is outside every window (as search's wall filter).
+        Some(w) => record
+            .start_wall_ms
+            .is_some_and(|start| w.contains(start + offset as i64)),
+    }
+}
+
+fn incident(calibration: &Calibration, alert: &Alert, record: &SourceRecord, run: Run) -> Delivery {
+    let interval_ms = (record.interval * 1000.0).round() as u64;
+    (
+        Incident {
+            alert: alert.spec.name.clone(),
+            source: record.source.clone(),
+            start_ms: run.start_ms,
+            end_ms: clip_end(run.last_ms, interval_ms, record.duration_ms),
+            best_ms: run.best_ms,
+            score: run.best_score,
+            confidence: calibration.confidence(run.best_score),
+            region: alert.spec.region,
+            start_wall_ms: record.start_wall_ms.map(|s| s + run.start_ms as i64),
+            recorded_ms: crate::clock::now_ms(),
+        },
+        alert.spec.exec.clone(),
+    )
+}
+
 impl Matcher {
     pub(super) fn new(
         calibration: Calibration,
         gap_ms: u64,
-        alerts: Vec<Alert>,
+        mut alerts: Vec<Alert>,
         cursors: HashMap<(String, u32), Cursor>,
     ) -> Self {
+        alerts.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        let position: HashMap<&str, usize> = alerts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.spec.name.as_str(), i))
+            .collect();
+        let mut sources: HashMap<u32, Vec<Slot>> = HashMap::new();
+        for ((name, no), c) in cursors {
+            // A cursor of an alert no longer stored is left out.
+            if let Some(&a) = position.get(name.as_str()) {
+                sources
+                    .entry(no)
+                    .or_insert_with(|| vec![Slot::default(); alerts.len()])[a] = Slot {
+                    now: c,
+                    stored: Some(c),
+                };
+            }
+        }
         let mut m = Self {
             calibration,
             gap_ms,
@@ -140,15 +224,13 @@ impl Matcher {
             thresholds: Vec::new(),
             matrix: Vec::new(),
             dim: 0,
-            stored: cursors.clone(),
-            cursors,
+            sources,
         };
         m.rebuild();
         m
     }
 
     fn rebuild(&mut self) {
-        self.alerts.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         self.dim = self.alerts.first().map_or(0, |a| a.vector.len());
         self.matrix = self.alerts.iter().flat_map(|a| a.vector.clone()).collect();
         self.thresholds = self
@@ -167,119 +249,77 @@ impl Matcher {
     }
 
     pub(super) fn add(&mut self, alert: Alert, cursors: HashMap<u32, Cursor>) {
-        for (no, c) in cursors {
-            self.cursors.insert((alert.spec.name.clone(), no), c);
-            self.stored.insert((alert.spec.name.clone(), no), c);
+        let at = self
+            .alerts
+            .partition_point(|a| a.spec.name < alert.spec.name);
+        for slots in self.sources.values_mut() {
+            slots.insert(at, Slot::default());
         }
-        self.alerts.push(alert);
+        self.alerts.insert(at, alert);
+        let n = self.alerts.len();
+        for (no, c) in cursors {
+            self.sources
+                .entry(no)
+                .or_insert_with(|| vec![Slot::default(); n])[at] = Slot {
+                now: c,
+                stored: Some(c),
+            };
+        }
         self.rebuild();
     }
 
     pub(super) fn remove(&mut self, name: &str) {
-        self.alerts.retain(|a| a.spec.name != name);
-        self.cursors.retain(|(n, _), _| n != name);
-        self.stored.retain(|(n, _), _| n != name);
+        let Some(at) = self.alerts.iter().position(|a| a.spec.name == name) else {
+            return;
+        };
+        self.alerts.remove(at);
+        for slots in self.sources.values_mut() {
+            slots.remove(at);
+        }
         self.rebuild();
     }
 
-    /// Whether alert `a` looks at a frame of `record` at `offset`.
-    fn applies(&self, a: usize, record: &SourceRecord, offset: u64) -> bool {
-        let spec = &self.alerts[a].spec;
-        if spec
-            .source
-            .as_ref()
-            .is_some_and(|p| !source_matches(p, &record.source))
-        {
-            return false;
-        }
-        match spec.between {
-            None => true,
-            // A frame of unknown time is outside every window (as search's wall filter).
-            Some(w) => record
-                .start_wall_ms
-                .is_some_and(|start| w.contains(start + offset as i64)),
-        }
-    }
-
-    fn incident(&self, a: usize, record: &SourceRecord, run: Run) -> Delivery {
-        let alert = &self.alerts[a];
-        let interval_ms = (record.interval * 1000.0).round() as u64;
-        (
-            Incident {
-                alert: alert.spec.name.clone(),
-                source: record.source.clone(),
-                start_ms: run.start_ms,
-                end_ms: clip_end(run.last_ms, interval_ms, record.duration_ms),
-                best_ms: run.best_ms,
-                score: run.best_score,
-                confidence: self.calibration.confidence(run.best_score),
-                region: alert.spec.region,
-                start_wall_ms: record.start_wall_ms.map(|s| s + run.start_ms as i64),
-                recorded_ms: crate::clock::now_ms(),
-            },
-            alert.spec.exec.clone(),
-        )
-    }
-
-    /// Records the closed runs with the cursors that must be stored, then keeps the cursors;
-    /// returns the incidents that are new.
+    /// Records the closed runs with the cursors to store, in one transaction; returns the
+    /// incidents that are new. An incident is not delivered twice: one whose key is stored
+    /// is not new.
     ///
-    /// A cursor whose only change is how far it has evaluated (no match, no open incident
-    /// changed) is stored only every [`CURSOR_SAVE_MS`] of footage: the stored cursor is then
-    /// an earlier state of the same evaluation, and a restart replays the frames after it
-    /// to the same result (with 1,000 alerts, writing every cursor of every batch would cost
-    /// a thousand rows per batch).
-    fn commit(
+    /// Storing a cursor only with the incidents it closes and every [`CURSOR_SAVE_MS`] of
+    /// footage is enough for exactly once: the stored cursor is always an earlier state of
+    /// the same evaluation, so a restart replays the frames after it to the same incidents,
+    /// whose keys are stored (with 1,000 alerts, storing every cursor of every batch would
+    /// cost a thousand rows per batch).
+    pub(super) fn commit(
         &mut self,
         store: &Store,
-        changed: HashMap<(String, u32), Cursor>,
-        closed: Vec<Delivery>,
+        pending: Pending,
     ) -> Result<Vec<Delivery>, AlertError> {
-        let save: Vec<((String, u32), Cursor)> = changed
+        let Pending { save, closed } = pending;
+        let rows: Vec<(&str, u32, Cursor)> = save
             .iter()
-            .filter(|(k, c)| match self.stored.get(*k) {
-                None => true,
-                Some(s) => {
-                    s.open != c.open
-                        || c.evaluated_to
-                            .unwrap_or(0)
-                            .saturating_sub(s.evaluated_to.unwrap_or(0))
-                            >= CURSOR_SAVE_MS
-                }
-            })
-            .map(|(k, c)| (k.clone(), *c))
+            .map(|&(a, no, c)| (self.alerts[a].spec.name.as_str(), no, c))
             .collect();
-        let hooks: HashMap<(String, String, u64), Vec<String>> = closed
-            .iter()
-            .map(|(i, e)| ((i.alert.clone(), i.source.clone(), i.start_ms), e.clone()))
-            .collect();
-        let fresh = book::record(store, &save, closed.into_iter().map(|d| d.0).collect())?;
-        for (k, c) in save {
-            self.stored.insert(k, c);
+        let fresh = book::record(store, &rows, closed.iter().map(|d| &d.0))?;
+        for (a, no, c) in save {
+            if let Some(slot) = self.sources.get_mut(&no).and_then(|s| s.get_mut(a)) {
+                slot.stored = Some(c);
+            }
         }
-        for (k, c) in changed {
-            self.cursors.insert(k, c);
-        }
-        Ok(fresh
+        Ok(closed
             .into_iter()
-            .map(|i| {
-                let exec = hooks
-                    .get(&(i.alert.clone(), i.source.clone(), i.start_ms))
-                    .cloned()
-                    .unwrap_or_default();
-                (i, exec)
-            })
+            .zip(fresh)
+            .filter_map(|(d, new)| new.then_some(d))
             .collect())
     }
 
-    /// Evaluates a committed batch.
-    pub(super) fn on_commit(
+    /// Evaluates a committed batch into `pending`.
+    pub(super) fn evaluate(
         &mut self,
         store: &Store,
         frames: &[(u64, Vec<f32>)],
-    ) -> Result<Vec<Delivery>, AlertError> {
+        pending: &mut Pending,
+    ) -> Result<(), AlertError> {
         if self.alerts.is_empty() || frames.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let n = self.alerts.len();
         let rows: Vec<&[f32]> = frames.iter().map(|(_, v)| v.as_slice()).collect();
@@ -295,62 +335,72 @@ impl Matcher {
                 _ => by_source.push((no, vec![i])),
             }
         }
-        let mut changed: HashMap<(String, u32), Cursor> = HashMap::new();
-        let mut closed = Vec::new();
+        let Pending { save, closed } = pending;
+        let Self {
+            calibration,
+            gap_ms,
+            alerts,
+            thresholds,
+            sources,
+            ..
+        } = self;
         store.with_sources(|table| {
             for (no, list) in &by_source {
                 let Some(record) = table.by_no(*no) else {
                     continue;
                 };
-                for a in 0..n {
-                    let key = (self.alerts[a].spec.name.clone(), *no);
-                    let mut c = self.cursors.get(&key).copied().unwrap_or_default();
-                    let before = c;
+                let slots = sources
+                    .entry(*no)
+                    .or_insert_with(|| vec![Slot::default(); n]);
+                for (a, (alert, slot)) in alerts.iter().zip(slots.iter_mut()).enumerate() {
+                    if !source_applies(alert, record) {
+                        continue;
+                    }
+                    let mut closed_one = false;
                     for &i in list {
                         let offset = split_key(frames[i].0).1;
-                        if c.evaluated_to.is_some_and(|e| offset <= e)
-                            || !self.applies(a, record, offset)
+                        if slot.now.evaluated_to.is_some_and(|e| offset <= e)
+                            || !time_applies(alert, record, offset)
                         {
                             continue;
                         }
                         let score = scores[i * n + a];
-                        let matched = score >= self.thresholds[a];
-                        if let Some(run) = step(&mut c, offset, score, matched, self.gap_ms) {
-                            closed.push(self.incident(a, record, run));
+                        let matched = score >= thresholds[a];
+                        if let Some(run) = step(&mut slot.now, offset, score, matched, *gap_ms) {
+                            closed.push(incident(calibration, alert, record, run));
+                            closed_one = true;
                         }
                     }
-                    if c != before {
-                        changed.insert(key, c);
+                    if slot.due(closed_one) {
+                        save.push((a, *no, slot.now));
                     }
                 }
             }
         })?;
-        self.commit(store, changed, closed)
+        Ok(())
     }
 
-    /// Closes the open incidents of `source` (its ingest ended).
+    /// Closes the open incidents of `source` (its ingest ended) into `pending`.
     pub(super) fn close_source(
         &mut self,
         store: &Store,
         source: &str,
-    ) -> Result<Vec<Delivery>, AlertError> {
+        pending: &mut Pending,
+    ) -> Result<(), AlertError> {
         let Some(record) = store.source(source)? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let mut changed = HashMap::new();
-        let mut closed = Vec::new();
-        for a in 0..self.alerts.len() {
-            let key = (self.alerts[a].spec.name.clone(), record.no);
-            if let Some(c) = self.cursors.get(&key) {
-                if let Some(run) = c.open {
-                    let mut c = *c;
-                    c.open = None;
-                    changed.insert(key, c);
-                    closed.push(self.incident(a, &record, run));
+        if let Some(slots) = self.sources.get_mut(&record.no) {
+            for (a, slot) in slots.iter_mut().enumerate() {
+                if let Some(run) = slot.now.open.take() {
+                    pending.save.push((a, record.no, slot.now));
+                    pending
+                        .closed
+                        .push(incident(&self.calibration, &self.alerts[a], &record, run));
                 }
             }
         }
-        self.commit(store, changed, closed)
+        Ok(())
     }
 
     /// Evaluates the stored frames past each cursor (of alert `only`, or all), and closes the
@@ -363,39 +413,44 @@ impl Matcher {
         only: Option<&str>,
     ) -> Result<Vec<Delivery>, AlertError> {
         let records: Vec<SourceRecord> = store.sources()?;
-        let mut changed = HashMap::new();
-        let mut closed = Vec::new();
-        for a in 0..self.alerts.len() {
-            if only.is_some_and(|n| n != self.alerts[a].spec.name) {
+        let n = self.alerts.len();
+        let Pending {
+            mut save,
+            mut closed,
+        } = Pending::default();
+        for (a, alert) in self.alerts.iter().enumerate() {
+            if only.is_some_and(|n| n != alert.spec.name) {
                 continue;
             }
             for record in &records {
-                let key = (self.alerts[a].spec.name.clone(), record.no);
-                let mut c = self.cursors.get(&key).copied().unwrap_or_default();
-                let before = c;
-                if let Some(hi) = record.watermark_ms {
+                let slot = &mut self
+                    .sources
+                    .entry(record.no)
+                    .or_insert_with(|| vec![Slot::default(); n])[a];
+                let c = &mut slot.now;
+                if let Some(hi) = record
+                    .watermark_ms
+                    .filter(|_| source_applies(alert, record))
+                {
                     let lo = c.evaluated_to.map_or(0, |e| e + 1);
-                    let vector = &self.alerts[a].vector;
                     let threshold = self.thresholds[a];
                     let mut runs = Vec::new();
                     let mut failed = None;
                     store.visit_source_vectors(record.no, lo, hi, |k, bytes| {
                         let (_, offset) = split_key(k);
-                        if !self.applies(a, record, offset) {
+                        if !time_applies(alert, record, offset) {
                             return;
                         }
                         let v: Vec<f32> = bytes
                             .chunks_exact(4)
                             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                             .collect();
-                        if v.len() != vector.len() {
+                        if v.len() != alert.vector.len() {
                             failed = Some(k);
                             return;
                         }
-                        let score = dot(&v, vector);
-                        if let Some(run) =
-                            step(&mut c, offset, score, score >= threshold, self.gap_ms)
-                        {
+                        let score = dot(&v, &alert.vector);
+                        if let Some(run) = step(c, offset, score, score >= threshold, self.gap_ms) {
                             runs.push(run);
                         }
                     })?;
@@ -405,22 +460,22 @@ impl Matcher {
                         )));
                     }
                     for run in runs {
-                        closed.push(self.incident(a, record, run));
+                        closed.push(incident(&self.calibration, alert, record, run));
                     }
                 }
                 let ingesting =
                     matches!(record.state, SourceState::Queued | SourceState::Ingesting);
                 if !ingesting {
                     if let Some(run) = c.open.take() {
-                        closed.push(self.incident(a, record, run));
+                        closed.push(incident(&self.calibration, alert, record, run));
                     }
                 }
-                if c != before {
-                    changed.insert(key, c);
+                if Some(*c) != slot.stored {
+                    save.push((a, record.no, *c));
                 }
             }
         }
-        self.commit(store, changed, closed)
+        self.commit(store, Pending { save, closed })
     }
 }
 
@@ -485,5 +540,30 @@ mod tests {
         // A match after a long silence opens a new incident.
         assert!(step(&mut c, 20_000, 0.9, true, gap).is_none());
         assert_eq!(c.open.map(|r| r.start_ms), Some(20_000));
+    }
+
+    #[test]
+    fn a_cursor_is_stored_with_each_incident_it_closes_and_every_minute_of_footage() {
+        let at = |ms: u64| Cursor {
+            evaluated_to: Some(ms),
+            open: None,
+        };
+        // Nothing stored: a replay would start at the first frame.
+        let mut slot = Slot {
+            now: at(CURSOR_SAVE_MS - 200),
+            stored: None,
+        };
+        assert!(!slot.due(false));
+        assert!(slot.due(true), "an incident closed");
+        slot.now = at(CURSOR_SAVE_MS);
+        assert!(slot.due(false));
+        slot.stored = Some(slot.now);
+        slot.now = at(2 * CURSOR_SAVE_MS - 1);
+        assert!(
+            !slot.due(false),
+            "less than a minute past the stored cursor"
+        );
+        slot.now = at(2 * CURSOR_SAVE_MS);
+        assert!(slot.due(false));
     }
 }

@@ -5,14 +5,16 @@
 //! windows); `book` keeps alerts, per-source evaluation cursors and incidents in their own
 //! sled trees; `matcher` scores a batch against every alert with one matrix product and
 //! grows incidents; `deliver` logs each incident, hands it to the followers and runs the
-//! alert's exec hook.
+//! alert's exec hook; `worker` is the thread that evaluates committed batches beside ingest.
 
 mod book;
 mod deliver;
 mod matcher;
+mod worker;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -235,10 +237,69 @@ impl From<sled::Error> for AlertError {
 
 /// The alert stage of a running daemon.
 pub struct Alerts {
+    stage: Arc<Stage>,
+    worker: worker::Worker,
+}
+
+/// What the request handlers and the alert thread share.
+struct Stage {
     store: Store,
     settings: AlertSettings,
     matcher: Mutex<matcher::Matcher>,
+    /// How many alerts exist: a batch is not queued when none does.
+    count: AtomicUsize,
     deliver: deliver::Deliver,
+}
+
+impl Stage {
+    /// Evaluates queued work in order and records what it found in one transaction, then
+    /// delivers the new incidents and tells each finished source's caller.
+    fn evaluate(&self, work: Vec<worker::Work>) {
+        let started = std::time::Instant::now();
+        let mut m = self.matcher.lock().expect("alert matcher");
+        let mut pending = matcher::Pending::default();
+        let (mut frames, mut done) = (0, Vec::new());
+        for w in work {
+            let evaluated = match w {
+                worker::Work::Batch(batch) => {
+                    frames += batch.len();
+                    m.evaluate(&self.store, &batch, &mut pending)
+                }
+                worker::Work::Finished(source, tell) => {
+                    let closed = m.close_source(&self.store, &source, &mut pending);
+                    done.push(tell);
+                    closed
+                }
+            };
+            if let Err(e) = evaluated {
+                tracing::error!(error = %e, "alerts not evaluated for a batch; they are at the next start");
+            }
+        }
+        match m.commit(&self.store, pending) {
+            Ok(incidents) => {
+                tracing::debug!(
+                    frames,
+                    alerts = m.alerts().len(),
+                    us = started.elapsed().as_micros() as u64,
+                    "alerts evaluated"
+                );
+                drop(m);
+                self.deliver_all(incidents);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert incidents not recorded; they are at the next start")
+            }
+        }
+        for tell in done {
+            let _ = tell.send(());
+        }
+    }
+
+    fn deliver_all(&self, incidents: Vec<(Incident, Vec<String>)>) {
+        for (incident, exec) in incidents {
+            self.deliver.deliver(&incident, &exec);
+        }
+    }
 }
 
 impl std::fmt::Debug for Alerts {
@@ -259,13 +320,18 @@ impl Alerts {
     ) -> Result<Self, AlertError> {
         let alerts = book::load_alerts(&store)?;
         let cursors = book::load_cursors(&store)?;
+        let count = AtomicUsize::new(alerts.len());
         let matcher = matcher::Matcher::new(calibration, gap_ms, alerts, cursors);
         let deliver = deliver::Deliver::new(&settings, observer);
         Ok(Self {
-            store,
-            settings,
-            matcher: Mutex::new(matcher),
-            deliver,
+            stage: Arc::new(Stage {
+                store,
+                settings,
+                matcher: Mutex::new(matcher),
+                count,
+                deliver,
+            }),
+            worker: worker::Worker::default(),
         })
     }
 
@@ -305,7 +371,7 @@ impl Alerts {
             ));
         }
         if let Some(program) = spec.exec.first() {
-            deliver::check_program(program, &self.settings.exec_dirs)?;
+            deliver::check_program(program, &self.stage.settings.exec_dirs)?;
         }
         Ok(())
     }
@@ -320,7 +386,7 @@ impl Alerts {
         backfill: bool,
     ) -> Result<(Alert, usize), AlertError> {
         self.check(&spec)?;
-        let mut m = self.matcher.lock().expect("alert matcher");
+        let mut m = self.stage.matcher.lock().expect("alert matcher");
         if m.alerts().len() >= MAX_ALERTS {
             return Err(AlertError::Invalid(format!(
                 "{MAX_ALERTS} alerts exist, the most a daemon keeps; remove some first"
@@ -335,19 +401,20 @@ impl Alerts {
         let starts: Vec<(u32, u64)> = if backfill {
             Vec::new()
         } else {
-            self.store.with_sources(|t| {
+            self.stage.store.with_sources(|t| {
                 t.iter()
                     .filter_map(|r| r.watermark_ms.map(|w| (r.no, w)))
                     .collect()
             })?
         };
-        let cursors = book::add_alert(&self.store, &alert, &starts)?;
+        let cursors = book::add_alert(&self.stage.store, &alert, &starts)?;
         m.add(alert.clone(), cursors);
+        self.stage.count.store(m.alerts().len(), Ordering::Relaxed);
         let recorded = if backfill {
-            let incidents = m.catch_up(&self.store, Some(&alert.spec.name))?;
+            let incidents = m.catch_up(&self.stage.store, Some(&alert.spec.name))?;
             let n = incidents.len();
             drop(m);
-            self.deliver_all(incidents);
+            self.stage.deliver_all(incidents);
             n
         } else {
             0
@@ -358,7 +425,8 @@ impl Alerts {
 
     /// Every stored alert, by name.
     pub fn list(&self) -> Vec<Alert> {
-        self.matcher
+        self.stage
+            .matcher
             .lock()
             .expect("alert matcher")
             .alerts()
@@ -368,12 +436,13 @@ impl Alerts {
     /// Removes an alert, its cursors and its open incidents (recorded incidents stay in the
     /// history).
     pub fn remove(&self, name: &str) -> Result<(), AlertError> {
-        let mut m = self.matcher.lock().expect("alert matcher");
+        let mut m = self.stage.matcher.lock().expect("alert matcher");
         if !m.alerts().iter().any(|a| a.spec.name == name) {
             return Err(AlertError::NotFound(name.to_string()));
         }
-        book::remove_alert(&self.store, name)?;
+        book::remove_alert(&self.stage.store, name)?;
         m.remove(name);
+        self.stage.count.store(m.alerts().len(), Ordering::Relaxed);
         tracing::info!(alert = name, "alert removed");
         Ok(())
     }
@@ -385,65 +454,51 @@ impl Alerts {
         since_ms: Option<i64>,
         alert: Option<&str>,
     ) -> Result<Vec<Incident>, AlertError> {
-        book::history(&self.store, since_ms, alert)
+        book::history(&self.stage.store, since_ms, alert)
     }
 
-    /// Evaluates a committed batch (`(frame key, vector)`) against every alert and delivers
-    /// the incidents that closed. Errors are logged: ingest goes on.
+    /// Queues a committed batch (`(frame key, vector)`) for the alert thread, which
+    /// evaluates it against every alert and delivers the incidents that closed. Waits only
+    /// when the queue is full. Errors are logged: ingest goes on.
     pub fn on_commit(&self, frames: &[(u64, Vec<f32>)]) {
-        let mut m = self.matcher.lock().expect("alert matcher");
-        if m.alerts().is_empty() {
+        if self.stage.count.load(Ordering::Relaxed) == 0 || frames.is_empty() {
             return;
         }
-        let started = std::time::Instant::now();
-        match m.on_commit(&self.store, frames) {
-            Ok(incidents) => {
-                tracing::debug!(
-                    frames = frames.len(),
-                    alerts = m.alerts().len(),
-                    us = started.elapsed().as_micros() as u64,
-                    "alerts evaluated"
-                );
-                drop(m);
-                self.deliver_all(incidents);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "alerts not evaluated for a batch; they are at the next start")
-            }
-        }
+        self.worker
+            .send(&self.stage, worker::Work::Batch(frames.to_vec()));
     }
 
-    /// Closes every open incident of a source whose ingest ended.
+    /// Closes every open incident of a source whose ingest ended; returns once they are
+    /// recorded and delivered (after the source's queued batches).
     pub fn source_finished(&self, source: &str) {
-        let mut m = self.matcher.lock().expect("alert matcher");
-        if m.alerts().is_empty() {
+        if self.stage.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        match m.close_source(&self.store, source) {
-            Ok(incidents) => {
-                drop(m);
-                self.deliver_all(incidents);
-            }
-            Err(e) => tracing::error!(source, error = %e, "open incidents not closed"),
-        }
+        let (tell, told) = std::sync::mpsc::sync_channel(1);
+        self.worker.send(
+            &self.stage,
+            worker::Work::Finished(source.to_string(), tell),
+        );
+        // An error: the thread is gone, and said why.
+        let _ = told.recv();
+    }
+
+    /// Evaluates what the alert thread still holds, and stops it (at shutdown, after
+    /// ingest stopped).
+    pub fn stop(&self) {
+        self.worker.stop();
     }
 
     /// At start, before ingest resumes: evaluates the stored frames each alert's cursor has
     /// not reached (a crash between a commit and its evaluation) and closes the incidents of
     /// finished sources. Returns the incidents recorded.
     pub fn catch_up(&self) -> Result<usize, AlertError> {
-        let mut m = self.matcher.lock().expect("alert matcher");
-        let incidents = m.catch_up(&self.store, None)?;
+        let mut m = self.stage.matcher.lock().expect("alert matcher");
+        let incidents = m.catch_up(&self.stage.store, None)?;
         drop(m);
         let n = incidents.len();
-        self.deliver_all(incidents);
+        self.stage.deliver_all(incidents);
         Ok(n)
-    }
-
-    fn deliver_all(&self, incidents: Vec<(Incident, Vec<String>)>) {
-        for (incident, exec) in incidents {
-            self.deliver.deliver(&incident, &exec);
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `frameseek serve`: run the daemon until SIGTERM or SIGINT.
+//! `frameseek serve`: run the daemon until SIGTERM or SIGINT; SIGHUP reloads the
+//! configuration.
 
 use super::{Cli, EXIT_OK};
 use crate::config::{Config, LogFormat};
@@ -20,7 +21,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         listener.spawn()?;
     }
     let listener = crate::daemon::Listener::from_config(&config);
-    crate::daemon::run(config, listener, shutdown_signal())?;
+    // A reload (SIGHUP) reads the configuration as above.
+    let (file, socket) = (cli.config.clone(), cli.socket.clone());
+    let reload: crate::daemon::ConfigLoader = Box::new(move || {
+        let mut config = Config::load(file.as_deref())?;
+        config.resolve_camera_urls()?;
+        if let Some(socket) = &socket {
+            config.daemon.socket = socket.clone();
+        }
+        Ok(config)
+    });
+    crate::daemon::run(config, listener, shutdown_signal(), reload)?;
     Ok(EXIT_OK)
 }
 

@@ -4,9 +4,12 @@
 //! start, listen, the background tasks ([`tasks`]), serve until shutdown, stop every part.
 
 mod alerts;
+mod reload;
 mod report;
 mod requests;
 mod tasks;
+
+pub use reload::ConfigLoader;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +44,8 @@ pub struct Daemon {
     followers: tokio::sync::broadcast::Sender<Arc<str>>,
     started: Instant,
     rebuild: IndexRebuild,
+    /// What a reload (SIGHUP) changes besides the sources, and its last outcome.
+    reloadable: reload::Reloadable,
 }
 
 /// The background rebuild of the index, when the one on disk could not be used.
@@ -79,12 +84,14 @@ impl Listener {
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM/SIGINT in production, a channel in
 /// tests): starts every part, listens, tells systemd it is ready, runs the background tasks
-/// and serves requests; then stops the tasks, the connections, live sources and ingest
-/// (committing what was decoded), checkpoints the index and flushes the database.
+/// and serves requests, reloading with `reload` on SIGHUP; then stops the tasks, the
+/// connections, live sources and ingest (committing what was decoded), checkpoints the
+/// index and flushes the database.
 pub fn run(
     config: Config,
     listener: Listener,
     shutdown: impl Future<Output = ()>,
+    reload: ConfigLoader,
 ) -> anyhow::Result<()> {
     // Before anything uses rayon: the global pool (ingest's image batches) runs niced, a
     // few steps below decoding.
@@ -98,7 +105,8 @@ pub fn run(
         .thread_name("frameseek-io")
         .build()
         .context("cannot start the async runtime")?;
-    let daemon = Arc::new(Daemon::start(config)?);
+    let daemon = Arc::new(Daemon::start(config, reload)?);
+    let hangup = reload::listen(&runtime, &daemon).context("cannot listen for SIGHUP")?;
     let (socket, owns_socket) = {
         let _guard = runtime.enter();
         crate::server::listen(&listener.socket, &listener.group)?
@@ -109,7 +117,8 @@ pub fn run(
         "STATUS=serving {} frames",
         daemon.catalog.indexed()
     ));
-    let background = tasks::spawn(&runtime, &daemon);
+    let mut background = tasks::spawn(&runtime, &daemon);
+    background.push(hangup);
     let d = &daemon.config.daemon;
     let limits = Limits {
         max_connections: d.max_connections,
@@ -138,8 +147,9 @@ const MODEL_DIGEST_FILE: &str = "model-digest.json";
 
 impl Daemon {
     /// Opens the state directory, loads the model, reconciles the index and starts the
-    /// ingest pipeline, resuming sources that were not finished.
-    pub fn start(config: Config) -> anyhow::Result<Self> {
+    /// ingest pipeline, resuming sources that were not finished. `reload` reads the
+    /// configuration again when the daemon is told to reload.
+    pub fn start(config: Config, reload: ConfigLoader) -> anyhow::Result<Self> {
         let state_dir = &config.daemon.state_dir;
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
@@ -284,7 +294,9 @@ impl Daemon {
             },
         )?;
         sources.start(state_dir)?;
+        let reloadable = reload::Reloadable::new(&config, reload);
         Ok(Self {
+            reloadable,
             config,
             embedder,
             catalog,
@@ -334,6 +346,7 @@ impl Daemon {
     pub fn shutdown(&self) -> anyhow::Result<()> {
         self.sources.stop_all();
         self.ingest.shutdown();
+        self.alerts.stop();
         self.rebuild.stop();
         let written = self
             .catalog

@@ -114,6 +114,7 @@ impl Daemon {
                 added: p.added as u64,
                 total: p.total as u64,
             }),
+            reload: self.reloadable.last(),
         })
     }
 

@@ -19,7 +19,9 @@ const DISK_CHECK_S: u64 = 5;
 /// Starts every background task the configuration asks for; returns their handles.
 pub(super) fn spawn(runtime: &Runtime, daemon: &Arc<Daemon>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if daemon.sources.has_watched_folders() {
+    // Always started: a reload may add watched folders or retention (a scan of none, or a
+    // run of an inactive policy, does nothing).
+    {
         let every = Duration::from_secs_f64(daemon.config.ingest.watch_interval);
         let state = Arc::new(std::sync::Mutex::new(WatchState::default()));
         tasks.push(every_interval(
@@ -28,23 +30,33 @@ pub(super) fn spawn(runtime: &Runtime, daemon: &Arc<Daemon>) -> Vec<JoinHandle<(
             every,
             Duration::ZERO,
             move |d| {
-                d.sources
-                    .scan_watched(&mut state.lock().expect("watch state"));
+                if d.sources.has_watched_folders() {
+                    d.sources
+                        .scan_watched(&mut state.lock().expect("watch state"));
+                }
             },
         ));
     }
-    let retention = daemon.config.retention.policy();
-    if retention.is_active() {
-        let every = Duration::from_secs_f64(daemon.config.retention.interval);
-        tasks.push(every_interval(
-            runtime,
-            daemon,
-            every,
-            Duration::ZERO,
-            |d| {
-                d.run_retention();
-            },
-        ));
+    {
+        let d = daemon.clone();
+        tasks.push(runtime.spawn(async move {
+            loop {
+                let d2 = d.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if d2.retention().policy().is_active() {
+                        d2.run_retention();
+                    }
+                })
+                .await;
+                // `retention.interval` as in force now; a reload that changes `[retention]`
+                // starts a run at once.
+                let every = Duration::from_secs_f64(d.retention().interval);
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = d.reloadable.retention_changed.notified() => {}
+                }
+            }
+        }));
     }
     let disk = Duration::from_secs(DISK_CHECK_S);
     tasks.push(every_interval(runtime, daemon, disk, disk, |d| {
@@ -98,9 +110,14 @@ fn every_interval(
 }
 
 impl Daemon {
+    /// `[retention]` in force (the start's, or the last reload's).
+    fn retention(&self) -> crate::config::RetentionConfig {
+        self.reloadable.retention.read().expect("retention").clone()
+    }
+
     /// One retention run (`[retention]`) at the current time; logs and returns frames removed.
     pub fn run_retention(&self) -> u64 {
-        let policy = self.config.retention.policy();
+        let policy = self.retention().policy();
         match self
             .catalog
             .apply_retention(&policy, crate::clock::now_ms())

@@ -176,6 +176,35 @@ pub struct StatusReply {
     /// refused with `rebuilding` until it is done); null otherwise.
     #[serde(default)]
     pub index_rebuild: Option<IndexRebuildStatus>,
+    /// The last configuration reload (SIGHUP) since start; absent when none happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadStatus>,
+}
+
+/// How a configuration reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new configuration is in force (what a reload may change of it).
+    Applied,
+    /// The new configuration did not load or check; the one in force stays.
+    Refused,
+}
+
+/// The last configuration reload, in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// When, ISO 8601 UTC.
+    pub at: String,
+    /// Applied or refused.
+    pub outcome: ReloadOutcome,
+    /// Why it was refused; null when applied.
+    pub error: Option<String>,
+    /// What changed and was put in force (`camera added: NAME`, `ingest.watch added:
+    /// FOLDER`, `retention`, …).
+    pub applied: Vec<String>,
+    /// Settings that changed in the configuration but need a restart; not applied.
+    pub needs_restart: Vec<String>,
 }
 
 /// A rebuild of the index in progress, in `status`.

@@ -8,6 +8,7 @@ pub mod camera;
 pub mod folder;
 pub mod live;
 pub mod reindex;
+mod reload;
 mod streams;
 pub mod url;
 mod watch;
@@ -23,6 +24,7 @@ use crate::store::{Fingerprint, SourceRecord, SourceState, StoreError};
 pub use camera::{CameraConfig, SamplingDefaults};
 pub use folder::{walk_videos, VIDEO_EXTENSIONS};
 pub use live::LiveSettings;
+pub use reload::{ReloadError, SourceChanges};
 pub use url::{has_secret, is_stream_url, redact, stream_source_id};
 pub use watch::WatchState;
 
@@ -196,6 +198,13 @@ pub struct SourcesSettings {
     pub client_streams: url::ClientStreams,
 }
 
+/// The part of the settings a reload changes: `[[cameras]]` and `ingest.watch`.
+#[derive(Debug, Clone)]
+struct Configured {
+    cameras: Vec<CameraConfig>,
+    watch: Vec<PathBuf>,
+}
+
 /// The source stage of a running daemon: admits files, folders, streams and cameras, and
 /// starts their reading.
 pub struct Sources {
@@ -204,6 +213,9 @@ pub struct Sources {
     live: live::LiveSources,
     roots: FootageRoots,
     settings: SourcesSettings,
+    /// The cameras and watched folders in force: `settings`' at start, then a reload's
+    /// ([`Sources::reconfigure`]).
+    configured: std::sync::RwLock<Arc<Configured>>,
     /// Held while a source is looked up and created or reset, so that two admissions of
     /// one file (a watch scan and a client, or two clients) cannot both create it.
     admitting: std::sync::Mutex<()>,
@@ -236,9 +248,18 @@ impl Sources {
             catalog,
             ingest,
             live,
+            configured: std::sync::RwLock::new(Arc::new(Configured {
+                cameras: settings.cameras.clone(),
+                watch: settings.watch.clone(),
+            })),
             settings,
             admitting: std::sync::Mutex::new(()),
         })
+    }
+
+    /// The cameras and watched folders in force.
+    fn configured(&self) -> Arc<Configured> {
+        self.configured.read().expect("configured sources").clone()
     }
 
     /// At start: checks the watched folders, resumes unfinished sources, starts the cameras
@@ -367,7 +388,7 @@ impl Sources {
                 }
                 None => {
                     let path = PathBuf::from(r.path.as_deref().unwrap_or(&r.source));
-                    let mut settings = self.settings_of(self.camera_of_file(&r));
+                    let mut settings = self.settings_of(self.camera_of_file(&r).as_ref());
                     settings.interval = r.interval;
                     self.ingest.submit(Job {
                         source: r.source.clone(),
@@ -447,14 +468,18 @@ impl Sources {
     }
 
     /// The camera whose folder holds a file source (`NAME/relative/path`), if any.
-    fn camera_of_file(&self, r: &SourceRecord) -> Option<&CameraConfig> {
+    fn camera_of_file(&self, r: &SourceRecord) -> Option<CameraConfig> {
         r.path.as_ref()?;
         self.camera(r.source.split('/').next()?)
     }
 
     /// The camera named `name`.
-    fn camera(&self, name: &str) -> Option<&CameraConfig> {
-        self.settings.cameras.iter().find(|c| c.name == name)
+    fn camera(&self, name: &str) -> Option<CameraConfig> {
+        self.configured()
+            .cameras
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
     }
 
     /// The settings of a source of `camera` (or of none).

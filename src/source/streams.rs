@@ -2,7 +2,7 @@
 //! configuration: their records, and their threads started or retired.
 
 use super::live::{LiveKind, LiveSpec};
-use super::{is_stream_url, redact, Admission, Admitted, Sources};
+use super::{is_stream_url, redact, Admission, Admitted, CameraConfig, Sources};
 use crate::decode::SourceSettings;
 use crate::store::{Fingerprint, SourceRecord, SourceState, StoreError};
 
@@ -115,38 +115,50 @@ impl Sources {
     /// the watched folders), and retires cameras no longer in the configuration.
     pub(super) fn start_cameras(&self) -> anyhow::Result<()> {
         let store = self.catalog.store();
-        for c in &self.settings.cameras {
-            let settings = self.settings.defaults.for_camera(Some(c));
-            let url = if is_stream_url(&c.url) {
-                c.url.clone()
-            } else {
-                let path = self
-                    .roots
-                    .admit(&c.url)
-                    .map_err(|e| anyhow::anyhow!("camera {}: {e}", c.name))?;
-                if path.is_dir() {
-                    continue;
-                }
-                path.display().to_string()
-            };
-            let record = self.live_record(&c.name, settings.interval)?;
-            self.start_live(&record, &url, true, settings)
-                .map_err(|e| anyhow::anyhow!("camera {}: {e}", c.name))?;
+        for c in &self.configured().cameras {
+            self.start_camera(c)?;
         }
         for r in store.sources()? {
             let retired = r.live.as_ref().is_some_and(|l| l.camera)
                 && self.camera(&r.source).is_none()
                 && r.state == SourceState::Ingesting;
             if retired {
-                store.update_source(&r.source, |r| {
-                    r.state = SourceState::Done;
-                    r.error = Some("camera no longer in the configuration".into());
-                    if let Some(l) = r.live.as_mut() {
-                        l.connected = false;
-                    }
-                })?;
+                self.retire_camera(&r.source)?;
             }
         }
+        Ok(())
+    }
+
+    /// Starts one camera's live source (none for a folder); false when it ran already.
+    pub(super) fn start_camera(&self, c: &CameraConfig) -> anyhow::Result<bool> {
+        let settings = self.settings.defaults.for_camera(Some(c));
+        let url = if is_stream_url(&c.url) {
+            c.url.clone()
+        } else {
+            let path = self
+                .roots
+                .admit(&c.url)
+                .map_err(|e| anyhow::anyhow!("camera {}: {e}", c.name))?;
+            if path.is_dir() {
+                return Ok(false);
+            }
+            path.display().to_string()
+        };
+        let record = self.live_record(&c.name, settings.interval)?;
+        self.start_live(&record, &url, true, settings)
+            .map_err(|e| anyhow::anyhow!("camera {}: {e}", c.name))
+    }
+
+    /// Marks a camera's live source done: it is no longer (or no longer live) in the
+    /// configuration.
+    pub(super) fn retire_camera(&self, name: &str) -> Result<(), StoreError> {
+        self.catalog.store().update_source(name, |r| {
+            r.state = SourceState::Done;
+            r.error = Some("camera no longer in the configuration".into());
+            if let Some(l) = r.live.as_mut() {
+                l.connected = false;
+            }
+        })?;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ pub struct WatchState {
 impl Sources {
     /// Checks the watched folders at start: each must lie under a footage root.
     pub(super) fn check_watched(&self) -> anyhow::Result<()> {
-        for folder in &self.settings.watch {
+        for folder in &self.configured().watch {
             self.roots
                 .admit(&folder.display().to_string())
                 .map_err(|e| anyhow::anyhow!("ingest.watch: {e}"))?;
@@ -28,21 +28,21 @@ impl Sources {
 
     /// True when there are folders to scan (`ingest.watch`, or cameras that are folders).
     pub fn has_watched_folders(&self) -> bool {
-        !self.settings.watch.is_empty()
-            || self.settings.cameras.iter().any(|c| !is_stream_url(&c.url))
+        let configured = self.configured();
+        !configured.watch.is_empty() || configured.cameras.iter().any(|c| !is_stream_url(&c.url))
     }
 
     /// One scan of the watched folders; returns the files queued.
     pub fn scan_watched(&self, state: &mut WatchState) -> usize {
         let seen = &mut state.seen;
         let mut queued = 0;
-        let folders = self
-            .settings
+        let configured = self.configured();
+        let folders = configured
             .watch
             .iter()
             .map(|f| (f.display().to_string(), None::<&CameraConfig>))
             .chain(
-                self.settings
+                configured
                     .cameras
                     .iter()
                     .filter(|c| !is_stream_url(&c.url))

@@ -334,6 +334,54 @@ pub fn test_pattern_video(path: &Path, seconds: u32) {
     ]);
 }
 
+/// `ffmpeg -re` encoding the lavfi `source` (10 fps) with `codec` and a GOP of `gop` frames
+/// to the output arguments `out`, in real time; killed when dropped.
+pub fn ffmpeg_re(source: &str, codec: &str, gop: &str, out: &[&str]) -> Proc {
+    Proc(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+            .args(["-i", source, "-c:v", codec, "-g", gop])
+            .args(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A 10 fps test pattern sent as MPEG-TS over loopback UDP until dropped.
+pub fn send_udp(port: u16) -> Proc {
+    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+    ffmpeg_re(
+        "testsrc2=s=160x120:r=10",
+        "mpeg2video",
+        "5",
+        &["-f", "mpegts", &url],
+    )
+}
+
+/// Polls `status` until `pred` holds (`within`), returning it; fails with `what`, the last
+/// status and the daemon's log.
+pub fn wait_status(
+    d: &DaemonGuard,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = d.cli_json(&["status"]);
+        if pred(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {status}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A child process killed when dropped (a failed assertion leaves no stray server or
 /// ffmpeg behind).
 pub struct Proc(pub Child);
