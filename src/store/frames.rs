@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::{
-    abort, bump_count, corrupt, decode_key, frame_key, read_u64, split_key, tx_error, Abort,
-    SourceRecord, SourceState, Store, StoreError, OFFSET_MASK,
+    abort, bump_count, corrupt, decode_key, frame_key, key_view, last_key, read_u64, split_key,
+    tx_error, Abort, SourceRecord, SourceState, Store, StoreError, OFFSET_MASK,
 };
 
 /// Frames removed per transaction by [`Store::forget_source`] and [`Store::clear_frames`]
@@ -139,8 +139,11 @@ impl Store {
                 let mut below_floor = 0u64;
                 // Per source: its id, record, frames added, highest offset added; `None` for a
                 // source forgotten while its frames were in flight (they are dropped).
-                let mut per_source: HashMap<u32, Option<(sled::IVec, SourceRecord, u64, u64)>> =
-                    HashMap::new();
+                #[allow(clippy::type_complexity)]
+                let mut per_source: HashMap<
+                    u32,
+                    Option<(sled::IVec, SourceRecord, u64, u64, bool)>,
+                > = HashMap::new();
                 for (key, vector) in frames {
                     let (no, offset) = split_key(*key);
                     let entry = match per_source.entry(no) {
@@ -154,7 +157,7 @@ impl Store {
                                         .ok_or_else(|| abort(Abort::MissingRecord(no)))?;
                                     let rec: SourceRecord = serde_json::from_slice(&bytes)
                                         .map_err(|e| abort(Abort::BadRecord(e)))?;
-                                    Some((name, rec, 0, 0))
+                                    Some((name, rec, 0, 0, false))
                                 }
                             };
                             e.insert(record)
@@ -174,12 +177,14 @@ impl Store {
                     vectors.insert(&kb, encode_vector(vector))?;
                     pending.insert(&kb, &[])?;
                     added.push(*key);
-                    entry.2 += 1;
+                    // A source counts frames (times), not views: view 0 is every frame's.
+                    entry.2 += u64::from(key_view(*key) == 0);
                     entry.3 = entry.3.max(offset);
+                    entry.4 = true;
                 }
                 let mut changed = Vec::new();
-                for (name, mut rec, count, max_offset) in per_source.into_values().flatten() {
-                    if count == 0 {
+                for (name, mut rec, count, max_offset, any) in per_source.into_values().flatten() {
+                    if !any {
                         continue;
                     }
                     rec.frames += count;
@@ -270,7 +275,8 @@ impl Store {
                     if vectors.remove(&kb)?.is_some() {
                         pend.remove(&kb)?;
                         removed.push(*k);
-                        *per_source.entry(split_key(*k).0).or_default() += 1;
+                        *per_source.entry(split_key(*k).0).or_default() +=
+                            u64::from(key_view(*k) == 0);
                     }
                 }
                 let mut changed = Vec::new();
@@ -310,7 +316,7 @@ impl Store {
     pub fn source_keys(&self, no: u32) -> Result<Vec<u64>, StoreError> {
         let t = self.t()?;
         let lo = frame_key(no, 0).to_be_bytes();
-        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
+        let hi = last_key(no, OFFSET_MASK).to_be_bytes();
         t.vectors
             .range(lo..=hi)
             .keys()
@@ -342,7 +348,7 @@ impl Store {
                 continue;
             }
             let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
-            let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
+            let hi = last_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
             for kv in t.vectors.range(lo..=hi) {
                 let (k, v) = kv?;
                 visit(decode_key(&k)?, &v);
