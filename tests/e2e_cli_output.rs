@@ -205,7 +205,7 @@ fn every_client_commands_table_matches_its_json() {
     let rows = table(
         &text,
         &[
-            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "REGION", "SOURCE",
         ],
     );
     let clips = json["clips"].as_array().unwrap();
@@ -278,7 +278,7 @@ fn every_client_commands_table_matches_its_json() {
     let rows = table(
         &text,
         &[
-            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "REGION", "SOURCE",
         ],
     );
     let sources: Vec<&str> = json["clips"]

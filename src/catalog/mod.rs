@@ -446,7 +446,10 @@ impl Catalog {
         let keys = self.store.forget_source(source)?;
         self.unindex(&keys)?;
         self.checkpoint_locked()?;
-        Ok(keys.len() as u64)
+        Ok(keys
+            .iter()
+            .filter(|&&k| crate::store::key_view(k) == 0)
+            .count() as u64)
     }
 
     /// Removes a source's frames but keeps its record, for a re-ingest of a changed file.

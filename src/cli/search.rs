@@ -54,11 +54,12 @@ pub(super) fn zone(values: [f32; 4]) -> anyhow::Result<Region> {
     Ok(Region { x, y, w, h })
 }
 
-/// A clip's region for the table: `x,y wxh` as fractions of the frame, `-` when unknown.
+/// A clip's region for the table: `x,y+wxh` (corner and size, fractions of the frame), `-`
+/// when unknown.
 pub(super) fn region_cell(region: Option<&Region>) -> String {
     region.map_or_else(
         || "-".into(),
-        |r| format!("{:.2},{:.2} {:.2}x{:.2}", r.x, r.y, r.w, r.h),
+        |r| format!("{:.2},{:.2}+{:.2}x{:.2}", r.x, r.y, r.w, r.h),
     )
 }
 

@@ -390,6 +390,60 @@ mod tests {
     }
 
     #[test]
+    fn views_come_out_in_order_with_their_regions() {
+        use crate::embed::ViewSet;
+        init_ffmpeg();
+        // 64 x 32: the left half red, the right half blue (BT.601 limited).
+        let mut f = ffmpeg::frame::Video::new(Pixel::YUV444P, 64, 32);
+        for (plane, (left, right)) in [(81u8, 41u8), (90, 240), (240, 110)].iter().enumerate() {
+            let stride = f.stride(plane);
+            for y in 0..32 {
+                for x in 0..64 {
+                    f.data_mut(plane)[y * stride + x] = if x < 32 { *left } else { *right };
+                }
+            }
+        }
+        f.set_color_space(ffmpeg::color::Space::BT470BG);
+        f.set_color_range(ffmpeg::color::Range::MPEG);
+        let red_of = |g: &PixelGeometry, pixels: &[f32], view: usize, x: usize, y: usize| {
+            let c = g.crop;
+            let v = pixels[view * 3 * c * c + y * c + x];
+            ((v * g.std[0] + g.mean[0]) * 255.0).round() as i32
+        };
+        let cover = PixelGeometry {
+            views: ViewSet::Cover,
+            ..PixelGeometry::clip_default(16)
+        };
+        let mut out = Vec::new();
+        let regions = FrameConverter::new(cover.clone(), Rotation::None)
+            .convert(&f, &mut out)
+            .unwrap();
+        assert_eq!(regions.len(), 2);
+        assert_eq!(out.len(), 2 * cover.values_per_image());
+        assert_eq!((regions[0].x, regions[1].x + regions[1].w), (0.0, 1.0));
+        assert!(
+            red_of(&cover, &out, 0, 4, 8) > 240,
+            "view 0 is the left: red"
+        );
+        assert!(
+            red_of(&cover, &out, 1, 12, 8) < 20,
+            "view 1 is the right: blue"
+        );
+        let pad = PixelGeometry {
+            views: ViewSet::Pad,
+            ..PixelGeometry::clip_default(16)
+        };
+        let mut out = Vec::new();
+        let regions = FrameConverter::new(pad.clone(), Rotation::None)
+            .convert(&f, &mut out)
+            .unwrap();
+        assert_eq!(regions, vec![crate::embed::Region::WHOLE]);
+        // The frame fills rows 4..12 of the square; the rest is the mean colour (0).
+        assert_eq!(out[0], 0.0, "padding");
+        assert!(red_of(&pad, &out, 0, 2, 8) > 240 && red_of(&pad, &out, 0, 13, 8) < 20);
+    }
+
+    #[test]
     fn untagged_streams_use_bt601_below_720_lines_and_bt709_from_720() {
         use ffmpeg::color::{Range, Space};
         let sd = flat_frame(

@@ -415,6 +415,12 @@ mod tests {
             Request::Search(SearchRequest {
                 text: Some("a red car".into()),
                 k: Some(3),
+                region: Some(Region {
+                    x: 0.0,
+                    y: 0.0,
+                    w: 0.3,
+                    h: 1.0,
+                }),
                 ..Default::default()
             }),
             Request::Ingest(IngestRequest {
@@ -435,6 +441,12 @@ mod tests {
                 start_ms: 1000,
                 end_ms: 5000,
                 best_ms: Some(2000),
+                region: Some(Region {
+                    x: 0.5,
+                    y: 0.0,
+                    w: 0.5,
+                    h: 1.0,
+                }),
             }),
             Request::Frame(FrameRequest {
                 source: "/srv/a.mp4".into(),

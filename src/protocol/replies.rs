@@ -274,9 +274,12 @@ pub struct FrameReply {
 /// Reply to `stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsReply {
-    /// Frames stored.
+    /// Sampled frames stored (each once, whatever its views).
     pub frames: u64,
-    /// Vectors in the index.
+    /// Views stored (one vector each; issue 16): `frames` times the views per frame.
+    #[serde(default)]
+    pub views: u64,
+    /// Vectors in the index (views).
     pub indexed: u64,
     /// Sources known.
     pub sources: u64,

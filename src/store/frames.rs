@@ -137,12 +137,13 @@ impl Store {
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut below_floor = 0u64;
-                // Per source: its id, record, frames added, highest offset added; `None` for a
-                // source forgotten while its frames were in flight (they are dropped).
+                // Per source: its id, record, frames added, highest offset whose frame is
+                // complete, whether anything was added; `None` for a source forgotten while
+                // its frames were in flight (they are dropped).
                 #[allow(clippy::type_complexity)]
                 let mut per_source: HashMap<
                     u32,
-                    Option<(sled::IVec, SourceRecord, u64, u64, bool)>,
+                    Option<(sled::IVec, SourceRecord, u64, Option<u64>, bool)>,
                 > = HashMap::new();
                 for (key, vector) in frames {
                     let (no, offset) = split_key(*key);
@@ -157,7 +158,7 @@ impl Store {
                                         .ok_or_else(|| abort(Abort::MissingRecord(no)))?;
                                     let rec: SourceRecord = serde_json::from_slice(&bytes)
                                         .map_err(|e| abort(Abort::BadRecord(e)))?;
-                                    Some((name, rec, 0, 0, false))
+                                    Some((name, rec, 0, None, false))
                                 }
                             };
                             e.insert(record)
@@ -167,7 +168,7 @@ impl Store {
                         continue;
                     };
                     if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
-                        below_floor += 1;
+                        below_floor += u64::from(key_view(*key) == 0);
                         continue;
                     }
                     let kb = key.to_be_bytes();
@@ -179,7 +180,13 @@ impl Store {
                     added.push(*key);
                     // A source counts frames (times), not views: view 0 is every frame's.
                     entry.2 += u64::from(key_view(*key) == 0);
-                    entry.3 = entry.3.max(offset);
+                    // The watermark (where a restart resumes) moves past a frame only with
+                    // its last view: a frame whose views were split by a crash is read again,
+                    // and its stored views are skipped.
+                    let views = entry.1.views.as_ref().map_or(1, |v| v.len().max(1));
+                    if key_view(*key) + 1 >= views {
+                        entry.3 = Some(entry.3.map_or(offset, |m: u64| m.max(offset)));
+                    }
                     entry.4 = true;
                 }
                 let mut changed = Vec::new();
@@ -188,8 +195,10 @@ impl Store {
                         continue;
                     }
                     rec.frames += count;
-                    rec.watermark_ms =
-                        Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
+                    if let Some(max_offset) = max_offset {
+                        rec.watermark_ms =
+                            Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
+                    }
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
                     changed.push(rec);
                 }
@@ -301,7 +310,9 @@ impl Store {
                 bump_count(meta, -(removed.len() as i64))?;
                 if retention {
                     let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
-                    let after = before + removed.len() as u64;
+                    // Frames (times), as the sources count them, not views.
+                    let frames = removed.iter().filter(|&&k| key_view(k) == 0).count();
+                    let after = before + frames as u64;
                     meta.insert("retention_removed", &after.to_be_bytes())?;
                 }
                 Ok((removed, changed))
