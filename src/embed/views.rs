@@ -76,14 +76,16 @@ pub enum ViewSet {
     /// One view: the short side resized to the model's input and the middle square cropped
     /// (frameseek before issue 16; the sides of a wide frame are not seen).
     Centre,
-    /// Overlapping squares across the long side: the whole frame, at the model's scale
-    /// (two views for 16:9, one for a square frame).
+    /// Overlapping squares across the long side: the whole frame, at the model's scale, one
+    /// more square than covering needs, so that anything up to about half the short side
+    /// lies whole in some view (three views for 16:9 and 4:3, the middle one the old centre
+    /// crop; one for a square frame).
     #[default]
     Cover,
     /// One view: the whole frame shrunk to fit the model's square, padded.
     Pad,
     /// `cover`, plus squares of half the short side over the whole frame (small objects at
-    /// twice the scale; ten views for 16:9).
+    /// twice the scale; eleven views for 16:9).
     CoverTiles,
 }
 
@@ -108,22 +110,23 @@ pub struct ViewCut {
     pub region: Region,
 }
 
-/// `n` start positions of a window of `side` over `len`, evenly spread from 0 to
-/// `len - side` (one at 0 when it fits).
-fn spread(len: usize, side: usize) -> Vec<usize> {
+/// Start positions of a window of `side` over `len`, evenly spread from 0 to `len - side`
+/// (one at 0 when it fits): as few as cover `len`, plus `extra`.
+fn spread(len: usize, side: usize, extra: usize) -> Vec<usize> {
     if len <= side {
         return vec![0];
     }
-    let n = len.div_ceil(side);
+    let n = len.div_ceil(side) + extra;
     (0..n).map(|i| i * (len - side) / (n - 1)).collect()
 }
 
-/// Squares of `side` pixels covering a frame scaled to `scaled`, row by row.
-fn squares(scaled: (usize, usize), side: usize) -> Vec<ViewCut> {
+/// Squares of `side` pixels covering a frame scaled to `scaled`, row by row, with `extra`
+/// more per row or column than covering needs.
+fn squares(scaled: (usize, usize), side: usize, extra: usize) -> Vec<ViewCut> {
     let (w, h) = scaled;
     let mut out = Vec::new();
-    for y in spread(h, side) {
-        for x in spread(w, side) {
+    for y in spread(h, side, extra) {
+        for x in spread(w, side, extra) {
             out.push(ViewCut {
                 scaled,
                 origin: (x, y),
@@ -182,7 +185,7 @@ impl ViewSet {
                     },
                 }]
             }
-            Self::Cover => squares(scaled_to_short(width, height, crop), crop),
+            Self::Cover => squares(scaled_to_short(width, height, crop), crop, 1),
             Self::Pad => {
                 let (w, h) = (width.max(1) as f64, height.max(1) as f64);
                 let scaled = if w >= h {
@@ -204,8 +207,8 @@ impl ViewSet {
                 }]
             }
             Self::CoverTiles => {
-                let mut out = squares(scaled_to_short(width, height, crop), crop);
-                out.extend(squares(scaled_to_short(width, height, 2 * crop), crop));
+                let mut out = squares(scaled_to_short(width, height, crop), crop, 1);
+                out.extend(squares(scaled_to_short(width, height, 2 * crop), crop, 0));
                 // Extreme aspect ratios would make more tiles than a key can number.
                 out.truncate(MAX_VIEWS);
                 out
@@ -251,9 +254,16 @@ mod tests {
             ));
             assert!(union_covers_whole(&ViewSet::Pad.cuts(w, h, 224, 224)));
         }
-        assert_eq!(ViewSet::Cover.cuts(1920, 1080, 224, 224).len(), 2);
-        assert_eq!(ViewSet::CoverTiles.cuts(1920, 1080, 224, 224).len(), 10);
+        let cover = ViewSet::Cover.cuts(1920, 1080, 224, 224);
+        assert_eq!(cover.len(), 3);
+        // The middle view is the old centre crop.
         let centre = ViewSet::Centre.cuts(1920, 1080, 224, 224);
+        assert!(
+            (cover[1].region.x - centre[0].region.x).abs() < 0.01,
+            "{cover:?}"
+        );
+        assert_eq!(ViewSet::CoverTiles.cuts(1920, 1080, 224, 224).len(), 11);
+        assert_eq!(ViewSet::Cover.cuts(500, 500, 224, 224).len(), 1);
         assert!(!union_covers_whole(&centre));
         let r = centre[0].region;
         assert!(
