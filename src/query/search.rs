@@ -17,8 +17,8 @@ use crate::store::{key_view, split_key, stored_dot, SourceRecord, SourceTable, S
 pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
 
 /// How many views a frame is assumed to have when the graph search's first candidate count
-/// is chosen (the default view set's two, for 16:9); the search widens when it was too few.
-const VIEWS_PER_FRAME_GUESS: usize = 2;
+/// is chosen (the default view set's three, for 16:9); the search widens when it was too few.
+const VIEWS_PER_FRAME_GUESS: usize = 3;
 
 /// Filters applied inside the vector search.
 #[derive(Debug, Clone, Default)]
