@@ -306,14 +306,21 @@ impl Matcher {
                     let key = (self.alerts[a].spec.name.clone(), *no);
                     let mut c = self.cursors.get(&key).copied().unwrap_or_default();
                     let before = c;
-                    for &i in list {
-                        let offset = split_key(frames[i].0).1;
+                    // A frame's views (issue 16) are neighbours in offset order: the frame
+                    // is evaluated once, as its best view.
+                    for views in
+                        list.chunk_by(|&i, &j| split_key(frames[i].0).1 == split_key(frames[j].0).1)
+                    {
+                        let offset = split_key(frames[views[0]].0).1;
                         if c.evaluated_to.is_some_and(|e| offset <= e)
                             || !self.applies(a, record, offset)
                         {
                             continue;
                         }
-                        let score = scores[i * n + a];
+                        let score = views
+                            .iter()
+                            .map(|&i| scores[i * n + a])
+                            .fold(f32::MIN, f32::max);
                         let matched = score >= self.thresholds[a];
                         if let Some(run) = step(&mut c, offset, score, matched, self.gap_ms) {
                             closed.push(self.incident(a, record, run));
