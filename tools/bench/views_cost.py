@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 
-def ingest_once(binary: Path, model: Path, video: Path, views: str, interval: float) -> dict:
-    """Ingest wall seconds, views stored, frames, and the index file's bytes after a stop."""
-    root = video.parent
+def start_daemon(binary: Path, model: Path, root: Path, views: str,
+                 interval: float) -> tuple[subprocess.Popen, Path, Path]:
+    """`frameseek serve` on a fresh state folder under /tmp with footage root `root` and
+    `ingest.views = views`; returns the process, its config file and the folder."""
     state = Path(tempfile.mkdtemp(prefix="views-", dir="/tmp"))
     sock = state / "s.sock"
     cfg = state / "c.toml"
@@ -38,12 +39,18 @@ def ingest_once(binary: Path, model: Path, video: Path, views: str, interval: fl
     )
     log = open(state / "log", "w")
     p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stderr=log, stdout=log)
+    deadline = time.time() + 120
+    while not sock.exists():
+        if p.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"{binary} did not start: {(state / 'log').read_text()}")
+        time.sleep(0.02)
+    return p, cfg, state
+
+
+def ingest_once(binary: Path, model: Path, video: Path, views: str, interval: float) -> dict:
+    """Ingest wall seconds, views stored, frames, and the index file's bytes after a stop."""
+    p, cfg, state = start_daemon(binary, model, video.parent, views, interval)
     try:
-        deadline = time.time() + 120
-        while not sock.exists():
-            if p.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"{binary} did not start: {(state / 'log').read_text()}")
-            time.sleep(0.02)
         t = time.perf_counter()
         subprocess.run([str(binary), "--config", str(cfg), "ingest", str(video), "--wait", "--json"],
                        check=True, capture_output=True)

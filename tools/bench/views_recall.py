@@ -20,9 +20,12 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from views_cost import start_daemon  # noqa: E402  (the same daemon set-up as the cost runs)
 
 W, H = 1280, 720
 
@@ -58,21 +61,8 @@ def make_variant(world: Path, out: Path, place) -> None:
 
 
 def evaluate(binary: Path, model: Path, footage: Path, views: str) -> dict[str, dict]:
-    state = Path(tempfile.mkdtemp(prefix="views-recall-", dir="/tmp"))
-    sock = state / "s.sock"
-    cfg = state / "c.toml"
-    cfg.write_text(
-        f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state / "state"}"\n'
-        f'footage_roots = ["{footage}"]\n'
-        f'[model]\npath = "{model}"\ndevice = "cpu"\n'
-        f'[ingest]\nsample_interval = 1.0\nviews = "{views}"\n')
-    log = open(state / "log", "w")
-    p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stderr=log, stdout=log)
+    p, cfg, state = start_daemon(binary, model, footage, views, 1.0)
     try:
-        while not sock.exists():
-            if p.poll() is not None:
-                raise SystemExit((state / "log").read_text())
-            time.sleep(0.02)
         run = lambda *a: subprocess.run([str(binary), "--config", str(cfg), *a, "--json"],
                                         check=True, capture_output=True, text=True).stdout
         run("ingest", str(footage), "--wait")
