@@ -218,7 +218,7 @@ fn wire_clip(c: crate::query::Clip) -> Clip {
 
 /// A region from the wire, checked to lie inside the frame (`invalid_request` saying what
 /// to give otherwise).
-pub(super) fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
+fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
     crate::embed::Region::checked(r.x, r.y, r.w, r.h)
         .map_err(|e| err(ErrorCode::InvalidRequest, format!("region: {e}")))
 }

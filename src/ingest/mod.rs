@@ -20,8 +20,7 @@ use std::thread::JoinHandle;
 
 use crate::catalog::Catalog;
 use crate::decode::{DecodeError, DecodeSummary, HwAccel, SampledFrame, SourceSettings};
-use crate::embed::Embedder;
-use crate::embed::{PixelGeometry, Region};
+use crate::embed::{Embedder, PixelGeometry, Region};
 
 use batch::{BatchWorker, Stage};
 use decode_worker::DecodeWorker;
