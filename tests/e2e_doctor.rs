@@ -330,6 +330,6 @@ fn with_the_daemon_out_of_reach_its_locked_state_is_left_alone() {
             .as_str()
             .unwrap()
             .starts_with(&format!("{views} views at the last checkpoint")),
-        "{index} (daemon said {frames} frames)"
+        "{index} (daemon said {views} views)"
     );
 }
