@@ -418,16 +418,18 @@ mod tests {
         let regions = FrameConverter::new(cover.clone(), Rotation::None)
             .convert(&f, &mut out)
             .unwrap();
-        assert_eq!(regions.len(), 2);
-        assert_eq!(out.len(), 2 * cover.values_per_image());
-        assert_eq!((regions[0].x, regions[1].x + regions[1].w), (0.0, 1.0));
+        // Three views of a 2:1 frame: left, middle, right.
+        assert_eq!(regions.len(), 3);
+        assert_eq!(out.len(), 3 * cover.values_per_image());
+        assert_eq!((regions[0].x, regions[2].x + regions[2].w), (0.0, 1.0));
+        assert!((regions[1].x - 0.25).abs() < 0.02, "{regions:?}");
         assert!(
             red_of(&cover, &out, 0, 4, 8) > 240,
             "view 0 is the left: red"
         );
         assert!(
-            red_of(&cover, &out, 1, 12, 8) < 20,
-            "view 1 is the right: blue"
+            red_of(&cover, &out, 2, 12, 8) < 20,
+            "view 2 is the right: blue"
         );
         let pad = PixelGeometry {
             views: ViewSet::Pad,
