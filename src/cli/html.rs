@@ -3,7 +3,7 @@
 //! script, no external resource: the file can be mailed or archived as it is.
 
 use crate::client::Client;
-use crate::protocol::{Clip, FrameReply, FrameRequest, Request};
+use crate::protocol::{Clip, FrameReply, FrameRequest, Region, Request};
 
 use super::format_ms;
 
@@ -104,7 +104,7 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
             from = format_ms(clip.start_ms),
             to = format_ms(clip.end_ms),
             best = format_ms(clip.best_ms),
-            region = super::search::region_cell(clip.region.as_ref()),
+            region = region_cell(clip.region.as_ref()),
         ));
     }
     if clips.is_empty() {
@@ -116,6 +116,15 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
 <p>{n} clips, best first.</p>\n<main>\n{cards}</main></body></html>\n",
         q = escape(query),
         n = clips.len(),
+    )
+}
+
+/// A clip's region for the table and the page: `x,y+wxh` (corner and size, fractions of
+/// the frame), `-` when unknown.
+pub(super) fn region_cell(region: Option<&Region>) -> String {
+    region.map_or_else(
+        || "-".into(),
+        |r| format!("{:.2},{:.2}+{:.2}x{:.2}", r.x, r.y, r.w, r.h),
     )
 }
 

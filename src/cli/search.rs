@@ -54,15 +54,6 @@ pub(super) fn zone(values: [f32; 4]) -> anyhow::Result<Region> {
     Ok(Region { x, y, w, h })
 }
 
-/// A clip's region for the table: `x,y+wxh` (corner and size, fractions of the frame), `-`
-/// when unknown.
-pub(super) fn region_cell(region: Option<&Region>) -> String {
-    region.map_or_else(
-        || "-".into(),
-        |r| format!("{:.2},{:.2}+{:.2}x{:.2}", r.x, r.y, r.w, r.h),
-    )
-}
-
 /// Arguments of `search`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("query").args(["text", "image"]).required(true)))]
@@ -171,7 +162,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
                     .as_deref()
                     .map(|w| format_iso(w, &display.tz))
                     .unwrap_or_else(|| "-".into()),
-                region_cell(c.region.as_ref()),
+                super::html::region_cell(c.region.as_ref()),
                 c.source.clone(),
             ]
         })
