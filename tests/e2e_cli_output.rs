@@ -205,7 +205,7 @@ fn every_client_commands_table_matches_its_json() {
     let rows = table(
         &text,
         &[
-            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "REGION", "SOURCE",
         ],
     );
     let clips = json["clips"].as_array().unwrap();
@@ -225,7 +225,13 @@ fn every_client_commands_table_matches_its_json() {
             r[4],
             frameseek::cli::format_ms(c["end_ms"].as_u64().unwrap())
         );
-        assert_eq!(r[7], c["source"].as_str().unwrap());
+        let g = &c["region"];
+        let f = |k: &str| g[k].as_f64().unwrap();
+        assert_eq!(
+            r[7],
+            format!("{:.2},{:.2}+{:.2}x{:.2}", f("x"), f("y"), f("w"), f("h"))
+        );
+        assert_eq!(r[8], c["source"].as_str().unwrap());
     }
     // --min-confidence drops exactly the clips below it.
     let all = d.cli_json(&["search", "a test pattern", "-k", "10"]);
@@ -278,7 +284,7 @@ fn every_client_commands_table_matches_its_json() {
     let rows = table(
         &text,
         &[
-            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE",
+            "#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "REGION", "SOURCE",
         ],
     );
     let sources: Vec<&str> = json["clips"]
@@ -288,7 +294,7 @@ fn every_client_commands_table_matches_its_json() {
         .map(|c| c["source"].as_str().unwrap())
         .collect();
     assert_eq!(
-        rows.iter().map(|r| r[7].as_str()).collect::<Vec<_>>(),
+        rows.iter().map(|r| r[8].as_str()).collect::<Vec<_>>(),
         sources
     );
     // Nothing matches: said in words, and exit 1 as grep does.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use frameseek::store::{split_key, Store};
+use frameseek::store::{key_view, split_key, Store};
 
 /// Sampling interval of the live tests, ms.
 const INTERVAL_MS: u64 = 500;
@@ -56,6 +56,7 @@ fn stored_offsets(state: &Path, source: &str) -> (Vec<u64>, i64) {
         .source_keys(rec.no)
         .unwrap()
         .into_iter()
+        .filter(|&k| key_view(k) == 0)
         .map(|k| split_key(k).1)
         .collect();
     (offsets, rec.start_wall_ms.unwrap())

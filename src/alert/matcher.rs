@@ -357,14 +357,21 @@ impl Matcher {
                         continue;
                     }
                     let mut closed_one = false;
-                    for &i in list {
-                        let offset = split_key(frames[i].0).1;
+                    // A frame's views (issue 16) are neighbours in offset order: the frame
+                    // is evaluated once, as its best view.
+                    for views in
+                        list.chunk_by(|&i, &j| split_key(frames[i].0).1 == split_key(frames[j].0).1)
+                    {
+                        let offset = split_key(frames[views[0]].0).1;
                         if slot.now.evaluated_to.is_some_and(|e| offset <= e)
                             || !time_applies(alert, record, offset)
                         {
                             continue;
                         }
-                        let score = scores[i * n + a];
+                        let score = views
+                            .iter()
+                            .map(|&i| scores[i * n + a])
+                            .fold(f32::MIN, f32::max);
                         let matched = score >= thresholds[a];
                         if let Some(run) = step(&mut slot.now, offset, score, matched, *gap_ms) {
                             closed.push(incident(calibration, alert, record, run));

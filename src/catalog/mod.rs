@@ -152,6 +152,25 @@ impl Catalog {
     ) -> Result<(Self, OpenOutcome), CatalogError> {
         let store = Store::open(&state_dir.join("db"))?;
         let manifest = state_dir.join("manifest.json");
+        if store.keys_need_migration()? {
+            // Frame keys written before views (issue 16) move to the layout with a view number.
+            // The index holds the old keys: the manifest's removal mark, set first and
+            // cleared by the checkpoint after the rebuild, makes every start until then
+            // rebuild it, and a kill mid-move resumes the move.
+            let frames = read_manifest(&manifest).map_or(0, |m| m.frames);
+            write_manifest(
+                &manifest,
+                Manifest {
+                    frames,
+                    removing: true,
+                },
+            )?;
+            let moved = store.migrate_keys()?;
+            tracing::warn!(
+                frames = moved,
+                "store: frame keys moved to the format with views (issue 16); the index is rebuilt from the stored vectors, nothing is re-ingested"
+            );
+        }
         let interrupted_removal = read_manifest(&manifest).is_some_and(|m| m.removing);
         if let Some(m) = read_manifest(&manifest) {
             let found = store.frame_count() as u64;
@@ -428,7 +447,10 @@ impl Catalog {
         let keys = self.store.forget_source(source)?;
         self.unindex(&keys)?;
         self.checkpoint_locked()?;
-        Ok(keys.len() as u64)
+        Ok(keys
+            .iter()
+            .filter(|&&k| crate::store::key_view(k) == 0)
+            .count() as u64)
     }
 
     /// Removes a source's frames but keeps its record, for a re-ingest of a changed file.

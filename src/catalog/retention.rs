@@ -2,7 +2,7 @@
 //! good, behind a per-source floor that is stored first.
 
 use super::{Catalog, CatalogError};
-use crate::store::split_key;
+use crate::store::{key_view, split_key};
 
 /// Frames removed per transaction by retention.
 const RETENTION_CHUNK: usize = 10_000;
@@ -57,8 +57,15 @@ impl Catalog {
                 floor = floor.max((cutoff - start).max(0) as u64);
             }
             if let Some(budget) = policy.max_frames_per_source {
-                if keys.len() as u64 > budget {
-                    floor = floor.max(split_key(keys[keys.len() - budget as usize]).1);
+                // The budget counts frames (times), not views: each frame's views share
+                // its offset, and view 0 is every frame's.
+                let starts: Vec<u64> = keys
+                    .iter()
+                    .filter(|&&k| key_view(k) == 0)
+                    .map(|&k| split_key(k).1)
+                    .collect();
+                if starts.len() as u64 > budget {
+                    floor = floor.max(starts[starts.len() - budget as usize]);
                 }
             }
             let doomed: Vec<u64> = keys

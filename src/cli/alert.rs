@@ -83,7 +83,8 @@ pub struct AlertsArgs {
 #[error("{0:?} is not a region: give x,y,w,h as fractions of the frame, e.g. 0.5,0,0.5,1")]
 pub struct BadRegion(String);
 
-fn parse_region(text: &str) -> Result<[f32; 4], BadRegion> {
+/// `x,y,w,h` as four numbers (their range is checked where they are used).
+pub(super) fn parse_region(text: &str) -> Result<[f32; 4], BadRegion> {
     let values: Vec<f32> = text
         .split(',')
         .map(|v| v.trim().parse::<f32>())

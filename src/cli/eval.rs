@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// and whether it is a hit, for calibration (`tools/reliability_diagram.py` reads it).
     #[arg(long, value_name = "FILE")]
     pub calibration_json: Option<PathBuf>,
+    /// Search only this zone of the frame in every query: x,y,w,h as fractions (as
+    /// `search --region`).
+    #[arg(long, value_name = "X,Y,W,H", value_parser = super::alert::parse_region)]
+    pub region: Option<[f32; 4]>,
 }
 
 /// Clips per query in the `--calibration-json` file.
@@ -151,8 +155,9 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
     let mut outcomes = Vec::with_capacity(queries.len());
     let mut calibration = Vec::new();
     for (i, q) in queries.iter().enumerate() {
-        let request = search_request(q, &base, args.k)
+        let mut request = search_request(q, &base, args.k)
             .with_context(|| format!("query {} of {}", i + 1, args.queries.display()))?;
+        request.region = args.region.map(super::search::zone).transpose()?;
         let reply: SearchReply = client
             .call_as(&Request::Search(request))
             .with_context(|| format!("search for query {}", i + 1))?;

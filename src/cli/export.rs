@@ -46,6 +46,8 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             start_ms: to_ms(from),
             end_ms: to_ms(to),
             best_ms: args.best.map(to_ms),
+            // A zone given with a range is outlined in its JPEG.
+            region: q.region.map(super::search::zone).transpose()?,
         }]);
     }
     if args.best.is_some() {
@@ -65,6 +67,8 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             start_ms: c.start_ms,
             end_ms: c.end_ms,
             best_ms: Some(c.best_ms),
+            // The JPEG outlines where the clip matched.
+            region: c.region,
         })
         .collect())
 }

@@ -3,7 +3,7 @@
 //! script, no external resource: the file can be mailed or archived as it is.
 
 use crate::client::Client;
-use crate::protocol::{Clip, FrameReply, FrameRequest, Request};
+use crate::protocol::{Clip, FrameReply, FrameRequest, Region, Request};
 
 use super::format_ms;
 
@@ -30,6 +30,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;backgrou
 h1{font-size:1.3em}main{display:flex;flex-wrap:wrap;gap:1em}\
 article.clip{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em;width:330px}\
 article.clip img{display:block;width:320px;height:auto;background:#000}\
+.frame{position:relative;width:320px}\
+.region{position:absolute;box-sizing:border-box;border:2px solid #ffe600;box-shadow:0 0 0 1px #000}\
 .missing{width:320px;height:180px;display:flex;align-items:center;justify-content:center;background:#eee;color:#a00}\
 dl{display:grid;grid-template-columns:auto 1fr;gap:.1em .6em;margin:.5em 0 0;font-size:.9em}\
 dt{color:#666}dd{margin:0;word-break:break-all}";
@@ -52,8 +54,21 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
                     .decode(&f.jpeg)
                     .is_ok() =>
             {
+                // The box of the clip's region, placed over the picture in percent.
+                let region = clip
+                    .region
+                    .map(|r| {
+                        format!(
+                            "<div class=\"region\" style=\"left:{:.2}%;top:{:.2}%;width:{:.2}%;height:{:.2}%\"></div>",
+                            r.x * 100.0,
+                            r.y * 100.0,
+                            r.w * 100.0,
+                            r.h * 100.0
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "<img src=\"data:image/jpeg;base64,{}\" width=\"{}\" height=\"{}\" alt=\"frame at {}\">",
+                    "<div class=\"frame\"><img src=\"data:image/jpeg;base64,{}\" width=\"{}\" height=\"{}\" alt=\"frame at {}\">{region}</div>",
                     f.jpeg,
                     f.width,
                     f.height,
@@ -82,13 +97,14 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
             "<article class=\"clip\" data-rank=\"{rank}\" data-score=\"{score:.4}\">{picture}<dl>\
 <dt>#</dt><dd>{rank}</dd><dt>score</dt><dd>{score:.3}</dd>\
 <dt>source</dt><dd>{source}</dd><dt>from</dt><dd>{from}</dd><dt>to</dt><dd>{to}</dd>\
-<dt>best</dt><dd>{best}</dd>{recorded}</dl></article>\n",
+<dt>best</dt><dd>{best}</dd><dt>region</dt><dd>{region}</dd>{recorded}</dl></article>\n",
             rank = i + 1,
             score = clip.score,
             source = escape(&clip.source),
             from = format_ms(clip.start_ms),
             to = format_ms(clip.end_ms),
             best = format_ms(clip.best_ms),
+            region = region_cell(clip.region.as_ref()),
         ));
     }
     if clips.is_empty() {
@@ -100,6 +116,15 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
 <p>{n} clips, best first.</p>\n<main>\n{cards}</main></body></html>\n",
         q = escape(query),
         n = clips.len(),
+    )
+}
+
+/// A clip's region for the table and the page: `x,y+wxh` (corner and size, fractions of
+/// the frame), `-` when unknown.
+pub(super) fn region_cell(region: Option<&Region>) -> String {
+    region.map_or_else(
+        || "-".into(),
+        |r| format!("{:.2},{:.2}+{:.2}x{:.2}", r.x, r.y, r.w, r.h),
     )
 }
 

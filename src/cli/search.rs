@@ -10,7 +10,7 @@ use super::output::bold_header;
 use super::status::strip_ok;
 use super::when::format_iso;
 use super::{connect, format_ms, format_table, Cli, EXIT_NO_MATCH, EXIT_OK};
-use crate::protocol::{Request, SearchReply, SearchRequest};
+use crate::protocol::{Region, Request, SearchReply, SearchRequest};
 
 /// What to look for and where: the query and filters shared by `search` and `export`.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,6 +41,17 @@ pub struct QueryArgs {
     /// is the same.
     #[arg(long, visible_alias = "before", value_name = "TIME")]
     pub until: Option<String>,
+    /// Only matches in this zone of the frame: x,y,w,h as fractions of the frame (each 0-1),
+    /// e.g. `0.5,0,0.5,1` for the right half. Views overlapping it are searched.
+    #[arg(long, value_name = "X,Y,W,H", value_parser = super::alert::parse_region)]
+    pub region: Option<[f32; 4]>,
+}
+
+/// `--region`'s numbers as the wire's region, checked to lie inside the frame.
+pub(super) fn zone(values: [f32; 4]) -> anyhow::Result<Region> {
+    let [x, y, w, h] = values;
+    crate::embed::Region::checked(x, y, w, h).context("--region")?;
+    Ok(Region { x, y, w, h })
 }
 
 /// Arguments of `search`.
@@ -96,6 +107,7 @@ pub(super) fn request(
         after_wall_ms,
         before_wall_ms,
         min_confidence: None,
+        region: args.region.map(zone).transpose()?,
     })
 }
 
@@ -150,6 +162,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
                     .as_deref()
                     .map(|w| format_iso(w, &display.tz))
                     .unwrap_or_else(|| "-".into()),
+                super::html::region_cell(c.region.as_ref()),
                 c.source.clone(),
             ]
         })
@@ -158,7 +171,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
         "{}",
         bold_header(
             &format_table(
-                &["#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "SOURCE"],
+                &["#", "SCORE", "CONF", "FROM", "TO", "BEST", "RECORDED", "REGION", "SOURCE"],
                 &rows
             ),
             display.color

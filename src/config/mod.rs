@@ -200,6 +200,9 @@ pub struct IngestConfig {
     pub checkpoint_frames: usize,
     /// `interval`, `keyframes` or `scene`.
     pub sampling: SamplingMode,
+    /// Which views of each sampled frame are embedded: `cover`, `pad`, `cover+tiles` or
+    /// `centre` (issue 16).
+    pub views: crate::embed::ViewSet,
     /// Scene policy: thumbnail change needed to keep a frame (0 to 1).
     pub scene_threshold: f32,
     /// Scene policy: seconds after which a frame is kept anyway.

@@ -240,6 +240,7 @@ impl Daemon {
             state_dir: state_dir.clone(),
             resume_free_mb: config.ingest.resume_free_mb,
             alerts: Some(alerts.clone()),
+            views: config.ingest.views,
             stall_after: (config.ingest.stall_after > 0.0)
                 .then(|| std::time::Duration::from_secs_f64(config.ingest.stall_after)),
         };
@@ -276,7 +277,10 @@ impl Daemon {
         let sources = Sources::new(
             catalog.clone(),
             ingest.clone(),
-            embedder.geometry().clone(),
+            crate::embed::PixelGeometry {
+                views: config.ingest.views,
+                ..embedder.geometry().clone()
+            },
             SourcesSettings {
                 roots: config.daemon.footage_roots.clone(),
                 defaults: i.sampling_defaults(),

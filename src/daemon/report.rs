@@ -92,7 +92,11 @@ impl Daemon {
                 id: identity.id.clone(),
                 dim: identity.dim,
             },
-            frames: self.catalog.store().frame_count() as u64,
+            frames: self
+                .catalog
+                .store()
+                .with_sources(|t| t.frames())
+                .map_err(internal)?,
             queue: self.ingest.stats().queued.load(Ordering::SeqCst),
             sources,
             sources_matching: matching,
@@ -139,7 +143,12 @@ impl Daemon {
         let c = self.ingest.stats();
         let batches = c.batches.load(Ordering::Relaxed);
         Ok(StatsReply {
-            frames: self.catalog.store().frame_count() as u64,
+            frames: self
+                .catalog
+                .store()
+                .with_sources(|t| t.frames())
+                .map_err(internal)?,
+            views: self.catalog.store().frame_count() as u64,
             indexed: self.catalog.indexed() as u64,
             sources: self.catalog.store().sources().map_err(internal)?.len() as u64,
             queue: c.queued.load(Ordering::SeqCst),

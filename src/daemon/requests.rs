@@ -75,6 +75,7 @@ impl Daemon {
             }
             (None, None) => return Err(err(ErrorCode::EmptyQuery, "search needs text or image")),
         };
+        let region = r.region.map(domain_region).transpose()?;
         let query = Query {
             input,
             k,
@@ -84,6 +85,7 @@ impl Daemon {
                 end_ms: r.end_ms,
                 after_wall_ms: r.after_wall_ms,
                 before_wall_ms: r.before_wall_ms,
+                region,
             },
             min_confidence: r.min_confidence,
         };
@@ -145,11 +147,12 @@ impl Daemon {
             .indexed_file(&r.source)
             .map_err(indexed_file_error)?;
         let best_ms = r.best_ms.unwrap_or(r.start_ms);
+        let outline = r.region.map(domain_region).transpose()?;
         let written = crate::media::export::export_range(
             &file,
             &r.source,
             (r.start_ms, r.end_ms),
-            best_ms,
+            (best_ms, outline),
             &self.config.daemon.export_dir(),
             crate::media::export::ExportLimits {
                 max_bytes: (self.config.daemon.export_max_mb > 0.0)
@@ -181,7 +184,8 @@ impl Daemon {
             .sources
             .indexed_file(&r.source)
             .map_err(indexed_file_error)?;
-        let frame = crate::media::frame_jpeg(&file, r.at_ms, r.max_width).map_err(media_error)?;
+        let frame =
+            crate::media::frame_jpeg(&file, r.at_ms, r.max_width, None).map_err(media_error)?;
         Ok(FrameReply {
             source: r.source,
             at_ms: frame.at_ms,
@@ -203,7 +207,20 @@ fn wire_clip(c: crate::query::Clip) -> Clip {
         confidence: c.confidence,
         start_wall: c.start_wall_ms.map(crate::clock::format_utc),
         end_wall: c.end_wall_ms.map(crate::clock::format_utc),
+        region: c.region.map(|r| Region {
+            x: r.x,
+            y: r.y,
+            w: r.w,
+            h: r.h,
+        }),
     }
+}
+
+/// A region from the wire, checked to lie inside the frame (`invalid_request` saying what
+/// to give otherwise).
+fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
+    crate::embed::Region::checked(r.x, r.y, r.w, r.h)
+        .map_err(|e| err(ErrorCode::InvalidRequest, format!("region: {e}")))
 }
 
 /// One admission of the source stage on the wire.

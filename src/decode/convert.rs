@@ -1,5 +1,6 @@
-//! Frame conversion: one swscale pass from the decoder's pixels (with the stream's colour
-//! matrix and range) to RGB at the model's resize size, turned upright, centre-cropped and
+//! Frame conversion: one swscale pass per scale the views need, from the decoder's pixels
+//! (with the stream's colour matrix and range) to RGB, turned upright, cut into the views
+//! (`ingest.views`: the centre crop, squares across the frame, the padded frame, tiles) and
 //! normalised.
 
 use ffmpeg::ffi;
@@ -7,7 +8,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use crate::embed::PixelGeometry;
+use crate::embed::{PixelGeometry, Region};
 
 /// How a stored picture must be turned to be shown upright (the container's display
 /// matrix, as phones write it), in the same way as the `ffmpeg` command's autorotate.
@@ -98,84 +99,136 @@ impl Rotation {
     }
 }
 
-/// Converts decoded frames to the model's input, rebuilding the scaler when the stream's
-/// size or format changes.
+/// One scaler to one upright size, with its output picture.
+struct Scaler {
+    ctx: scaling::Context,
+    /// Input format and size, output size (stored orientation).
+    key: (Pixel, u32, u32, u32, u32),
+    rgb: ffmpeg::frame::Video,
+}
+
+/// Converts decoded frames to the model's input, one block of pixels per view
+/// ([`crate::embed::ViewSet`]), keeping one scaler per size the views need and rebuilding
+/// them when the stream's size or format changes.
 pub(crate) struct FrameConverter {
     geometry: PixelGeometry,
     rotation: Rotation,
-    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
-    rgb: ffmpeg::frame::Video,
+    scalers: Vec<Scaler>,
     turned: Vec<u8>,
 }
 
 impl FrameConverter {
-    /// A converter to `geometry` for pictures stored turned by `rotation`.
+    /// A converter to `geometry` (and its views) for pictures stored turned by `rotation`.
     pub(crate) fn new(geometry: PixelGeometry, rotation: Rotation) -> Self {
         Self {
             geometry,
             rotation,
-            scaler: None,
-            rgb: ffmpeg::frame::Video::empty(),
+            scalers: Vec::new(),
             turned: Vec::new(),
         }
     }
 
-    /// Values one converted frame holds (`3 * crop * crop`).
+    /// Values one converted view holds (`3 * crop * crop`).
     pub(crate) fn values_per_image(&self) -> usize {
         self.geometry.values_per_image()
     }
 
-    /// Converts `frame` into `out`: channels-first, normalised pixels of the model's input.
+    /// Converts `frame` into `out`: for each view, channels-first normalised pixels of the
+    /// model's input, one block after the other. Returns each view's region in the frame.
     pub(crate) fn convert(
         &mut self,
         frame: &ffmpeg::frame::Video,
         out: &mut Vec<f32>,
-    ) -> Result<(), ffmpeg::Error> {
-        let key = (frame.format(), frame.width(), frame.height());
+    ) -> Result<Vec<Region>, ffmpeg::Error> {
         let (fw, fh) = (frame.width() as usize, frame.height() as usize);
-        // Sizes as shown (upright); the scaler works in the stored orientation, and only the
+        let swaps = self.rotation.swaps_sides();
+        // Sizes as shown (upright); each scaler works in the stored orientation, and only the
         // small scaled picture is turned.
-        let (rw, rh) = if self.rotation.swaps_sides() {
-            let (w, h) = self.geometry.resized_dims(fh, fw);
-            (h, w)
-        } else {
-            self.geometry.resized_dims(fw, fh)
-        };
-        if self.scaler.as_ref().map(|(_, k)| *k != key).unwrap_or(true) {
-            let flags = scaling::Flags::BICUBIC
-                | scaling::Flags::ACCURATE_RND
-                | scaling::Flags::FULL_CHR_H_INT;
-            let mut ctx = scaling::Context::get(
-                key.0,
-                key.1,
-                key.2,
-                Pixel::RGB24,
-                rw as u32,
-                rh as u32,
-                flags,
-            )?;
-            set_colour_matrix(&mut ctx, frame);
-            self.scaler = Some((ctx, key));
-            self.rgb = ffmpeg::frame::Video::empty();
+        let (uw, uh) = if swaps { (fh, fw) } else { (fw, fh) };
+        let g = &self.geometry;
+        let cuts = g.views.cuts(uw, uh, g.crop, g.shortest_edge);
+        let mut sizes: Vec<(usize, usize)> = Vec::new();
+        for c in &cuts {
+            if !sizes.contains(&c.scaled) {
+                sizes.push(c.scaled);
+            }
         }
-        let (ctx, _) = self.scaler.as_mut().expect("scaler set above");
-        ctx.run(frame, &mut self.rgb)?;
-        let stride = self.rgb.stride(0);
-        if self.rotation == Rotation::None {
-            self.geometry
-                .crop_normalise_rgb24(self.rgb.data(0), rw, rh, stride, out);
-        } else {
-            self.rotation
-                .apply_rgb24(self.rgb.data(0), rw, rh, stride, &mut self.turned);
-            let (tw, th) = if self.rotation.swaps_sides() {
-                (rh, rw)
-            } else {
-                (rw, rh)
+        // Scalers of sizes no view needs now go (the stream changed size).
+        let keep: Vec<_> = sizes
+            .iter()
+            .map(|&(sw, sh)| {
+                let (rw, rh) = if swaps { (sh, sw) } else { (sw, sh) };
+                (
+                    frame.format(),
+                    frame.width(),
+                    frame.height(),
+                    rw as u32,
+                    rh as u32,
+                )
+            })
+            .collect();
+        self.scalers.retain(|s| keep.contains(&s.key));
+        for (size, key) in sizes.iter().zip(keep) {
+            let at = match self.scalers.iter().position(|s| s.key == key) {
+                Some(i) => i,
+                None => {
+                    let flags = scaling::Flags::BICUBIC
+                        | scaling::Flags::ACCURATE_RND
+                        | scaling::Flags::FULL_CHR_H_INT;
+                    let mut ctx = scaling::Context::get(
+                        key.0,
+                        key.1,
+                        key.2,
+                        Pixel::RGB24,
+                        key.3,
+                        key.4,
+                        flags,
+                    )?;
+                    set_colour_matrix(&mut ctx, frame);
+                    self.scalers.push(Scaler {
+                        ctx,
+                        key,
+                        rgb: ffmpeg::frame::Video::empty(),
+                    });
+                    self.scalers.len() - 1
+                }
             };
-            self.geometry
-                .crop_normalise_rgb24(&self.turned, tw, th, tw * 3, out);
+            let s = &mut self.scalers[at];
+            s.ctx.run(frame, &mut s.rgb)?;
+            let (rw, rh) = (key.3 as usize, key.4 as usize);
+            let stride = s.rgb.stride(0);
+            let (pixels, stride) = if self.rotation == Rotation::None {
+                (s.rgb.data(0), stride)
+            } else {
+                self.rotation
+                    .apply_rgb24(s.rgb.data(0), rw, rh, stride, &mut self.turned);
+                (&self.turned[..], size.0 * 3)
+            };
+            for c in cuts.iter().filter(|c| c.scaled == *size) {
+                self.geometry
+                    .place_normalise_rgb24(pixels, *size, stride, c.origin, c.padded, out);
+            }
         }
-        Ok(())
+        // Blocks were appended size by size: put them back in view order.
+        let vpi = self.geometry.values_per_image();
+        let order: Vec<usize> = sizes
+            .iter()
+            .flat_map(|size| {
+                cuts.iter()
+                    .enumerate()
+                    .filter(move |(_, c)| c.scaled == *size)
+                    .map(|(i, _)| i)
+            })
+            .collect();
+        if order.windows(2).any(|w| w[0] > w[1]) {
+            let start = out.len() - order.len() * vpi;
+            let blocks = out[start..].to_vec();
+            for (block, &view) in order.iter().enumerate() {
+                out[start + view * vpi..start + (view + 1) * vpi]
+                    .copy_from_slice(&blocks[block * vpi..(block + 1) * vpi]);
+            }
+        }
+        Ok(cuts.into_iter().map(|c| c.region).collect())
     }
 }
 
@@ -334,6 +387,62 @@ mod tests {
         let got = rgb_of(&wrong);
         let off = (got[0] - 255).abs() + got[1].abs() + got[2].abs();
         assert!(off > 10, "BT.709 red read as BT.601 gave {got:?}");
+    }
+
+    #[test]
+    fn views_come_out_in_order_with_their_regions() {
+        use crate::embed::ViewSet;
+        init_ffmpeg();
+        // 64 x 32: the left half red, the right half blue (BT.601 limited).
+        let mut f = ffmpeg::frame::Video::new(Pixel::YUV444P, 64, 32);
+        for (plane, (left, right)) in [(81u8, 41u8), (90, 240), (240, 110)].iter().enumerate() {
+            let stride = f.stride(plane);
+            for y in 0..32 {
+                for x in 0..64 {
+                    f.data_mut(plane)[y * stride + x] = if x < 32 { *left } else { *right };
+                }
+            }
+        }
+        f.set_color_space(ffmpeg::color::Space::BT470BG);
+        f.set_color_range(ffmpeg::color::Range::MPEG);
+        let red_of = |g: &PixelGeometry, pixels: &[f32], view: usize, x: usize, y: usize| {
+            let c = g.crop;
+            let v = pixels[view * 3 * c * c + y * c + x];
+            ((v * g.std[0] + g.mean[0]) * 255.0).round() as i32
+        };
+        let cover = PixelGeometry {
+            views: ViewSet::Cover,
+            ..PixelGeometry::clip_default(16)
+        };
+        let mut out = Vec::new();
+        let regions = FrameConverter::new(cover.clone(), Rotation::None)
+            .convert(&f, &mut out)
+            .unwrap();
+        // Three views of a 2:1 frame: left, middle, right.
+        assert_eq!(regions.len(), 3);
+        assert_eq!(out.len(), 3 * cover.values_per_image());
+        assert_eq!((regions[0].x, regions[2].x + regions[2].w), (0.0, 1.0));
+        assert!((regions[1].x - 0.25).abs() < 0.02, "{regions:?}");
+        assert!(
+            red_of(&cover, &out, 0, 4, 8) > 240,
+            "view 0 is the left: red"
+        );
+        assert!(
+            red_of(&cover, &out, 2, 12, 8) < 20,
+            "view 2 is the right: blue"
+        );
+        let pad = PixelGeometry {
+            views: ViewSet::Pad,
+            ..PixelGeometry::clip_default(16)
+        };
+        let mut out = Vec::new();
+        let regions = FrameConverter::new(pad.clone(), Rotation::None)
+            .convert(&f, &mut out)
+            .unwrap();
+        assert_eq!(regions, vec![crate::embed::Region::WHOLE]);
+        // The frame fills rows 4..12 of the square; the rest is the mean colour (0).
+        assert_eq!(out[0], 0.0, "padding");
+        assert!(red_of(&pad, &out, 0, 2, 8) > 240 && red_of(&pad, &out, 0, 13, 8) < 20);
     }
 
     #[test]

@@ -81,8 +81,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub struct SampledFrame {
     /// Presentation time relative to the start of the stream, in milliseconds.
     pub offset_ms: u64,
-    /// Channels-first normalised pixels, `3 * crop * crop` values.
+    /// Channels-first normalised pixels, `3 * crop * crop` values per view, view after view.
     pub pixels: Vec<f32>,
+    /// Where each view lies in the frame (one per block of `pixels`).
+    pub regions: Vec<crate::embed::Region>,
 }
 
 /// A decode's sign of life: when it last read a packet (or started), for the watch that

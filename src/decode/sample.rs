@@ -244,13 +244,14 @@ impl FrameSampler {
         }
         let mut pixels = Vec::with_capacity(converter.values_per_image());
         let t = Instant::now();
-        converter.convert(frame, &mut pixels)?;
+        let regions = converter.convert(frame, &mut pixels)?;
         summary.convert_us += t.elapsed().as_micros() as u64;
         summary.kept += 1;
         let t = Instant::now();
         let go_on = hand_on(SampledFrame {
             offset_ms: offset_ms.round() as u64,
             pixels,
+            regions,
         });
         summary.handoff_us += t.elapsed().as_micros() as u64;
         Ok(go_on)

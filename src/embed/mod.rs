@@ -16,6 +16,7 @@ pub mod kernels;
 mod layers;
 pub mod preprocess;
 pub mod text;
+pub mod views;
 pub mod vision;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use device::{
 pub use identity::ModelIdentity;
 pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
 pub use text::TextTower;
+pub use views::{Region, ViewCut, ViewSet, MAX_VIEWS};
 pub use vision::VisionTower;
 
 /// Errors of the embed stage.

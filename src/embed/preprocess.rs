@@ -76,6 +76,9 @@ pub struct PixelGeometry {
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by.
     pub std: [f32; 3],
+    /// Which views of a video frame are embedded (`ingest.views`; still images and the
+    /// model's own default are the centre crop).
+    pub views: super::ViewSet,
 }
 
 impl PixelGeometry {
@@ -86,6 +89,7 @@ impl PixelGeometry {
             crop: size,
             mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
             std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
+            views: super::ViewSet::Centre,
         }
     }
 
@@ -183,8 +187,25 @@ impl PixelGeometry {
         out: &mut Vec<f32>,
     ) {
         let c = self.crop;
-        let top = height.saturating_sub(c) / 2;
-        let left = width.saturating_sub(c) / 2;
+        let origin = (width.saturating_sub(c) / 2, height.saturating_sub(c) / 2);
+        self.place_normalise_rgb24(rgb, (width, height), stride, origin, false, out);
+    }
+
+    /// Appends one view of an RGB24 image of `size` (`stride` bytes per row) to `out` as
+    /// normalised channels-first values: the `crop` square whose top-left corner is
+    /// `origin`, or with `padded`, the whole image placed at `origin` in the square, the rest
+    /// of the square at the mean colour (0 once normalised).
+    pub fn place_normalise_rgb24(
+        &self,
+        rgb: &[u8],
+        size: (usize, usize),
+        stride: usize,
+        origin: (usize, usize),
+        padded: bool,
+        out: &mut Vec<f32>,
+    ) {
+        let (width, height) = size;
+        let c = self.crop;
         let start = out.len();
         out.resize(start + 3 * c * c, 0.0);
         let (r_plane, rest) = out[start..].split_at_mut(c * c);
@@ -199,11 +220,31 @@ impl PixelGeometry {
             self.mean[1] / self.std[1],
             self.mean[2] / self.std[2],
         ];
-        for y in 0..c.min(height) {
-            let row = &rgb[(top + y) * stride + left * 3..];
-            for x in 0..c.min(width) {
+        // Source rectangle read and where its first pixel lands in the square.
+        let (src, dst, n) = if padded {
+            (
+                (0, 0),
+                origin,
+                (
+                    width.min(c - origin.0.min(c)),
+                    height.min(c - origin.1.min(c)),
+                ),
+            )
+        } else {
+            (
+                origin,
+                (0, 0),
+                (
+                    c.min(width.saturating_sub(origin.0)),
+                    c.min(height.saturating_sub(origin.1)),
+                ),
+            )
+        };
+        for y in 0..n.1 {
+            let row = &rgb[(src.1 + y) * stride + src.0 * 3..];
+            for x in 0..n.0 {
                 let p = &row[x * 3..x * 3 + 3];
-                let i = y * c + x;
+                let i = (dst.1 + y) * c + dst.0 + x;
                 r_plane[i] = p[0] as f32 * scale[0] - offset[0];
                 g_plane[i] = p[1] as f32 * scale[1] - offset[1];
                 b_plane[i] = p[2] as f32 * scale[2] - offset[2];

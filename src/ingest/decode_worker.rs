@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::{IngestHalt, IngestStats, Item, Job};
 use crate::catalog::Catalog;
 use crate::decode::{self, DecodeError, DecodeSummary, HwAccel, SampleOptions};
-use crate::store::{frame_key, SourceState};
+use crate::store::SourceState;
 
 /// One decode worker: takes jobs from the queue, decodes and samples each file, and hands
 /// its frames and its end to the batch worker.
@@ -163,18 +163,14 @@ impl DecodeWorker {
             heartbeat: Some(self.watch.heartbeat.clone()),
         };
         let items = &self.items;
+        let mut views = super::ViewRecorder::new(self.catalog.store().clone());
         decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
             if self.halt.is_halted() {
                 return false;
             }
-            let key = frame_key(job.no, frame.offset_ms);
-            items
-                .send(Item::Frame {
-                    key,
-                    source: job.source.clone(),
-                    pixels: frame.pixels,
-                })
-                .is_ok()
+            super::split_views(&mut views, job.no, &job.source, frame, |item| {
+                items.send(item).is_ok()
+            })
         })
     }
 }

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::catalog::Catalog;
-use crate::decode::{DecodeError, DecodeSummary, HwAccel, SourceSettings};
-use crate::embed::Embedder;
+use crate::decode::{DecodeError, DecodeSummary, HwAccel, SampledFrame, SourceSettings};
+use crate::embed::{Embedder, PixelGeometry, Region};
 
 use batch::{BatchWorker, Stage};
 use decode_worker::DecodeWorker;
@@ -56,6 +56,73 @@ pub(crate) enum Item {
     },
 }
 
+/// Remembers the view regions a source's record holds, and writes them when a frame's differ
+/// (its first frame, or a stream that changed shape).
+#[derive(Debug)]
+pub struct ViewRecorder {
+    store: crate::store::Store,
+    recorded: Option<Vec<Region>>,
+}
+
+impl ViewRecorder {
+    /// A recorder for one source, writing through `store`.
+    pub fn new(store: crate::store::Store) -> Self {
+        Self {
+            store,
+            recorded: None,
+        }
+    }
+
+    /// Stores `regions` in the source's record unless they are what it holds already.
+    fn record(&mut self, source: &str, regions: &[Region]) {
+        if self.recorded.as_deref() == Some(regions) {
+            return;
+        }
+        let known = self
+            .store
+            .with_sources(|t| t.get(source).and_then(|r| r.views.clone()))
+            .ok()
+            .flatten();
+        if known.as_deref() != Some(regions) {
+            let write = self.store.update_source(source, |r| {
+                r.views = Some(regions.to_vec());
+            });
+            if let Err(e) = write {
+                tracing::warn!(source, error = %e, "cannot record the source's view regions");
+                return;
+            }
+        }
+        self.recorded = Some(regions.to_vec());
+    }
+}
+
+/// Splits a sampled frame into one [`Item::Frame`] per view (keys `view_key(no, offset,
+/// view)`), after recording the views' regions in the source's record (before any of its
+/// frames can be searched). Stops at the first `send` that returns false.
+fn split_views(
+    views: &mut ViewRecorder,
+    no: u32,
+    source: &str,
+    frame: SampledFrame,
+    mut send: impl FnMut(Item) -> bool,
+) -> bool {
+    views.record(source, &frame.regions);
+    let n = frame.regions.len().max(1);
+    let per_view = frame.pixels.len() / n;
+    frame
+        .pixels
+        .chunks_exact(per_view.max(1))
+        .take(crate::store::MAX_VIEWS)
+        .enumerate()
+        .all(|(view, pixels)| {
+            send(Item::Frame {
+                key: crate::store::view_key(no, frame.offset_ms, view),
+                source: source.to_string(),
+                pixels: pixels.to_vec(),
+            })
+        })
+}
+
 /// Tuning of the pipeline.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -76,6 +143,8 @@ pub struct IngestSettings {
     pub stall_after: Option<std::time::Duration>,
     /// Standing queries evaluated against each committed batch.
     pub alerts: Option<Arc<crate::alert::Alerts>>,
+    /// Which views of each sampled frame are embedded.
+    pub views: crate::embed::ViewSet,
 }
 
 /// A handle through which a live source (on its own thread) feeds the batch worker; frames
@@ -86,15 +155,16 @@ pub struct FrameSink {
 }
 
 impl FrameSink {
-    /// Hands one preprocessed frame on; false when the pipeline has stopped.
-    pub fn send_frame(&self, key: u64, source: &str, pixels: Vec<f32>) -> bool {
-        self.tx
-            .send(Item::Frame {
-                key,
-                source: source.to_string(),
-                pixels,
-            })
-            .is_ok()
+    /// Hands on every view of a sampled frame of source `no` (see [`split_views`]); false
+    /// when the pipeline has stopped.
+    pub fn send_sampled(
+        &self,
+        views: &mut ViewRecorder,
+        no: u32,
+        source: &str,
+        frame: SampledFrame,
+    ) -> bool {
+        split_views(views, no, source, frame, |item| self.tx.send(item).is_ok())
     }
 
     /// Says a source ended (after its frames): the embed-commit worker records `done` or `failed`.
@@ -191,7 +261,10 @@ impl Ingest {
                 catalog: catalog.clone(),
                 stats: stats.clone(),
                 halt: halt.clone(),
-                geometry: embedder.geometry().clone(),
+                geometry: PixelGeometry {
+                    views: settings.views,
+                    ..embedder.geometry().clone()
+                },
                 decoder_threads: settings.decoder_threads,
                 hwaccel: settings.hwaccel,
             };

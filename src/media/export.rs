@@ -110,7 +110,7 @@ pub struct Exported {
 }
 
 /// Writes `start_ms..end_ms` of `file` (source id `source`) and a JPEG of the frame at
-/// `best_ms` into `dir` (created with mode 0750 when missing). Nothing partial is left
+/// `best_ms` (with a box around `outline`, when given) into `dir` (created with mode 0750 when missing). Nothing partial is left
 /// behind on failure. `limits` are checked before anything is written (the folder is not
 /// already full) and again once the clip and thumbnail are known, before they are renamed
 /// into place (a clip that would pass them is removed and refused).
@@ -118,7 +118,7 @@ pub fn export_range(
     file: &Path,
     source: &str,
     (start_ms, end_ms): (u64, u64),
-    best_ms: u64,
+    (best_ms, outline): (u64, Option<crate::embed::Region>),
     dir: &Path,
     limits: ExportLimits,
 ) -> Result<Exported, ExportError> {
@@ -144,7 +144,7 @@ pub fn export_range(
     let written = remux_range(file, &partial, start_ms, end_ms).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
     })?;
-    let frame = frame_jpeg(file, best_ms, None).inspect_err(|_| {
+    let frame = frame_jpeg(file, best_ms, None, outline).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
     })?;
     // The clip is on disk already (as the partial file); the thumbnail is still in memory.

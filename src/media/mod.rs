@@ -14,6 +14,7 @@ use ffmpeg_next as ffmpeg;
 use crate::decode::convert::{set_colour_matrix, Rotation};
 use crate::decode::stream::{open_decoder, DecoderSetup, StreamClock};
 use crate::decode::{open, read_packet, DecodeError};
+use crate::embed::Region;
 
 pub mod export;
 
@@ -276,6 +277,7 @@ pub fn frame_jpeg(
     path: &Path,
     at_ms: u64,
     max_width: Option<u32>,
+    outline: Option<Region>,
 ) -> Result<FrameJpeg, MediaError> {
     let (mut ictx, vindex) = open(path)?;
     check_range(path, duration_ms(&ictx), at_ms, at_ms)?;
@@ -361,6 +363,9 @@ pub fn frame_jpeg(
         &mut tight,
     );
     let (ow, oh) = (tw, th);
+    if let Some(r) = outline {
+        draw_outline(&mut tight, ow as usize, oh as usize, r);
+    }
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 88)
         .encode(&tight, ow, oh, image::ExtendedColorType::Rgb8)
@@ -377,9 +382,56 @@ pub fn frame_jpeg(
     })
 }
 
+/// Colour of the box drawn around a region (bright yellow: rare in footage, seen on any).
+pub const OUTLINE_RGB: [u8; 3] = [255, 230, 0];
+
+/// Draws the outline of `region` (fractions of the picture) into a packed RGB24 picture of
+/// `width` x `height`, lines about 1/150 of the short side thick (at least 2 pixels), inside
+/// the region's edges.
+pub fn draw_outline(rgb: &mut [u8], width: usize, height: usize, region: Region) {
+    if width == 0 || height == 0 {
+        return;
+    }
+    let thick = (width.min(height) / 150).max(2);
+    let px = |f: f32, n: usize| ((f.clamp(0.0, 1.0) * n as f32).round() as usize).min(n);
+    let (x0, x1) = (px(region.x, width), px(region.x + region.w, width));
+    let (y0, y1) = (px(region.y, height), px(region.y + region.h, height));
+    if x1 <= x0 || y1 <= y0 {
+        return;
+    }
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let edge = x < x0 + thick || x + thick >= x1 || y < y0 + thick || y + thick >= y1;
+            if edge {
+                let i = (y * width + x) * 3;
+                rgb[i..i + 3].copy_from_slice(&OUTLINE_RGB);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outline_is_drawn_on_the_regions_edges_only() {
+        let (w, h) = (300, 200);
+        let mut rgb = vec![0u8; w * h * 3];
+        let region = Region {
+            x: 0.5,
+            y: 0.0,
+            w: 0.5,
+            h: 1.0,
+        };
+        draw_outline(&mut rgb, w, h, region);
+        let at = |x: usize, y: usize| &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+        assert_eq!(at(150, 100), OUTLINE_RGB, "left edge of the box");
+        assert_eq!(at(299, 100), OUTLINE_RGB, "right edge");
+        assert_eq!(at(200, 0), OUTLINE_RGB, "top edge");
+        assert_eq!(at(225, 100), [0, 0, 0], "inside stays");
+        assert_eq!(at(100, 100), [0, 0, 0], "outside stays");
+    }
 
     #[test]
     fn ranges_past_the_end_are_refused_and_long_ends_clamped() {

@@ -89,6 +89,12 @@ pub fn render(stats: &StatsReply, status: Option<&StatusReply>) -> String {
     let c = Kind::Counter;
     e.single("frames", g, "Frames stored.", stats.frames as f64)
         .single(
+            "views",
+            g,
+            "Views stored (one vector each).",
+            stats.views as f64,
+        )
+        .single(
             "index_vectors",
             g,
             "Vectors in the index.",
@@ -227,6 +233,7 @@ mod tests {
     fn every_family_has_help_and_type_and_counters_end_in_total() {
         let stats = StatsReply {
             frames: 10,
+            views: 10,
             indexed: 10,
             sources: 2,
             queue: 0,

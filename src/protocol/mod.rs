@@ -140,6 +140,9 @@ pub struct SearchRequest {
     /// Drop clips whose confidence is below this (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f32>,
+    /// Only views overlapping this zone of the frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
 }
 
 /// `ingest`: files or folders to index.
@@ -164,7 +167,7 @@ pub struct ForgetRequest {
 
 /// `export`: write a source's time range as a clip file (stream copy) and a JPEG of one frame
 /// into the daemon's export folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// The source id as `status` shows it.
@@ -176,6 +179,9 @@ pub struct ExportRequest {
     /// The frame for the JPEG, ms (default: `start_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_ms: Option<u64>,
+    /// A part of the frame to outline in the JPEG (a search clip's `region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
 }
 
 /// `frame`: one frame of a source as JPEG, returned inline.
@@ -409,6 +415,12 @@ mod tests {
             Request::Search(SearchRequest {
                 text: Some("a red car".into()),
                 k: Some(3),
+                region: Some(Region {
+                    x: 0.0,
+                    y: 0.0,
+                    w: 0.3,
+                    h: 1.0,
+                }),
                 ..Default::default()
             }),
             Request::Ingest(IngestRequest {
@@ -429,6 +441,12 @@ mod tests {
                 start_ms: 1000,
                 end_ms: 5000,
                 best_ms: Some(2000),
+                region: Some(Region {
+                    x: 0.5,
+                    y: 0.0,
+                    w: 0.5,
+                    h: 1.0,
+                }),
             }),
             Request::Frame(FrameRequest {
                 source: "/srv/a.mp4".into(),

@@ -24,6 +24,24 @@ pub struct Clip {
     /// Wall-clock time of `end_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_wall: Option<String>,
+    /// Where in the frame the best frame matched best (its best view), as fractions of the
+    /// frame; absent for frames stored before views (issue 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+}
+
+/// A rectangle of the frame as fractions of its width and height, each in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
 }
 
 /// Reply to `search`.
@@ -285,9 +303,12 @@ pub struct FrameReply {
 /// Reply to `stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsReply {
-    /// Frames stored.
+    /// Sampled frames stored (each once, whatever its views).
     pub frames: u64,
-    /// Vectors in the index.
+    /// Views stored (one vector each; issue 16): `frames` times the views per frame.
+    #[serde(default)]
+    pub views: u64,
+    /// Vectors in the index (views).
     pub indexed: u64,
     /// Sources known.
     pub sources: u64,

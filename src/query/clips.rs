@@ -1,5 +1,6 @@
 //! The query stage's last step: hits (frames with scores) become clips, ranked best first.
 //!
+//! A frame found through several of its views counts once, with its best view's score.
 //! A clip grows from its best frame (the seed) over neighbouring hits of the same source:
 //! a neighbour joins when it lies within `gap_ms` of the clip's edge and scores within
 //! `spread` of the seed. Hits left out become seeds of their own, lower-ranked clips.
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use super::Clip;
 use crate::index::Hit;
-use crate::store::split_key;
+use crate::store::{key_view, split_key};
 
 /// How far below a clip's best score a neighbouring frame may score and still join it:
 /// half the distance from the best hit to the median hit, at least 0.01.
@@ -42,17 +43,19 @@ pub fn group_clips(
     spread: f32,
     source_of: impl Fn(u32) -> Option<(String, u64, Option<u64>)>,
 ) -> Vec<Clip> {
-    // Per source: frames sorted by time, each (offset, score, used).
-    let mut by_source: HashMap<u32, Vec<(u64, f32, bool)>> = HashMap::new();
+    // Per source: frames sorted by time, each (offset, score, used, view), a frame scored by
+    // its best view.
+    let mut by_source: HashMap<u32, Vec<(u64, f32, bool, usize)>> = HashMap::new();
     for h in hits {
         let (no, offset) = split_key(h.key);
         by_source
             .entry(no)
             .or_default()
-            .push((offset, h.score, false));
+            .push((offset, h.score, false, key_view(h.key)));
     }
     for frames in by_source.values_mut() {
-        frames.sort_by_key(|f| f.0);
+        frames.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        frames.dedup_by_key(|f| f.0);
     }
     let mut seeds: Vec<(u32, usize, f32)> = by_source
         .iter()
@@ -66,7 +69,7 @@ pub fn group_clips(
             continue;
         }
         frames[seed].2 = true;
-        let joins = |f: &(u64, f32, bool), edge: u64| {
+        let joins = |f: &(u64, f32, bool, usize), edge: u64| {
             !f.2 && f.0.abs_diff(edge) <= gap_ms && f.1 >= score - spread
         };
         let (mut lo, mut hi) = (seed, seed);
@@ -87,6 +90,8 @@ pub fn group_clips(
             start_ms: frames[lo].0,
             end_ms,
             best_ms: frames[seed].0,
+            view: frames[seed].3,
+            region: None,
             score,
             confidence: 0.0,
             start_wall_ms: None,
@@ -160,6 +165,23 @@ mod tests {
             "the low-scoring footage forms separate, lower clips"
         );
         assert!(clips[1].score < clips[0].score);
+    }
+
+    #[test]
+    fn a_frame_counts_once_with_its_best_view() {
+        use crate::store::view_key;
+        let v = |view, score| Hit {
+            key: view_key(1, 5000, view),
+            score,
+        };
+        let hits = [v(0, 0.3), v(1, 0.9), v(2, 0.5), hit(1, 9000, 0.4)];
+        let clips = group_clips(&hits, 2000, 0.01, names);
+        assert_eq!(clips.len(), 2, "{clips:?}");
+        assert_eq!(
+            (clips[0].best_ms, clips[0].view, clips[0].score),
+            (5000, 1, 0.9)
+        );
+        assert_eq!((clips[1].best_ms, clips[1].view), (9000, 0));
     }
 
     #[test]

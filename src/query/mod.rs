@@ -32,6 +32,10 @@ pub struct Clip {
     pub end_ms: u64,
     /// Offset of the best matching frame, ms.
     pub best_ms: u64,
+    /// The view of the best frame that matched best (its number in the source's views).
+    pub view: usize,
+    /// Where that view lies in the frame; `None` for frames stored before views.
+    pub region: Option<crate::embed::Region>,
     /// Cosine similarity of the best frame.
     pub score: f32,
     /// Calibrated confidence of the best frame, in [0, 1] ([`confidence`]).

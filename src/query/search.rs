@@ -8,12 +8,17 @@ use super::clips::{group_clips, score_spread};
 use super::glob::{literal_tail, source_matches};
 use super::Clip;
 use crate::catalog::{Catalog, CatalogError};
+use crate::embed::Region;
 use crate::index::Hit;
-use crate::store::{split_key, stored_dot, SourceRecord, SourceTable, Store, StoreError};
+use crate::store::{key_view, split_key, stored_dot, SourceRecord, SourceTable, Store, StoreError};
 
 /// Largest number of frames a source filter may select for an exact scan instead of a
 /// graph search.
 pub const EXACT_SCAN_MAX_FRAMES: u64 = 100_000;
+
+/// How many views a frame is assumed to have when the graph search's first candidate count
+/// is chosen (the default view set's three, for 16:9); the search widens when it was too few.
+const VIEWS_PER_FRAME_GUESS: usize = 3;
 
 /// Filters applied inside the vector search.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +33,20 @@ pub struct Filter {
     pub after_wall_ms: Option<i64>,
     /// Latest wall-clock time, ms since the epoch.
     pub before_wall_ms: Option<i64>,
+    /// A zone of the frame: only views overlapping it are searched (frames stored before
+    /// views, whose view's place is unknown, are kept).
+    pub region: Option<Region>,
+}
+
+/// Whether view `view` of a source's frames can pass a zone filter.
+fn view_in_zone(record: &SourceRecord, view: usize, zone: Option<&Region>) -> bool {
+    let Some(zone) = zone else {
+        return true;
+    };
+    match &record.views {
+        Some(regions) => regions.get(view).is_some_and(|r| r.overlaps(zone)),
+        None => true,
+    }
 }
 
 /// True when a source filter selecting `selected` of `total` indexed frames is scored
@@ -187,7 +206,9 @@ fn search_in(
         let Some(record) = sources.by_no(no) else {
             return false;
         };
-        if record.retain_from_ms.is_some_and(|floor| offset < floor) {
+        if record.retain_from_ms.is_some_and(|floor| offset < floor)
+            || !view_in_zone(record, key_view(key), filter.region.as_ref())
+        {
             return false;
         }
         if filter.after_wall_ms.is_none() && filter.before_wall_ms.is_none() {
@@ -215,9 +236,12 @@ fn search_in(
             .into_iter()
             .take(k)
             .map(|mut c| {
-                if let Some(start) = sources.get(&c.source).and_then(|r| r.start_wall_ms) {
-                    c.start_wall_ms = Some(start + c.start_ms as i64);
-                    c.end_wall_ms = Some(start + c.end_ms as i64);
+                if let Some(r) = sources.get(&c.source) {
+                    if let Some(start) = r.start_wall_ms {
+                        c.start_wall_ms = Some(start + c.start_ms as i64);
+                        c.end_wall_ms = Some(start + c.end_ms as i64);
+                    }
+                    c.region = r.views.as_ref().and_then(|v| v.get(c.view)).copied();
                 }
                 c
             })
@@ -251,7 +275,7 @@ fn search_in(
         let selected: u64 = picked
             .iter()
             .filter_map(|&(no, _, _)| sources.by_no(no))
-            .map(|r| r.frames)
+            .map(|r| r.frames * r.views.as_ref().map_or(1, |v| v.len().max(1)) as u64)
             .sum();
         if exact_scan_applies(selected, total as u64) {
             let hits = score_ranges(store, &picked, query, &pass)?;
@@ -267,7 +291,8 @@ fn search_in(
         None
     };
     let index = catalog.read_index();
-    let mut count = (k * 8).max(64).min(total.max(1));
+    // Several views of one frame can come back: ask for more than a view per clip.
+    let mut count = (k * 8 * VIEWS_PER_FRAME_GUESS).max(64).min(total.max(1));
     loop {
         let hits = index.search(query, count, pass)?;
         let clips = group_clips(&hits, gap_ms, score_spread(&hits), source_of);

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::{
-    abort, bump_count, corrupt, decode_key, frame_key, read_u64, split_key, tx_error, Abort,
-    SourceRecord, SourceState, Store, StoreError, OFFSET_MASK,
+    abort, bump_count, corrupt, decode_key, frame_key, key_view, last_key, read_u64, split_key,
+    tx_error, Abort, SourceRecord, SourceState, Store, StoreError, OFFSET_MASK,
 };
 
 /// Frames removed per transaction by [`Store::forget_source`] and [`Store::clear_frames`]
@@ -211,10 +211,14 @@ impl Store {
             .transaction(|(sources, nos, vectors, pending, meta)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut below_floor = 0u64;
-                // Per source: its id, record, frames added, highest offset added; `None` for a
-                // source forgotten while its frames were in flight (they are dropped).
-                let mut per_source: HashMap<u32, Option<(sled::IVec, SourceRecord, u64, u64)>> =
-                    HashMap::new();
+                // Per source: its id, record, frames added, highest offset whose frame is
+                // complete, whether anything was added; `None` for a source forgotten while
+                // its frames were in flight (they are dropped).
+                #[allow(clippy::type_complexity)]
+                let mut per_source: HashMap<
+                    u32,
+                    Option<(sled::IVec, SourceRecord, u64, Option<u64>, bool)>,
+                > = HashMap::new();
                 for (key, vector) in frames {
                     let (no, offset) = split_key(*key);
                     let entry = match per_source.entry(no) {
@@ -228,7 +232,7 @@ impl Store {
                                         .ok_or_else(|| abort(Abort::MissingRecord(no)))?;
                                     let rec: SourceRecord = serde_json::from_slice(&bytes)
                                         .map_err(|e| abort(Abort::BadRecord(e)))?;
-                                    Some((name, rec, 0, 0))
+                                    Some((name, rec, 0, None, false))
                                 }
                             };
                             e.insert(record)
@@ -238,7 +242,7 @@ impl Store {
                         continue;
                     };
                     if entry.1.retain_from_ms.is_some_and(|floor| offset < floor) {
-                        below_floor += 1;
+                        below_floor += u64::from(key_view(*key) == 0);
                         continue;
                     }
                     let kb = key.to_be_bytes();
@@ -248,17 +252,27 @@ impl Store {
                     vectors.insert(&kb, encode_vector(vector, float32))?;
                     pending.insert(&kb, &[])?;
                     added.push(*key);
-                    entry.2 += 1;
-                    entry.3 = entry.3.max(offset);
+                    // A source counts frames (times), not views: view 0 is every frame's.
+                    entry.2 += u64::from(key_view(*key) == 0);
+                    // The watermark (where a restart resumes) moves past a frame only with
+                    // its last view: a frame whose views were split by a crash is read again,
+                    // and its stored views are skipped.
+                    let views = entry.1.views.as_ref().map_or(1, |v| v.len().max(1));
+                    if key_view(*key) + 1 >= views {
+                        entry.3 = Some(entry.3.map_or(offset, |m: u64| m.max(offset)));
+                    }
+                    entry.4 = true;
                 }
                 let mut changed = Vec::new();
-                for (name, mut rec, count, max_offset) in per_source.into_values().flatten() {
-                    if count == 0 {
+                for (name, mut rec, count, max_offset, any) in per_source.into_values().flatten() {
+                    if !any {
                         continue;
                     }
                     rec.frames += count;
-                    rec.watermark_ms =
-                        Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
+                    if let Some(max_offset) = max_offset {
+                        rec.watermark_ms =
+                            Some(rec.watermark_ms.map_or(max_offset, |w| w.max(max_offset)));
+                    }
                     sources.insert(name, serde_json::to_vec(&rec).expect("record serialises"))?;
                     changed.push(rec);
                 }
@@ -344,7 +358,8 @@ impl Store {
                     if vectors.remove(&kb)?.is_some() {
                         pend.remove(&kb)?;
                         removed.push(*k);
-                        *per_source.entry(split_key(*k).0).or_default() += 1;
+                        *per_source.entry(split_key(*k).0).or_default() +=
+                            u64::from(key_view(*k) == 0);
                     }
                 }
                 let mut changed = Vec::new();
@@ -369,7 +384,9 @@ impl Store {
                 bump_count(meta, -(removed.len() as i64))?;
                 if retention {
                     let before = read_u64(&meta.get("retention_removed")?).unwrap_or(0);
-                    let after = before + removed.len() as u64;
+                    // Frames (times), as the sources count them, not views.
+                    let frames = removed.iter().filter(|&&k| key_view(k) == 0).count();
+                    let after = before + frames as u64;
                     meta.insert("retention_removed", &after.to_be_bytes())?;
                 }
                 Ok((removed, changed))
@@ -384,7 +401,7 @@ impl Store {
     pub fn source_keys(&self, no: u32) -> Result<Vec<u64>, StoreError> {
         let t = self.t()?;
         let lo = frame_key(no, 0).to_be_bytes();
-        let hi = frame_key(no, OFFSET_MASK).to_be_bytes();
+        let hi = last_key(no, OFFSET_MASK).to_be_bytes();
         t.vectors
             .range(lo..=hi)
             .keys()
@@ -416,7 +433,7 @@ impl Store {
                 continue;
             }
             let lo = frame_key(no, lo_ms.min(OFFSET_MASK)).to_be_bytes();
-            let hi = frame_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
+            let hi = last_key(no, hi_ms.min(OFFSET_MASK)).to_be_bytes();
             for kv in t.vectors.range(lo..=hi) {
                 let (k, v) = kv?;
                 visit(decode_key(&k)?, &v);

@@ -7,12 +7,15 @@
 //!   by an older version and is recounted at open).
 //! - `sources`: source id (UTF-8) -> JSON [`SourceRecord`].
 //! - `source_nos`: source number (u32 BE) -> source id.
-//! - `vectors`: frame key (u64 BE) -> the embedding as little-endian f32s. Every stored
-//!   frame has exactly one row here; the usearch index can always be rebuilt from it.
+//! - `frames` (the `vectors` handle): frame key (u64 BE) -> the embedding. Every stored view
+//!   of a frame has exactly one row here; the usearch index can always be rebuilt from it.
 //! - `pending`: frame keys committed since the last index checkpoint.
 //!
-//! A frame key is `source_no << 40 | offset_ms`: one key per (source, timestamp), so a
-//! frame can never be stored twice, and a source's frames are one contiguous key range.
+//! A frame key is `source_no << 42 | offset_ms << 4 | view` (key format 2, issue 16): one
+//! key per (source, timestamp, view), so a view can never be stored twice, a source's frames
+//! are one contiguous key range, and the views of one frame are neighbours in it. States
+//! written before views (format 1: `source_no << 40 | offset_ms` in the tree `vectors`) are
+//! moved to format 2 once, at open ([`Store::migrate_keys`]); their frames become view 0.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +26,7 @@ use crate::embed::ModelIdentity;
 
 pub mod disk;
 mod frames;
+mod migrate;
 mod record;
 mod table;
 
@@ -31,18 +35,50 @@ pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
 
-/// Bits of a frame key that hold the offset in milliseconds (about 34 years).
-pub const OFFSET_BITS: u32 = 40;
+/// Bits of a frame key that hold the offset in milliseconds (about 8.7 years).
+pub const OFFSET_BITS: u32 = 38;
 const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
+/// Bits of a frame key that hold the view number.
+pub const VIEW_BITS: u32 = 4;
+pub use crate::embed::MAX_VIEWS;
+const _: () = assert!(
+    MAX_VIEWS == 1 << VIEW_BITS,
+    "view numbers must fit VIEW_BITS"
+);
+const VIEW_MASK: u64 = (1 << VIEW_BITS) - 1;
+/// Where the source number starts in a key.
+const NO_SHIFT: u32 = OFFSET_BITS + VIEW_BITS;
+/// The highest source number the key layout holds.
+pub const MAX_SOURCE_NO: u32 = (1 << (64 - NO_SHIFT)) - 1;
+/// The key layout this version writes (`meta` key `key_format`).
+pub const KEY_FORMAT: u32 = 2;
 
-/// Builds the key of the frame of source `no` at `offset_ms`.
+/// Builds the key of view 0 of the frame of source `no` at `offset_ms`.
 pub fn frame_key(no: u32, offset_ms: u64) -> u64 {
-    (u64::from(no) << OFFSET_BITS) | (offset_ms & OFFSET_MASK)
+    view_key(no, offset_ms, 0)
+}
+
+/// Builds the key of view `view` (below [`MAX_VIEWS`]) of the frame of source `no` at
+/// `offset_ms`.
+pub fn view_key(no: u32, offset_ms: u64, view: usize) -> u64 {
+    (u64::from(no) << NO_SHIFT)
+        | ((offset_ms & OFFSET_MASK) << VIEW_BITS)
+        | (view as u64 & VIEW_MASK)
 }
 
 /// Splits a frame key into (source number, offset in ms).
 pub fn split_key(key: u64) -> (u32, u64) {
-    ((key >> OFFSET_BITS) as u32, key & OFFSET_MASK)
+    ((key >> NO_SHIFT) as u32, (key >> VIEW_BITS) & OFFSET_MASK)
+}
+
+/// The view number of a frame key.
+pub fn key_view(key: u64) -> usize {
+    (key & VIEW_MASK) as usize
+}
+
+/// The last key of source `no` at `offset_ms` (its highest view): the end of a key range.
+fn last_key(no: u32, offset_ms: u64) -> u64 {
+    view_key(no, offset_ms, MAX_VIEWS - 1)
 }
 
 /// Errors of the store.
@@ -85,6 +121,14 @@ pub enum StoreError {
     /// Too many sources for the key layout.
     #[error("source numbers exhausted")]
     Exhausted,
+    /// A state written before views cannot be moved to the key layout with views.
+    #[error("the database {dir} cannot be moved to the key format with views: {reason}; keep running the previous version on it, or start over with an empty daemon.state_dir and ingest again")]
+    Migration {
+        /// The database folder.
+        dir: String,
+        /// What stops it.
+        reason: String,
+    },
 }
 
 /// Version of the `frame_count` bookkeeping; a state with another (or none) is recounted.
@@ -111,7 +155,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             sources: db.open_tree("sources")?,
             source_nos: db.open_tree("source_nos")?,
-            vectors: db.open_tree("vectors")?,
+            vectors: db.open_tree("frames")?,
             pending: db.open_tree("pending")?,
             db,
         })
@@ -465,7 +509,7 @@ impl Store {
         let no = prev
             .map(|b| u32::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 4])))
             .unwrap_or(1);
-        if no >= (1 << (64 - OFFSET_BITS)) - 1 {
+        if no >= MAX_SOURCE_NO {
             return Err(StoreError::Exhausted);
         }
         Ok(no)
@@ -579,6 +623,10 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
+        let v = view_key(7, 123_456, 5);
+        assert_eq!((split_key(v), key_view(v)), ((7, 123_456), 5));
+        assert!(view_key(7, 0, MAX_VIEWS - 1) < frame_key(7, 1));
+        assert_eq!(last_key(7, 9), view_key(7, 9, 15));
         let k = frame_key(7, 123_456);
         assert_eq!(split_key(k), (7, 123_456));
         assert!(frame_key(7, 0) < frame_key(7, 1) && frame_key(7, OFFSET_MASK) < frame_key(8, 0));

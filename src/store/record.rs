@@ -100,6 +100,11 @@ pub struct SourceRecord {
     /// For a live source (stream URL or growing file): where it is read from, its outages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveRecord>,
+    /// Where each view number of this source's frames lies in the frame (issue 16); `None`
+    /// for a source stored before views, whose one view 0 is the centre crop of a frame of
+    /// unknown shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<Vec<crate::embed::Region>>,
 }
 
 impl SourceRecord {
@@ -128,6 +133,7 @@ impl SourceRecord {
             error_at_ms: None,
             path: None,
             live: None,
+            views: None,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct SourceTable {
     by_start: BTreeSet<(i64, u32)>,
     /// The longest footage of any source with a known start, in ms (never lowered: a bound).
     longest_ms: u64,
+    /// The sum of every record's `frames` (sampled frames, whatever their views).
+    frames: u64,
 }
 
 /// Slack added to [`SourceTable`]'s longest footage when it bounds a wall-clock lookup: a
@@ -109,12 +111,19 @@ impl SourceTable {
             let span = record.duration_ms.max(record.watermark_ms).unwrap_or(0);
             self.longest_ms = self.longest_ms.max(span);
         }
+        self.frames += record.frames;
         self.by_no.insert(record.no, record);
+    }
+
+    /// Sampled frames stored, over every source (each counted once, whatever its views).
+    pub fn frames(&self) -> u64 {
+        self.frames
     }
 
     /// Drops the record numbered `no` from the maps by number and by start.
     fn drop_no(&mut self, no: u32) {
         if let Some(old) = self.by_no.remove(&no) {
+            self.frames -= old.frames;
             if let Some(start) = old.start_wall_ms {
                 self.by_start.remove(&(start, no));
             }

@@ -632,7 +632,8 @@ fn index_check(config: &Config, status: Option<&StatusReply>) -> Check {
     match (frames, state.join("index.usearch").exists()) {
         (Some(n), true) => Check::ok(
             "index",
-            format!("{n} frames at the last checkpoint (daemon not running)"),
+            // The manifest counts stored vectors: each frame's views (issue 16).
+            format!("{n} views at the last checkpoint (daemon not running)"),
         ),
         (_, false) => Check::new(
             "index",

@@ -21,7 +21,7 @@ use crate::decode::{best_video_stream, init_ffmpeg, DecodeSummary, SamplingPolic
 use crate::embed::PixelGeometry;
 use crate::ingest::FrameSink;
 use crate::source::url::redact;
-use crate::store::{frame_key, Fingerprint, Outage, SourceRecord, MAX_OUTAGES};
+use crate::store::{Fingerprint, Outage, SourceRecord, MAX_OUTAGES};
 
 /// How one connection ended.
 enum Ended {
@@ -306,6 +306,7 @@ impl LiveWorker {
             )
         };
         let mut converter = FrameConverter::new(self.geometry.clone(), rotation);
+        let mut views = crate::ingest::ViewRecorder::new(self.catalog.store().clone());
         let setup = DecoderSetup {
             // Slice threads: no added latency, unlike frame threads.
             threads: Some((
@@ -371,13 +372,12 @@ impl LiveWorker {
                 if !p.sampler.due(offset as f64) {
                     continue;
                 }
-                let key = frame_key(self.spec.no, offset);
                 let picked = p.sampler.pick(
                     &frame,
                     offset as f64,
                     &mut converter,
                     &mut p.total,
-                    &mut |f| self.sink.send_frame(key, source, f.pixels),
+                    &mut |f| self.sink.send_sampled(&mut views, self.spec.no, source, f),
                 );
                 match picked {
                     Ok(true) => {}
