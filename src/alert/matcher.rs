@@ -13,7 +13,7 @@ use super::book::{self, Cursor, Run};
 use super::{Alert, AlertError, Incident};
 use crate::query::clips::clip_end;
 use crate::query::{source_matches, Calibration};
-use crate::store::{split_key, SourceRecord, SourceState, Store};
+use crate::store::{split_key, stored_values, SourceRecord, SourceState, Store};
 
 /// Dot product with [`LANES`] running sums; the one scoring function of live and replayed
 /// frames, so both give the same bits. On a CPU with AVX2 the same operations run eight lanes
@@ -322,7 +322,9 @@ impl Matcher {
             return Ok(());
         }
         let n = self.alerts.len();
-        let rows: Vec<&[f32]> = frames.iter().map(|(_, v)| v.as_slice()).collect();
+        // The values as stored, as a catch-up after a crash scores them.
+        let stored: Vec<Vec<f32>> = frames.iter().map(|(_, v)| store.as_stored(v)).collect();
+        let rows: Vec<&[f32]> = stored.iter().map(Vec::as_slice).collect();
         let scores = score_matrix(&rows, &self.matrix, self.dim);
         // Frames of each source in offset order.
         let mut order: Vec<usize> = (0..frames.len()).collect();
@@ -443,24 +445,37 @@ impl Matcher {
                     let threshold = self.thresholds[a];
                     let mut runs = Vec::new();
                     let mut failed = None;
+                    // A frame's views (issue 16) are neighbours in key order: each frame is
+                    // evaluated once, as its best view, as on commit.
+                    let mut frame: Option<(u64, f32)> = None;
+                    let mut evaluate = |offset: u64, score: f32| {
+                        if let Some(run) = step(c, offset, score, score >= threshold, self.gap_ms) {
+                            runs.push(run);
+                        }
+                    };
                     store.visit_source_vectors(record.no, lo, hi, |k, bytes| {
                         let (_, offset) = split_key(k);
                         if !time_applies(alert, record, offset) {
                             return;
                         }
-                        let v: Vec<f32> = bytes
-                            .chunks_exact(4)
-                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                            .collect();
+                        let v = stored_values(bytes);
                         if v.len() != alert.vector.len() {
                             failed = Some(k);
                             return;
                         }
                         let score = dot(&v, &alert.vector);
-                        if let Some(run) = step(c, offset, score, score >= threshold, self.gap_ms) {
-                            runs.push(run);
+                        match &mut frame {
+                            Some((o, best)) if *o == offset => *best = best.max(score),
+                            _ => {
+                                if let Some((o, best)) = frame.replace((offset, score)) {
+                                    evaluate(o, best);
+                                }
+                            }
                         }
                     })?;
+                    if let Some((o, best)) = frame {
+                        evaluate(o, best);
+                    }
                     if let Some(k) = failed {
                         return Err(AlertError::Corrupt(format!(
                             "frame {k}: stored vector of another size"

@@ -40,7 +40,9 @@ impl<'a> StoredVector<'a> {
     }
 }
 
-fn decode_vector(bytes: &[u8]) -> Vec<f32> {
+/// The values of a stored vector (the bytes [`Store::visit_source_vectors`] passes),
+/// whichever way it is stored.
+pub fn stored_values(bytes: &[u8]) -> Vec<f32> {
     match StoredVector::of(bytes) {
         StoredVector::F16(b) => b
             .chunks_exact(2)
@@ -175,6 +177,17 @@ impl Store {
         Ok(out)
     }
 
+    /// `v` as a commit stores it and a read gives it back: rounded to float16 unless
+    /// float32 is kept ([`Store::keep_float32_vectors`]). What scores a batch as it commits
+    /// (standing alerts) scores these values, so that scoring the stored frames again after
+    /// a crash gives the same answers.
+    pub fn as_stored(&self, v: &[f32]) -> Vec<f32> {
+        if self.float32.load(std::sync::atomic::Ordering::Relaxed) {
+            return v.to_vec();
+        }
+        v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()
+    }
+
     /// Whether [`Store::orphans`] was run to the end on this database and its findings
     /// removed ([`Store::mark_orphans_checked`]): this version makes no orphans, so the scan
     /// (a seek per source, which at 200,000 sources reads most of the vectors tree) runs once.
@@ -199,6 +212,7 @@ impl Store {
         t.db.flush()?;
         Ok(())
     }
+
     /// Commits a batch of frames of one or more sources atomically: each new frame's vector,
     /// its pending mark, the frame counter, and each source's frame count and watermark.
     /// Frames already stored are skipped. Returns the keys actually added. Durable when this
@@ -444,7 +458,7 @@ impl Store {
     /// The stored vector of a frame.
     pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, StoreError> {
         let t = self.t()?;
-        Ok(t.vectors.get(key.to_be_bytes())?.map(|b| decode_vector(&b)))
+        Ok(t.vectors.get(key.to_be_bytes())?.map(|b| stored_values(&b)))
     }
     /// The stored (key, vector)s with keys `from` or above, in key order (a rebuild that
     /// goes on where it stopped).
@@ -458,7 +472,7 @@ impl Store {
         };
         err.into_iter().chain(iter.into_iter().flatten().map(|kv| {
             let (k, v) = kv?;
-            Ok((decode_key(&k)?, decode_vector(&v)))
+            Ok((decode_key(&k)?, stored_values(&v)))
         }))
     }
     /// Keys committed since the last checkpoint.

@@ -30,7 +30,7 @@ mod migrate;
 mod record;
 mod table;
 
-pub use frames::{stored_dot, Orphans, REMOVE_CHUNK};
+pub use frames::{stored_dot, stored_values, Orphans, REMOVE_CHUNK};
 pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
