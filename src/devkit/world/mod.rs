@@ -31,6 +31,7 @@ mod wide_footage;
 
 pub use cameras::{
     probe_frame_time, sample_cameras, sample_queries, scene_at, Appearance, CameraScript,
+    FILTER_GROUP, IMAGE_GROUP, PARAPHRASE_GROUP,
 };
 pub use dataset::{training_crop, write_dataset, DatasetRecord};
 pub use footage::{render_camera_video, render_footage, Footage, GroundTruthEvent, FOOTAGE_FPS};
@@ -45,7 +46,7 @@ pub use wide::{
 };
 pub use wide_footage::{
     render_wide_camera, render_wide_footage, wide_cameras, wide_queries, wide_scene_at, Placement,
-    WideAppearance, WideCamera, WideFootage, WIDE_FOOTAGE_FPS,
+    WideAppearance, WideCamera, WideFootage, WIDE_FOOTAGE_FPS, WIDE_QUERIES_ALL, WIDE_QUERIES_OWN,
 };
 
 /// The labelled-query format belongs to `frameseek eval` ([`crate::eval`]); the footage

@@ -109,35 +109,43 @@ pub struct WideCamera {
     pub distractors: Vec<(PropKind, f32, f64, f64)>,
 }
 
+/// Length of each wide camera's video, seconds.
+const DURATION_S: f64 = 78.0;
+
 /// The wide cameras: every kind once per camera, 7 at an edge, 7 small and 6 in the middle
-/// overall; the fifth object of each camera enters while the fourth is still there.
+/// overall; the fifth object of each camera enters while the fourth is still there, and
+/// distractors fill the time between objects, so a video holds many candidate clips.
 pub fn wide_cameras() -> Vec<WideCamera> {
     use ObjectKind::*;
     use Placement::*;
+    // Objects enter at 10, 26, 42, 58 and 62 s and stay 6 s; between them, distractors.
     let a = |kind, placement, start_s: f64, hidden| WideAppearance {
         kind,
         placement,
         start_s,
-        end_s: start_s + 7.0,
+        end_s: start_s + 6.0,
         hidden,
     };
     let distractors = vec![
-        (PropKind::Cone, 0.62, 0.0, 60.0),
-        (PropKind::PersonInRed, 0.35, 10.5, 14.5),
-        (PropKind::Bin, 0.25, 30.0, 60.0),
+        (PropKind::Cone, 0.62, 0.0, DURATION_S),
+        (PropKind::PersonInRed, 0.5, 2.0, 8.0),
+        (PropKind::PersonInRed, 0.1, 18.0, 24.0),
+        (PropKind::Bin, 0.7, 34.0, 40.0),
+        (PropKind::PersonInRed, 0.85, 50.0, 56.0),
+        (PropKind::Bin, 0.3, 70.0, 76.0),
     ];
     vec![
         WideCamera {
             name: "wide1",
             background: Background::Street,
             time: TimeOfDay::Day,
-            duration_s: 56.0,
+            duration_s: DURATION_S,
             appearances: vec![
-                a(RedCar, LeftEdge, 3.0, false),
-                a(Dog, Small(40), 14.0, false),
-                a(PersonInGreen, Middle, 25.0, true),
-                a(WhiteVan, RightEdge, 36.0, false),
-                a(BlueTruck, Small(45), 40.0, false),
+                a(RedCar, LeftEdge, 10.0, false),
+                a(Dog, Small(40), 26.0, false),
+                a(PersonInGreen, Middle, 42.0, true),
+                a(WhiteVan, RightEdge, 58.0, false),
+                a(BlueTruck, Small(45), 62.0, false),
             ],
             distractors: distractors.clone(),
         },
@@ -145,13 +153,13 @@ pub fn wide_cameras() -> Vec<WideCamera> {
             name: "wide2",
             background: Background::ParkingLot,
             time: TimeOfDay::Night,
-            duration_s: 56.0,
+            duration_s: DURATION_S,
             appearances: vec![
-                a(PersonInGreen, RightEdge, 3.0, false),
-                a(WhiteVan, Middle, 14.0, true),
-                a(BlueTruck, LeftEdge, 25.0, false),
-                a(RedCar, Small(60), 36.0, false),
-                a(Dog, Middle, 40.0, false),
+                a(PersonInGreen, RightEdge, 10.0, false),
+                a(WhiteVan, Middle, 26.0, true),
+                a(BlueTruck, LeftEdge, 42.0, false),
+                a(RedCar, Small(60), 58.0, false),
+                a(Dog, Middle, 62.0, false),
             ],
             distractors: distractors.clone(),
         },
@@ -159,13 +167,13 @@ pub fn wide_cameras() -> Vec<WideCamera> {
             name: "wide3",
             background: Background::Corridor,
             time: TimeOfDay::Day,
-            duration_s: 56.0,
+            duration_s: DURATION_S,
             appearances: vec![
-                a(Dog, LeftEdge, 3.0, false),
-                a(BlueTruck, Middle, 14.0, false),
-                a(RedCar, RightEdge, 25.0, true),
-                a(PersonInGreen, Small(55), 36.0, false),
-                a(WhiteVan, Small(30), 40.0, false),
+                a(Dog, LeftEdge, 10.0, false),
+                a(BlueTruck, Middle, 26.0, false),
+                a(RedCar, RightEdge, 42.0, true),
+                a(PersonInGreen, Small(55), 58.0, false),
+                a(WhiteVan, Small(30), 62.0, false),
             ],
             distractors: distractors.clone(),
         },
@@ -173,13 +181,13 @@ pub fn wide_cameras() -> Vec<WideCamera> {
             name: "wide4",
             background: Background::Street,
             time: TimeOfDay::Night,
-            duration_s: 56.0,
+            duration_s: DURATION_S,
             appearances: vec![
-                a(WhiteVan, LeftEdge, 3.0, false),
-                a(PersonInGreen, Small(50), 14.0, false),
-                a(RedCar, Middle, 25.0, false),
-                a(Dog, RightEdge, 36.0, true),
-                a(BlueTruck, Middle, 40.0, false),
+                a(WhiteVan, LeftEdge, 10.0, false),
+                a(PersonInGreen, Small(50), 26.0, false),
+                a(RedCar, Middle, 42.0, false),
+                a(Dog, Small(70), 58.0, true),
+                a(BlueTruck, Middle, 62.0, false),
             ],
             distractors,
         },
@@ -238,10 +246,11 @@ pub fn wide_scene_at(
 }
 
 /// The labelled queries of the wide cameras: each object named with its place and lighting,
-/// searched within its own camera's video, labelled with its placement group, its
+/// searched within its own camera's video (`own_video`) or across every wide video (each
+/// place and lighting has one camera, so the answer is still unique), labelled with its placement group, its
 /// composition group and `hidden` or `together` where it is partly hidden or in view with
 /// another object.
-pub fn wide_queries(cameras: &[WideCamera]) -> Vec<LabelledQuery> {
+pub fn wide_queries(cameras: &[WideCamera], own_video: bool) -> Vec<LabelledQuery> {
     let mut out = Vec::new();
     for cam in cameras {
         let night = if cam.time == TimeOfDay::Night {
@@ -275,7 +284,7 @@ pub fn wide_queries(cameras: &[WideCamera]) -> Vec<LabelledQuery> {
                 source: video.clone(),
                 start_s: a.start_s,
                 end_s: a.end_s,
-                filter_source: Some(video),
+                filter_source: own_video.then_some(video),
                 groups,
                 ..Default::default()
             });
@@ -289,9 +298,14 @@ pub fn wide_queries(cameras: &[WideCamera]) -> Vec<LabelledQuery> {
 pub struct WideFootage {
     /// Every video written, in camera order.
     pub videos: Vec<PathBuf>,
-    /// The labelled queries written to `queries.jsonl`.
+    /// The labelled queries written to `queries.jsonl` (each within its own video).
     pub queries: Vec<LabelledQuery>,
 }
+
+/// The query file of the wide footage whose queries search within their own video.
+pub const WIDE_QUERIES_OWN: &str = "queries.jsonl";
+/// The query file of the wide footage whose queries search across every wide video.
+pub const WIDE_QUERIES_ALL: &str = "queries-all.jsonl";
 
 /// Renders one wide camera to `path` (H.264, `width` x `height`, [`WIDE_FOOTAGE_FPS`]).
 pub fn render_wide_camera(
@@ -356,7 +370,8 @@ pub fn render_wide_camera(
 }
 
 /// Renders the wide footage into `dir`: `NAME/footage.mp4` per camera of [`wide_cameras`]
-/// at `width` x `height`, and `queries.jsonl` for `frameseek eval`.
+/// at `width` x `height`, and the query files for `frameseek eval`: [`WIDE_QUERIES_OWN`]
+/// (each within its own video) and [`WIDE_QUERIES_ALL`] (across every wide video).
 pub fn render_wide_footage(
     dir: &Path,
     seed: u64,
@@ -378,14 +393,19 @@ pub fn render_wide_footage(
         render_wide_camera(cam, &video, cam_seed, width, height)?;
         videos.push(video);
     }
-    let queries = wide_queries(&cameras);
-    let mut text = String::new();
-    for q in &queries {
-        text.push_str(&serde_json::to_string(q)?);
-        text.push('\n');
+    let queries = wide_queries(&cameras, true);
+    for (name, set) in [
+        (WIDE_QUERIES_OWN, &queries),
+        (WIDE_QUERIES_ALL, &wide_queries(&cameras, false)),
+    ] {
+        let mut text = String::new();
+        for q in set {
+            text.push_str(&serde_json::to_string(q)?);
+            text.push('\n');
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let path = dir.join("queries.jsonl");
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(WideFootage { videos, queries })
 }
 
@@ -423,13 +443,19 @@ mod tests {
                 assert!(b.1 >= 0.0 && b.3 <= h as f32, "{a:?} fits the height");
             }
         }
-        assert!(groups["edge"] >= 7 && groups["small"] >= 7 && groups["middle"] >= 6);
+        assert_eq!(
+            (groups["edge"], groups["small"], groups["middle"]),
+            (7, 7, 6)
+        );
     }
 
     #[test]
     fn wide_queries_are_searched_within_their_own_video_and_cover_every_group() {
-        let queries = wide_queries(&wide_cameras());
+        let queries = wide_queries(&wide_cameras(), true);
         assert_eq!(queries.len(), 20);
+        assert!(wide_queries(&wide_cameras(), false)
+            .iter()
+            .all(|q| q.filter_source.is_none()));
         for q in &queries {
             assert_eq!(q.filter_source.as_deref(), Some(q.source.as_str()));
         }
