@@ -229,7 +229,6 @@ pub fn write_dataset(out: &Path, count: usize, seed: u64, size: usize) -> anyhow
             written = write(&pixels, caption, kind, &mut rng)?;
         }
     }
-    drop(write);
     images.flush()?;
     captions.flush()?;
     std::fs::write(

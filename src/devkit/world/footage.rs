@@ -198,7 +198,7 @@ fn write_probe(path: &Path, cameras: &[CameraScript], seed: u64) -> anyhow::Resu
         .find(|c| c.name == name)
         .context("the probe's camera is missing")?;
     let scene = scene_at(camera, t);
-    let mut rng = WorldRng::new(seed ^ 0x5052_4F42_45);
+    let mut rng = WorldRng::new(seed ^ 0x0050_524F_4245);
     let jitter = RenderJitter::random(&mut rng, scene.objects.len());
     let rgb = render_scene(&scene, &jitter, FRAME_WIDTH, FRAME_HEIGHT);
     save_png(path, &rgb, FRAME_WIDTH, FRAME_HEIGHT).context("writing the probe picture")
