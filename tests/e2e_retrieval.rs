@@ -44,7 +44,7 @@ fn misses(report: &serde_json::Value) -> Vec<&serde_json::Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| !r["rank"].as_u64().is_some_and(|rank| rank <= 5))
+        .filter(|r| r["rank"].as_u64().is_none_or(|rank| rank > 5))
         .collect()
 }
 
