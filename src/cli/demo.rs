@@ -233,7 +233,7 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         match (&q.query, &q.image) {
             (Some(text), _) => println!("-- a text query: frameseek search {text:?} -k 3"),
             (None, Some(image)) => println!(
-                "-- an image query: frameseek search --image {} -k 3 (a frame of cam4 at {:.1} s)",
+                "-- an image query: frameseek search --image {} -k 3 (cam4's scene at {:.1} s rendered anew, not a frame of its video)",
                 base.join(image).display(),
                 (q.start_s + q.end_s) / 2.0
             ),
