@@ -36,6 +36,10 @@ pub struct LabelledQuery {
     /// Only frames at or before this offset, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_s: Option<f64>,
+    /// Groups the query belongs to (such as `seen`, `held-out`, `edge`); `frameseek eval`
+    /// reports recall per group as well as over every query.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// Where a labelled query's right answer is.
@@ -121,6 +125,32 @@ impl EvalSummary {
     }
 }
 
+/// Recall per query group: each group named by any query, in name order, with the summary of
+/// the ranks of its queries. `ranks[i]` is the rank of `queries[i]`'s first hit.
+pub fn summaries_by_group(
+    queries: &[LabelledQuery],
+    ranks: &[Option<usize>],
+) -> Vec<(String, EvalSummary)> {
+    let mut names: Vec<&str> = queries
+        .iter()
+        .flat_map(|q| q.groups.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let group: Vec<Option<usize>> = queries
+                .iter()
+                .zip(ranks)
+                .filter(|(q, _)| q.groups.iter().any(|g| g == name))
+                .map(|(_, r)| *r)
+                .collect();
+            (name.to_string(), EvalSummary::from_ranks(&group))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +223,21 @@ mod tests {
         assert!((s.mrr - mrr).abs() < 1e-12);
         let empty = EvalSummary::from_ranks(&[]);
         assert_eq!((empty.queries, empty.mrr), (0, 0.0));
+    }
+
+    #[test]
+    fn each_group_is_summarised_over_its_own_queries() {
+        let q = |groups: &[&str]| LabelledQuery {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        };
+        let queries = [q(&["edge", "seen"]), q(&["edge"]), q(&["seen"]), q(&[])];
+        let ranks = [Some(1), None, Some(7), Some(1)];
+        let by = summaries_by_group(&queries, &ranks);
+        let names: Vec<&str> = by.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["edge", "seen"]);
+        assert_eq!((by[0].1.queries, by[0].1.recall_at_5), (2, 0.5));
+        assert_eq!((by[1].1.queries, by[1].1.recall_at_5), (2, 0.5));
+        assert_eq!(by[1].1.recall_at_10, 1.0);
     }
 }

@@ -1,7 +1,11 @@
-//! Search quality end to end, as a user sees it: the real `frameseek world footage` renders
-//! camera videos with known ground truth, the real daemon ingests them with the bundled
-//! world-trained model (`assets/models/frameseek-tiny`), and the real `frameseek eval`
-//! measures the labelled queries: recall@1 >= 0.9 and recall@5 = 1.0.
+//! Search quality end to end, as a user sees it: the real `frameseek world footage` and
+//! `frameseek world wide-footage` render camera videos with known ground truth, the real
+//! daemon ingests them with the bundled world-trained model (`assets/models/frameseek-tiny`),
+//! and the real `frameseek eval` measures the labelled queries, per group: compositions
+//! training showed (`seen`) and compositions it never showed (`held-out`), phrasings it
+//! never used (`paraphrase`), filtered queries the filter alone does not answer, an image
+//! query rendered apart from the ingested videos; and on 16:9 footage, objects at the edges,
+//! small, and in the middle as the control.
 
 mod common;
 
@@ -9,6 +13,40 @@ use std::time::Instant;
 
 use common::*;
 use frameseek::eval::LabelledQuery;
+
+/// Recall@5 of `group` in an `eval --json` report, with its query count.
+fn group_recall(report: &serde_json::Value, group: &str) -> (f64, u64) {
+    let g = &report["groups"][group];
+    assert!(g.is_object(), "no group {group} in {report}");
+    (
+        g["recall_at_5"].as_f64().unwrap(),
+        g["queries"].as_u64().unwrap(),
+    )
+}
+
+/// Prints every group of an `eval --json` report.
+fn print_groups(name: &str, report: &serde_json::Value) {
+    for (group, s) in report["groups"].as_object().unwrap() {
+        eprintln!(
+            "{name} {group}: {} queries, recall@1 {:.3}, recall@5 {:.3}",
+            s["queries"], s["recall_at_1"], s["recall_at_5"]
+        );
+    }
+    eprintln!(
+        "{name} all: {} queries, recall@1 {:.3}, recall@5 {:.3}",
+        report["queries"], report["recall_at_1"], report["recall_at_5"]
+    );
+}
+
+/// The results of an `eval --json` report that missed the first five clips.
+fn misses(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rank"].as_u64().is_none_or(|rank| rank > 5))
+        .collect()
+}
 
 #[test]
 fn world_queries_find_the_right_clips() {
@@ -23,23 +61,13 @@ fn world_queries_find_the_right_clips() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let text_queries = queries.iter().filter(|q| q.query.is_some()).count();
     let mut sources: Vec<&str> = queries.iter().map(|q| q.source.as_str()).collect();
     sources.sort();
     sources.dedup();
-    assert!(text_queries >= 12, "{text_queries} text queries");
     assert!(sources.len() >= 3, "queries cover {sources:?}");
-    assert!(
-        queries.iter().any(|q| q.filter_source.is_some()),
-        "a camera filter"
-    );
-    assert!(
-        queries
-            .iter()
-            .any(|q| q.from_s.is_some() || q.to_s.is_some()),
-        "a time-range filter"
-    );
-    assert!(queries.iter().any(|q| q.image.is_some()), "an image query");
+    // The image query's picture is not a frame of any ingested video.
+    let probe = image::open(footage.join("probe.png")).unwrap().to_rgb8();
+    assert_eq!((probe.width(), probe.height()), (256, 192));
 
     let d = env.start_with_model("sample_interval = 1.0\n", &world_model());
     d.ingest_wait(&[&footage]);
@@ -51,23 +79,36 @@ fn world_queries_find_the_right_clips() {
     );
 
     let report = d.cli_json(&["eval", queries_file.to_str().unwrap()]);
-    let r1 = report["recall_at_1"].as_f64().unwrap();
-    let r5 = report["recall_at_5"].as_f64().unwrap();
-    let mrr = report["mrr"].as_f64().unwrap();
-    eprintln!(
-        "world eval: {} queries, recall@1 {r1:.3}, recall@5 {r5:.3}, MRR {mrr:.3}, {:.0} s",
-        report["queries"],
-        started.elapsed().as_secs_f64()
-    );
-    let misses: Vec<&serde_json::Value> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["rank"] != 1)
-        .collect();
-    assert!(r1 >= 0.9, "recall@1 {r1}; not first: {misses:#?}");
-    assert_eq!(r5, 1.0, "recall@5 {r5}; not first: {misses:#?}");
+    print_groups("world", &report);
+    eprintln!("world eval took {:.0} s", started.elapsed().as_secs_f64());
     assert_eq!(report["queries"].as_u64().unwrap() as usize, queries.len());
+    let missed = misses(&report);
+    let (seen, n_seen) = group_recall(&report, "seen");
+    let (held_out, n_held_out) = group_recall(&report, "held-out");
+    let (paraphrase, n_paraphrase) = group_recall(&report, "paraphrase");
+    let (filter, n_filter) = group_recall(&report, "filter");
+    let (image, n_image) = group_recall(&report, "image");
+    assert_eq!((n_seen, n_held_out, n_paraphrase), (10, 5, 15));
+    assert!(n_filter >= 3 && n_image == 1);
+    // Floors below what the shipped model measures (tools/README.md), above chance (a
+    // random-weight model scores about 0.37 over these clips).
+    assert!(
+        seen >= SEEN_FLOOR,
+        "seen recall@5 {seen}; missed: {missed:#?}"
+    );
+    assert!(
+        held_out >= HELD_OUT_FLOOR,
+        "held-out recall@5 {held_out}; missed: {missed:#?}"
+    );
+    assert!(
+        paraphrase >= PARAPHRASE_FLOOR,
+        "paraphrase recall@5 {paraphrase}; missed: {missed:#?}"
+    );
+    assert!(
+        filter >= FILTER_FLOOR,
+        "filtered recall@5 {filter}; missed: {missed:#?}"
+    );
+    assert_eq!(image, 1.0, "image query missed: {missed:#?}");
 
     // The camera filter really confines a search to that camera.
     let cam2 = format!("{}/cam2/*", footage.canonicalize().unwrap().display());
@@ -87,8 +128,61 @@ fn world_queries_find_the_right_clips() {
     }
 }
 
-/// The bundled model, loaded as the daemon loads it, matches rendered still scenes (never
-/// seen in training: another seed) to their captions.
+/// Recall@5 floors of the 4:3 footage's groups (the shipped model's figures are in
+/// tools/README.md).
+const SEEN_FLOOR: f64 = 0.9;
+/// See [`SEEN_FLOOR`].
+const HELD_OUT_FLOOR: f64 = 0.6;
+/// See [`SEEN_FLOOR`].
+const PARAPHRASE_FLOOR: f64 = 0.6;
+/// See [`SEEN_FLOOR`].
+const FILTER_FLOOR: f64 = 0.66;
+
+/// The 16:9 footage (issue 16): every object searched within its own video and across all
+/// of them, recall reported for edge, small, middle (the control), seen and held-out. The
+/// edge and small figures depend on how the daemon views a frame (today's default: the
+/// centre square), so they are printed, not asserted; the control is asserted.
+#[test]
+fn wide_footage_is_measured_per_placement() {
+    let env = TestEnv::new();
+    let footage = env.footage();
+    let wide = frameseek::devkit::world::render_wide_footage(&footage, 1, 1280, 720).unwrap();
+    assert_eq!(wide.videos.len(), 4);
+    let d = env.start_with_model("sample_interval = 1.0\n", &world_model());
+    d.ingest_wait(&[&footage]);
+    for (name, file) in [
+        (
+            "wide, own video",
+            frameseek::devkit::world::WIDE_QUERIES_OWN,
+        ),
+        (
+            "wide, all videos",
+            frameseek::devkit::world::WIDE_QUERIES_ALL,
+        ),
+    ] {
+        let report = d.cli_json(&["eval", footage.join(file).to_str().unwrap()]);
+        print_groups(name, &report);
+        assert_eq!(report["queries"], 20);
+        let counts: Vec<u64> = ["edge", "small", "middle"]
+            .iter()
+            .map(|g| group_recall(&report, g).1)
+            .collect();
+        assert_eq!(counts, [7, 7, 6]);
+        let (middle, _) = group_recall(&report, "middle");
+        assert!(
+            middle >= MIDDLE_FLOOR,
+            "{name}: middle recall@5 {middle}; missed: {:#?}",
+            misses(&report)
+        );
+    }
+}
+
+/// Recall@5 floor of the wide footage's middle objects (the control).
+const MIDDLE_FLOOR: f64 = 0.8;
+
+/// The bundled model, loaded as the daemon loads it, matches rendered still scenes to their
+/// captions. The renderings are new (another seed than the training set), but what they
+/// show is not: most of these compositions are in the training set.
 #[test]
 fn the_bundled_model_matches_still_scenes_to_their_captions() {
     use frameseek::embed::{DeviceChoice, Embedder};
@@ -172,8 +266,9 @@ fn int8_image_tower_keeps_the_bundled_model_matching() {
     assert!(worst >= 0.999, "int8 image cosine {worst}");
 }
 
-/// How many of 40 rendered still scenes (another seed than training) `embedder` matches to
-/// their own caption among the 40 captions.
+/// How many of 40 rendered still scenes (new renderings: another seed than the training set;
+/// their compositions may be in it) `embedder` matches to their own caption among the 40
+/// captions.
 fn captions_matched(embedder: &frameseek::embed::Embedder) -> usize {
     use frameseek::devkit::world::{render_scene, RenderJitter, SceneSpec, WorldRng};
     use frameseek::devkit::world::{FRAME_HEIGHT, FRAME_WIDTH};

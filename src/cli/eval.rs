@@ -2,7 +2,8 @@
 //! daemon. Each line of the file is a labelled query ([`crate::eval::LabelledQuery`]): a
 //! text or an image, the expected source and time range, optional filters. A returned clip
 //! is a hit when it comes from the expected source and overlaps the expected range. Prints
-//! recall@1, recall@5, recall@10 and the mean reciprocal rank. This file reads the query
+//! recall@1, recall@5, recall@10 and the mean reciprocal rank, over every query and per query
+//! group (a query's optional "groups", such as `seen`, `held-out`, `edge`). This file reads the query
 //! file and asks the daemon; the format and the scoring are [`crate::eval`]'s.
 
 use std::path::{Path, PathBuf};
@@ -12,14 +13,14 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::{connect, format_ms, print_table, Cli, EXIT_OK};
-use crate::eval::{EvalSummary, Expected, LabelledQuery};
+use crate::eval::{summaries_by_group, EvalSummary, Expected, LabelledQuery};
 use crate::protocol::{Clip, Request, SearchReply, SearchRequest};
 
 /// Arguments of `eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Labelled queries, one JSON object per line: {"query" or "image", "source",
-    /// "start_s", "end_s", optional "filter_source", "from_s", "to_s"}.
+    /// "start_s", "end_s", optional "filter_source", "from_s", "to_s", "groups"}.
     pub queries: PathBuf,
     /// Clips asked for per query; at least 10 are always asked for, so recall@10 is exact.
     #[arg(short, long, default_value_t = 10)]
@@ -57,6 +58,8 @@ struct QueryOutcome {
     end_s: f64,
     rank: Option<usize>,
     top: Option<Clip>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
 }
 
 /// Reads a labelled query file, naming the line of any error.
@@ -187,6 +190,7 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
             end_s: q.end_s,
             rank: expected.first_hit_rank(&reply.clips),
             top: reply.clips.first().cloned(),
+            groups: q.groups.clone(),
         });
     }
     if let Some(path) = &args.calibration_json {
@@ -196,9 +200,15 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
     }
     let ranks: Vec<Option<usize>> = outcomes.iter().map(|o| o.rank).collect();
     let summary = EvalSummary::from_ranks(&ranks);
+    let by_group = summaries_by_group(&queries, &ranks);
     if cli.json {
         let mut v = serde_json::to_value(&summary)?;
         v["k"] = serde_json::json!(args.k.max(10));
+        v["groups"] = by_group
+            .iter()
+            .map(|(name, s)| Ok((name.clone(), serde_json::to_value(s)?)))
+            .collect::<anyhow::Result<serde_json::Map<_, _>>>()?
+            .into();
         v["results"] = serde_json::to_value(&outcomes)?;
         println!("{v}");
         return Ok(EXIT_OK);
@@ -234,15 +244,19 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<u8> {
         })
         .collect();
     print_table(&["RANK", "EXPECTED", "TOP CLIP", "QUERY"], &rows);
-    println!(
-        "queries {}  recall@1 {:.3}  recall@5 {:.3}  recall@10 {:.3}  MRR {:.3}",
-        summary.queries,
-        summary.recall_at_1,
-        summary.recall_at_5,
-        summary.recall_at_10,
-        summary.mrr
-    );
+    for (name, s) in &by_group {
+        println!("group {name}: {}", summary_line(s));
+    }
+    println!("all: {}", summary_line(&summary));
     Ok(EXIT_OK)
+}
+
+/// One line of recall figures.
+fn summary_line(s: &EvalSummary) -> String {
+    format!(
+        "queries {}  recall@1 {:.3}  recall@5 {:.3}  recall@10 {:.3}  MRR {:.3}",
+        s.queries, s.recall_at_1, s.recall_at_5, s.recall_at_10, s.mrr
+    )
 }
 
 /// The last two components of a source path (`cam1/footage.mp4`), for tables.

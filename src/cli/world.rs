@@ -1,7 +1,8 @@
 //! `frameseek world`: the command over the synthetic test world of [`crate::devkit::world`].
 //! `dataset` writes rendered training images with captions; `footage` renders sample camera
-//! videos with ground truth and a labelled query file for `frameseek eval`; `stills` renders
-//! random scenes as PNGs.
+//! videos with ground truth and a labelled query file for `frameseek eval`; `wide-footage`
+//! renders 16:9 camera videos with objects at the edges, small and in the middle, and their
+//! grouped queries; `stills` renders random scenes as PNGs.
 
 use std::path::PathBuf;
 
@@ -45,6 +46,24 @@ pub enum WorldCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Render the 16:9 cameras (objects at the edges, small, in the middle, partly hidden,
+    /// two at once, among distractors) with queries.jsonl (each object searched within its
+    /// own video) and queries-all.jsonl (across every video), which `frameseek eval` reports
+    /// per group: edge, small, middle, seen, held-out, hidden, together.
+    WideFootage {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed of the rendering (lighting, colours, noise).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Frame width, pixels (16:9 with the height).
+        #[arg(long, default_value_t = 1280)]
+        width: usize,
+        /// Frame height, pixels.
+        #[arg(long, default_value_t = 720)]
+        height: usize,
+    },
     /// Render random scenes as PNGs, to look at the world.
     Stills {
         /// Output folder.
@@ -56,6 +75,9 @@ pub enum WorldCommand {
         /// Random seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Render 16:9 scenes (1280x720) instead of 4:3 ones.
+        #[arg(long)]
+        wide: bool,
     },
 }
 
@@ -102,7 +124,59 @@ pub fn run(cli: &Cli, args: &WorldArgs) -> anyhow::Result<u8> {
                 );
             }
         }
-        WorldCommand::Stills { out, count, seed } => {
+        WorldCommand::WideFootage {
+            out,
+            seed,
+            width,
+            height,
+        } => {
+            let footage = world::render_wide_footage(out, *seed, *width, *height)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "dir": out,
+                        "videos": footage.videos,
+                        "queries": footage.queries.len(),
+                    })
+                );
+            } else {
+                for v in &footage.videos {
+                    println!("video: {}", v.display());
+                }
+                println!(
+                    "labelled queries: {} (each within its own video) and {} (across every video); {} queries each, which frameseek eval reports per group",
+                    out.join(world::WIDE_QUERIES_OWN).display(),
+                    out.join(world::WIDE_QUERIES_ALL).display(),
+                    footage.queries.len()
+                );
+            }
+        }
+        WorldCommand::Stills {
+            out,
+            count,
+            seed,
+            wide: true,
+        } => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let mut rng = world::WorldRng::new(*seed);
+            let (w, h) = (1280, 720);
+            for i in 0..*count {
+                let scene = world::WideScene::random(&mut rng);
+                let look = world::RenderJitter::random(&mut rng, 0);
+                let path = out.join(format!("wide-{i:03}.png"));
+                world::save_png(&path, &scene.render(&look, w, h), w, h)?;
+                let whole = scene.view_caption((0.0, -280.0, 1280.0, 1000.0), w, h);
+                let caption = whole
+                    .map(|s| s.caption())
+                    .unwrap_or_else(|| "(unclear)".into());
+                println!("{}: {caption}", path.display());
+            }
+        }
+        WorldCommand::Stills {
+            out, count, seed, ..
+        } => {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut rng = world::WorldRng::new(*seed);

@@ -1,7 +1,9 @@
 //! The script of the sample footage: four fixed cameras and what appears in front of them
 //! when, the scene at any moment, and the labelled queries whose answers that script fixes.
 
-use super::scene::{Background, ObjectKind, PlacedObject, Position, SceneSpec, TimeOfDay};
+use super::scene::{
+    composition_group, Background, ObjectKind, PlacedObject, Position, SceneSpec, TimeOfDay,
+};
 use crate::eval::LabelledQuery;
 
 /// An object's stay in front of a camera.
@@ -114,13 +116,23 @@ pub fn scene_at(camera: &CameraScript, t: f64) -> SceneSpec {
     }
 }
 
-/// The labelled queries for [`sample_cameras`]: complete captions of single appearances,
-/// shorter captions with a camera or time filter, and an image query (a frame extracted
-/// to `probe.png`).
+/// Query group of the held-out phrasings ([`SceneSpec::paraphrases`]).
+pub const PARAPHRASE_GROUP: &str = "paraphrase";
+/// Query group of the filtered queries.
+pub const FILTER_GROUP: &str = "filter";
+/// Query group of the image query.
+pub const IMAGE_GROUP: &str = "image";
+
+/// The labelled queries for [`sample_cameras`]: the complete caption of each appearance
+/// (labelled `seen` or `held-out` by its composition), a held-out phrasing of each
+/// (`paraphrase`), filtered queries whose filter admits several appearances so that the
+/// text must pick the right one (`filter`), and an image query (`image`) whose picture,
+/// `probe.png`, is rendered apart from the ingested videos.
 pub fn sample_queries(cameras: &[CameraScript]) -> Vec<LabelledQuery> {
     let mut queries = Vec::new();
+    let mut paraphrased = Vec::new();
     for cam in cameras {
-        for a in &cam.appearances {
+        for (i, a) in cam.appearances.iter().enumerate() {
             let scene = SceneSpec {
                 background: cam.background,
                 time: cam.time,
@@ -129,74 +141,92 @@ pub fn sample_queries(cameras: &[CameraScript]) -> Vec<LabelledQuery> {
                     position: a.position,
                 }],
             };
-            queries.push(LabelledQuery {
-                query: Some(scene.caption()),
+            let expected = LabelledQuery {
                 source: format!("{}/footage.mp4", cam.name),
                 start_s: a.start_s,
                 end_s: a.end_s,
                 ..Default::default()
+            };
+            queries.push(LabelledQuery {
+                query: Some(scene.caption()),
+                groups: vec![composition_group(a.kind, cam.background, cam.time).into()],
+                ..expected.clone()
+            });
+            let phrasings = scene.paraphrases();
+            paraphrased.push(LabelledQuery {
+                query: Some(phrasings[i % phrasings.len()].clone()),
+                groups: vec![PARAPHRASE_GROUP.into()],
+                ..expected
             });
         }
     }
+    queries.extend(paraphrased);
     let camera = |name: &str| {
         cameras
             .iter()
             .find(|c| c.name == name)
             .expect("sample camera exists")
     };
-    let find = |cam: &str, kind: ObjectKind, from: f64| {
+    let find = |cam: &str, kind: ObjectKind, position: Position| {
         camera(cam)
             .appearances
             .iter()
-            .find(|a| a.kind == kind && a.start_s >= from)
+            .find(|a| a.kind == kind && a.position == position)
             .copied()
             .expect("sample appearance exists")
     };
-    // A camera filter: any red car, but only on cam2.
-    let a = find("cam2", ObjectKind::RedCar, 0.0);
-    queries.push(LabelledQuery {
-        query: Some("a red car".into()),
-        source: "cam2/footage.mp4".into(),
+    let filtered = |text: &str, cam: &str, a: Appearance| LabelledQuery {
+        query: Some(text.into()),
+        source: format!("{cam}/footage.mp4"),
         start_s: a.start_s,
         end_s: a.end_s,
-        filter_source: Some("cam2/*".into()),
+        groups: vec![FILTER_GROUP.into()],
         ..Default::default()
-    });
-    // A time filter: the second person in green in the corridor.
-    let a = find("cam3", ObjectKind::PersonInGreen, 20.0);
+    };
+    // A camera filter: cam3 shows a person in green twice; the text says which.
     queries.push(LabelledQuery {
-        query: Some("a person in green in a corridor".into()),
-        source: "cam3/footage.mp4".into(),
-        start_s: a.start_s,
-        end_s: a.end_s,
-        from_s: Some(20.0),
+        filter_source: Some("cam3/*".into()),
+        ..filtered(
+            "a person in green on the right",
+            "cam3",
+            find("cam3", ObjectKind::PersonInGreen, Position::Right),
+        )
+    });
+    // A time filter: after 15 s, three dogs remain (two of them in the corridor).
+    queries.push(LabelledQuery {
+        from_s: Some(15.0),
         to_s: Some(60.0),
-        ..Default::default()
+        ..filtered(
+            "a dog in the centre",
+            "cam3",
+            find("cam3", ObjectKind::Dog, Position::Centre),
+        )
     });
-    // Both filters at once: a dog on cam1 after 30 s.
-    let a = find("cam1", ObjectKind::Dog, 30.0);
+    // Both at once: cam2 after 10 s shows a van, a truck, a red car and a person.
     queries.push(LabelledQuery {
-        query: Some("a dog".into()),
-        source: "cam1/footage.mp4".into(),
-        start_s: a.start_s,
-        end_s: a.end_s,
-        filter_source: Some("cam1/*".into()),
-        from_s: Some(30.0),
-        ..Default::default()
+        filter_source: Some("cam2/*".into()),
+        from_s: Some(10.0),
+        ..filtered(
+            "a red car",
+            "cam2",
+            find("cam2", ObjectKind::RedCar, Position::Centre),
+        )
     });
-    // An image query: a frame from the middle of the blue truck's stay on cam4.
-    let a = find("cam4", ObjectKind::BlueTruck, 0.0);
+    // An image query: a rendering of the blue truck's scene on cam4, apart from the video.
+    let a = find("cam4", ObjectKind::BlueTruck, Position::Left);
     queries.push(LabelledQuery {
         image: Some("probe.png".into()),
         source: "cam4/footage.mp4".into(),
         start_s: a.start_s,
         end_s: a.end_s,
+        groups: vec![IMAGE_GROUP.into()],
         ..Default::default()
     });
     queries
 }
 
-/// Where the image query's probe frame is taken from: (camera, seconds).
+/// The scene the image query's picture shows: (camera, seconds) of the ingested footage
+/// whose scene it renders again with its own rendering seed.
 pub fn probe_frame_time(cameras: &[CameraScript]) -> (&'static str, f64) {
     let cam = cameras
         .iter()
@@ -212,6 +242,7 @@ pub fn probe_frame_time(cameras: &[CameraScript]) -> (&'static str, f64) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::rng::WorldRng;
     use super::*;
 
     #[test]
@@ -229,5 +260,98 @@ mod tests {
         captions.dedup();
         assert_eq!(captions.len(), n, "every unfiltered query has one answer");
         assert!(queries.iter().any(|q| q.image.is_some()));
+        for group in [
+            "seen",
+            "held-out",
+            PARAPHRASE_GROUP,
+            FILTER_GROUP,
+            IMAGE_GROUP,
+        ] {
+            assert!(
+                queries.iter().any(|q| q.groups.iter().any(|g| g == group)),
+                "no {group} query"
+            );
+        }
+    }
+
+    /// Whether a camera's appearance passes a query's filters.
+    fn admitted(q: &LabelledQuery, cam: &CameraScript, a: &Appearance) -> bool {
+        let camera_ok = q
+            .filter_source
+            .as_deref()
+            .is_none_or(|f| f.trim_end_matches('*') == format!("{}/", cam.name));
+        camera_ok
+            && q.from_s.is_none_or(|from| a.end_s > from)
+            && q.to_s.is_none_or(|to| a.start_s < to)
+    }
+
+    #[test]
+    fn no_filter_decides_its_query_alone() {
+        let cams = sample_cameras();
+        let filtered: Vec<LabelledQuery> = sample_queries(&cams)
+            .into_iter()
+            .filter(|q| q.filter_source.is_some() || q.from_s.is_some() || q.to_s.is_some())
+            .collect();
+        assert!(filtered.len() >= 3);
+        for q in &filtered {
+            let passing: Vec<(&str, Appearance)> = cams
+                .iter()
+                .flat_map(|c| c.appearances.iter().map(move |a| (c, a)))
+                .filter(|(c, a)| admitted(q, c, a))
+                .map(|(c, a)| (c.name, *a))
+                .collect();
+            assert!(
+                passing.len() >= 3,
+                "{:?}: the filter leaves {passing:?}",
+                q.query
+            );
+            let same_kind = passing
+                .iter()
+                .filter(|(_, a)| q.query.as_deref().unwrap().starts_with(a.kind.phrase()))
+                .count();
+            assert!(same_kind >= 1, "{:?}", q.query);
+        }
+    }
+
+    #[test]
+    fn paraphrases_are_never_training_captions() {
+        let mut rng = WorldRng::new(11);
+        for cam in sample_cameras() {
+            for a in &cam.appearances {
+                let scene = SceneSpec {
+                    background: cam.background,
+                    time: cam.time,
+                    objects: vec![PlacedObject {
+                        kind: a.kind,
+                        position: a.position,
+                    }],
+                };
+                let phrasings = scene.paraphrases();
+                assert_eq!(phrasings.len(), 2);
+                for _ in 0..3000 {
+                    let c = scene.random_caption(&mut rng);
+                    assert!(!phrasings.contains(&c), "{c:?} is a training caption");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sample_footage_shows_held_out_and_seen_compositions() {
+        let cams = sample_cameras();
+        let triples: Vec<(ObjectKind, Background, TimeOfDay)> = cams
+            .iter()
+            .flat_map(|c| {
+                c.appearances
+                    .iter()
+                    .map(move |a| (a.kind, c.background, c.time))
+            })
+            .collect();
+        let held: Vec<_> = triples
+            .iter()
+            .filter(|t| super::super::scene::is_held_out(t.0, t.1, t.2))
+            .collect();
+        assert_eq!(held.len(), 5, "{held:?}");
+        assert!(triples.len() - held.len() >= 10);
     }
 }

@@ -5,6 +5,7 @@
 use super::rng::WorldRng;
 
 /// An RGB24 image being drawn, with colours kept as floats until the end.
+#[derive(Clone)]
 pub(super) struct Canvas {
     /// Width, pixels.
     pub(super) width: usize,

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::cameras::{probe_frame_time, sample_cameras, sample_queries, CameraScript};
-use super::render::{render_scene, FRAME_HEIGHT, FRAME_WIDTH};
+use super::cameras::{probe_frame_time, sample_cameras, sample_queries, scene_at, CameraScript};
+use super::render::{render_scene, save_png, FRAME_HEIGHT, FRAME_WIDTH};
 use super::rng::WorldRng;
 use super::scene::{
     Background, ObjectKind, PlacedObject, Position, RenderJitter, SceneSpec, TimeOfDay,
@@ -142,7 +142,7 @@ pub fn render_camera_video(camera: &CameraScript, path: &Path, seed: u64) -> any
 
 /// Renders the sample footage into `dir`: one `NAME/footage.mp4` per camera of
 /// [`sample_cameras`], `ground_truth.jsonl`, `queries.jsonl` (for `frameseek eval`) and the
-/// image query's `probe.png`.
+/// image query's `probe.png` (rendered apart from the videos, not a frame of them).
 pub fn render_footage(dir: &Path, seed: u64) -> anyhow::Result<Footage> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let cameras = sample_cameras();
@@ -177,13 +177,7 @@ pub fn render_footage(dir: &Path, seed: u64) -> anyhow::Result<Footage> {
             });
         }
     }
-    let (probe_cam, probe_t) = probe_frame_time(&cameras);
-    crate::devkit::samples::extract_frame(
-        &dir.join(probe_cam).join("footage.mp4"),
-        probe_t,
-        &dir.join("probe.png"),
-    )
-    .context("extracting the probe frame")?;
+    write_probe(&dir.join("probe.png"), &cameras, seed)?;
     let queries = sample_queries(&cameras);
     write_jsonl(&dir.join("ground_truth.jsonl"), &ground_truth)?;
     write_jsonl(&dir.join("queries.jsonl"), &queries)?;
@@ -193,6 +187,21 @@ pub fn render_footage(dir: &Path, seed: u64) -> anyhow::Result<Footage> {
         ground_truth,
         queries,
     })
+}
+
+/// Writes the image query's picture: the probe scene ([`probe_frame_time`]) rendered with
+/// its own lighting, placement and noise, so it is not a frame of any ingested video.
+fn write_probe(path: &Path, cameras: &[CameraScript], seed: u64) -> anyhow::Result<()> {
+    let (name, t) = probe_frame_time(cameras);
+    let camera = cameras
+        .iter()
+        .find(|c| c.name == name)
+        .context("the probe's camera is missing")?;
+    let scene = scene_at(camera, t);
+    let mut rng = WorldRng::new(seed ^ 0x0050_524F_4245);
+    let jitter = RenderJitter::random(&mut rng, scene.objects.len());
+    let rgb = render_scene(&scene, &jitter, FRAME_WIDTH, FRAME_HEIGHT);
+    save_png(path, &rgb, FRAME_WIDTH, FRAME_HEIGHT).context("writing the probe picture")
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::canvas::{scale, Canvas, Rgb};
 use super::scene::{Background, ObjectKind, RenderJitter, SceneSpec, TimeOfDay};
 
-fn draw_background(cv: &mut Canvas, bg: Background, shift: f32) {
+pub(super) fn draw_background(cv: &mut Canvas, bg: Background, shift: f32) {
     let (w, h) = (cv.width as f32, cv.height as f32);
     let sx = shift * w;
     match bg {
@@ -118,7 +118,7 @@ fn draw_background(cv: &mut Canvas, bg: Background, shift: f32) {
 }
 
 /// The y of the ground line where objects stand, per background, as a fraction of height.
-fn ground_y(bg: Background) -> f32 {
+pub(super) fn ground_y(bg: Background) -> f32 {
     match bg {
         Background::Street => 0.86,
         Background::ParkingLot => 0.84,
@@ -126,7 +126,14 @@ fn ground_y(bg: Background) -> f32 {
     }
 }
 
-fn draw_object(cv: &mut Canvas, kind: ObjectKind, cx: f32, gy: f32, u: f32, colour: [f32; 3]) {
+pub(super) fn draw_object(
+    cv: &mut Canvas,
+    kind: ObjectKind,
+    cx: f32,
+    gy: f32,
+    u: f32,
+    colour: [f32; 3],
+) {
     let c = |rgb: Rgb| scale(rgb, colour);
     let wheel = [25.0, 25.0, 28.0];
     match kind {
@@ -208,33 +215,15 @@ fn draw_object(cv: &mut Canvas, kind: ObjectKind, cx: f32, gy: f32, u: f32, colo
                 cv.circle(cx + dx * u, gy - 0.045 * u, 0.045 * u, wheel);
             }
         }
-        ObjectKind::PersonInGreen => {
-            let legs = c([45.0, 45.0, 60.0]);
-            cv.rect(cx - 0.045 * u, gy - 0.16 * u, cx - 0.008 * u, gy, legs);
-            cv.rect(cx + 0.008 * u, gy - 0.16 * u, cx + 0.045 * u, gy, legs);
-            cv.rect(
-                cx - 0.06 * u,
-                gy - 0.36 * u,
-                cx + 0.06 * u,
-                gy - 0.15 * u,
-                c([40.0, 175.0, 60.0]),
-            );
-            cv.rect(
-                cx - 0.085 * u,
-                gy - 0.34 * u,
-                cx - 0.06 * u,
-                gy - 0.2 * u,
-                c([35.0, 160.0, 55.0]),
-            );
-            cv.rect(
-                cx + 0.06 * u,
-                gy - 0.34 * u,
-                cx + 0.085 * u,
-                gy - 0.2 * u,
-                c([35.0, 160.0, 55.0]),
-            );
-            cv.circle(cx, gy - 0.41 * u, 0.05 * u, c([230.0, 190.0, 150.0]));
-        }
+        ObjectKind::PersonInGreen => draw_person(
+            cv,
+            cx,
+            gy,
+            u,
+            c([40.0, 175.0, 60.0]),
+            c([35.0, 160.0, 55.0]),
+            colour,
+        ),
         ObjectKind::Dog => {
             let brown = c([135.0, 85.0, 40.0]);
             cv.rect(
@@ -269,6 +258,57 @@ fn draw_object(cv: &mut Canvas, kind: ObjectKind, cx: f32, gy: f32, u: f32, colo
                 brown,
             );
         }
+    }
+}
+
+/// A person: legs, a top of colour `top` with sleeves of colour `sleeves`, and a head.
+pub(super) fn draw_person(
+    cv: &mut Canvas,
+    cx: f32,
+    gy: f32,
+    u: f32,
+    top: Rgb,
+    sleeves: Rgb,
+    colour: [f32; 3],
+) {
+    let c = |rgb: Rgb| scale(rgb, colour);
+    let legs = c([45.0, 45.0, 60.0]);
+    cv.rect(cx - 0.045 * u, gy - 0.16 * u, cx - 0.008 * u, gy, legs);
+    cv.rect(cx + 0.008 * u, gy - 0.16 * u, cx + 0.045 * u, gy, legs);
+    cv.rect(
+        cx - 0.06 * u,
+        gy - 0.36 * u,
+        cx + 0.06 * u,
+        gy - 0.15 * u,
+        top,
+    );
+    cv.rect(
+        cx - 0.085 * u,
+        gy - 0.34 * u,
+        cx - 0.06 * u,
+        gy - 0.2 * u,
+        sleeves,
+    );
+    cv.rect(
+        cx + 0.06 * u,
+        gy - 0.34 * u,
+        cx + 0.085 * u,
+        gy - 0.2 * u,
+        sleeves,
+    );
+    cv.circle(cx, gy - 0.41 * u, 0.05 * u, c([230.0, 190.0, 150.0]));
+}
+
+/// How far an object reaches from where it stands (`cx`, ground line), in units of its
+/// size: (left, right, top), so its box is `cx + left·u .. cx + right·u` wide and
+/// `gy - top·u .. gy` high.
+pub(super) fn object_extent(kind: ObjectKind) -> (f32, f32, f32) {
+    match kind {
+        ObjectKind::RedCar => (-0.19, 0.19, 0.2),
+        ObjectKind::WhiteVan => (-0.2, 0.2, 0.36),
+        ObjectKind::BlueTruck => (-0.24, 0.22, 0.34),
+        ObjectKind::PersonInGreen => (-0.085, 0.085, 0.46),
+        ObjectKind::Dog => (-0.14, 0.14, 0.19),
     }
 }
 

@@ -104,6 +104,50 @@ impl ObjectKind {
     }
 }
 
+/// The compositions no training image shows: object × place × light, at every position
+/// (so every object × place × light × position combination of them is held out too).
+/// `frameseek world dataset` skips any scene that contains one; the sample footage shows
+/// each of them, and its queries about them are labelled [`HELD_OUT_GROUP`].
+pub const HELD_OUT_COMPOSITIONS: [(ObjectKind, Background, TimeOfDay); 5] = [
+    (ObjectKind::Dog, Background::Street, TimeOfDay::Day),
+    (ObjectKind::WhiteVan, Background::Street, TimeOfDay::Day),
+    (ObjectKind::RedCar, Background::Street, TimeOfDay::Night),
+    (
+        ObjectKind::PersonInGreen,
+        Background::ParkingLot,
+        TimeOfDay::Night,
+    ),
+    (
+        ObjectKind::BlueTruck,
+        Background::ParkingLot,
+        TimeOfDay::Night,
+    ),
+];
+
+/// Query group of a query about a composition that training never showed.
+pub const HELD_OUT_GROUP: &str = "held-out";
+/// Query group of a query about a composition that training showed.
+pub const SEEN_GROUP: &str = "seen";
+
+/// Whether `kind` in `background` by `time` is one of [`HELD_OUT_COMPOSITIONS`].
+pub fn is_held_out(kind: ObjectKind, background: Background, time: TimeOfDay) -> bool {
+    HELD_OUT_COMPOSITIONS.contains(&(kind, background, time))
+}
+
+/// The composition group of `kind` in `background` by `time`: [`HELD_OUT_GROUP`] or
+/// [`SEEN_GROUP`].
+pub fn composition_group(
+    kind: ObjectKind,
+    background: Background,
+    time: TimeOfDay,
+) -> &'static str {
+    if is_held_out(kind, background, time) {
+        HELD_OUT_GROUP
+    } else {
+        SEEN_GROUP
+    }
+}
+
 /// Where in the picture an object stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,6 +178,20 @@ impl Position {
             Self::Left => &["on the left", "on the left", "on the left side"],
             Self::Centre => &["in the centre", "in the centre", "in the middle"],
             Self::Right => &["on the right", "on the right", "on the right side"],
+        }
+    }
+
+    /// The position of a horizontal centre at `x` (fraction of the picture's width), or
+    /// `None` near the borders between thirds, where a caption could say either.
+    pub fn of_fraction(x: f32) -> Option<Self> {
+        if x < 0.3 {
+            Some(Self::Left)
+        } else if (0.38..=0.62).contains(&x) {
+            Some(Self::Centre)
+        } else if x > 0.7 {
+            Some(Self::Right)
+        } else {
+            None
         }
     }
 
@@ -242,6 +300,37 @@ impl SceneSpec {
             8 => format!("{} in {place}", bare.join(" and ")),
             _ => bare.join(" and "),
         }
+    }
+
+    /// Whether the scene shows one of [`HELD_OUT_COMPOSITIONS`].
+    pub fn shows_held_out(&self) -> bool {
+        self.objects
+            .iter()
+            .any(|o| is_held_out(o.kind, self.background, self.time))
+    }
+
+    /// Held-out phrasings of a one-object scene, in word orders and with joining words that
+    /// [`SceneSpec::random_caption`] never produces ("on the right of a street at night,
+    /// a red car"; "in a corridor, there is a dog on the left"). Used only by the
+    /// evaluation; empty for other scenes.
+    pub fn paraphrases(&self) -> Vec<String> {
+        let [o] = self.objects.as_slice() else {
+            return Vec::new();
+        };
+        let night = if self.time == TimeOfDay::Night {
+            " at night"
+        } else {
+            ""
+        };
+        let (object, position, place) = (
+            o.kind.phrase(),
+            o.position.phrase(),
+            self.background.phrase(),
+        );
+        vec![
+            format!("{position} of {place}{night}, {object}"),
+            format!("in {place}{night}, there is {object} {position}"),
+        ]
     }
 
     /// A random scene for training: any background and lighting, zero to two objects of
