@@ -135,6 +135,7 @@ mod tests {
             confidence: 0.5,
             start_wall: None,
             end_wall: None,
+            node: None,
         }
     }
 

@@ -123,10 +123,29 @@ crate::setting::named_setting!(IndexPrecision, "f32, f16 or i8", {
     "i8" => I8,
 });
 
+/// Which engine holds the vectors searched (`[index] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Backend {
+    /// The embedded usearch index of this daemon alone (the default).
+    #[default]
+    Usearch,
+    /// One Milvus collection shared by every node.
+    Milvus,
+}
+
+crate::setting::named_setting!(Backend, "usearch or milvus", {
+    "usearch" => Usearch,
+    "milvus" => Milvus,
+});
+
 /// Settings of the vector index (`[index]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSettings {
+    /// Which engine searches: this daemon's usearch index, or a shared Milvus.
+    #[serde(default)]
+    pub backend: Backend,
     /// How vectors are stored.
     pub precision: IndexPrecision,
     /// Candidates a graph search keeps (usearch's `expansion_search`, HNSW's ef): higher
@@ -137,6 +156,7 @@ pub struct IndexSettings {
 impl Default for IndexSettings {
     fn default() -> Self {
         Self {
+            backend: Backend::Usearch,
             precision: IndexPrecision::F16,
             expansion_search: DEFAULT_EXPANSION_SEARCH,
         }

@@ -46,6 +46,7 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             start_ms: to_ms(from),
             end_ms: to_ms(to),
             best_ms: args.best.map(to_ms),
+            node: q.node.clone(),
         }]);
     }
     if args.best.is_some() {
@@ -65,6 +66,7 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             start_ms: c.start_ms,
             end_ms: c.end_ms,
             best_ms: Some(c.best_ms),
+            node: c.node,
         })
         .collect())
 }

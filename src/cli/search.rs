@@ -41,6 +41,9 @@ pub struct QueryArgs {
     /// is the same.
     #[arg(long, visible_alias = "before", value_name = "TIME")]
     pub until: Option<String>,
+    /// Only footage ingested by this node (several daemons sharing one Milvus).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 /// Arguments of `search`.
@@ -96,6 +99,7 @@ pub(super) fn request(
         after_wall_ms,
         before_wall_ms,
         min_confidence: None,
+        node: args.node.clone(),
     })
 }
 

@@ -135,6 +135,7 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        check_milvus(self)?;
         if !self.metrics.listen.is_empty() {
             crate::metrics::listener::check_address(&self.metrics.listen)
                 .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
@@ -156,6 +157,42 @@ impl Config {
         )?;
         self.retention.validate()
     }
+}
+
+/// `[daemon] node` and, with `[index] backend = "milvus"`, `[milvus]` (issue 18).
+fn check_milvus(c: &Config) -> Result<(), ConfigError> {
+    let node = &c.daemon.node;
+    ensure(
+        node.len() <= 64
+            && node
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_')),
+        "daemon.node",
+        node,
+        "must be at most 64 letters, digits, '.', '-' or '_' (empty = the host name)",
+    )?;
+    if c.index.backend != crate::index::Backend::Milvus {
+        return Ok(());
+    }
+    let m = &c.milvus;
+    let name_ok = m.collection.len() <= 255
+        && m.collection.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && m.collection.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    ensure(
+        name_ok,
+        "milvus.collection",
+        &m.collection,
+        "must start with a letter or '_' and hold only letters, digits and '_' (Milvus's rule)",
+    )?;
+    ensure(
+        within(m.timeout, 0.1..=600.0),
+        "milvus.timeout",
+        m.timeout,
+        "must be between 0.1 and 600 seconds",
+    )?;
+    crate::milvus::http::Endpoint::parse(&m.uri, None, std::time::Duration::from_secs(1))
+        .map(|_| ())
+        .map_err(|e| invalid("milvus.uri", &m.uri, &e.to_string()))
 }
 
 /// `Ok` when `ok`, else the error for `key` = `value`.

@@ -24,6 +24,9 @@ pub struct Clip {
     /// Wall-clock time of `end_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_wall: Option<String>,
+    /// The node (`[daemon] node`) that ingested the source (absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Reply to `search`.
@@ -176,6 +179,33 @@ pub struct StatusReply {
     /// refused with `rebuilding` until it is done); null otherwise.
     #[serde(default)]
     pub index_rebuild: Option<IndexRebuildStatus>,
+    /// The shared Milvus and the outbox's backlog, with `[index] backend = "milvus"`;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milvus: Option<MilvusStatus>,
+}
+
+/// The shared Milvus as this node sees it, in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MilvusStatus {
+    /// This node's name.
+    pub node: String,
+    /// The configured URI.
+    pub uri: String,
+    /// The collection.
+    pub collection: String,
+    /// Whether the last call to Milvus succeeded.
+    pub reachable: bool,
+    /// Frames committed here and not yet in Milvus.
+    pub backlog: u64,
+    /// Frames removed here whose rows Milvus still holds.
+    pub backlog_deletes: u64,
+    /// Frames written to Milvus since the daemon started.
+    pub written: u64,
+    /// Frames deleted from Milvus since the daemon started.
+    pub deleted: u64,
+    /// The last error while Milvus is unreachable; null otherwise.
+    pub last_error: Option<String>,
 }
 
 /// A rebuild of the index in progress, in `status`.
@@ -211,6 +241,9 @@ pub struct ForgetReply {
     pub source: String,
     /// Frames removed.
     pub frames_removed: u64,
+    /// The node forgotten (`forget` with `node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Reply to `export`.

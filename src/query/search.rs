@@ -28,6 +28,8 @@ pub struct Filter {
     pub after_wall_ms: Option<i64>,
     /// Latest wall-clock time, ms since the epoch.
     pub before_wall_ms: Option<i64>,
+    /// Only this node's frames (a shared Milvus; the local index holds only this node's).
+    pub node: Option<String>,
 }
 
 /// True when a source filter selecting `selected` of `total` indexed frames is scored

@@ -23,10 +23,12 @@ use crate::embed::ModelIdentity;
 
 pub mod disk;
 mod frames;
+mod outbox;
 mod record;
 mod table;
 
 pub use frames::{stored_dot, Orphans, REMOVE_CHUNK};
+pub use outbox::{OutboxList, OutboxMark};
 pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
@@ -99,6 +101,10 @@ struct Trees {
     source_nos: sled::Tree,
     vectors: sled::Tree,
     pending: sled::Tree,
+    /// Frames owed to a shared vector engine ([`Store::enable_outbox`]).
+    outbox: sled::Tree,
+    /// Frames removed here whose copies the shared vector engine still holds.
+    outbox_removed: sled::Tree,
 }
 
 impl Trees {
@@ -113,6 +119,8 @@ impl Trees {
             source_nos: db.open_tree("source_nos")?,
             vectors: db.open_tree("vectors")?,
             pending: db.open_tree("pending")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_removed: db.open_tree("outbox_removed")?,
             db,
         })
     }
@@ -142,6 +150,8 @@ pub struct Store {
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// The source records in memory (`None` until first read, and after a reopen).
     table: std::sync::Arc<std::sync::RwLock<Option<SourceTable>>>,
+    /// Set by [`Store::enable_outbox`]: commits and removals also write the outbox.
+    outbox_on: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
@@ -208,6 +218,7 @@ impl Store {
             trees: std::sync::Arc::new(std::sync::RwLock::new(Some(Trees::open(dir)?))),
             gate: Default::default(),
             table: Default::default(),
+            outbox_on: Default::default(),
         };
         let check = store.counter_check()?;
         if let CounterCheck::Repaired { found, counted } = check {
