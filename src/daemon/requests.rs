@@ -258,7 +258,7 @@ impl Daemon {
         let other = |n: &str| {
             err(
                 ErrorCode::OtherNode,
-                format!("source {source} was ingested by node {n}, not by this one ({}): ask the daemon on {n} for its footage", self.node),
+                format!("source {source} is node {n}'s footage, and this daemon is node {}: ask the daemon on {n} for it", self.node),
             )
         };
         if let Some(n) = node.filter(|n| *n != self.node) {
