@@ -112,6 +112,8 @@ impl MilvusProcess {
             .arg(milvus_server())
             .arg("--data")
             .arg(data)
+            // Fixed, so that a port still held fails the start instead of moving the API.
+            .args(["--proxy-port", "19530"])
             .process_group(0)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -123,15 +125,16 @@ impl MilvusProcess {
             data: data.to_path_buf(),
         };
         let m = client(64);
-        let deadline = Instant::now() + Duration::from_secs(240);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             // Any answer of Milvus's own (a missing collection too) means the proxy serves.
             match m.count(None) {
                 Ok(_) | Err(frameseek::milvus::MilvusError::Refused { .. }) => break,
                 Err(e) => assert!(
                     Instant::now() < deadline,
-                    "Milvus did not start within 240 s ({e}); its log: {}",
-                    std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
+                    "Milvus did not start within 180 s ({e}); its log: {}\n...{}",
+                    std::fs::read_to_string(data.join("server.log")).unwrap_or_default(),
+                    log_tail(&data.join("logs/milvus-stdout.log"))
                 ),
             }
             std::thread::sleep(Duration::from_millis(500));
@@ -145,15 +148,20 @@ impl MilvusProcess {
             return;
         };
         let pgid = child.id() as i32;
+        // The launcher dies at once; the server (its child, same group) shuts down slower.
+        let group_alive = || unsafe { libc::kill(-pgid, 0) } == 0;
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let _ = child.wait();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        while Instant::now() < deadline && group_alive() {
             std::thread::sleep(Duration::from_millis(100));
         }
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = child.wait();
-        // The server itself is a child of the Python launcher, in the same group.
-        std::thread::sleep(Duration::from_millis(500));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while group_alive() {
+            assert!(Instant::now() < deadline, "Milvus's processes outlived SIGKILL");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -162,6 +170,13 @@ impl Drop for MilvusProcess {
         self.stop();
         let _ = &self.data;
     }
+}
+
+/// The last lines of a log file, for a failure's message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// A client of the test's own (from a thread inside the namespace).
