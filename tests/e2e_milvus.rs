@@ -29,14 +29,20 @@ fn skip() -> bool {
     false
 }
 
-fn milvus_server() -> PathBuf {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-milvus/bin/milvus-server");
+/// The Python of `.venv-milvus` and `tools/milvus_server.py`, which starts Milvus keeping
+/// its ports across restarts.
+fn milvus_server() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = root.join(".venv-milvus/bin/milvus-server");
     assert!(
         exe.exists(),
         "{} is missing: run `bash tools/setup.sh` (it installs milvus 2.3.5 into .venv-milvus), or set FRAMESEEK_SKIP_MILVUS=1 to skip these tests",
         exe.display()
     );
-    exe
+    (
+        root.join(".venv-milvus/bin/python"),
+        root.join("tools/milvus_server.py"),
+    )
 }
 
 /// A network namespace with only loopback, held open by a `sleep` inside it.
@@ -107,13 +113,13 @@ impl MilvusProcess {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(data).unwrap();
         let log = std::fs::File::create(data.join("server.log")).unwrap();
+        let (python, script) = milvus_server();
         let child = Command::new("nsenter")
             .arg(ns.net_arg())
-            .arg(milvus_server())
+            .arg(python)
+            .arg(script)
             .arg("--data")
             .arg(data)
-            // Fixed, so that a port still held fails the start instead of moving the API.
-            .args(["--proxy-port", "19530"])
             .process_group(0)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -159,7 +165,10 @@ impl MilvusProcess {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(30);
         while group_alive() {
-            assert!(Instant::now() < deadline, "Milvus's processes outlived SIGKILL");
+            assert!(
+                Instant::now() < deadline,
+                "Milvus's processes outlived SIGKILL"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -309,7 +318,10 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
                 );
                 break;
             }
-            assert!(Instant::now() < deadline, "clips of one node only: {clips:?}");
+            assert!(
+                Instant::now() < deadline,
+                "clips of one node only: {clips:?}"
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -319,14 +331,22 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
     assert!(all_b.len() >= 3, "{all_b:?}");
     let node_b = search(&a, &["--node", "node-b", "-k", "3"]);
     assert_eq!(node_b.len(), 3, "{node_b:?}");
-    assert!(node_b.iter().all(|c| c["node"] == "node-b" && c["source"] == idb.as_str()));
+    assert!(node_b
+        .iter()
+        .all(|c| c["node"] == "node-b" && c["source"] == idb.as_str()));
     let ranged = search(&a, &["--node", "node-b", "--from", "1", "--to", "4"]);
     assert!(!ranged.is_empty());
     for c in &ranged {
-        let (s, e) = (c["start_ms"].as_u64().unwrap(), c["best_ms"].as_u64().unwrap());
+        let (s, e) = (
+            c["start_ms"].as_u64().unwrap(),
+            c["best_ms"].as_u64().unwrap(),
+        );
         assert!(s >= 1000 && e <= 4000, "{c}");
     }
-    let glob = format!("{}/yard/*", env_b.footage().canonicalize().unwrap().display());
+    let glob = format!(
+        "{}/yard/*",
+        env_b.footage().canonicalize().unwrap().display()
+    );
     let by_glob = search(&a, &["--source", &glob]);
     assert!(!by_glob.is_empty() && by_glob.iter().all(|c| c["source"] == idb.as_str()));
     let by_name = search(&b, &["--source", "a.mp*"]);
@@ -335,9 +355,15 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
     assert!(none.is_empty(), "{none:?}");
 
     // Another node's footage: a clear error naming that node.
-    let out = a.cli(&["--json", "export", "--source", &idb, "--from", "0", "--to", "1"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && text.contains("node-b") && text.contains("other_node"), "{text}");
+    let out = a.cli(&[
+        "--json", "export", "--source", &idb, "--from", "0", "--to", "1",
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("node-b") && text.contains("other_node"),
+        "{text}"
+    );
     let raw = a.client().call(&frameseek::protocol::Request::Frame(
         frameseek::protocol::FrameRequest {
             source: ida.clone(),
@@ -361,7 +387,10 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
     assert_count_settles(&m, Some("node-a"), 0);
     assert_count_settles(&m, None, fb);
     let own = a.cli(&["forget", "--node", "node-a"]);
-    assert!(!own.status.success(), "forgetting its own node must be refused");
+    assert!(
+        !own.status.success(),
+        "forgetting its own node must be refused"
+    );
     let retired = a.cli_json(&["forget", "--node", "node-b"]);
     assert_eq!(retired["node"], "node-b");
     assert_eq!(retired["frames_removed"].as_u64().unwrap(), fb);
@@ -402,7 +431,13 @@ fn milvus_outage_and_kill9_during_a_drain_lose_nothing_and_duplicate_nothing() {
     let s = milvus_status(&a);
     assert_eq!(s["milvus"]["reachable"], false, "{s}");
     assert!(s["milvus"]["backlog"].as_u64().unwrap() > 0, "{s}");
-    assert!(s["milvus"]["last_error"].as_str().unwrap().contains("unreachable"), "{s}");
+    assert!(
+        s["milvus"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{s}"
+    );
     let refused = a.cli(&["--json", "search", "test pattern"]);
     assert!(
         String::from_utf8_lossy(&refused.stdout).contains("unavailable")
@@ -410,7 +445,10 @@ fn milvus_outage_and_kill9_during_a_drain_lose_nothing_and_duplicate_nothing() {
         "a search while Milvus is down says so"
     );
     let backlog_b = milvus_status(&b)["milvus"]["backlog"].as_u64().unwrap();
-    assert!(backlog_b > 2 * frameseek::milvus::drain::WRITE_BATCH as u64, "backlog {backlog_b}");
+    assert!(
+        backlog_b > 2 * frameseek::milvus::drain::WRITE_BATCH as u64,
+        "backlog {backlog_b}"
+    );
 
     // Milvus returns; node b is killed with SIGKILL in the middle of its drain.
     let milvus = MilvusProcess::start(&ns, &data);

@@ -82,7 +82,11 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         );
     }
     if let Some(m) = &s.milvus {
-        let state = if m.reachable { "reachable" } else { "UNREACHABLE" };
+        let state = if m.reachable {
+            "reachable"
+        } else {
+            "UNREACHABLE"
+        };
         println!(
             "milvus {} ({}), node {}: {state}; backlog {} frames to write, {} to delete",
             m.uri, m.collection, m.node, m.backlog, m.backlog_deletes
@@ -242,7 +246,10 @@ pub fn run_forget(cli: &Cli, source: Option<&str>, node: Option<&str>) -> anyhow
     if cli.json {
         println!("{}", serde_json::to_string(&r)?);
     } else if let Some(node) = &r.node {
-        println!("forgot node {node} ({} frames removed from Milvus)", r.frames_removed);
+        println!(
+            "forgot node {node} ({} frames removed from Milvus)",
+            r.frames_removed
+        );
     } else {
         println!("forgot {} ({} frames removed)", r.source, r.frames_removed);
     }

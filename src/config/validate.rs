@@ -176,8 +176,11 @@ fn check_milvus(c: &Config) -> Result<(), ConfigError> {
     }
     let m = &c.milvus;
     let name_ok = m.collection.len() <= 255
-        && m.collection.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
-        && m.collection.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        && m.collection
+            .starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && m.collection
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
     ensure(
         name_ok,
         "milvus.collection",

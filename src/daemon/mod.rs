@@ -360,7 +360,9 @@ fn start_milvus(
 )> {
     let store = catalog.store();
     if config.index.backend != crate::index::Backend::Milvus {
-        store.disable_outbox().context("cannot clear the Milvus outbox")?;
+        store
+            .disable_outbox()
+            .context("cannot clear the Milvus outbox")?;
         return Ok((None, None));
     }
     let milvus = Arc::new(crate::milvus::Milvus::new(&config.milvus, node, dim)?);
@@ -372,7 +374,12 @@ fn start_milvus(
     }
     let drain = crate::milvus::drain::Drain::start(milvus.clone(), store.clone())
         .context("cannot start the Milvus drain thread")?;
-    tracing::info!(node, uri = milvus.uri(), collection = milvus.collection(), "searches answer from Milvus");
+    tracing::info!(
+        node,
+        uri = milvus.uri(),
+        collection = milvus.collection(),
+        "searches answer from Milvus"
+    );
     Ok((Some(milvus), Some(drain)))
 }
 

@@ -236,7 +236,8 @@ impl Daemon {
                 format!("{node} is this daemon's own node: forget its sources one by one, or run forget --node {node} on another node once this one is retired"),
             ));
         }
-        let unavailable = |e: crate::milvus::MilvusError| err(ErrorCode::Unavailable, e.to_string());
+        let unavailable =
+            |e: crate::milvus::MilvusError| err(ErrorCode::Unavailable, e.to_string());
         let before = milvus.count(Some(&node)).map_err(unavailable)?;
         milvus.delete_node(&node).map_err(unavailable)?;
         tracing::info!(%node, rows = before, "forgot a node's frames in Milvus");
@@ -266,7 +267,10 @@ impl Daemon {
         }
         match self.sources.indexed_file(source) {
             Err(e @ IndexedFileError::Unknown(_)) => {
-                let elsewhere = self.milvus.as_ref().and_then(|m| m.node_of_source(source).ok().flatten());
+                let elsewhere = self
+                    .milvus
+                    .as_ref()
+                    .and_then(|m| m.node_of_source(source).ok().flatten());
                 match elsewhere {
                     Some(n) if n != self.node => Err(other(&n)),
                     _ => Err(indexed_file_error(e)),

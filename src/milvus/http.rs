@@ -50,7 +50,8 @@ impl Endpoint {
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
                 h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>().map_err(|_| bad("the port is not a number"))?,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
             ),
             _ => (rest, 19530),
         };
@@ -72,7 +73,11 @@ impl Endpoint {
     }
 
     /// POSTs `body` as JSON to `path` and returns the reply's JSON.
-    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, MilvusError> {
+    pub fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, MilvusError> {
         self.request("POST", path, Some(body))
     }
 
@@ -97,10 +102,16 @@ impl Endpoint {
             .next()
             .ok_or_else(|| unreachable(std::io::Error::other("the host name has no address")))?;
         let mut stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(unreachable)?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(unreachable)?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(unreachable)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .map_err(unreachable)?;
+        stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(unreachable)?;
         stream.set_nodelay(true).map_err(unreachable)?;
-        let payload = body.map_or_else(Vec::new, |b| serde_json::to_vec(b).expect("JSON serialises"));
+        let payload = body.map_or_else(Vec::new, |b| {
+            serde_json::to_vec(b).expect("JSON serialises")
+        });
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.host,
@@ -153,7 +164,11 @@ fn read_reply(mut r: impl BufRead) -> std::io::Result<(u16, Vec<u8>)> {
         if let Some((name, value)) = header.split_once(':') {
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| bad("bad Content-Length"))?);
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad("bad Content-Length"))?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
             }
@@ -222,7 +237,10 @@ mod tests {
         let by_length = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra";
         assert_eq!(read_reply(&by_length[..]).unwrap(), (200, b"{}".to_vec()));
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(read_reply(&chunked[..]).unwrap(), (200, b"{\"a\":1}".to_vec()));
+        assert_eq!(
+            read_reply(&chunked[..]).unwrap(),
+            (200, b"{\"a\":1}".to_vec())
+        );
         let to_end = b"HTTP/1.0 404 Not Found\r\n\r\nnope";
         assert_eq!(read_reply(&to_end[..]).unwrap(), (404, b"nope".to_vec()));
         assert!(read_reply(&b"garbage"[..]).is_err());

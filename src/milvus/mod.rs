@@ -242,12 +242,11 @@ impl Milvus {
         let token = if settings.token_file.as_os_str().is_empty() {
             None
         } else {
-            let text = std::fs::read_to_string(&settings.token_file).map_err(|e| {
-                MilvusError::Token {
+            let text =
+                std::fs::read_to_string(&settings.token_file).map_err(|e| MilvusError::Token {
                     path: settings.token_file.display().to_string(),
                     source: e,
-                }
-            })?;
+                })?;
             Some(text.trim().to_string())
         };
         Ok(Self {
@@ -295,7 +294,10 @@ impl Milvus {
                 message,
             });
         }
-        Ok(reply.get_mut("data").map(Value::take).unwrap_or(Value::Null))
+        Ok(reply
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
     }
 
     /// Creates the collection when it is missing (inner product over normalised vectors,
@@ -359,7 +361,10 @@ impl Milvus {
             .unwrap_or_default();
         let dim = fields.iter().find_map(|f| {
             let t = f.get("type")?.as_str()?;
-            t.strip_prefix("FloatVector(")?.strip_suffix(')')?.parse().ok()
+            t.strip_prefix("FloatVector(")?
+                .strip_suffix(')')?
+                .parse()
+                .ok()
         });
         dim.map(Some).ok_or_else(|| MilvusError::Reply {
             path: "/v1/vector/collections/describe".into(),
@@ -414,7 +419,10 @@ impl Milvus {
         if keys.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = keys.iter().map(|&k| quote(&frame_id(&self.node, k))).collect();
+        let ids: Vec<String> = keys
+            .iter()
+            .map(|&k| quote(&frame_id(&self.node, k)))
+            .collect();
         self.delete_where(&format!("fid in [{}]", ids.join(",")))
     }
 

@@ -141,7 +141,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            milvus_filter(&f("/srv/cam1/*.mp4")).source_prefix.as_deref(),
+            milvus_filter(&f("/srv/cam1/*.mp4"))
+                .source_prefix
+                .as_deref(),
             Some("/srv/cam1/")
         );
         assert_eq!(
@@ -149,6 +151,9 @@ mod tests {
             Some("/srv/a.mp4")
         );
         let name_glob = milvus_filter(&f("cam*"));
-        assert_eq!((name_glob.source_exact, name_glob.source_prefix), (None, None));
+        assert_eq!(
+            (name_glob.source_exact, name_glob.source_prefix),
+            (None, None)
+        );
     }
 }

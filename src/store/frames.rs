@@ -134,7 +134,14 @@ impl Store {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let outbox_on = self.outbox_on();
-        let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta, &t.outbox)
+        let added = (
+            &t.sources,
+            &t.source_nos,
+            &t.vectors,
+            &t.pending,
+            &t.meta,
+            &t.outbox,
+        )
             .transaction(|(sources, nos, vectors, pending, meta, outbox)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut below_floor = 0u64;
@@ -231,8 +238,15 @@ impl Store {
             batch.remove(&k.to_be_bytes());
         }
         let outbox_on = self.outbox_on();
-        let trees = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta);
-        (trees.0, trees.1, trees.2, trees.3, trees.4, &t.outbox, &t.outbox_removed)
+        (
+            &t.vectors,
+            &t.pending,
+            &t.sources,
+            &t.source_nos,
+            &t.meta,
+            &t.outbox,
+            &t.outbox_removed,
+        )
             .transaction(|(vectors, pend, sources, nos, meta, outbox, removed)| {
                 vectors.apply_batch(&batch)?;
                 pend.apply_batch(&batch)?;
@@ -273,8 +287,15 @@ impl Store {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let outbox_on = self.outbox_on();
-        let trees = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta);
-        let removed = (trees.0, trees.1, trees.2, trees.3, trees.4, &t.outbox, &t.outbox_removed)
+        let removed = (
+            &t.vectors,
+            &t.pending,
+            &t.sources,
+            &t.source_nos,
+            &t.meta,
+            &t.outbox,
+            &t.outbox_removed,
+        )
             .transaction(|(vectors, pend, sources, nos, meta, outbox, gone)| {
                 let mut removed = Vec::with_capacity(keys.len());
                 let mut per_source: HashMap<u32, u64> = HashMap::new();
