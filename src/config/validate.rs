@@ -421,3 +421,46 @@ impl RetentionConfig {
         )
     }
 }
+
+#[cfg(test)]
+mod milvus_tests {
+    use super::super::Config;
+    use crate::index::Backend;
+
+    #[test]
+    fn the_milvus_backend_and_the_node_are_checked_by_key() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.index.backend, Backend::Usearch);
+        assert!(c.daemon.node.is_empty() && !c.daemon.node_name().is_empty());
+        assert_eq!(c.milvus.uri, "http://127.0.0.1:19530");
+        let c = Config::from_toml_str(
+            "[daemon]\nnode = \"gpu-3\"\n[index]\nbackend = \"milvus\"\n[milvus]\nuri = \"http://m:19530\"\ncollection = \"site_a\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.index.backend, c.daemon.node_name()),
+            (Backend::Milvus, "gpu-3".into())
+        );
+        for (toml, key) in [
+            ("[index]\nbackend = \"qdrant\"\n", "index.backend"),
+            ("[daemon]\nnode = \"a b\"\n", "daemon.node"),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\ncollection = \"1x\"\n",
+                "milvus.collection",
+            ),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\nuri = \"https://m\"\n",
+                "milvus.uri",
+            ),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\ntimeout = 0.0\n",
+                "milvus.timeout",
+            ),
+        ] {
+            let e = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        // Without the Milvus backend, [milvus] is not checked.
+        assert!(Config::from_toml_str("[milvus]\nuri = \"nope\"\n").is_ok());
+    }
+}
