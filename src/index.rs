@@ -675,6 +675,7 @@ mod tests {
         let f32s = IndexSettings {
             precision: IndexPrecision::F32,
             expansion_search: 32,
+            ..IndexSettings::default()
         };
         let (idx, _) = VectorIndex::open(&path, 16, &f32s, &store).unwrap();
         idx.checkpoint().unwrap();
@@ -686,6 +687,7 @@ mod tests {
         let f16s = IndexSettings {
             precision: IndexPrecision::F16,
             expansion_search: 200,
+            ..IndexSettings::default()
         };
         let (idx, outcome) = VectorIndex::open(&path, 16, &f16s, &store).unwrap();
         match outcome {

@@ -446,6 +446,11 @@ mod tests {
             }),
             Request::Forget(ForgetRequest {
                 source: "/srv/a.mp4".into(),
+                node: None,
+            }),
+            Request::Forget(ForgetRequest {
+                source: String::new(),
+                node: Some("gpu-2".into()),
             }),
             Request::Status(StatusRequest::default()),
             Request::Stats,
@@ -454,11 +459,13 @@ mod tests {
                 start_ms: 1000,
                 end_ms: 5000,
                 best_ms: Some(2000),
+                node: None,
             }),
             Request::Frame(FrameRequest {
                 source: "/srv/a.mp4".into(),
                 at_ms: 2000,
                 max_width: None,
+                node: Some("gpu-2".into()),
             }),
             Request::AlertAdd(AlertAddRequest {
                 name: "van".into(),

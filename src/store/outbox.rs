@@ -72,7 +72,7 @@ impl Store {
                 let key = key?;
                 batch.insert(key, &t.db.generate_id()?.to_be_bytes());
                 queued += 1;
-                if queued % 10_000 == 0 {
+                if queued.is_multiple_of(10_000) {
                     t.outbox.apply_batch(std::mem::take(&mut batch))?;
                 }
             }
