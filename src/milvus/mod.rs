@@ -446,6 +446,15 @@ impl Milvus {
             Some(n) => format!("node == {}", quote(n)),
             None => "sno >= 0".to_string(),
         };
+        self.count_where(&filter)
+    }
+
+    /// Rows that pass `filter` (all rows when it filters nothing).
+    pub fn count_matching(&self, filter: &SearchFilter) -> Result<u64, MilvusError> {
+        self.count_where(&filter.expression().unwrap_or_else(|| "sno >= 0".into()))
+    }
+
+    fn count_where(&self, filter: &str) -> Result<u64, MilvusError> {
         let data = self.call(
             "query",
             json!({"collectionName": self.collection, "filter": filter, "outputFields": ["count(*)"], "limit": 0}),
@@ -472,6 +481,54 @@ impl Milvus {
             .map(str::to_string))
     }
 
+    /// Most rows [`Self::score_matching`] fetches: a bounded transfer (about a million
+    /// vector components, at most [`MAX_SEARCH_LIMIT`] rows).
+    pub fn exact_scan_max_rows(&self) -> usize {
+        (EXACT_SCAN_MAX_COMPONENTS / self.dim.max(1)).clamp(1, MAX_SEARCH_LIMIT)
+    }
+
+    /// Every row that passes `filter` (at most `limit` of them), scored exactly against
+    /// `vector` here, best first: the exact path for selective filters, since Milvus's
+    /// approximate search loses recall under them and 2.3's REST API cannot widen it.
+    pub fn score_matching(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<RemoteHit>, MilvusError> {
+        let data = self.call(
+            "query",
+            json!({
+                "collectionName": self.collection,
+                "filter": filter.expression().unwrap_or_else(|| "sno >= 0".into()),
+                "outputFields": ["node", "src", "off", "sw", "ivl", "vector"],
+                "limit": limit.clamp(1, MAX_SEARCH_LIMIT),
+            }),
+        )?;
+        let rows = data.as_array().cloned().unwrap_or_default();
+        let mut hits = rows
+            .iter()
+            .map(|r| {
+                let stored = r
+                    .get("vector")
+                    .and_then(Value::as_array)
+                    .filter(|v| v.len() == vector.len())
+                    .ok_or_else(|| MilvusError::Reply {
+                        path: "/v1/vector/query".into(),
+                        why: format!("a row without a {}-component vector", vector.len()),
+                    })?;
+                let score = stored
+                    .iter()
+                    .zip(vector)
+                    .map(|(a, b)| a.as_f64().unwrap_or(0.0) as f32 * b)
+                    .sum();
+                hit_of(r, score, "/v1/vector/query")
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(hits)
+    }
+
     /// The `limit` rows nearest to `vector` that pass `filter`, best first.
     pub fn search(
         &self,
@@ -490,26 +547,34 @@ impl Milvus {
         }
         let data = self.call("search", body)?;
         let rows = data.as_array().cloned().unwrap_or_default();
-        let bad = |why: String| MilvusError::Reply {
-            path: "/v1/vector/search".into(),
-            why,
-        };
         rows.iter()
             .map(|r| {
-                let text = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
-                let num = |f: &str| r.get(f).and_then(Value::as_i64);
-                Ok(RemoteHit {
-                    node: text("node").ok_or_else(|| bad(format!("a row without node: {r}")))?,
-                    source: text("src").ok_or_else(|| bad(format!("a row without src: {r}")))?,
-                    offset_ms: num("off").ok_or_else(|| bad(format!("a row without off: {r}")))?
-                        as u64,
-                    score: r.get("distance").and_then(Value::as_f64).unwrap_or(0.0) as f32,
-                    start_wall_ms: num("sw"),
-                    interval_ms: num("ivl").unwrap_or(1000).max(1) as u64,
-                })
+                let score = r.get("distance").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+                hit_of(r, score, "/v1/vector/search")
             })
             .collect()
     }
+}
+
+/// Vector components [`Milvus::score_matching`] fetches at most (about 10 MB of JSON).
+const EXACT_SCAN_MAX_COMPONENTS: usize = 1 << 20;
+
+/// A row of a search or query reply as a hit with `score`.
+fn hit_of(r: &Value, score: f32, path: &str) -> Result<RemoteHit, MilvusError> {
+    let bad = |why: String| MilvusError::Reply {
+        path: path.into(),
+        why,
+    };
+    let text = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
+    let num = |f: &str| r.get(f).and_then(Value::as_i64);
+    Ok(RemoteHit {
+        node: text("node").ok_or_else(|| bad(format!("a row without node: {r}")))?,
+        source: text("src").ok_or_else(|| bad(format!("a row without src: {r}")))?,
+        offset_ms: num("off").ok_or_else(|| bad(format!("a row without off: {r}")))? as u64,
+        score,
+        start_wall_ms: num("sw"),
+        interval_ms: num("ivl").unwrap_or(1000).max(1) as u64,
+    })
 }
 
 /// Percent-encodes a query-string component.

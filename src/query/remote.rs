@@ -1,7 +1,8 @@
-//! The search plan against a shared Milvus (issue 18): the filters go into Milvus's search
-//! as one expression (node, source id or id prefix, offset range, wall-clock range), the
-//! page is widened until `k` clips are found or the matches run out, and the hits of every
-//! node are grouped into clips as local ones are.
+//! The search plan against a shared Milvus (issue 18): the filters go into Milvus as one
+//! expression (node, source id or id prefix, offset range, wall-clock range); a filter that
+//! selects few rows is scored exactly here, otherwise Milvus's search page is widened until
+//! `k` clips are found or the matches run out; the hits of every node are grouped into
+//! clips as local ones are.
 
 use std::collections::HashMap;
 
@@ -45,6 +46,20 @@ pub fn search_remote(
     gap_ms: u64,
 ) -> Result<Vec<Clip>, MilvusError> {
     let expr = milvus_filter(filter);
+    // A filter selecting few rows: fetch them and score them exactly (a bounded transfer,
+    // [`Milvus::exact_scan_max_rows`]), as the embedded index does. Milvus's approximate
+    // search (an IVF interim index with a fixed nprobe on growing segments) loses recall
+    // under a selective filter, and 2.3's REST API takes no search parameters to widen it.
+    if expr.expression().is_some() {
+        let max_rows = milvus.exact_scan_max_rows();
+        if milvus.count_matching(&expr)? <= max_rows as u64 {
+            let mut hits = milvus.score_matching(vector, max_rows, &expr)?;
+            if let Some(pattern) = &filter.source {
+                hits.retain(|h| source_matches(pattern, &h.source));
+            }
+            return Ok(clips_of(&hits, gap_ms).into_iter().take(k).collect());
+        }
+    }
     let mut limit = (k * 8).clamp(64, MAX_SEARCH_LIMIT);
     loop {
         let mut hits = milvus.search(vector, limit, &expr)?;
