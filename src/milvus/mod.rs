@@ -525,7 +525,13 @@ impl Milvus {
                 hit_of(r, score, "/v1/vector/query")
             })
             .collect::<Result<Vec<_>, _>>()?;
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        // Equal scores (identical frames) in a fixed order: earliest frame first, as the
+        // embedded exact scan, which walks keys in order.
+        hits.sort_by(|a, b| {
+            (b.score.total_cmp(&a.score)).then_with(|| {
+                (&a.node, &a.source, a.offset_ms).cmp(&(&b.node, &b.source, b.offset_ms))
+            })
+        });
         Ok(hits)
     }
 
