@@ -562,7 +562,8 @@ impl Milvus {
     }
 }
 
-/// Vector components [`Milvus::score_matching`] fetches at most (about 10 MB of JSON).
+/// Vector components [`Milvus::score_matching`] fetches at most (10–20 MB of JSON, well
+/// under the HTTP client's reply limit).
 const EXACT_SCAN_MAX_COMPONENTS: usize = 1 << 20;
 
 /// A row of a search or query reply as a hit with `score`.
