@@ -47,6 +47,7 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
             source: clip.source.clone(),
             at_ms: clip.best_ms,
             max_width: Some(THUMB_WIDTH),
+            node: clip.node.clone(),
         }));
         let picture = match frame {
             Ok(f)

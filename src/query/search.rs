@@ -36,6 +36,8 @@ pub struct Filter {
     /// A zone of the frame: only views overlapping it are searched (frames stored before
     /// views, whose view's place is unknown, are kept).
     pub region: Option<Region>,
+    /// Only this node's frames (a shared Milvus; the local index holds only this node's).
+    pub node: Option<String>,
 }
 
 /// Whether view `view` of a source's frames can pass a zone filter.
