@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{FrameRow, Milvus, MilvusError};
-use crate::store::{split_key, OutboxList, Store, StoreError};
+use crate::embed::Region;
+use crate::store::{key_view, split_key, OutboxList, Store, StoreError};
 
 /// Frames written per insert.
 pub const WRITE_BATCH: usize = 512;
@@ -142,21 +143,29 @@ fn drain_round(
         return Ok(keys.len());
     }
     // The source fields under the table's lock; the vectors read after it.
-    let sources: Vec<Option<(String, Option<i64>, u64)>> = store.with_sources(|table| {
-        writes
-            .iter()
-            .map(|m| {
-                table.by_no(split_key(m.key).0).map(|rec| {
-                    let interval_ms = (rec.interval * 1000.0).round().max(1.0) as u64;
-                    (rec.source.clone(), rec.start_wall_ms, interval_ms)
+    #[allow(clippy::type_complexity)]
+    let sources: Vec<Option<(String, Option<i64>, u64, Option<Region>)>> =
+        store.with_sources(|table| {
+            writes
+                .iter()
+                .map(|m| {
+                    table.by_no(split_key(m.key).0).map(|rec| {
+                        let interval_ms = (rec.interval * 1000.0).round().max(1.0) as u64;
+                        // The key's view's place in the frame (none before views).
+                        let region = rec
+                            .views
+                            .as_ref()
+                            .and_then(|v| v.get(key_view(m.key)))
+                            .copied();
+                        (rec.source.clone(), rec.start_wall_ms, interval_ms, region)
+                    })
                 })
-            })
-            .collect()
-    })?;
+                .collect()
+        })?;
     let mut rows = Vec::with_capacity(writes.len());
     for (m, source) in writes.iter().zip(sources) {
         // A frame whose source or vector went meanwhile: its removal owes a delete.
-        let (Some((source, start_wall_ms, interval_ms)), Some(vector)) =
+        let (Some((source, start_wall_ms, interval_ms, region)), Some(vector)) =
             (source, store.vector(m.key)?)
         else {
             continue;
@@ -167,6 +176,7 @@ fn drain_round(
             source,
             start_wall_ms,
             interval_ms,
+            region,
         });
     }
     milvus.write_frames(&rows)?;

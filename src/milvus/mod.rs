@@ -5,9 +5,13 @@
 //!
 //! The client speaks Milvus's RESTful API (v1, served on the proxy port by 2.3) through the
 //! small HTTP client in [`http`]; docs/ARCHITECTURE.md says why not gRPC. Each row carries
-//! the scalar fields `fid` (the frame id, unique across nodes: [`frame_id`]), `node`, `src`
-//! (source id), `sno` (source number on its node), `off` (offset, ms), `wall` (wall-clock
-//! time, ms, when known), `sw` (the source's wall-clock start), `ivl` (sample interval, ms).
+//! the scalar fields `fid` (the frame id, unique across nodes and views: [`frame_id`]),
+//! `node`, `src` (source id), `sno` (source number on its node), `off` (offset, ms), `view`
+//! (the view of the frame, issue 16), `wall` (wall-clock time, ms, when known), `sw` (the
+//! source's wall-clock start), `ivl` (sample interval, ms), and the view's region: `reg`
+//! (1 when the row has one: frames stored before views have none), `rx`, `ry`, `rw`, `rh`
+//! (its rectangle as fractions of the frame) and `rr`, `rb` (its right and bottom edges, so
+//! that a zone filter is a plain comparison).
 //!
 //! Writes are idempotent: a batch first deletes every row whose `fid` it carries, then
 //! inserts; Milvus orders the two by timestamp, so a batch sent twice (a crash between the
@@ -23,7 +27,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::store::split_key;
+use crate::embed::Region;
+use crate::store::{key_view, split_key};
 
 /// `[milvus]` in the configuration: where the shared engine is.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -120,10 +125,13 @@ pub enum MilvusError {
     },
 }
 
-/// The frame id a row carries in Milvus, unique across nodes: the node's name and the
-/// frame key. The one place it is computed.
+/// The frame id a row carries in Milvus, unique across nodes and views:
+/// `NODE/SOURCE_NO/OFFSET_MS/VIEW`, from the node's name and the frame key. The one place it
+/// is computed; it names the view outright rather than the key's bits, so it reads the same
+/// whatever the key layout.
 pub fn frame_id(node: &str, key: u64) -> String {
-    format!("{node}/{key}")
+    let (no, offset_ms) = split_key(key);
+    format!("{node}/{no}/{offset_ms}/{}", key_view(key))
 }
 
 /// One frame written to Milvus.
@@ -139,6 +147,8 @@ pub struct FrameRow {
     pub start_wall_ms: Option<i64>,
     /// The source's sample interval, ms.
     pub interval_ms: u64,
+    /// Where in the frame the key's view lies; `None` for frames stored before views.
+    pub region: Option<Region>,
 }
 
 /// One frame found by a search, from any node.
@@ -156,6 +166,10 @@ pub struct RemoteHit {
     pub start_wall_ms: Option<i64>,
     /// The source's sample interval, ms.
     pub interval_ms: u64,
+    /// The view of the frame (0 for the whole frame, and for rows without one).
+    pub view: usize,
+    /// Where in the frame that view lies; `None` for frames stored before views.
+    pub region: Option<Region>,
 }
 
 /// The filters of a search, run by Milvus as one boolean expression.
@@ -175,6 +189,9 @@ pub struct SearchFilter {
     pub after_wall_ms: Option<i64>,
     /// Latest wall-clock time, ms.
     pub before_wall_ms: Option<i64>,
+    /// Only views overlapping this zone of the frame (frames stored before views, whose
+    /// view's place is unknown, are kept, as the embedded search keeps them).
+    pub region: Option<Region>,
 }
 
 /// A string as a Milvus expression literal.
@@ -217,6 +234,18 @@ impl SearchFilter {
         }
         if let Some(v) = self.before_wall_ms {
             parts.push(format!("wall <= {v}"));
+        }
+        if let Some(z) = self.region {
+            // `Region::overlaps`, strict on every edge. The zone's edges are written as the
+            // f64 of their f32, as the rows' fields were, so a shared edge compares equal.
+            let edge = |v: f32| f64::from(v);
+            parts.push(format!(
+                "(reg == 0 or (rx < {} and rr > {} and ry < {} and rb > {}))",
+                edge(z.x + z.w),
+                edge(z.x),
+                edge(z.y + z.h),
+                edge(z.y)
+            ));
         }
         (!parts.is_empty()).then(|| parts.join(" and "))
     }
@@ -391,8 +420,18 @@ impl Milvus {
                     "src": r.source,
                     "sno": no,
                     "off": offset,
+                    "view": key_view(r.key),
                     "ivl": r.interval_ms,
+                    "reg": u8::from(r.region.is_some()),
                 });
+                if let Some(g) = r.region {
+                    row["rx"] = json!(g.x);
+                    row["ry"] = json!(g.y);
+                    row["rw"] = json!(g.w);
+                    row["rh"] = json!(g.h);
+                    row["rr"] = json!(g.x + g.w);
+                    row["rb"] = json!(g.y + g.h);
+                }
                 if let Some(sw) = r.start_wall_ms {
                     row["sw"] = json!(sw);
                     row["wall"] = json!(sw + offset as i64);
@@ -501,7 +540,7 @@ impl Milvus {
             json!({
                 "collectionName": self.collection,
                 "filter": filter.expression().unwrap_or_else(|| "sno >= 0".into()),
-                "outputFields": ["node", "src", "off", "sw", "ivl", "vector"],
+                "outputFields": ["node", "src", "off", "sw", "ivl", "view", "reg", "rx", "ry", "rw", "rh", "vector"],
                 "limit": limit.clamp(1, MAX_SEARCH_LIMIT),
             }),
         )?;
@@ -546,7 +585,7 @@ impl Milvus {
             "collectionName": self.collection,
             "vector": vector,
             "limit": limit.clamp(1, MAX_SEARCH_LIMIT),
-            "outputFields": ["node", "src", "off", "sw", "ivl"],
+            "outputFields": ["node", "src", "off", "sw", "ivl", "view", "reg", "rx", "ry", "rw", "rh"],
         });
         if let Some(expr) = filter.expression() {
             body["filter"] = json!(expr);
@@ -574,6 +613,11 @@ fn hit_of(r: &Value, score: f32, path: &str) -> Result<RemoteHit, MilvusError> {
     };
     let text = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
     let num = |f: &str| r.get(f).and_then(Value::as_i64);
+    let real = |f: &str| r.get(f).and_then(Value::as_f64).map(|v| v as f32);
+    let region = match (num("reg"), real("rx"), real("ry"), real("rw"), real("rh")) {
+        (Some(1), Some(x), Some(y), Some(w), Some(h)) => Some(Region { x, y, w, h }),
+        _ => None,
+    };
     Ok(RemoteHit {
         node: text("node").ok_or_else(|| bad(format!("a row without node: {r}")))?,
         source: text("src").ok_or_else(|| bad(format!("a row without src: {r}")))?,
@@ -581,6 +625,8 @@ fn hit_of(r: &Value, score: f32, path: &str) -> Result<RemoteHit, MilvusError> {
         score,
         start_wall_ms: num("sw"),
         interval_ms: num("ivl").unwrap_or(1000).max(1) as u64,
+        view: num("view").unwrap_or(0).max(0) as usize,
+        region,
     })
 }
 
@@ -621,13 +667,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(exact.expression().unwrap(), r#"src == "C:\\a.mp4""#);
+        let zone = SearchFilter {
+            region: Some(Region {
+                x: 0.5,
+                y: 0.0,
+                w: 0.5,
+                h: 0.25,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            zone.expression().unwrap(),
+            "(reg == 0 or (rx < 1 and rr > 0.5 and ry < 0.25 and rb > 0))"
+        );
     }
 
     #[test]
-    fn frame_ids_differ_across_nodes_and_keys() {
-        assert_eq!(frame_id("a", 7), "a/7");
-        assert_ne!(frame_id("a", 7), frame_id("b", 7));
-        assert_ne!(frame_id("a", 7), frame_id("a", 8));
+    fn frame_ids_differ_across_nodes_keys_and_views() {
+        use crate::store::view_key;
+        assert_eq!(frame_id("a", view_key(3, 2000, 5)), "a/3/2000/5");
+        let k = view_key(1, 1000, 0);
+        assert_ne!(frame_id("a", k), frame_id("b", k));
+        assert_ne!(frame_id("a", k), frame_id("a", view_key(1, 2000, 0)));
+        // The views of one frame are rows of their own.
+        assert_ne!(frame_id("a", k), frame_id("a", view_key(1, 1000, 1)));
         assert_eq!(url_component("a b/c"), "a%20b%2Fc");
     }
 

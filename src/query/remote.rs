@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use super::clips::{group_clips, score_spread};
 use super::glob::source_matches;
 use super::{Clip, Filter};
+use crate::embed::Region;
 use crate::index::Hit;
 use crate::milvus::{Milvus, MilvusError, RemoteHit, SearchFilter, MAX_SEARCH_LIMIT};
-use crate::store::frame_key;
+use crate::store::view_key;
 
 /// The Milvus side of `filter`: what Milvus can evaluate itself. A glob is narrowed to the
 /// literal prefix of a whole-id pattern; the hits are then checked against the glob here.
@@ -22,6 +23,7 @@ pub fn milvus_filter(filter: &Filter) -> SearchFilter {
         end_ms: filter.end_ms,
         after_wall_ms: filter.after_wall_ms,
         before_wall_ms: filter.before_wall_ms,
+        region: filter.region,
         ..Default::default()
     };
     if let Some(pattern) = &filter.source {
@@ -76,10 +78,13 @@ pub fn search_remote(
 }
 
 /// Groups hits of any node into clips: each (node, source) gets a number of its own for
-/// [`group_clips`], and its clips carry the node and wall-clock times.
+/// [`group_clips`] (a frame scored by its best view, as locally), and its clips carry the
+/// node, wall-clock times and the best view's region.
 fn clips_of(hits: &[RemoteHit], gap_ms: u64) -> Vec<Clip> {
     let mut numbers: HashMap<(&str, &str), u32> = HashMap::new();
     let mut sources: Vec<&RemoteHit> = Vec::new();
+    // Each (node, source)'s views' regions, as its rows carry them.
+    let mut regions: HashMap<(u32, usize), Region> = HashMap::new();
     let keyed: Vec<Hit> = hits
         .iter()
         .map(|h| {
@@ -89,8 +94,11 @@ fn clips_of(hits: &[RemoteHit], gap_ms: u64) -> Vec<Clip> {
                     sources.push(h);
                     (sources.len() - 1) as u32
                 });
+            if let Some(r) = h.region {
+                regions.insert((no, h.view), r);
+            }
             Hit {
-                key: frame_key(no, h.offset_ms),
+                key: view_key(no, h.offset_ms, h.view),
                 score: h.score,
             }
         })
@@ -103,6 +111,8 @@ fn clips_of(hits: &[RemoteHit], gap_ms: u64) -> Vec<Clip> {
     for c in &mut clips {
         let (node, source) = c.source.split_once('\u{0}').expect("joined above");
         let (node, source) = (node.to_string(), source.to_string());
+        let no = numbers[&(node.as_str(), source.as_str())];
+        c.region = regions.get(&(no, c.view)).copied();
         let start_wall = sources
             .iter()
             .find(|h| h.node == node && h.source == source)
@@ -129,7 +139,30 @@ mod tests {
             score,
             start_wall_ms: (node == "b").then_some(1_000_000),
             interval_ms: 1000,
+            view: 0,
+            region: None,
         }
+    }
+
+    #[test]
+    fn a_frame_counts_once_by_its_best_view_whose_region_the_clip_carries() {
+        let right = Region {
+            x: 0.5,
+            y: 0.0,
+            w: 0.5,
+            h: 1.0,
+        };
+        let view = |offset_ms, view, score, region| RemoteHit {
+            view,
+            region,
+            ..hit("a", "/f/x.mp4", offset_ms, score)
+        };
+        let hits = [view(1000, 0, 0.5, None), view(1000, 2, 0.9, Some(right))];
+        let clips = clips_of(&hits, 1500);
+        assert_eq!(clips.len(), 1);
+        assert_eq!((clips[0].start_ms, clips[0].best_ms), (1000, 1000));
+        assert_eq!(clips[0].view, 2);
+        assert_eq!(clips[0].region, Some(right));
     }
 
     #[test]
