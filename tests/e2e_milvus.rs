@@ -397,6 +397,102 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
     assert_count_settles(&m, None, 0);
 
     filtered_searches_equal_the_exact_answer(&m);
+    views_keep_their_regions_and_a_zone_filters_them_inside_milvus(&m);
+}
+
+/// Rows of views (issue 16) carry the view and its region: a frame is found by its best
+/// view, whose region the clip carries; a zone filter, run by Milvus, keeps only views
+/// overlapping it, and frames stored before views (no region) pass it.
+fn views_keep_their_regions_and_a_zone_filters_them_inside_milvus(m: &Milvus) {
+    use frameseek::embed::Region;
+    use frameseek::milvus::FrameRow;
+    use frameseek::query::{remote::search_remote, Filter};
+    use frameseek::store::view_key;
+    let dim = 64;
+    let axis = |weights: &[(usize, f32)]| {
+        let mut v = vec![0.0f32; dim];
+        for &(i, w) in weights {
+            v[i] = w;
+        }
+        v
+    };
+    let region = |x, w| Region {
+        x,
+        y: 0.0,
+        w,
+        h: 1.0,
+    };
+    let (whole, left, right) = (region(0.0, 1.0), region(0.0, 0.5), region(0.5, 0.5));
+    let row = |no: u32, view: usize, vector: Vec<f32>, region: Option<Region>| FrameRow {
+        key: view_key(no, 0, view),
+        vector,
+        source: format!("views/{no}.mp4"),
+        start_wall_ms: None,
+        interval_ms: 1000,
+        region,
+    };
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    let rows = [
+        // Source 0 with views: the right half matches the query best.
+        row(0, 0, axis(&[(0, h), (1, h)]), Some(whole)),
+        row(0, 1, axis(&[(1, 1.0)]), Some(left)),
+        row(0, 2, axis(&[(0, 1.0)]), Some(right)),
+        // Source 1, stored before views: one view, no region.
+        row(1, 0, axis(&[(0, 0.6), (2, 0.8)]), None),
+    ];
+    m.write_frames(&rows).unwrap();
+    assert_count_settles(m, Some("test"), rows.len() as u64);
+    let query = axis(&[(0, 1.0)]);
+    let by_source = |clips: &[frameseek::query::Clip], s: &str| {
+        clips
+            .iter()
+            .find(|c| c.source == s)
+            .cloned()
+            .unwrap_or_else(|| panic!("no clip of {s}: {clips:?}"))
+    };
+    let all = search_remote(m, &query, 10, &Filter::default(), 0).unwrap();
+    assert_eq!(
+        all.len(),
+        2,
+        "one clip per frame, however many views: {all:?}"
+    );
+    let best = by_source(&all, "views/0.mp4");
+    assert_eq!((best.view, best.region), (2, Some(right)), "{all:?}");
+    assert_eq!(by_source(&all, "views/1.mp4").region, None);
+    // A zone in the left part: the right view is out, the whole frame and the old frame in.
+    let zoned = search_remote(
+        m,
+        &query,
+        10,
+        &Filter {
+            region: Some(region(0.0, 0.4)),
+            ..Default::default()
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(zoned.len(), 2, "{zoned:?}");
+    let best = by_source(&zoned, "views/0.mp4");
+    assert_eq!((best.view, best.region), (0, Some(whole)), "{zoned:?}");
+    assert_eq!(by_source(&zoned, "views/1.mp4").region, None);
+    // A zone touching the right view only at its edge (x = 0.5) leaves it out, as locally.
+    let touching = search_remote(
+        m,
+        &query,
+        10,
+        &Filter {
+            region: Some(region(0.0, 0.5)),
+            ..Default::default()
+        },
+        0,
+    )
+    .unwrap();
+    assert!(
+        touching.iter().all(|c| c.view != 2),
+        "the right view only touches the zone: {touching:?}"
+    );
+    m.delete_node("test").unwrap();
+    assert_count_settles(m, None, 0);
 }
 
 /// A filtered search over enough rows for Milvus to build its interim (IVF) index on the
@@ -429,6 +525,7 @@ fn filtered_searches_equal_the_exact_answer(m: &Milvus) {
             source: format!("syn/s{no:02}.mp4"),
             start_wall_ms: None,
             interval_ms: 40,
+            region: None,
         })
         .collect();
     for batch in rows.chunks(2000) {

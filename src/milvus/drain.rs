@@ -132,6 +132,16 @@ fn drain_round(
     };
     // Also when idle: creates the collection at start and tells `status` it is reachable.
     milvus.ensure_collection()?;
+    // Rows under the frame ids of an older key layout go before any write (exactly once
+    // across the move: every frame is queued again under its new key).
+    if store.outbox_resync_owed()? {
+        milvus.delete_node(milvus.node())?;
+        store.outbox_resync_done()?;
+        tracing::info!(
+            node = milvus.node(),
+            "deleted this node's rows written under the frame keys before views; the outbox writes them again"
+        );
+    }
     if deletes.is_empty() && writes.is_empty() {
         return Ok(0);
     }

@@ -11,6 +11,10 @@ use super::{decode_key, Abort, Store, StoreError};
 /// The `meta` key present while the outbox is on (its value: the frames queued when it was
 /// turned on).
 const OUTBOX_ON: &str = "outbox_on";
+/// The `meta` key present while the engine may hold this node's rows under frame ids of
+/// an older key layout ([`Store::reset_outbox_for_new_keys`]): they are deleted before the
+/// next write ([`Store::outbox_resync_owed`]).
+const OUTBOX_RESYNC: &str = "outbox_resync";
 
 /// One mark of the outbox: a frame key and the generation it was marked with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,41 @@ impl Store {
             t.outbox_removed.clear()?;
             t.db.flush()?;
         }
+        Ok(())
+    }
+
+    /// At the move to a new key layout (issue 16's views): the marks name old keys and the
+    /// engine's rows old frame ids, so the outbox is emptied and turned off (the next
+    /// [`Store::enable_outbox`] queues every frame under its new key), and the engine owes
+    /// a delete of all this node's rows first. Does nothing when the outbox was never on.
+    /// Safe to repeat after a crash: the flag is set before anything is emptied.
+    pub(super) fn reset_outbox_for_new_keys(&self) -> Result<(), StoreError> {
+        let t = self.t()?;
+        if t.meta.get(OUTBOX_ON)?.is_none() {
+            return Ok(());
+        }
+        t.meta.insert(OUTBOX_RESYNC, &[])?;
+        t.db.flush()?;
+        t.outbox.clear()?;
+        t.outbox_removed.clear()?;
+        t.meta.remove(OUTBOX_ON)?;
+        t.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether the engine may still hold this node's rows under old frame ids: the drain
+    /// deletes every row of this node, then calls [`Store::outbox_resync_done`], before it
+    /// writes anything.
+    pub fn outbox_resync_owed(&self) -> Result<bool, StoreError> {
+        Ok(self.t()?.meta.get(OUTBOX_RESYNC)?.is_some())
+    }
+
+    /// The engine holds no rows of this node under old frame ids any more. Durable when
+    /// this returns.
+    pub fn outbox_resync_done(&self) -> Result<(), StoreError> {
+        let t = self.t()?;
+        t.meta.remove(OUTBOX_RESYNC)?;
+        t.db.flush()?;
         Ok(())
     }
 
