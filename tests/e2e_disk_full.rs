@@ -262,7 +262,14 @@ fn a_full_disk_stops_ingest_keeps_what_was_committed_and_recovers() {
     ]);
     let filler = fs.reach(&d, &state.join("filler"));
     fill(&filler, 0);
-    let _ = d.cli(&["ingest", c.to_str().unwrap()]);
+    // The request may come before or after the full disk stops ingest: accepted, it must be
+    // done once space is back; refused, it must say why (and is asked again below).
+    let asked = d.cli(&["ingest", c.to_str().unwrap()]);
+    let refused = !asked.status.success();
+    if refused {
+        let why = String::from_utf8_lossy(&asked.stderr).to_string();
+        assert!(why.contains("disk full"), "{why}");
+    }
     let status = status_until(&d, "ingest did not stop on the full disk", |s| {
         !s["ingest_error"].is_null()
     });
@@ -281,6 +288,15 @@ fn a_full_disk_stops_ingest_keeps_what_was_committed_and_recovers() {
         "searches go on, nothing committed is lost"
     );
     std::fs::remove_file(&filler).unwrap();
+    if refused {
+        status_until(&d, "ingest did not resume", |s| s["ingest_error"].is_null());
+        let again = d.cli(&["ingest", c.to_str().unwrap()]);
+        assert!(
+            again.status.success(),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
     let source_c = source_id(&c);
     let status = status_until(&d, "ingest did not resume", |s| {
         s["ingest_error"].is_null()

@@ -42,6 +42,8 @@ pub(super) struct BatchWorker {
 struct Pending {
     keys: Vec<(u64, String)>,
     pixels: Vec<f32>,
+    /// The last frame in the batch has all its views there.
+    whole_frames: bool,
     /// When the oldest frame of the batch arrived.
     since: Instant,
 }
@@ -70,6 +72,7 @@ impl BatchWorker {
         let mut batch = Pending {
             keys: Vec::new(),
             pixels: Vec::new(),
+            whole_frames: true,
             since: Instant::now(),
         };
         loop {
@@ -94,6 +97,7 @@ impl BatchWorker {
                     key,
                     source,
                     pixels,
+                    frame_end,
                 }) => {
                     if batch.keys.is_empty() {
                         batch.since = Instant::now();
@@ -101,11 +105,14 @@ impl BatchWorker {
                     }
                     batch.pixels.extend_from_slice(&pixels);
                     batch.keys.push((key, source));
+                    batch.whole_frames = frame_end;
                     // Dynamic batching: a full batch always goes; from `min_batch` frames
                     // on it goes as soon as the commit thread can take it without waiting,
                     // so embedding overlaps decoding instead of waiting for a full batch.
-                    if batch.keys.len() >= self.batch_size
-                        || (batch.keys.len() >= self.min_batch && self.has_room())
+                    // Never between two views of one frame.
+                    if frame_end
+                        && (batch.keys.len() >= self.batch_size
+                            || (batch.keys.len() >= self.min_batch && self.has_room()))
                     {
                         self.flush(&mut batch)
                     } else {
@@ -118,8 +125,9 @@ impl BatchWorker {
                 }
                 // No frame for a while: hand on what there is when the commit thread is
                 // idle, or when the batch has waited long enough.
-                None if self.in_flight.load(Ordering::SeqCst) == 0
-                    || batch.since.elapsed() >= MAX_BATCH_WAIT =>
+                None if batch.whole_frames
+                    && (self.in_flight.load(Ordering::SeqCst) == 0
+                        || batch.since.elapsed() >= MAX_BATCH_WAIT) =>
                 {
                     self.flush(&mut batch)
                 }

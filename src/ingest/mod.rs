@@ -49,6 +49,9 @@ pub(crate) enum Item {
         key: u64,
         source: String,
         pixels: Vec<f32>,
+        /// The last view of its sampled frame: a batch is cut only after one, so a frame's
+        /// views are committed (and evaluated by standing alerts) together.
+        frame_end: bool,
     },
     End {
         source: String,
@@ -109,18 +112,19 @@ fn split_views(
     views.record(source, &frame.regions);
     let n = frame.regions.len().max(1);
     let per_view = frame.pixels.len() / n;
-    frame
+    let views = frame
         .pixels
         .chunks_exact(per_view.max(1))
-        .take(crate::store::MAX_VIEWS)
-        .enumerate()
-        .all(|(view, pixels)| {
-            send(Item::Frame {
-                key: crate::store::view_key(no, frame.offset_ms, view),
-                source: source.to_string(),
-                pixels: pixels.to_vec(),
-            })
+        .take(crate::store::MAX_VIEWS);
+    let last = views.len().saturating_sub(1);
+    views.enumerate().all(|(view, pixels)| {
+        send(Item::Frame {
+            key: crate::store::view_key(no, frame.offset_ms, view),
+            source: source.to_string(),
+            pixels: pixels.to_vec(),
+            frame_end: view == last,
         })
+    })
 }
 
 /// Tuning of the pipeline.
