@@ -19,6 +19,17 @@ that namespace) and measures:
     python3 tools/bench/milvus_bench.py --binary target/release/frameseek \\
         --model assets/models/tiny-random-clip --sources 25 --seconds 80 --queries 200
 
+With `--preload-state DIR` (a state that `examples/preload_state` filled with N frames for
+`--model`), no footage is ingested: the embedded daemon starts on a copy of DIR without its
+index file and rebuilds the index from the stored vectors (its insert, timed from `serve` to
+the first answer), and the Milvus daemon starts on another copy, where the outbox queues
+every stored frame and drains it into Milvus (timed until the backlog is empty and Milvus
+counts all N). The filters are then one camera's source plus an offset range, and the glob
+`/bench/synthetic/cam0*` (10 of 100 cameras).
+
+    cargo run --release --example preload_state -- --state /tmp/pre1m --model MODEL --n 1000000
+    python3 tools/bench/milvus_bench.py --model MODEL --preload-state /tmp/pre1m --queries 200
+
 Run as root (unshare/nsenter). Footage: `life` patterns of FFmpeg (a different seed per
 source), 320x240 at 25 fps, every frame sampled (sample_interval 0.04).
 """
@@ -94,7 +105,7 @@ def make_footage(folder: Path, sources: int, seconds: int) -> list[Path]:
 def serve(binary: Path, model: Path, work: Path, footage: Path, milvus: str | None,
           wrapper: list[str]) -> tuple[subprocess.Popen, Path]:
     state = work / ("milvus" if milvus else "usearch")
-    state.mkdir()
+    state.mkdir(exist_ok=True)
     sock = state / "s.sock"
     cfg = state / "c.toml"
     text = (f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state / "state"}"\n'
@@ -127,6 +138,29 @@ def ingest(sock: Path, paths: list[Path], milvus: bool) -> tuple[int, float]:
         if done and (not milvus or (s["milvus"]["backlog"] == 0 and s["milvus"]["reachable"])):
             return s["frames"], time.perf_counter() - t
         time.sleep(0.2)
+
+
+def drained(sock: Path, net: str, expected: int, t: float) -> tuple[int, float]:
+    """Waits until the Milvus daemon's outbox is empty and Milvus counts `expected` rows;
+    returns the rows counted and the seconds since `t` (before the daemons started)."""
+    while True:
+        s = call(sock, {"op": "status", "limit": 0})["milvus"]
+        if s["reachable"] and s["backlog"] == 0:
+            break
+        time.sleep(1)
+    secs = time.perf_counter() - t
+    while True:
+        out = subprocess.run(["nsenter", net, "curl", "-s", "-m", "30", "-H", "Content-Type: application/json",
+                              "-d", json.dumps({"collectionName": "bench", "filter": "sno >= 0",
+                                                "outputFields": ["count(*)"], "limit": 0}),
+                              "http://127.0.0.1:19530/v1/vector/query"], capture_output=True, text=True)
+        try:
+            rows = int(json.loads(out.stdout)["data"][0]["count(*)"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            rows = -1
+        if rows >= expected or time.perf_counter() - t > secs + 120:
+            return rows, secs
+        time.sleep(2)
 
 
 def searches(sock: Path, queries: int, source: str | None) -> tuple[list[float], list[list[dict]]]:
@@ -164,37 +198,62 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=80)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--work", type=Path, default=None, help="keep footage here between runs")
+    ap.add_argument("--preload-state", type=Path, default=None,
+                    help="a state filled by examples/preload_state: measure its frames, ingest no footage")
+    ap.add_argument("--interim-nprobe", type=int, default=0,
+                    help="Milvus queryNode.segcore.interimIndex.nprobe (0: the server's default, 16 of nlist 128)")
     args = ap.parse_args()
     server = ROOT / ".venv-milvus/bin/milvus-server"
     if not server.exists():
         raise SystemExit("run `bash tools/setup.sh` first: .venv-milvus/bin/milvus-server is missing")
     work = args.work or Path(tempfile.mkdtemp(prefix="milvus-bench-"))
     footage = work / "footage"
-    paths = make_footage(footage, args.sources, args.seconds)
+    paths = [] if args.preload_state else make_footage(footage, args.sources, args.seconds)
     runs = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    extra = []
+    if args.interim_nprobe:
+        extra = ["--extra-config", f"queryNode.segcore.interimIndex.nprobe={args.interim_nprobe}"]
     ns = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"])
     time.sleep(0.5)
     net = f"--net=/proc/{ns.pid}/ns/net"
     subprocess.run(["nsenter", net, "ip", "link", "set", "lo", "up"], check=True)
     mlog = open(runs / "milvus.log", "w")
     mv = subprocess.Popen(["nsenter", net, str(ROOT / ".venv-milvus/bin/python"),
-                           str(ROOT / "tools/milvus_server.py"), "--data", str(runs / "milvus-data")],
+                           str(ROOT / "tools/milvus_server.py"), "--data", str(runs / "milvus-data")] + extra,
                           stdout=mlog, stderr=mlog, process_group=0)
     procs = []
     try:
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.preload_state:
+            for name in ("usearch", "milvus"):
+                copy = runs / name / "state"
+                copy.parent.mkdir()
+                shutil.copytree(args.preload_state, copy)
+                (copy / "index.usearch").unlink(missing_ok=True)
+        t = time.perf_counter()
         u, usock = serve(args.binary, args.model, runs, footage, None, [])
         procs.append(u)
-        frames_u, secs_u = ingest(usock, paths, False)
+        if args.preload_state:
+            frames_u, secs_u = call(usock, {"op": "status", "limit": 0})["frames"], time.perf_counter() - t
+        else:
+            frames_u, secs_u = ingest(usock, paths, False)
         while subprocess.run(["nsenter", net, "curl", "-sf", "-m", "2", "http://127.0.0.1:19530/v1/vector/collections"],
                              capture_output=True).returncode != 0:
             time.sleep(1)
+        tm = time.perf_counter()
         m, msock = serve(args.binary, args.model, runs, footage, "http://127.0.0.1:19530",
                          ["nsenter", net])
         procs.append(m)
-        frames_m, secs_m = ingest(msock, paths, True)
+        if args.preload_state:
+            frames_m, secs_m = drained(msock, net, frames_u, tm)
+        else:
+            frames_m, secs_m = ingest(msock, paths, True)
         time.sleep(5)  # Milvus's bounded consistency: let the last inserts become visible
-        target = str(paths[3])
+        if args.preload_state:
+            first = call(usock, {"op": "status", "limit": 1})["sources"][0]["source"]
+            target, glob = first, first.rsplit("/cam", 1)[0] + "/cam0*"
+        else:
+            target, glob = str(paths[3]), str(paths[3])[:-5] + "*"
         res = {}
         for name, sock in (("usearch", usock), ("milvus", msock)):
             searches(sock, 10, None)  # warm-up
@@ -202,15 +261,21 @@ def main() -> None:
                          "filtered": searches(sock, args.queries, target),
                          # A glob of ten sources (cam000-cam009): Milvus gets its prefix,
                          # the daemon checks the whole glob.
-                         "glob": searches(sock, args.queries, target[:-5] + "*")}
+                         "glob": searches(sock, args.queries, glob)}
         rec = {kind: recall(res["usearch"][kind][1], res["milvus"][kind][1])
                for kind in ("plain", "filtered", "glob")}
         mem = {"usearch": rss_mb(u.pid), "milvus": rss_mb(m.pid), "server": group_rss_mb(mv.pid)}
-        print(f"frames: usearch {frames_u}, milvus {frames_m}; sources {args.sources} x {args.seconds} s at 25 fps; model {args.model.name}")
+        if args.preload_state:
+            print(f"frames: usearch {frames_u}, milvus {frames_m}; preloaded state {args.preload_state.name}; model {args.model.name}; glob {glob}")
+        else:
+            print(f"frames: usearch {frames_u}, milvus {frames_m}; sources {args.sources} x {args.seconds} s at 25 fps; model {args.model.name}")
         print("| measure | usearch (embedded) | milvus | milvus / usearch |")
         print("|---|---|---|---|")
         fu, fm = frames_u / secs_u, frames_m / secs_m
-        print(f"| insert throughput, frames/s (ingest until searchable) | {fu:.0f} | {fm:.0f} | {fm / fu:.2f} |")
+        what = ("stored frames into the index, frames/s (usearch: rebuild, serve to first answer; "
+                "milvus: serve until the outbox is empty)" if args.preload_state
+                else "insert throughput, frames/s (ingest until searchable)")
+        print(f"| {what} | {fu:.0f} | {fm:.0f} | {fm / fu:.2f} |")
         for kind in ("plain", "filtered"):
             for q, label in ((0.5, "p50"), (0.99, "p99")):
                 a, b = pct(res["usearch"][kind][0], q), pct(res["milvus"][kind][0], q)
