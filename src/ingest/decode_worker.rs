@@ -113,8 +113,10 @@ impl DecodeWorker {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
                 return;
             }
-            if self.halt.is_halted() {
-                // Full disk: leave the source `ingesting`; it resumes when space returns.
+            if stopped || self.halt.is_halted() {
+                // Full disk: leave the source `ingesting`; it resumes when space returns. A
+                // decode its consumer stopped (the halt) did not reach the end of the file,
+                // even when the halt was lifted since: its end is never reported.
                 continue;
             }
             if self
@@ -150,7 +152,11 @@ impl DecodeWorker {
                 r.start_wall_ms = wall;
             }
         }) {
-            tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
+            // A full disk halts ingest (the decode then stops; the source resumes later).
+            let e = crate::catalog::CatalogError::from(e);
+            if self.halt.halt_if_disk_full(&e).is_none() {
+                tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
+            }
         }
         tracing::info!(source = %job.source, resume_after_ms = ?job.resume_after_ms, "decoding");
         let options = SampleOptions {
