@@ -489,6 +489,12 @@ fn an_alert_fires_only_for_views_in_its_region() {
                 found.insert(name);
             }
         }
+        eprintln!(
+            "{when}: the left half found {} of {} appearances ({} incidents); the right half fired none",
+            found.len(),
+            cam1.len(),
+            on_left.len()
+        );
         assert!(
             found.len() * 2 >= cam1.len(),
             "{when}: the left half found {found:?} of {} appearances: {on_left:#?}",
