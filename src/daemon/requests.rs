@@ -222,18 +222,25 @@ fn wire_clip(c: crate::query::Clip, local: &str) -> Clip {
         confidence: c.confidence,
         start_wall: c.start_wall_ms.map(crate::clock::format_utc),
         end_wall: c.end_wall_ms.map(crate::clock::format_utc),
-        region: c.region.map(|r| Region {
-            x: r.x,
-            y: r.y,
-            w: r.w,
-            h: r.h,
-        }),
+        region: c.region.map(wire_region),
+    }
+}
+
+/// A region on the wire (search clips, alerts and incidents; `[x, y, w, h]` through
+/// `Region`'s `From`): the one conversion out of the domain's [`crate::embed::Region`].
+pub(super) fn wire_region(r: crate::embed::Region) -> Region {
+    Region {
+        x: r.x,
+        y: r.y,
+        w: r.w,
+        h: r.h,
     }
 }
 
 /// A region from the wire, checked to lie inside the frame (`invalid_request` saying what
-/// to give otherwise).
-fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
+/// to give otherwise): the one conversion into the domain's, for search zones, export
+/// outlines and alerts.
+pub(super) fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
     crate::embed::Region::checked(r.x, r.y, r.w, r.h)
         .map_err(|e| err(ErrorCode::InvalidRequest, format!("region: {e}")))
 }

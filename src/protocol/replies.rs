@@ -47,6 +47,19 @@ pub struct Region {
     pub h: f32,
 }
 
+/// Alerts and incidents carry a region as `[x, y, w, h]`.
+impl From<[f32; 4]> for Region {
+    fn from([x, y, w, h]: [f32; 4]) -> Self {
+        Self { x, y, w, h }
+    }
+}
+
+impl From<Region> for [f32; 4] {
+    fn from(r: Region) -> Self {
+        [r.x, r.y, r.w, r.h]
+    }
+}
+
 /// Reply to `search`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchReply {

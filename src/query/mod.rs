@@ -20,7 +20,7 @@ use crate::embed::{EmbedError, Embedder};
 pub use confidence::Calibration;
 
 pub use glob::source_matches;
-pub use search::{exact_scan_applies, score_exactly, Filter, EXACT_SCAN_MAX_FRAMES};
+pub use search::{exact_scan_applies, score_exactly, view_in_zone, Filter, EXACT_SCAN_MAX_FRAMES};
 
 /// A clip: neighbouring matching frames of one source.
 #[derive(Debug, Clone, PartialEq)]

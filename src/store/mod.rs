@@ -488,8 +488,25 @@ impl Store {
         interval: f64,
         duration_ms: Option<u64>,
     ) -> Result<SourceRecord, StoreError> {
+        self.new_source_with(source, fingerprint, interval, duration_ms, |_| {})
+    }
+
+    /// [`Store::new_source`], with `fill` setting the record's other fields (a file's path,
+    /// a retention floor, a live source's state) before it is written: the record is stored
+    /// whole in one durable write, or not at all (a failed second write would leave a source
+    /// that cannot resume).
+    pub fn new_source_with(
+        &self,
+        source: &str,
+        fingerprint: Fingerprint,
+        interval: f64,
+        duration_ms: Option<u64>,
+        fill: impl FnOnce(&mut SourceRecord),
+    ) -> Result<SourceRecord, StoreError> {
         let no = self.allocate_source_no()?;
-        let record = SourceRecord::new(source, no, fingerprint, interval, duration_ms);
+        let mut record = SourceRecord::new(source, no, fingerprint, interval, duration_ms);
+        fill(&mut record);
+        record.no = no;
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let json = serde_json::to_vec(&record).expect("record serialises");
