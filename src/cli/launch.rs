@@ -1,0 +1,78 @@
+//! How the lean `frameseek` hands a command to `frameseek-engine`: `exec`, so the engine
+//! keeps the process id, the arguments and the environment (systemd's `NOTIFY_SOCKET`,
+//! `LISTEN_FDS` and `LISTEN_PID` stay true for `frameseek serve`).
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// The engine's file name.
+pub const ENGINE_NAME: &str = "frameseek-engine";
+
+/// Where the package installs the engine when it is not beside `frameseek`.
+pub const PACKAGED_ENGINE: &str = "/usr/lib/frameseek/frameseek-engine";
+
+/// Replaces this process with the engine, same arguments and environment. Returns only on
+/// failure: no engine at any place looked at, or one that cannot be executed.
+pub fn exec_engine() -> anyhow::Error {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| OsString::from("frameseek"));
+    let rest: Vec<OsString> = args.collect();
+    let candidates = engine_candidates(std::env::current_exe().ok().as_deref());
+    let mut tried = Vec::new();
+    for path in &candidates {
+        if !path.is_file() {
+            tried.push(format!("{} (missing)", path.display()));
+            continue;
+        }
+        // `exec` returns only on failure.
+        let e = std::process::Command::new(path)
+            .arg0(&argv0)
+            .args(&rest)
+            .exec();
+        tried.push(format!("{} ({e})", path.display()));
+    }
+    anyhow::anyhow!(
+        "this command needs {ENGINE_NAME}, which was not found or could not start; tried: {}. \
+         Install the whole package, or build both binaries (cargo build --release)",
+        tried.join(", ")
+    )
+}
+
+/// The places the engine is looked for, in order: beside the running binary (a build folder,
+/// or /usr/bin), then the package's private folder.
+fn engine_candidates(current_exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dir) = current_exe.and_then(Path::parent) {
+        out.push(dir.join(ENGINE_NAME));
+    }
+    let packaged = PathBuf::from(PACKAGED_ENGINE);
+    if !out.contains(&packaged) {
+        out.push(packaged);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_is_looked_for_beside_the_binary_then_in_the_package_folder() {
+        assert_eq!(
+            engine_candidates(Some(Path::new("/opt/fs/bin/frameseek"))),
+            vec![
+                PathBuf::from("/opt/fs/bin/frameseek-engine"),
+                PathBuf::from(PACKAGED_ENGINE)
+            ]
+        );
+        assert_eq!(
+            engine_candidates(Some(Path::new("/usr/lib/frameseek/frameseek"))),
+            vec![PathBuf::from(PACKAGED_ENGINE)]
+        );
+        assert_eq!(
+            engine_candidates(None),
+            vec![PathBuf::from(PACKAGED_ENGINE)]
+        );
+    }
+}
