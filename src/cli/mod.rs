@@ -46,7 +46,15 @@ pub const EXIT_NO_DAEMON: u8 = 3;
 
 /// Search video footage with words.
 #[derive(Debug, Parser)]
-#[command(name = "frameseek", version, about, propagate_version = true)]
+// `bin_name`: `frameseek-engine` run by hand shows the same usage as `frameseek`, which
+// users type (the engine keeps `frameseek`'s argv[0] when exec'd anyway).
+#[command(
+    name = "frameseek",
+    bin_name = "frameseek",
+    version,
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Configuration file layered over the defaults and /etc/frameseek/frameseek.toml.
     #[arg(long, global = true, value_name = "FILE")]
