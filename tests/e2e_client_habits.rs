@@ -33,6 +33,20 @@ fn client(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
+/// An HTML results page without its inline pictures (for assertion messages).
+fn html_without_images(html: &str) -> String {
+    html.split("<img ")
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('>').map_or("", |(_, rest)| rest)
+            }
+        })
+        .collect()
+}
+
 /// Checks a Prometheus text exposition: every sample's metric has a TYPE line before it,
 /// values parse as floats, names start with `frameseek_` and counters end in `_total`.
 /// Returns the samples by name with labels.
@@ -171,6 +185,42 @@ fn client_habits_against_the_real_daemon() {
         text(&out.stdout)
     );
     assert!(text(&out.stdout).contains(" UTC "), "{}", text(&out.stdout));
+    // search --html shows times as the tables do: Paris here, UTC under --utc; the UTC
+    // instant stays in each <time datetime>.
+    let page = env.dir().join("results.html");
+    let page_arg = page.to_str().unwrap();
+    let out = in_paris(&[
+        "--since",
+        "2026-11-27T03:00",
+        "--until",
+        "2026-11-27 03:01",
+        "--html",
+        page_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let summary = html_without_images(&html);
+    assert!(summary.contains("times in Europe/Paris."), "{summary}");
+    assert!(
+        summary.contains("<time datetime=\"2026-11-27T02:00:0"),
+        "{summary}"
+    );
+    assert!(summary.contains("\">2026-11-27 03:00:0"), "{summary}");
+    assert!(summary.contains(" CET</time>"), "{summary}");
+    let out = in_paris(&[
+        "--utc",
+        "--since",
+        "2026-11-27T02:00",
+        "--until",
+        "2026-11-27T02:01",
+        "--html",
+        page_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary = html_without_images(&std::fs::read_to_string(&page).unwrap());
+    assert!(summary.contains("times in UTC."), "{summary}");
+    assert!(summary.contains("\">2026-11-27 02:00:0"), "{summary}");
+    assert!(summary.contains(" UTC</time>"), "{summary}");
     // 03:30 Paris is after the 4 s of footage: nothing matches, exit 1 as grep.
     let out = in_paris(&["--since", "2026-11-27T03:30"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
