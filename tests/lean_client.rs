@@ -140,7 +140,17 @@ fn an_engine_command_without_the_engine_names_the_places_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("frameseek");
     std::fs::copy(env!("CARGO_BIN_EXE_frameseek"), &lone).unwrap();
-    let out = Command::new(&lone).args(["doctor"]).output().unwrap();
+    // Not under cargo: the lean binary would otherwise build a missing engine (for `cargo
+    // run`); here it lies outside a cargo target folder anyway.
+    let run = |args: &[&str]| {
+        Command::new(&lone)
+            .args(args)
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["doctor"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let beside = dir.path().join("frameseek-engine");
@@ -153,17 +163,11 @@ fn an_engine_command_without_the_engine_names_the_places_it_looked() {
         "{stderr}"
     );
     // A client command still runs without the engine.
-    let out = Command::new(&lone)
-        .args(["completions", "bash"])
-        .output()
-        .unwrap();
+    let out = run(&["completions", "bash"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("frameseek"));
     // Under --json the refusal is a JSON error, as for every command.
-    let out = Command::new(&lone)
-        .args(["--json", "doctor"])
-        .output()
-        .unwrap();
+    let out = run(&["--json", "doctor"]);
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(
         error["error"]["message"]

@@ -18,7 +18,15 @@ pub fn exec_engine() -> anyhow::Error {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| OsString::from("frameseek"));
     let rest: Vec<OsString> = args.collect();
-    let candidates = engine_candidates(std::env::current_exe().ok().as_deref());
+    let exe = std::env::current_exe().ok();
+    let candidates = engine_candidates(exe.as_deref());
+    if let Some(exe) = &exe {
+        if !candidates[0].is_file() {
+            if let Err(e) = build_engine_under_cargo(exe) {
+                return e;
+            }
+        }
+    }
     let mut tried = Vec::new();
     for path in &candidates {
         if !path.is_file() {
@@ -37,6 +45,56 @@ pub fn exec_engine() -> anyhow::Error {
          Install the whole package, or build both binaries (cargo build --release)",
         tried.join(", ")
     )
+}
+
+/// Under `cargo run` (which builds only the binary it runs), builds the engine beside `exe`
+/// with the same profile, so that `cargo run --release -- demo` works from a fresh clone.
+/// Does nothing unless cargo started this process (`CARGO` and `CARGO_MANIFEST_DIR` set) and
+/// `exe` lies in a cargo profile folder (one with `.fingerprint/`).
+fn build_engine_under_cargo(exe: &Path) -> anyhow::Result<()> {
+    let (Some(cargo), Some(manifest_dir)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let Some(profile_dir) = exe.parent() else {
+        return Ok(());
+    };
+    let manifest = Path::new(&manifest_dir).join("Cargo.toml");
+    if !profile_dir.join(".fingerprint").is_dir() || !manifest.is_file() {
+        return Ok(());
+    }
+    let Some(target_dir) = profile_dir.parent() else {
+        return Ok(());
+    };
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug");
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--bin", ENGINE_NAME, "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    eprintln!("frameseek: building {ENGINE_NAME} ({profile}), which `cargo run` does not build");
+    let status = build
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run cargo to build {ENGINE_NAME}: {e}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --bin {ENGINE_NAME} failed ({status}); see its messages above"
+    );
+    Ok(())
 }
 
 /// The places the engine is looked for, in order: beside the running binary (a build folder,
