@@ -83,6 +83,13 @@ def main():
     times = {b: {"version": [], "status": [], "search": []} for b in a.binaries}
     floor = []
     try:
+        # Each command must work before it is timed: status exits 0, search 0 or 1 (no match).
+        for b, (_, sock) in zip(a.binaries, daemons):
+            for cmd, ok in (([b, "--socket", sock, "--json", "status"], (0,)),
+                            ([b, "--socket", sock, "search", "a red car", "-k", "5"], (0, 1))):
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode not in ok:
+                    raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()}")
         for _ in range(a.runs):
             floor.append(once_ms(["/bin/true"]))
             for b, (_, sock) in zip(a.binaries, daemons):
