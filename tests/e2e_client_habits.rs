@@ -166,61 +166,37 @@ fn client_habits_against_the_real_daemon() {
         all.extend_from_slice(args);
         client(&home, &[], &all)
     };
-    let out = in_paris(&["--since", "2026-11-27T03:00", "--until", "2026-11-27 03:01"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let table = text(&out.stdout);
-    assert!(table.contains("2026-11-27 03:00:0"), "local times: {table}");
-    assert!(table.contains(" CET "), "{table}");
-    let out = in_paris(&[
-        "--utc",
-        "--since",
-        "2026-11-27T02:00",
-        "--until",
-        "2026-11-27T02:01",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("2026-11-27 02:00:0"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert!(text(&out.stdout).contains(" UTC "), "{}", text(&out.stdout));
-    // search --html shows times as the tables do: Paris here, UTC under --utc; the UTC
-    // instant stays in each <time datetime>.
+    // Tables and the --html page show local times (Paris, from client.toml), or UTC under
+    // --utc; the page names the zone and keeps each UTC instant in its <time datetime>.
     let page = env.dir().join("results.html");
-    let page_arg = page.to_str().unwrap();
-    let out = in_paris(&[
-        "--since",
-        "2026-11-27T03:00",
-        "--until",
-        "2026-11-27 03:01",
-        "--html",
-        page_arg,
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let html = std::fs::read_to_string(&page).unwrap();
-    let summary = html_without_images(&html);
-    assert!(summary.contains("times in Europe/Paris."), "{summary}");
-    assert!(
-        summary.contains("<time datetime=\"2026-11-27T02:00:0"),
-        "{summary}"
-    );
-    assert!(summary.contains("\">2026-11-27 03:00:0"), "{summary}");
-    assert!(summary.contains(" CET</time>"), "{summary}");
-    let out = in_paris(&[
+    let paris_hour = ["--since", "2026-11-27T03:00", "--until", "2026-11-27 03:01"];
+    let utc_hour = [
         "--utc",
         "--since",
         "2026-11-27T02:00",
         "--until",
         "2026-11-27T02:01",
-        "--html",
-        page_arg,
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let summary = html_without_images(&std::fs::read_to_string(&page).unwrap());
-    assert!(summary.contains("times in UTC."), "{summary}");
-    assert!(summary.contains("\">2026-11-27 02:00:0"), "{summary}");
-    assert!(summary.contains(" UTC</time>"), "{summary}");
+    ];
+    for (flags, shown, zone, named) in [
+        (&paris_hour[..], "2026-11-27 03:00:0", "CET", "Europe/Paris"),
+        (&utc_hour[..], "2026-11-27 02:00:0", "UTC", "UTC"),
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["--html", page.to_str().unwrap()]);
+        let out = in_paris(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(table.contains(shown), "local times: {table}");
+        assert!(table.contains(&format!(" {zone} ")), "{table}");
+        let summary = html_without_images(&std::fs::read_to_string(&page).unwrap());
+        assert!(summary.contains(&format!("times in {named}.")), "{summary}");
+        assert!(
+            summary.contains("<time datetime=\"2026-11-27T02:00:0"),
+            "{summary}"
+        );
+        assert!(summary.contains(&format!("\">{shown}")), "{summary}");
+        assert!(summary.contains(&format!(" {zone}</time>")), "{summary}");
+    }
     // 03:30 Paris is after the 4 s of footage: nothing matches, exit 1 as grep.
     let out = in_paris(&["--since", "2026-11-27T03:30"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
