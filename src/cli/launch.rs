@@ -21,10 +21,8 @@ pub fn exec_engine() -> anyhow::Error {
     let exe = std::env::current_exe().ok();
     let candidates = engine_candidates(exe.as_deref());
     if let Some(exe) = &exe {
-        if !candidates[0].is_file() {
-            if let Err(e) = build_engine_under_cargo(exe) {
-                return e;
-            }
+        if let Err(e) = build_engine_under_cargo(exe) {
+            return e;
         }
     }
     let mut tried = Vec::new();
@@ -48,9 +46,12 @@ pub fn exec_engine() -> anyhow::Error {
 }
 
 /// Under `cargo run` (which builds only the binary it runs), builds the engine beside `exe`
-/// with the same profile, so that `cargo run --release -- demo` works from a fresh clone.
-/// Does nothing unless cargo started this process (`CARGO` and `CARGO_MANIFEST_DIR` set) and
-/// `exe` lies in a cargo profile folder (one with `.fingerprint/`).
+/// with the same profile when it is missing or older than the library it was linked from,
+/// so that `cargo run --release -- demo` works from a fresh clone and after an edit. Does
+/// nothing unless cargo started this process (`CARGO` and `CARGO_MANIFEST_DIR` set) and `exe`
+/// lies in a cargo profile folder (one with `.fingerprint/`). Under `cargo test` the engine
+/// is never older (cargo links every binary for integration tests), so no build starts
+/// while cargo holds its lock.
 fn build_engine_under_cargo(exe: &Path) -> anyhow::Result<()> {
     let (Some(cargo), Some(manifest_dir)) = (
         std::env::var_os("CARGO"),
@@ -63,6 +64,24 @@ fn build_engine_under_cargo(exe: &Path) -> anyhow::Result<()> {
     };
     let manifest = Path::new(&manifest_dir).join("Cargo.toml");
     if !profile_dir.join(".fingerprint").is_dir() || !manifest.is_file() {
+        return Ok(());
+    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let engine = modified(&profile_dir.join(ENGINE_NAME));
+    // The library as the binaries link it (`deps/libframeseek-HASH.rlib`; the copy beside
+    // the binaries is only refreshed by a build of the whole package).
+    let library = std::fs::read_dir(profile_dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libframeseek-") && name.ends_with(".rlib")
+        })
+        .filter_map(|e| modified(&e.path()))
+        .max();
+    if engine.is_some() && engine >= library {
         return Ok(());
     }
     let Some(target_dir) = profile_dir.parent() else {
@@ -86,7 +105,9 @@ fn build_engine_under_cargo(exe: &Path) -> anyhow::Result<()> {
             build.args(["--profile", other]);
         }
     }
-    eprintln!("frameseek: building {ENGINE_NAME} ({profile}), which `cargo run` does not build");
+    eprintln!(
+        "frameseek: building {ENGINE_NAME} ({profile}), which `cargo run` does not build or update"
+    );
     let status = build
         .status()
         .map_err(|e| anyhow::anyhow!("cannot run cargo to build {ENGINE_NAME}: {e}"))?;
