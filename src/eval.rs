@@ -166,6 +166,7 @@ mod tests {
             start_wall: None,
             end_wall: None,
             region: None,
+            node: None,
         }
     }
 

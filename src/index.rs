@@ -124,10 +124,29 @@ crate::setting::named_setting!(IndexPrecision, "f32, f16 or i8", {
     "i8" => I8,
 });
 
+/// Which engine holds the vectors searched (`[index] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Backend {
+    /// The embedded usearch index of this daemon alone (the default).
+    #[default]
+    Usearch,
+    /// One Milvus collection shared by every node.
+    Milvus,
+}
+
+crate::setting::named_setting!(Backend, "usearch or milvus", {
+    "usearch" => Usearch,
+    "milvus" => Milvus,
+});
+
 /// Settings of the vector index (`[index]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSettings {
+    /// Which engine searches: this daemon's usearch index, or a shared Milvus.
+    #[serde(default)]
+    pub backend: Backend,
     /// How vectors are stored.
     pub precision: IndexPrecision,
     /// Candidates a graph search keeps (usearch's `expansion_search`, HNSW's ef): higher
@@ -138,6 +157,7 @@ pub struct IndexSettings {
 impl Default for IndexSettings {
     fn default() -> Self {
         Self {
+            backend: Backend::Usearch,
             precision: IndexPrecision::F16,
             expansion_search: DEFAULT_EXPANSION_SEARCH,
         }
@@ -656,6 +676,7 @@ mod tests {
         let f32s = IndexSettings {
             precision: IndexPrecision::F32,
             expansion_search: 32,
+            ..IndexSettings::default()
         };
         let (idx, _) = VectorIndex::open(&path, 16, &f32s, &store).unwrap();
         idx.checkpoint().unwrap();
@@ -667,6 +688,7 @@ mod tests {
         let f16s = IndexSettings {
             precision: IndexPrecision::F16,
             expansion_search: 200,
+            ..IndexSettings::default()
         };
         let (idx, outcome) = VectorIndex::open(&path, 16, &f16s, &store).unwrap();
         match outcome {

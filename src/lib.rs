@@ -21,6 +21,7 @@ pub mod index;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod milvus;
 pub mod notify;
 pub mod priority;
 pub mod protocol;

@@ -266,6 +266,10 @@ fn a_full_disk_stops_ingest_keeps_what_was_committed_and_recovers() {
     // done once space is back; refused, it must say why (and is asked again below).
     let asked = d.cli(&["ingest", c.to_str().unwrap()]);
     let refused = !asked.status.success();
+    eprintln!(
+        "the ingest asked on the full disk was {}",
+        if refused { "refused" } else { "accepted" }
+    );
     if refused {
         let why = String::from_utf8_lossy(&asked.stderr).to_string();
         assert!(why.contains("disk full"), "{why}");

@@ -210,6 +210,7 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
                 source: source.clone(),
                 at_ms: 6000,
                 max_width: Some(160),
+                node: None,
             },
         ))
         .unwrap();
@@ -230,6 +231,7 @@ fn export_copies_the_clip_from_the_keyframe_and_writes_a_thumbnail() {
                     source: source_id(&turned),
                     at_ms: 1000,
                     max_width,
+                    node: None,
                 },
             ))
             .unwrap()

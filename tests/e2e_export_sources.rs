@@ -18,6 +18,7 @@ fn frame(d: &DaemonGuard, source: &str, at_ms: u64) -> Result<serde_json::Value,
             source: source.to_string(),
             at_ms,
             max_width: Some(160),
+            node: None,
         }))
         .map_err(|e| e.to_string())
 }

@@ -29,23 +29,13 @@ fn wide_world(env: &TestEnv) -> String {
     let world = env.dir().join("world");
     render_world_footage(&world);
     for cam in 1..=4 {
-        let out = env.footage().join(format!("cam{cam}"));
-        std::fs::create_dir_all(&out).unwrap();
         let x = if cam % 2 == 1 { 0 } else { 512 };
-        ffmpeg(&[
-            "-i",
-            world
-                .join(format!("cam{cam}/footage.mp4"))
-                .to_str()
-                .unwrap(),
-            "-vf",
-            &format!("pad=768:192:{x}:0:color=0x808080"),
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            out.join("footage.mp4").to_str().unwrap(),
-        ]);
+        pad_video(
+            &world.join(format!("cam{cam}/footage.mp4")),
+            &env.footage().join(format!("cam{cam}/footage.mp4")),
+            768,
+            x,
+        );
     }
     std::fs::read_to_string(world.join("queries.jsonl"))
         .unwrap()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what frameseek needs to build, test and run on Debian or Ubuntu:
 # FFmpeg's libraries and command, clang (for bindgen), pkg-config, a C++ compiler (usearch),
-# systemd's tools (unit verification), iproute2 (`ss`: tests that check no port is bound), Chromium (the `search --html` test renders the page
+# systemd's tools (unit verification), python3-venv and util-linux (the Milvus tests), iproute2 (`ss`: tests that check no port is bound), Chromium (the `search --html` test renders the page
 # headless), tzdata (time zones: ingest.time_zone, local times in tables), and Rust (through
 # rustup) when cargo is missing.
 set -euo pipefail
@@ -18,6 +18,7 @@ PACKAGES=(
     systemd curl ca-certificates git python3 iproute2
     chromium
     tzdata
+    python3-venv util-linux
 )
 
 missing=()
@@ -37,5 +38,13 @@ if ! command -v cargo >/dev/null 2>&1; then
         echo "setup: installing Rust with rustup"
         curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
     fi
+fi
+# Issue 18: the real Milvus server (PyPI's milvus 2.3.5: standalone, etcd embedded, about
+# 60 MB) for tests/e2e_milvus.rs, in .venv-milvus (unshare/nsenter come from util-linux).
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ "${FRAMESEEK_SKIP_MILVUS:-0}" != "1" ] && [ ! -x "$ROOT/.venv-milvus/bin/milvus-server" ]; then
+    echo "setup: installing milvus 2.3.5 into .venv-milvus"
+    python3 -m venv "$ROOT/.venv-milvus"
+    "$ROOT/.venv-milvus/bin/pip" install -q --disable-pip-version-check milvus==2.3.5
 fi
 echo "setup: ready"

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use super::book::{self, Cursor, Run};
 use super::{Alert, AlertError, Incident};
 use crate::query::clips::clip_end;
-use crate::query::{source_matches, Calibration};
-use crate::store::{split_key, stored_values, SourceRecord, SourceState, Store};
+use crate::query::{source_matches, view_in_zone, Calibration};
+use crate::store::{key_view, split_key, stored_values, SourceRecord, SourceState, Store};
 
 /// Dot product with [`LANES`] running sums; the one scoring function of live and replayed
 /// frames, so both give the same bits. On a CPU with AVX2 the same operations run eight lanes
@@ -171,6 +171,31 @@ fn time_applies(alert: &Alert, record: &SourceRecord, offset: u64) -> bool {
             .start_wall_ms
             .is_some_and(|start| w.contains(start + offset as i64)),
     }
+}
+
+/// Whether `alert` looks at view `view` of a frame of `record`: without a region every view,
+/// with one only views overlapping it, by search's zone rule ([`view_in_zone`]).
+fn view_applies(alert: &Alert, record: &SourceRecord, view: usize) -> bool {
+    view_in_zone(record, view, alert.spec.region.as_ref())
+}
+
+/// A frame's score for one alert: the best of the views it looks at, `None` when it looks at
+/// none of them (the frame is evaluated, and does not match).
+fn best_view(scores: impl IntoIterator<Item = Option<f32>>) -> Option<f32> {
+    scores.into_iter().flatten().reduce(f32::max)
+}
+
+/// One step of `c` for a frame scored [`best_view`]: a frame whose views are all outside the
+/// alert's region does not match.
+fn step_frame(
+    c: &mut Cursor,
+    offset: u64,
+    score: Option<f32>,
+    threshold: f32,
+    gap_ms: u64,
+) -> Option<Run> {
+    let matched = score.is_some_and(|s| s >= threshold);
+    step(c, offset, score.unwrap_or(f32::MIN), matched, gap_ms)
 }
 
 fn incident(calibration: &Calibration, alert: &Alert, record: &SourceRecord, run: Run) -> Delivery {
@@ -360,7 +385,7 @@ impl Matcher {
                     }
                     let mut closed_one = false;
                     // A frame's views (issue 16) are neighbours in offset order: the frame
-                    // is evaluated once, as its best view.
+                    // is evaluated once, as its best view in the alert's region.
                     for views in
                         list.chunk_by(|&i, &j| split_key(frames[i].0).1 == split_key(frames[j].0).1)
                     {
@@ -370,12 +395,13 @@ impl Matcher {
                         {
                             continue;
                         }
-                        let score = views
-                            .iter()
-                            .map(|&i| scores[i * n + a])
-                            .fold(f32::MIN, f32::max);
-                        let matched = score >= thresholds[a];
-                        if let Some(run) = step(&mut slot.now, offset, score, matched, *gap_ms) {
+                        let score = best_view(views.iter().map(|&i| {
+                            view_applies(alert, record, key_view(frames[i].0))
+                                .then(|| scores[i * n + a])
+                        }));
+                        if let Some(run) =
+                            step_frame(&mut slot.now, offset, score, thresholds[a], *gap_ms)
+                        {
                             closed.push(incident(calibration, alert, record, run));
                             closed_one = true;
                         }
@@ -446,10 +472,10 @@ impl Matcher {
                     let mut runs = Vec::new();
                     let mut failed = None;
                     // A frame's views (issue 16) are neighbours in key order: each frame is
-                    // evaluated once, as its best view, as on commit.
-                    let mut frame: Option<(u64, f32)> = None;
-                    let mut evaluate = |offset: u64, score: f32| {
-                        if let Some(run) = step(c, offset, score, score >= threshold, self.gap_ms) {
+                    // evaluated once, as its best view in the alert's region, as on commit.
+                    let mut frame: Option<(u64, Option<f32>)> = None;
+                    let mut evaluate = |offset: u64, score: Option<f32>| {
+                        if let Some(run) = step_frame(c, offset, score, threshold, self.gap_ms) {
                             runs.push(run);
                         }
                     };
@@ -458,14 +484,18 @@ impl Matcher {
                         if !time_applies(alert, record, offset) {
                             return;
                         }
-                        let v = stored_values(bytes);
-                        if v.len() != alert.vector.len() {
-                            failed = Some(k);
-                            return;
-                        }
-                        let score = dot(&v, &alert.vector);
+                        let score = if view_applies(alert, record, key_view(k)) {
+                            let v = stored_values(bytes);
+                            if v.len() != alert.vector.len() {
+                                failed = Some(k);
+                                return;
+                            }
+                            Some(dot(&v, &alert.vector))
+                        } else {
+                            None
+                        };
                         match &mut frame {
-                            Some((o, best)) if *o == offset => *best = best.max(score),
+                            Some((o, best)) if *o == offset => *best = best_view([*best, score]),
                             _ => {
                                 if let Some((o, best)) = frame.replace((offset, score)) {
                                     evaluate(o, best);
@@ -587,5 +617,114 @@ mod tests {
         );
         slot.now = at(2 * CURSOR_SAVE_MS);
         assert!(slot.due(false));
+    }
+
+    /// A store with one finished 16:9-like source of two views (left and right half) and six
+    /// frames at 1 s: the left view shows what the alerts look for, the right one does not.
+    fn left_only_store(dir: &std::path::Path) -> Store {
+        use crate::embed::Region;
+        use crate::store::{view_key, Fingerprint};
+        let store = Store::open(dir).unwrap();
+        let rec = store
+            .new_source("/srv/wide.mp4", Fingerprint::default(), 1.0, Some(6000))
+            .unwrap();
+        store
+            .update_source("/srv/wide.mp4", |r| {
+                r.views = Some(vec![
+                    Region::checked(0.0, 0.0, 0.5, 1.0).unwrap(),
+                    Region::checked(0.5, 0.0, 0.5, 1.0).unwrap(),
+                ]);
+                r.state = SourceState::Done;
+            })
+            .unwrap();
+        let (target, grey) = ([1.0f32, 0.0, 0.0, 0.0], [0.0f32, 1.0, 0.0, 0.0]);
+        let frames: Vec<(u64, &[f32])> = (0..6u64)
+            .flat_map(|s| {
+                [
+                    (view_key(rec.no, s * 1000, 0), &target[..]),
+                    (view_key(rec.no, s * 1000, 1), &grey[..]),
+                ]
+            })
+            .collect();
+        store.commit_frames(&frames).unwrap();
+        store
+    }
+
+    /// Alerts for the target: on the left half, on the right half, and on the whole frame.
+    fn zoned_alerts() -> Vec<Alert> {
+        use crate::embed::Region;
+        [
+            ("left", Some(Region::checked(0.0, 0.0, 0.5, 1.0).unwrap())),
+            ("right", Some(Region::checked(0.5, 0.0, 0.5, 1.0).unwrap())),
+            ("whole", None),
+        ]
+        .into_iter()
+        .map(|(name, region)| Alert {
+            spec: super::super::AlertSpec {
+                name: name.into(),
+                text: "the target".into(),
+                source: None,
+                region,
+                between: None,
+                min_confidence: 0.5,
+                exec: Vec::new(),
+            },
+            vector: vec![1.0, 0.0, 0.0, 0.0],
+            created_ms: 0,
+        })
+        .collect()
+    }
+
+    fn fired(deliveries: &[Delivery]) -> Vec<(String, u64, u64)> {
+        let mut out: Vec<_> = deliveries
+            .iter()
+            .map(|(i, _)| (i.alert.clone(), i.start_ms, i.best_ms))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_alert_with_a_region_matches_only_views_that_overlap_it_live_and_at_catch_up() {
+        let calibration = Calibration::uncalibrated(100.0);
+        let expected = vec![("left".to_string(), 0, 0), ("whole".to_string(), 0, 0)];
+
+        // Live: the committed batch, then the source's end.
+        let dir = tempfile::tempdir().unwrap();
+        let store = left_only_store(dir.path());
+        let no = store.source("/srv/wide.mp4").unwrap().unwrap().no;
+        let batch: Vec<(u64, Vec<f32>)> = store
+            .source_keys(no)
+            .unwrap()
+            .into_iter()
+            .map(|k| (k, store.vector(k).unwrap().unwrap()))
+            .collect();
+        assert_eq!(batch.len(), 12);
+        let mut m = Matcher::new(calibration, 2000, zoned_alerts(), HashMap::new());
+        let mut pending = Pending::default();
+        m.evaluate(&store, &batch, &mut pending).unwrap();
+        m.close_source(&store, "/srv/wide.mp4", &mut pending)
+            .unwrap();
+        let live = m.commit(&store, pending).unwrap();
+        assert_eq!(fired(&live), expected, "the right half sees no target");
+        assert!(live.iter().all(|(i, _)| i.score > 0.99 && i.end_ms == 6000));
+
+        // Catch-up after a restart: the stored frames, replayed, give the same incidents.
+        let dir = tempfile::tempdir().unwrap();
+        let store = left_only_store(dir.path());
+        let mut m = Matcher::new(calibration, 2000, zoned_alerts(), HashMap::new());
+        let replayed = m.catch_up(&store, None).unwrap();
+        assert_eq!(fired(&replayed), expected);
+
+        // A source stored before views (its view's place unknown) is not filtered, as search.
+        assert!(view_applies(
+            &zoned_alerts()[1],
+            &SourceRecord::new("/old.mp4", 9, Default::default(), 1.0, None),
+            0
+        ));
+        // A frame none of whose views is in the region does not match, whatever the threshold.
+        let mut c = Cursor::default();
+        assert!(step_frame(&mut c, 0, best_view([None, None]), f32::NEG_INFINITY, 2000).is_none());
+        assert_eq!((c.open, c.evaluated_to), (None, Some(0)));
     }
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::embed::Region;
 use crate::query::Calibration;
 use crate::store::{Store, StoreError};
 
@@ -42,38 +43,6 @@ pub struct AlertSettings {
     pub hook_timeout: f64,
     /// Hooks running at once; more incidents wait for a free one.
     pub hook_concurrency: usize,
-}
-
-/// A part of the frame, as fractions of its width and height.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Region {
-    /// Left edge, 0 to 1.
-    pub x: f32,
-    /// Top edge, 0 to 1.
-    pub y: f32,
-    /// Width, more than 0, `x + w` at most 1.
-    pub w: f32,
-    /// Height, more than 0, `y + h` at most 1.
-    pub h: f32,
-}
-
-impl Region {
-    /// Checks the four values; the error says which is wrong.
-    pub fn new(x: f32, y: f32, w: f32, h: f32) -> Result<Self, AlertError> {
-        let ok = [x, y, w, h]
-            .iter()
-            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
-            && w > 0.0
-            && h > 0.0
-            && x + w <= 1.0 + 1e-6
-            && y + h <= 1.0 + 1e-6;
-        if !ok {
-            return Err(AlertError::Invalid(format!(
-                "region {x},{y},{w},{h} is not inside the frame: give x,y,w,h as fractions of the frame (0 to 1, w and h above 0, x+w and y+h at most 1), e.g. 0.5,0,0.5,1 for the right half"
-            )));
-        }
-        Ok(Self { x, y, w, h })
-    }
 }
 
 /// A daily time window in UTC, `HH:MM-HH:MM`; one that ends before it starts wraps past
@@ -156,7 +125,8 @@ pub struct AlertSpec {
     /// Only sources matching this id or glob (as search's `source`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// The part of the frame the alert is about; reported with each incident.
+    /// The part of the frame the alert watches: only views overlapping it match (the rule
+    /// of search's zone, [`crate::query::view_in_zone`]); reported with each incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
     /// Only frames recorded inside this daily window (UTC).
@@ -362,7 +332,7 @@ impl Alerts {
             )));
         }
         if let Some(r) = spec.region {
-            Region::new(r.x, r.y, r.w, r.h)?;
+            Region::checked(r.x, r.y, r.w, r.h).map_err(|e| AlertError::Invalid(e.to_string()))?;
         }
         // Any pattern is a valid glob (as search's); an empty one would match nothing.
         if spec.source.as_ref().is_some_and(|p| p.is_empty()) {
@@ -531,19 +501,5 @@ mod tests {
         }
         let json = serde_json::to_string(&night).unwrap();
         assert_eq!(serde_json::from_str::<Between>(&json).unwrap(), night);
-    }
-
-    #[test]
-    fn regions_must_lie_inside_the_frame() {
-        assert!(Region::new(0.5, 0.0, 0.5, 1.0).is_ok());
-        for (x, y, w, h) in [
-            (0.5, 0.5, 0.6, 0.1),
-            (0.0, 0.0, 0.0, 1.0),
-            (-0.1, 0.0, 0.5, 0.5),
-        ] {
-            let e = Region::new(x, y, w, h).unwrap_err().to_string();
-            assert!(e.contains("not inside the frame"), "{e}");
-        }
-        assert!(Region::new(f32::NAN, 0.0, 0.5, 0.5).is_err());
     }
 }

@@ -48,6 +48,7 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             best_ms: args.best.map(to_ms),
             // A zone given with a range is outlined in its JPEG.
             region: q.region.map(super::search::zone).transpose()?,
+            node: q.node.clone(),
         }]);
     }
     if args.best.is_some() {
@@ -69,6 +70,7 @@ fn requests(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Vec<ExportRequest>> 
             best_ms: Some(c.best_ms),
             // The JPEG outlines where the clip matched.
             region: c.region,
+            node: c.node,
         })
         .collect())
 }

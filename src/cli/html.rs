@@ -51,6 +51,7 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip], tz: &TimeZ
             source: clip.source.clone(),
             at_ms: clip.best_ms,
             max_width: Some(THUMB_WIDTH),
+            node: clip.node.clone(),
         }));
         let picture = match frame {
             Ok(f)

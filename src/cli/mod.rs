@@ -96,10 +96,15 @@ pub enum Command {
     /// Show the daemon's counters (`--format prometheus` for node_exporter's textfile
     /// collector).
     Stats(status::StatsArgs),
-    /// Remove a source's frames from the index.
+    /// Remove a source's frames from the index (or, with --node, a retired node's frames
+    /// from the shared Milvus).
     Forget {
         /// The source id, as `status` shows it.
-        source: String,
+        #[arg(required_unless_present = "node")]
+        source: Option<String>,
+        /// Instead of a source: every frame of this node in the shared Milvus.
+        #[arg(long, value_name = "NAME", conflicts_with = "source")]
+        node: Option<String>,
     },
     /// Print embeddings of images and texts, without a daemon.
     Embed(embed::EmbedArgs),
@@ -286,7 +291,9 @@ fn run_client(cli: &Cli) -> anyhow::Result<u8> {
         Command::Export(args) => export::run(cli, args),
         Command::Status(args) => status::run_status(cli, args),
         Command::Stats(args) => status::run_stats(cli, args),
-        Command::Forget { source } => status::run_forget(cli, source),
+        Command::Forget { source, node } => {
+            status::run_forget(cli, source.as_deref(), node.as_deref())
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -45,6 +45,9 @@ pub struct QueryArgs {
     /// e.g. `0.5,0,0.5,1` for the right half. Views overlapping it are searched.
     #[arg(long, value_name = "X,Y,W,H", value_parser = super::alert::parse_region)]
     pub region: Option<[f32; 4]>,
+    /// Only footage ingested by this node (several daemons sharing one Milvus).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 /// `--region`'s numbers as the wire's region, checked to lie inside the frame.
@@ -108,6 +111,7 @@ pub(super) fn request(
         before_wall_ms,
         min_confidence: None,
         region: args.region.map(zone).transpose()?,
+        node: args.node.clone(),
     })
 }
 

@@ -82,6 +82,20 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
             r.added, r.total, r.reason
         );
     }
+    if let Some(m) = &s.milvus {
+        let state = if m.reachable {
+            "reachable"
+        } else {
+            "UNREACHABLE"
+        };
+        println!(
+            "milvus {} ({}), node {}: {state}; backlog {} frames to write, {} to delete",
+            m.uri, m.collection, m.node, m.backlog, m.backlog_deletes
+        );
+        if let Some(e) = &m.last_error {
+            println!("{}: {e}", bad("MILVUS"));
+        }
+    }
     if s.pipeline.worker_restarts > 0 {
         println!(
             "decode workers restarted after a panic: {}",
@@ -257,13 +271,19 @@ pub fn run_stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub fn run_forget(cli: &Cli, source: &str) -> anyhow::Result<u8> {
+pub fn run_forget(cli: &Cli, source: Option<&str>, node: Option<&str>) -> anyhow::Result<u8> {
     let mut client = connect(cli)?;
     let r: ForgetReply = client.call_as(&Request::Forget(ForgetRequest {
-        source: source.to_string(),
+        source: source.unwrap_or_default().to_string(),
+        node: node.map(str::to_string),
     }))?;
     if cli.json {
         println!("{}", serde_json::to_string(&r)?);
+    } else if let Some(node) = &r.node {
+        println!(
+            "forgot node {node} ({} frames removed from Milvus)",
+            r.frames_removed
+        );
     } else {
         println!("forgot {} ({} frames removed)", r.source, r.frames_removed);
     }

@@ -55,6 +55,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[index]`: how the vector index stores and searches vectors.
     pub index: crate::index::IndexSettings,
+    /// `[milvus]`: the shared vector engine, used with `[index] backend = "milvus"`.
+    #[serde(default)]
+    pub milvus: crate::milvus::MilvusSettings,
     /// `[alerts]`: what alerts' exec hooks may run, and how.
     pub alerts: crate::alert::AlertSettings,
     /// `[[cameras]]`: live streams and NVR folders, each with its own name and settings.
@@ -149,9 +152,28 @@ pub struct DaemonConfig {
     pub export_reserve_mb: f64,
     /// Request bytes buffered at once by all connections together.
     pub max_request_bytes_total: usize,
+    /// This server's name among the nodes sharing one vector engine; empty = the host name.
+    #[serde(default)]
+    pub node: String,
 }
 
 impl DaemonConfig {
+    /// This server's node name: `node`, or the host name when empty.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+        // when the name fits, and the last byte stays 0 otherwise.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(name) if rc == 0 && !name.is_empty() => name.to_string(),
+            _ => "localhost".to_string(),
+        }
+    }
+
     /// The export folder in force: `export_dir`, or `state_dir/exports` when empty.
     pub fn export_dir(&self) -> PathBuf {
         if self.export_dir.as_os_str().is_empty() {

@@ -139,6 +139,7 @@ impl Config {
             x.expansion_search,
             "must be between 1 and 4096",
         )?;
+        check_milvus(self)?;
         if !self.metrics.listen.is_empty() {
             crate::metrics::listener::check_address(&self.metrics.listen)
                 .map_err(|reason| invalid("metrics.listen", &self.metrics.listen, &reason))?;
@@ -160,6 +161,45 @@ impl Config {
         )?;
         self.retention.validate()
     }
+}
+
+/// `[daemon] node` and, with `[index] backend = "milvus"`, `[milvus]` (issue 18).
+fn check_milvus(c: &Config) -> Result<(), ConfigError> {
+    let node = &c.daemon.node;
+    ensure(
+        node.len() <= 64
+            && node
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_')),
+        "daemon.node",
+        node,
+        "must be at most 64 letters, digits, '.', '-' or '_' (empty = the host name)",
+    )?;
+    if c.index.backend != crate::index::Backend::Milvus {
+        return Ok(());
+    }
+    let m = &c.milvus;
+    let name_ok = m.collection.len() <= 255
+        && m.collection
+            .starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && m.collection
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    ensure(
+        name_ok,
+        "milvus.collection",
+        &m.collection,
+        "must start with a letter or '_' and hold only letters, digits and '_' (Milvus's rule)",
+    )?;
+    ensure(
+        within(m.timeout, 0.1..=600.0),
+        "milvus.timeout",
+        m.timeout,
+        "must be between 0.1 and 600 seconds",
+    )?;
+    crate::milvus::http::Endpoint::parse(&m.uri, None, std::time::Duration::from_secs(1))
+        .map(|_| ())
+        .map_err(|e| invalid("milvus.uri", &m.uri, &e.to_string()))
 }
 
 /// `Ok` when `ok`, else the error for `key` = `value`.
@@ -383,5 +423,48 @@ impl RetentionConfig {
             self.interval,
             "must be at least 0.1 seconds",
         )
+    }
+}
+
+#[cfg(test)]
+mod milvus_tests {
+    use super::super::Config;
+    use crate::index::Backend;
+
+    #[test]
+    fn the_milvus_backend_and_the_node_are_checked_by_key() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.index.backend, Backend::Usearch);
+        assert!(c.daemon.node.is_empty() && !c.daemon.node_name().is_empty());
+        assert_eq!(c.milvus.uri, "http://127.0.0.1:19530");
+        let c = Config::from_toml_str(
+            "[daemon]\nnode = \"gpu-3\"\n[index]\nbackend = \"milvus\"\n[milvus]\nuri = \"http://m:19530\"\ncollection = \"site_a\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.index.backend, c.daemon.node_name()),
+            (Backend::Milvus, "gpu-3".into())
+        );
+        for (toml, key) in [
+            ("[index]\nbackend = \"qdrant\"\n", "index.backend"),
+            ("[daemon]\nnode = \"a b\"\n", "daemon.node"),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\ncollection = \"1x\"\n",
+                "milvus.collection",
+            ),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\nuri = \"https://m\"\n",
+                "milvus.uri",
+            ),
+            (
+                "[index]\nbackend = \"milvus\"\n[milvus]\ntimeout = 0.0\n",
+                "milvus.timeout",
+            ),
+        ] {
+            let e = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        // Without the Milvus backend, [milvus] is not checked.
+        assert!(Config::from_toml_str("[milvus]\nuri = \"nope\"\n").is_ok());
     }
 }

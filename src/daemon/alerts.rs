@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
+use super::requests::{domain_region, wire_region};
 use super::Daemon;
-use crate::alert::{
-    Alert, AlertError, AlertSpec, Between, Incident, Region, DEFAULT_MIN_CONFIDENCE,
-};
+use crate::alert::{Alert, AlertError, AlertSpec, Between, Incident, DEFAULT_MIN_CONFIDENCE};
 use crate::protocol::*;
 
 /// Incidents buffered per follower; one that falls further behind is closed (`lagged`).
@@ -27,7 +26,7 @@ fn wire_alert(a: &Alert) -> AlertInfo {
         name: a.spec.name.clone(),
         text: a.spec.text.clone(),
         source: a.spec.source.clone(),
-        region: a.spec.region.map(|r| [r.x, r.y, r.w, r.h]),
+        region: a.spec.region.map(|r| wire_region(r).into()),
         between: a.spec.between.map(|b| b.to_string()),
         min_confidence: a.spec.min_confidence,
         exec: a.spec.exec.clone(),
@@ -45,7 +44,7 @@ pub(super) fn wire_incident(i: &Incident) -> IncidentInfo {
         best_ms: i.best_ms,
         confidence: i.confidence,
         score: i.score,
-        region: i.region.map(|r| [r.x, r.y, r.w, r.h]),
+        region: i.region.map(|r| wire_region(r).into()),
         start_wall: i.start_wall_ms.map(crate::clock::format_utc),
         recorded: crate::clock::format_utc(i.recorded_ms),
         recorded_ms: i.recorded_ms,
@@ -68,10 +67,10 @@ impl Daemon {
                 "alert text is longer than {MAX_QUERY_BYTES} bytes"
             )));
         }
-        let region = match r.region {
-            Some([x, y, w, h]) => Some(Region::new(x, y, w, h).map_err(wire_error)?),
-            None => None,
-        };
+        let region = r
+            .region
+            .map(|r| domain_region(Region::from(r)))
+            .transpose()?;
         let between = match &r.between {
             Some(text) => Some(Between::parse(text).map_err(wire_error)?),
             None => None,

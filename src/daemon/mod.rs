@@ -46,6 +46,12 @@ pub struct Daemon {
     rebuild: IndexRebuild,
     /// What a reload (SIGHUP) changes besides the sources, and its last outcome.
     reloadable: reload::Reloadable,
+    /// This server's node name (`[daemon] node`).
+    node: String,
+    /// The shared Milvus, with `[index] backend = "milvus"`.
+    milvus: Option<Arc<crate::milvus::Milvus>>,
+    /// The thread sending the outbox to `milvus`.
+    drain: Option<crate::milvus::drain::Drain>,
 }
 
 /// The background rebuild of the index, when the one on disk could not be used.
@@ -230,6 +236,8 @@ impl Daemon {
                 "alerts caught up with the stored frames"
             );
         }
+        let node = config.daemon.node_name();
+        let (milvus, drain) = start_milvus(&config, &node, embedder.dim(), &catalog)?;
         let rebuild = IndexRebuild::start(&catalog);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let decoder_threads = config.ingest.decoder_threads_for(
@@ -277,6 +285,10 @@ impl Daemon {
             calibration,
         )
         .context("cannot start the query pool")?;
+        let searcher = match &milvus {
+            Some(m) => searcher.with_remote(m.clone()),
+            None => searcher,
+        };
         let i = &config.ingest;
         let sources = Sources::new(
             catalog.clone(),
@@ -315,6 +327,9 @@ impl Daemon {
             followers,
             started: Instant::now(),
             rebuild,
+            node,
+            milvus,
+            drain,
         })
     }
 
@@ -355,6 +370,9 @@ impl Daemon {
         self.sources.stop_all();
         self.ingest.shutdown();
         self.alerts.stop();
+        if let Some(d) = &self.drain {
+            d.stop();
+        }
         self.rebuild.stop();
         let written = self
             .catalog
@@ -371,6 +389,43 @@ impl Daemon {
         );
         Ok(())
     }
+}
+
+/// With `[index] backend = "milvus"`: turns the store's outbox on and starts draining it
+/// into Milvus (which may be down: the outbox waits). Otherwise turns the outbox off.
+#[allow(clippy::type_complexity)]
+fn start_milvus(
+    config: &Config,
+    node: &str,
+    dim: usize,
+    catalog: &Catalog,
+) -> anyhow::Result<(
+    Option<Arc<crate::milvus::Milvus>>,
+    Option<crate::milvus::drain::Drain>,
+)> {
+    let store = catalog.store();
+    if config.index.backend != crate::index::Backend::Milvus {
+        store
+            .disable_outbox()
+            .context("cannot clear the Milvus outbox")?;
+        return Ok((None, None));
+    }
+    let milvus = Arc::new(crate::milvus::Milvus::new(&config.milvus, node, dim)?);
+    let queued = store
+        .enable_outbox()
+        .context("cannot start the Milvus outbox")?;
+    if queued > 0 {
+        tracing::info!(frames = queued, "stored frames queued for Milvus");
+    }
+    let drain = crate::milvus::drain::Drain::start(milvus.clone(), store.clone())
+        .context("cannot start the Milvus drain thread")?;
+    tracing::info!(
+        node,
+        uri = milvus.uri(),
+        collection = milvus.collection(),
+        "searches answer from Milvus"
+    );
+    Ok((Some(milvus), Some(drain)))
 }
 
 /// The model's confidence calibration (`calibration.json` in its folder), with a warn line

@@ -97,6 +97,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     for (section, changed) in [
         ("model", differ(&old.model, &new.model)),
         ("index", differ(&old.index, &new.index)),
+        ("milvus", differ(&old.milvus, &new.milvus)),
         ("alerts", differ(&old.alerts, &new.alerts)),
         ("metrics", differ(&old.metrics, &new.metrics)),
         ("log", differ(&old.log, &new.log)),

@@ -119,7 +119,32 @@ impl Daemon {
                 total: p.total as u64,
             }),
             reload: self.reloadable.last(),
+            milvus: self.milvus_status()?,
         })
+    }
+
+    /// The shared Milvus and the outbox's backlog, when the daemon uses one.
+    fn milvus_status(&self) -> Result<Option<MilvusStatus>, ErrorBody> {
+        let (Some(m), Some(drain)) = (&self.milvus, &self.drain) else {
+            return Ok(None);
+        };
+        let (backlog, backlog_deletes) = self
+            .catalog
+            .store()
+            .outbox_backlog()
+            .map_err(super::requests::internal)?;
+        let d = drain.status();
+        Ok(Some(MilvusStatus {
+            node: self.node.clone(),
+            uri: m.uri().to_string(),
+            collection: m.collection().to_string(),
+            reachable: d.reachable,
+            backlog,
+            backlog_deletes,
+            written: d.written,
+            deleted: d.deleted,
+            last_error: d.last_error,
+        }))
     }
 
     pub(super) fn stats(&self) -> Result<StatsReply, ErrorBody> {

@@ -86,16 +86,25 @@ impl Daemon {
                 after_wall_ms: r.after_wall_ms,
                 before_wall_ms: r.before_wall_ms,
                 region,
+                node: r.node.clone(),
             },
             min_confidence: r.min_confidence,
         };
+        // The local index holds only this node's frames.
+        if self.milvus.is_none() && r.node.as_ref().is_some_and(|n| *n != self.node) {
+            return Ok(SearchReply { clips: Vec::new() });
+        }
         let clips = self.searcher.search(&query).map_err(|e| match e {
             QueryError::BadImage(m) => err(ErrorCode::BadImage, m),
             e @ QueryError::Rebuilding(_) => err(ErrorCode::Rebuilding, e.to_string()),
+            e @ QueryError::Remote(_) => err(ErrorCode::Unavailable, e.to_string()),
             other => internal(other),
         })?;
         Ok(SearchReply {
-            clips: clips.into_iter().map(wire_clip).collect(),
+            clips: clips
+                .into_iter()
+                .map(|c| wire_clip(c, &self.node))
+                .collect(),
         })
     }
 
@@ -116,6 +125,15 @@ impl Daemon {
     }
 
     pub(super) fn forget(&self, r: ForgetRequest) -> Result<ForgetReply, ErrorBody> {
+        if let Some(node) = r.node {
+            if !r.source.is_empty() {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "forget takes a source or a node, not both",
+                ));
+            }
+            return self.forget_node(node);
+        }
         if self.sources.stop_live(&r.source) {
             tracing::info!(source = %r.source, "live source stopped by forget");
         }
@@ -123,6 +141,7 @@ impl Daemon {
             Ok(n) => Ok(ForgetReply {
                 source: r.source,
                 frames_removed: n,
+                node: None,
             }),
             Err(CatalogError::Store(StoreError::UnknownSource(s))) => Err(err(
                 ErrorCode::NotFound,
@@ -142,10 +161,7 @@ impl Daemon {
                 ),
             ));
         }
-        let file = self
-            .sources
-            .indexed_file(&r.source)
-            .map_err(indexed_file_error)?;
+        let file = self.local_file(&r.source, r.node.as_deref())?;
         let best_ms = r.best_ms.unwrap_or(r.start_ms);
         let outline = r.region.map(domain_region).transpose()?;
         let written = crate::media::export::export_range(
@@ -180,10 +196,7 @@ impl Daemon {
     }
 
     pub(super) fn frame(&self, r: FrameRequest) -> Result<FrameReply, ErrorBody> {
-        let file = self
-            .sources
-            .indexed_file(&r.source)
-            .map_err(indexed_file_error)?;
+        let file = self.local_file(&r.source, r.node.as_deref())?;
         let frame =
             crate::media::frame_jpeg(&file, r.at_ms, r.max_width, None).map_err(media_error)?;
         Ok(FrameReply {
@@ -196,9 +209,11 @@ impl Daemon {
     }
 }
 
-/// A clip of the query stage on the wire: wall-clock times as UTC text.
-fn wire_clip(c: crate::query::Clip) -> Clip {
+/// A clip of the query stage on the wire: wall-clock times as UTC text, and its node
+/// (`local`, this daemon's, unless it came from another node).
+fn wire_clip(c: crate::query::Clip, local: &str) -> Clip {
     Clip {
+        node: Some(c.node.unwrap_or_else(|| local.to_string())),
         source: c.source,
         start_ms: c.start_ms,
         end_ms: c.end_ms,
@@ -207,20 +222,87 @@ fn wire_clip(c: crate::query::Clip) -> Clip {
         confidence: c.confidence,
         start_wall: c.start_wall_ms.map(crate::clock::format_utc),
         end_wall: c.end_wall_ms.map(crate::clock::format_utc),
-        region: c.region.map(|r| Region {
-            x: r.x,
-            y: r.y,
-            w: r.w,
-            h: r.h,
-        }),
+        region: c.region.map(wire_region),
+    }
+}
+
+/// A region on the wire (search clips, alerts and incidents; `[x, y, w, h]` through
+/// `Region`'s `From`): the one conversion out of the domain's [`crate::embed::Region`].
+pub(super) fn wire_region(r: crate::embed::Region) -> Region {
+    Region {
+        x: r.x,
+        y: r.y,
+        w: r.w,
+        h: r.h,
     }
 }
 
 /// A region from the wire, checked to lie inside the frame (`invalid_request` saying what
-/// to give otherwise).
-fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
+/// to give otherwise): the one conversion into the domain's, for search zones, export
+/// outlines and alerts.
+pub(super) fn domain_region(r: Region) -> Result<crate::embed::Region, ErrorBody> {
     crate::embed::Region::checked(r.x, r.y, r.w, r.h)
         .map_err(|e| err(ErrorCode::InvalidRequest, format!("region: {e}")))
+}
+
+impl Daemon {
+    /// `forget --node`: deletes a retired node's rows from the shared Milvus.
+    fn forget_node(&self, node: String) -> Result<ForgetReply, ErrorBody> {
+        let Some(milvus) = &self.milvus else {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "forget with a node needs [index] backend = \"milvus\": with usearch, every frame is this daemon's own",
+            ));
+        };
+        if node == self.node {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("{node} is this daemon's own node: forget its sources one by one, or run forget --node {node} on another node once this one is retired"),
+            ));
+        }
+        let unavailable =
+            |e: crate::milvus::MilvusError| err(ErrorCode::Unavailable, e.to_string());
+        let before = milvus.count(Some(&node)).map_err(unavailable)?;
+        milvus.delete_node(&node).map_err(unavailable)?;
+        tracing::info!(%node, rows = before, "forgot a node's frames in Milvus");
+        Ok(ForgetReply {
+            source: String::new(),
+            frames_removed: before,
+            node: Some(node),
+        })
+    }
+
+    /// The file behind a source of this node, for `export` and `frame`. A source of
+    /// another node (named by the request, or found only in the shared Milvus) is refused
+    /// with `other_node`, naming the node whose daemon has the file.
+    fn local_file(
+        &self,
+        source: &str,
+        node: Option<&str>,
+    ) -> Result<std::path::PathBuf, ErrorBody> {
+        let other = |n: &str| {
+            err(
+                ErrorCode::OtherNode,
+                format!("source {source} is node {n}'s footage, and this daemon is node {}: ask the daemon on {n} for it", self.node),
+            )
+        };
+        if let Some(n) = node.filter(|n| *n != self.node) {
+            return Err(other(n));
+        }
+        match self.sources.indexed_file(source) {
+            Err(e @ IndexedFileError::Unknown(_)) => {
+                let elsewhere = self
+                    .milvus
+                    .as_ref()
+                    .and_then(|m| m.node_of_source(source).ok().flatten());
+                match elsewhere {
+                    Some(n) if n != self.node => Err(other(&n)),
+                    _ => Err(indexed_file_error(e)),
+                }
+            }
+            r => r.map_err(indexed_file_error),
+        }
+    }
 }
 
 /// One admission of the source stage on the wire.

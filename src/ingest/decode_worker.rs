@@ -1,6 +1,6 @@
 //! Decode workers: one thread per file being read at a time, `ingest.decode_workers` of them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,7 +95,8 @@ impl DecodeWorker {
                 .unwrap_or_else(PoisonError::into_inner) = Some(job.source.clone());
             self.watch.heartbeat.beat();
             let t = Instant::now();
-            let result = self.decode(&job);
+            let stopped_by_halt = Cell::new(false);
+            let result = self.decode(&job, &stopped_by_halt);
             self.watch.heartbeat.idle();
             if let Ok(s) = &result {
                 let wall = t.elapsed().as_micros() as u64;
@@ -113,8 +114,10 @@ impl DecodeWorker {
                 // Shutting down: leave the source `ingesting` so it resumes on the next start.
                 return;
             }
-            if self.halt.is_halted() {
-                // Full disk: leave the source `ingesting`; it resumes when space returns.
+            if stopped_by_halt.get() || self.halt.is_halted() {
+                // Full disk: leave the source `ingesting`; it resumes when space returns. A
+                // decode the halt stopped did not reach the end of the file, even when the
+                // halt was lifted since: its end is never reported.
                 continue;
             }
             if self
@@ -133,11 +136,16 @@ impl DecodeWorker {
     /// Reads one file: probe, wall-clock start, then decode and sample. Everything that reads
     /// the file's bytes or metadata runs under one panic guard: a file that panics FFmpeg's
     /// wrapper or a parser fails its source with [`DecodeError::Panicked`].
-    fn decode(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
-        guarded(&job.path, || self.read(job))
+    /// `stopped_by_halt` is set when a full disk stopped the decode.
+    fn decode(
+        &self,
+        job: &Job,
+        stopped_by_halt: &Cell<bool>,
+    ) -> Result<DecodeSummary, DecodeError> {
+        guarded(&job.path, || self.read(job, stopped_by_halt))
     }
 
-    fn read(&self, job: &Job) -> Result<DecodeSummary, DecodeError> {
+    fn read(&self, job: &Job, stopped_by_halt: &Cell<bool>) -> Result<DecodeSummary, DecodeError> {
         let info = decode::probe(&job.path).ok();
         let duration = info.as_ref().and_then(|i| i.duration_ms);
         let wall = decode::wall_clock_start(&job.path, &job.settings, info.as_ref());
@@ -150,7 +158,11 @@ impl DecodeWorker {
                 r.start_wall_ms = wall;
             }
         }) {
-            tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
+            // A full disk halts ingest (the decode then stops; the source resumes later).
+            let e = crate::catalog::CatalogError::from(e);
+            if self.halt.halt_if_disk_full(&e).is_none() {
+                tracing::error!(source = %job.source, error = %e, "cannot mark source as ingesting");
+            }
         }
         tracing::info!(source = %job.source, resume_after_ms = ?job.resume_after_ms, "decoding");
         let options = SampleOptions {
@@ -166,6 +178,7 @@ impl DecodeWorker {
         let mut views = super::ViewRecorder::new(self.catalog.store().clone());
         decode::decode_samples(&job.path, &options, &self.cancel, |frame| {
             if self.halt.is_halted() {
+                stopped_by_halt.set(true);
                 return false;
             }
             super::split_views(&mut views, job.no, &job.source, frame, |item| {

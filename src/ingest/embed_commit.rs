@@ -124,10 +124,13 @@ impl EmbedCommitWorker {
         let mut sources: Vec<&String> = keys.iter().map(|(_, s)| s).collect();
         sources.dedup();
         for s in sources {
-            let _ = self.catalog.store().update_source(s, |r| {
+            let failed = self.catalog.store().update_source(s, |r| {
                 r.state = SourceState::Failed;
                 r.error = Some(message.to_string());
             });
+            if let Err(e) = failed {
+                self.store_write_failed(s, "cannot mark the source failed", e);
+            }
         }
         keys.clear();
     }
@@ -173,7 +176,18 @@ impl EmbedCommitWorker {
             (Ok(r), Err(e)) => {
                 tracing::warn!(source, frames = r.frames, error = %e, "source failed")
             }
-            (Err(e), _) => tracing::error!(source, error = %e, "cannot record the end of a source"),
+            (Err(e), _) => self.store_write_failed(source, "cannot record the end of a source", e),
+        }
+    }
+
+    /// A source record's write failed. On a full disk, ingest halts: the resume reopens the
+    /// database (sled refuses every write after a failed one until then) and queues the
+    /// source again, still unfinished. Logging alone would leave the source `ingesting` with
+    /// nothing to finish it, and the database refusing writes after space is back.
+    fn store_write_failed(&self, source: &str, what: &str, e: crate::store::StoreError) {
+        let e = crate::catalog::CatalogError::from(e);
+        if self.halt.halt_if_disk_full(&e).is_none() {
+            tracing::error!(source, error = %e, "{what}");
         }
     }
 }

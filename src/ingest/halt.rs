@@ -83,3 +83,36 @@ impl IngestHalt {
         (free >= need).then_some(free)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    /// The error sled gives a write after one failed for lack of space: its copy of the
+    /// first error, which keeps the kind and loses the errno.
+    fn sled_after_enospc() -> CatalogError {
+        let first = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        CatalogError::Store(StoreError::Db(first.clone()))
+    }
+
+    #[test]
+    fn a_write_refused_after_an_enospc_halts_ingest_even_once_space_is_back() {
+        // Plenty of space here: only the error can tell the disk was full.
+        let dir = tempfile::tempdir().unwrap();
+        let halt = IngestHalt::new(dir.path(), 1.0);
+        let e = sled_after_enospc();
+        assert_eq!(e.io_error().and_then(|io| io.raw_os_error()), None);
+        let message = halt.halt_if_disk_full(&e).expect("told as a full disk");
+        assert!(message.starts_with("disk full"), "{message}");
+        assert!(halt.is_halted());
+        // So the resume (which reopens the database) follows as soon as space is there.
+        assert!(halt.space_is_back().is_some());
+        halt.clear();
+        let other = CatalogError::Store(StoreError::Db(sled::Error::Io(
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        )));
+        assert!(halt.halt_if_disk_full(&other).is_none());
+        assert!(!halt.is_halted());
+    }
+}

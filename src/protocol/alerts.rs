@@ -3,33 +3,49 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `alert_add`: a standing query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AlertAddRequest {
-    /// Unique name: 1 to 64 letters, digits, `-`, `_` or `.`.
-    pub name: String,
-    /// What to look for, in words.
-    pub text: String,
-    /// Only sources matching this id or glob (as `search`'s `source`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// The part of the frame the alert is about, `[x, y, w, h]` as fractions of the frame.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<[f32; 4]>,
-    /// Only frames recorded in this daily UTC window, `HH:MM-HH:MM` (may wrap midnight).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub between: Option<String>,
-    /// Lowest confidence of a matching frame (default 0.5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_confidence: Option<f32>,
-    /// Program (absolute path inside `alerts.exec_dirs`) and arguments run with each
-    /// incident as JSON on standard input.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exec: Vec<String>,
-    /// Also evaluate every frame stored now.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub backfill: bool,
+/// Declares a struct with the fields an alert has on the wire both ways (`alert_add` asks
+/// with them, `alert_list` shows them): name, text, source, region, window and hook, then the
+/// struct's own fields.
+macro_rules! alert_fields {
+    ($(#[$meta:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            /// Unique name: 1 to 64 letters, digits, `-`, `_` or `.`.
+            pub name: String,
+            /// What to look for, in words.
+            pub text: String,
+            /// Only sources matching this id or glob (as `search`'s `source`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub source: Option<String>,
+            /// The part of the frame the alert watches, `[x, y, w, h]` as fractions of the
+            /// frame: only views overlapping it match (as `search`'s `region`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub region: Option<[f32; 4]>,
+            /// Only frames recorded in this daily UTC window, `HH:MM-HH:MM` (may wrap
+            /// midnight).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub between: Option<String>,
+            /// Program (absolute path inside `alerts.exec_dirs`) and arguments run with each
+            /// incident as JSON on standard input.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub exec: Vec<String>,
+            $($own)*
+        }
+    };
+}
+
+alert_fields! {
+    /// `alert_add`: a standing query.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct AlertAddRequest {
+        /// Lowest confidence of a matching frame (default 0.5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub min_confidence: Option<f32>,
+        /// Also evaluate every frame stored now.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub backfill: bool,
+    }
 }
 
 /// `alert_remove`.
@@ -52,29 +68,15 @@ pub struct AlertsHistoryRequest {
     pub alert: Option<String>,
 }
 
-/// An alert on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertInfo {
-    /// Name.
-    pub name: String,
-    /// What it looks for.
-    pub text: String,
-    /// Source filter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Region `[x, y, w, h]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<[f32; 4]>,
-    /// Daily UTC window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub between: Option<String>,
-    /// Lowest confidence of a matching frame.
-    pub min_confidence: f32,
-    /// Exec hook, program first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exec: Vec<String>,
-    /// When it was added (UTC, RFC 3339).
-    pub created: String,
+alert_fields! {
+    /// An alert on the wire.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct AlertInfo {
+        /// Lowest confidence of a matching frame.
+        pub min_confidence: f32,
+        /// When it was added (UTC, RFC 3339).
+        pub created: String,
+    }
 }
 
 /// Reply to `alert_add`.

@@ -62,6 +62,12 @@ pub enum ErrorCode {
     /// An `alerts_follow` subscriber fell further behind than the daemon buffers; the
     /// connection is closed: follow again and read the gap with `alerts_history`.
     Lagged,
+    /// The shared vector engine (`[index] backend = "milvus"`) cannot be reached; the
+    /// message names it. Ingest goes on locally; try again later.
+    Unavailable,
+    /// `export` or `frame` of a source another node ingested; the message names the node
+    /// whose daemon has its file.
+    OtherNode,
 }
 
 impl ErrorCode {
@@ -85,6 +91,8 @@ impl ErrorCode {
             Self::Busy => "busy",
             Self::Rebuilding => "rebuilding",
             Self::Lagged => "lagged",
+            Self::Unavailable => "unavailable",
+            Self::OtherNode => "other_node",
         }
     }
 }
@@ -143,6 +151,10 @@ pub struct SearchRequest {
     /// Only views overlapping this zone of the frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// Only frames ingested by this node (with a shared Milvus; with usearch, every frame
+    /// is this daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `ingest`: files or folders to index.
@@ -161,8 +173,13 @@ pub struct IngestRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForgetRequest {
-    /// The source id as `status` shows it.
+    /// The source id as `status` shows it (empty when `node` is given).
+    #[serde(default)]
     pub source: String,
+    /// Instead of a source: every frame of this node in the shared Milvus (a retired
+    /// server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `export`: write a source's time range as a clip file (stream copy) and a JPEG of one frame
@@ -182,6 +199,10 @@ pub struct ExportRequest {
     /// A part of the frame to outline in the JPEG (a search clip's `region`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// The node the clip came from (its `node`); another node's source is refused with
+    /// `other_node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `frame`: one frame of a source as JPEG, returned inline.
@@ -195,6 +216,10 @@ pub struct FrameRequest {
     /// Scale down to at most this many pixels wide (default: the source's width).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_width: Option<u32>,
+    /// The node the clip came from (its `node`); another node's source is refused with
+    /// `other_node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `status`: which sources to list. Without fields, every source (the reply always counts
@@ -433,6 +458,11 @@ mod tests {
             }),
             Request::Forget(ForgetRequest {
                 source: "/srv/a.mp4".into(),
+                node: None,
+            }),
+            Request::Forget(ForgetRequest {
+                source: String::new(),
+                node: Some("gpu-2".into()),
             }),
             Request::Status(StatusRequest::default()),
             Request::Stats,
@@ -447,11 +477,13 @@ mod tests {
                     w: 0.5,
                     h: 1.0,
                 }),
+                node: None,
             }),
             Request::Frame(FrameRequest {
                 source: "/srv/a.mp4".into(),
                 at_ms: 2000,
                 max_width: None,
+                node: Some("gpu-2".into()),
             }),
             Request::AlertAdd(AlertAddRequest {
                 name: "van".into(),

@@ -28,6 +28,9 @@ pub struct Clip {
     /// frame; absent for frames stored before views (issue 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// The node (`[daemon] node`) that ingested the source (absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A rectangle of the frame as fractions of its width and height, each in [0, 1].
@@ -42,6 +45,19 @@ pub struct Region {
     pub w: f32,
     /// Height.
     pub h: f32,
+}
+
+/// Alerts and incidents carry a region as `[x, y, w, h]`.
+impl From<[f32; 4]> for Region {
+    fn from([x, y, w, h]: [f32; 4]) -> Self {
+        Self { x, y, w, h }
+    }
+}
+
+impl From<Region> for [f32; 4] {
+    fn from(r: Region) -> Self {
+        [r.x, r.y, r.w, r.h]
+    }
 }
 
 /// Reply to `search`.
@@ -197,6 +213,10 @@ pub struct StatusReply {
     /// The last configuration reload (SIGHUP) since start; absent when none happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<ReloadStatus>,
+    /// The shared Milvus and the outbox's backlog, with `[index] backend = "milvus"`;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milvus: Option<MilvusStatus>,
 }
 
 /// How a configuration reload ended.
@@ -223,6 +243,29 @@ pub struct ReloadStatus {
     pub applied: Vec<String>,
     /// Settings that changed in the configuration but need a restart; not applied.
     pub needs_restart: Vec<String>,
+}
+
+/// The shared Milvus as this node sees it, in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MilvusStatus {
+    /// This node's name.
+    pub node: String,
+    /// The configured URI.
+    pub uri: String,
+    /// The collection.
+    pub collection: String,
+    /// Whether the last call to Milvus succeeded.
+    pub reachable: bool,
+    /// Frames committed here and not yet in Milvus.
+    pub backlog: u64,
+    /// Frames removed here whose rows Milvus still holds.
+    pub backlog_deletes: u64,
+    /// Frames written to Milvus since the daemon started.
+    pub written: u64,
+    /// Frames deleted from Milvus since the daemon started.
+    pub deleted: u64,
+    /// The last error while Milvus is unreachable; null otherwise.
+    pub last_error: Option<String>,
 }
 
 /// A rebuild of the index in progress, in `status`.
@@ -258,6 +301,9 @@ pub struct ForgetReply {
     pub source: String,
     /// Frames removed.
     pub frames_removed: u64,
+    /// The node forgotten (`forget` with `node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Reply to `export`.

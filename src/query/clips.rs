@@ -96,6 +96,7 @@ pub fn group_clips(
             confidence: 0.0,
             start_wall_ms: None,
             end_wall_ms: None,
+            node: None,
         });
     }
     clips

@@ -6,6 +6,7 @@
 pub mod clips;
 pub mod confidence;
 mod glob;
+pub mod remote;
 pub mod search;
 
 use std::collections::VecDeque;
@@ -19,7 +20,7 @@ use crate::embed::{EmbedError, Embedder};
 pub use confidence::Calibration;
 
 pub use glob::source_matches;
-pub use search::{exact_scan_applies, score_exactly, Filter, EXACT_SCAN_MAX_FRAMES};
+pub use search::{exact_scan_applies, score_exactly, view_in_zone, Filter, EXACT_SCAN_MAX_FRAMES};
 
 /// A clip: neighbouring matching frames of one source.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,9 @@ pub struct Clip {
     pub start_wall_ms: Option<i64>,
     /// Wall-clock time of `end_ms`.
     pub end_wall_ms: Option<i64>,
+    /// The node that ingested the source, for a clip found in a shared Milvus; `None` for
+    /// this daemon's own index.
+    pub node: Option<String>,
 }
 
 /// What is searched for.
@@ -80,6 +84,9 @@ pub enum QueryError {
     /// Reading the store or index failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The shared Milvus did not answer the search.
+    #[error("the search could not run in the shared Milvus: {0}")]
+    Remote(#[from] crate::milvus::MilvusError),
     /// The index is owed a rebuild or being rebuilt: it cannot answer yet.
     #[error("the index is being rebuilt from the stored vectors ({}): {} of {} frames so far; searches are answered when it is done (`frameseek status` shows the progress)", .0.reason, .0.added, .0.total)]
     Rebuilding(RebuildProgress),
@@ -115,6 +122,8 @@ pub struct Searcher {
     gap_ms: u64,
     calibration: Calibration,
     counters: SearchCounters,
+    /// The shared Milvus that answers searches instead of the local index (issue 18).
+    remote: Option<Arc<crate::milvus::Milvus>>,
 }
 
 impl std::fmt::Debug for Searcher {
@@ -141,12 +150,21 @@ impl Searcher {
             gap_ms: (clip_gap * 1000.0).round() as u64,
             calibration,
             counters: SearchCounters::default(),
+            remote: None,
         })
+    }
+
+    /// Searches answer from the shared Milvus (every node's frames) instead of the local
+    /// index.
+    pub fn with_remote(mut self, milvus: Arc<crate::milvus::Milvus>) -> Self {
+        self.remote = Some(milvus);
+        self
     }
 
     /// Embeds the query and returns the best `k` clips, best first.
     pub fn search(&self, query: &Query) -> Result<Vec<Clip>, QueryError> {
-        if let Some(progress) = self.catalog.rebuild_progress() {
+        let local_index = self.remote.is_none();
+        if let Some(progress) = self.catalog.rebuild_progress().filter(|_| local_index) {
             return Err(QueryError::Rebuilding(progress));
         }
         let started = Instant::now();
@@ -164,10 +182,13 @@ impl Searcher {
                     other => QueryError::Embed(other),
                 })?,
         };
-        // On the query pool, whose threads an exact scan of many sources shares out.
-        let mut clips = self.pool.install(|| {
-            search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)
-        })?;
+        let mut clips = match &self.remote {
+            Some(m) => remote::search_remote(m, &vector, query.k, &query.filter, self.gap_ms)?,
+            // On the query pool, whose threads an exact scan of many sources shares out.
+            None => self.pool.install(|| {
+                search::search(&self.catalog, &vector, query.k, &query.filter, self.gap_ms)
+            })?,
+        };
         for c in &mut clips {
             c.confidence = self.calibration.confidence(c.score);
         }

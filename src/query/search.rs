@@ -36,10 +36,15 @@ pub struct Filter {
     /// A zone of the frame: only views overlapping it are searched (frames stored before
     /// views, whose view's place is unknown, are kept).
     pub region: Option<Region>,
+    /// Only this node's frames (a shared Milvus; the local index holds only this node's).
+    pub node: Option<String>,
 }
 
-/// Whether view `view` of a source's frames can pass a zone filter.
-fn view_in_zone(record: &SourceRecord, view: usize, zone: Option<&Region>) -> bool {
+/// Whether view `view` of a source's frames can pass a zone filter: with a zone, only a view
+/// whose region overlaps it (shares some area; touching edges do not count); a source stored
+/// before views, whose one view's place is unknown, always passes. The one rule of search's
+/// `region` and of an alert's (`alert::matcher`), so both keep the same views.
+pub fn view_in_zone(record: &SourceRecord, view: usize, zone: Option<&Region>) -> bool {
     let Some(zone) = zone else {
         return true;
     };

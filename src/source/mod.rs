@@ -567,13 +567,17 @@ impl Sources {
                     )
                 }
                 None => {
-                    let mut rec = store.new_source(source, fingerprint, settings.interval, None)?;
-                    if floor.is_some() {
-                        rec = store.update_source(source, |r| r.retain_from_ms = floor)?;
-                    }
-                    if path_field.is_some() {
-                        store.update_source(source, |r| r.path = path_field.clone())?;
-                    }
+                    // One write: a record stored without its path or floor would not resume.
+                    let rec = store.new_source_with(
+                        source,
+                        fingerprint,
+                        settings.interval,
+                        None,
+                        |r| {
+                            r.retain_from_ms = floor;
+                            r.path = path_field.clone();
+                        },
+                    )?;
                     self.ingest.submit(job(rec.no));
                     outcome(Admitted::Queued, None)
                 }

@@ -63,8 +63,10 @@ impl Sources {
         match store.source(source)? {
             Some(r) => Ok(r),
             None => {
-                store.new_source(source, Fingerprint::default(), interval, None)?;
-                store.update_source(source, |r| r.live = Some(Default::default()))
+                // One write: a record stored without `live` would resume as a file.
+                store.new_source_with(source, Fingerprint::default(), interval, None, |r| {
+                    r.live = Some(Default::default())
+                })
             }
         }
     }

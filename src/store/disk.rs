@@ -16,9 +16,13 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 }
 
 /// True when an I/O error says the file system is full or the quota is spent (ENOSPC,
-/// EDQUOT), judged by its errno.
+/// EDQUOT), judged by its errno, or by the kind those errnos map to when the errno was lost
+/// on the way: sled hands every write after a failed one a copy of that first error, which
+/// keeps its kind but not its errno.
 pub fn is_full_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
     matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || matches!(error.kind(), StorageFull | QuotaExceeded)
 }
 
 /// True when a failed write under `dir` means the disk is full: its I/O error says so

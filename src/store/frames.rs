@@ -221,8 +221,16 @@ impl Store {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let float32 = self.float32.load(std::sync::atomic::Ordering::Relaxed);
-        let added = (&t.sources, &t.source_nos, &t.vectors, &t.pending, &t.meta)
-            .transaction(|(sources, nos, vectors, pending, meta)| {
+        let outbox_on = self.outbox_on();
+        let added = (
+            &t.sources,
+            &t.source_nos,
+            &t.vectors,
+            &t.pending,
+            &t.meta,
+            &t.outbox,
+        )
+            .transaction(|(sources, nos, vectors, pending, meta, outbox)| {
                 let mut added = Vec::with_capacity(frames.len());
                 let mut below_floor = 0u64;
                 // Per source: its id, record, frames added, highest offset whose frame is
@@ -265,6 +273,9 @@ impl Store {
                     }
                     vectors.insert(&kb, encode_vector(vector, float32))?;
                     pending.insert(&kb, &[])?;
+                    if outbox_on {
+                        super::outbox::mark(outbox, kb)?;
+                    }
                     added.push(*key);
                     // A source counts frames (times), not views: view 0 is every frame's.
                     entry.2 += u64::from(key_view(*key) == 0);
@@ -328,10 +339,24 @@ impl Store {
         for k in &keys {
             batch.remove(&k.to_be_bytes());
         }
-        (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
-            .transaction(|(vectors, pend, sources, nos, meta)| {
+        let outbox_on = self.outbox_on();
+        (
+            &t.vectors,
+            &t.pending,
+            &t.sources,
+            &t.source_nos,
+            &t.meta,
+            &t.outbox,
+            &t.outbox_removed,
+        )
+            .transaction(|(vectors, pend, sources, nos, meta, outbox, removed)| {
                 vectors.apply_batch(&batch)?;
                 pend.apply_batch(&batch)?;
+                if outbox_on {
+                    for k in &keys {
+                        super::outbox::unmark(outbox, removed, k.to_be_bytes())?;
+                    }
+                }
                 sources.remove(source.as_bytes())?;
                 nos.remove(&rec.no.to_be_bytes())?;
                 bump_count(meta, -(keys.len() as i64))?;
@@ -363,14 +388,26 @@ impl Store {
     pub fn remove_frames(&self, keys: &[u64], retention: bool) -> Result<Vec<u64>, StoreError> {
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
-        let removed = (&t.vectors, &t.pending, &t.sources, &t.source_nos, &t.meta)
-            .transaction(|(vectors, pend, sources, nos, meta)| {
+        let outbox_on = self.outbox_on();
+        let removed = (
+            &t.vectors,
+            &t.pending,
+            &t.sources,
+            &t.source_nos,
+            &t.meta,
+            &t.outbox,
+            &t.outbox_removed,
+        )
+            .transaction(|(vectors, pend, sources, nos, meta, outbox, gone)| {
                 let mut removed = Vec::with_capacity(keys.len());
                 let mut per_source: HashMap<u32, u64> = HashMap::new();
                 for k in keys {
                     let kb = k.to_be_bytes();
                     if vectors.remove(&kb)?.is_some() {
                         pend.remove(&kb)?;
+                        if outbox_on {
+                            super::outbox::unmark(outbox, gone, kb)?;
+                        }
                         removed.push(*k);
                         *per_source.entry(split_key(*k).0).or_default() +=
                             u64::from(key_view(*k) == 0);

@@ -57,6 +57,8 @@ impl Store {
         let dir = self.dir.display().to_string();
         let legacy = t.db.open_tree(LEGACY_TREE)?;
         t.pending.clear()?;
+        // The outbox's marks name old keys too (a node of a shared Milvus).
+        self.reset_outbox_for_new_keys()?;
         let mut moved = 0u64;
         loop {
             let mut chunk = Vec::with_capacity(MIGRATE_CHUNK);
@@ -141,5 +143,38 @@ mod tests {
         assert!(keys.iter().all(|&k| crate::store::key_view(k) == 0));
         assert_eq!(store.frame_count(), 3);
         assert!(store.pending_keys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_outbox_of_old_keys_is_queued_again_under_the_new_ones_after_a_delete_of_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store
+            .new_source("/a.mp4", Fingerprint::default(), 1.0, None)
+            .unwrap();
+        store.enable_outbox().unwrap();
+        // A node of a shared Milvus before views: rows and outbox marks under format 1.
+        let t = store.t().unwrap();
+        let legacy = t.db.open_tree(LEGACY_TREE).unwrap();
+        for ms in [0u64, 1000] {
+            let key = ((u64::from(a.no) << 40) | ms).to_be_bytes();
+            legacy.insert(key, &[0u8; 8][..]).unwrap();
+            t.outbox.insert(key, &1u64.to_be_bytes()).unwrap();
+            t.outbox_removed.insert(key, &1u64.to_be_bytes()).unwrap();
+        }
+        t.meta.remove("key_format").unwrap();
+        assert!(!store.outbox_resync_owed().unwrap());
+        assert_eq!(store.migrate_keys().unwrap(), 2);
+        assert!(store.outbox_resync_owed().unwrap());
+        assert_eq!(store.outbox_backlog().unwrap(), (0, 0));
+        // The daemon turns the outbox on again: every frame is owed under its new key.
+        assert_eq!(store.enable_outbox().unwrap(), 2);
+        let marks = store
+            .outbox_marks(crate::store::OutboxList::Upserts, 10)
+            .unwrap();
+        let keys: Vec<_> = marks.iter().map(|m| m.key).collect();
+        assert_eq!(keys, [view_key(a.no, 0, 0), view_key(a.no, 1000, 0)]);
+        store.outbox_resync_done().unwrap();
+        assert!(!store.outbox_resync_owed().unwrap());
     }
 }

@@ -27,10 +27,12 @@ use crate::embed::ModelIdentity;
 pub mod disk;
 mod frames;
 mod migrate;
+mod outbox;
 mod record;
 mod table;
 
 pub use frames::{stored_dot, stored_values, Orphans, REMOVE_CHUNK};
+pub use outbox::{OutboxList, OutboxMark};
 pub use table::SourceTable;
 
 pub use record::{Fingerprint, LiveRecord, Outage, SourceRecord, SourceState, MAX_OUTAGES};
@@ -143,6 +145,10 @@ struct Trees {
     source_nos: sled::Tree,
     vectors: sled::Tree,
     pending: sled::Tree,
+    /// Frames owed to a shared vector engine ([`Store::enable_outbox`]).
+    outbox: sled::Tree,
+    /// Frames removed here whose copies the shared vector engine still holds.
+    outbox_removed: sled::Tree,
 }
 
 impl Trees {
@@ -157,6 +163,8 @@ impl Trees {
             source_nos: db.open_tree("source_nos")?,
             vectors: db.open_tree("frames")?,
             pending: db.open_tree("pending")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_removed: db.open_tree("outbox_removed")?,
             db,
         })
     }
@@ -188,6 +196,8 @@ pub struct Store {
     table: std::sync::Arc<std::sync::RwLock<Option<SourceTable>>>,
     /// Commits store float32 vectors rather than float16 ([`Store::keep_float32_vectors`]).
     float32: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by [`Store::enable_outbox`]: commits and removals also write the outbox.
+    outbox_on: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn corrupt(tree: &'static str, reason: impl ToString) -> StoreError {
@@ -264,6 +274,7 @@ impl Store {
             gate: Default::default(),
             table: Default::default(),
             float32: Default::default(),
+            outbox_on: Default::default(),
         };
         let check = store.counter_check()?;
         if let CounterCheck::Repaired { found, counted } = check {
@@ -477,8 +488,25 @@ impl Store {
         interval: f64,
         duration_ms: Option<u64>,
     ) -> Result<SourceRecord, StoreError> {
+        self.new_source_with(source, fingerprint, interval, duration_ms, |_| {})
+    }
+
+    /// [`Store::new_source`], with `fill` setting the record's other fields (a file's path,
+    /// a retention floor, a live source's state) before it is written: the record is stored
+    /// whole in one durable write, or not at all (a failed second write would leave a source
+    /// that cannot resume).
+    pub fn new_source_with(
+        &self,
+        source: &str,
+        fingerprint: Fingerprint,
+        interval: f64,
+        duration_ms: Option<u64>,
+        fill: impl FnOnce(&mut SourceRecord),
+    ) -> Result<SourceRecord, StoreError> {
         let no = self.allocate_source_no()?;
-        let record = SourceRecord::new(source, no, fingerprint, interval, duration_ms);
+        let mut record = SourceRecord::new(source, no, fingerprint, interval, duration_ms);
+        fill(&mut record);
+        record.no = no;
         let _durable = self.gate.write().expect("store gate");
         let t = self.t()?;
         let json = serde_json::to_vec(&record).expect("record serialises");

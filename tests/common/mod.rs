@@ -334,6 +334,23 @@ pub fn test_pattern_video(path: &Path, seconds: u32) {
     ]);
 }
 
+/// A wide copy of a video (H.264, creating `to`'s folder): its picture, at its own size, on
+/// grey `width` pixels wide (the same height), its left edge at column `x`.
+pub fn pad_video(from: &Path, to: &Path, width: u32, x: u32) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    ffmpeg(&[
+        "-i",
+        from.to_str().unwrap(),
+        "-vf",
+        &format!("pad={width}:ih:{x}:0:color=0x808080"),
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        to.to_str().unwrap(),
+    ]);
+}
+
 /// `ffmpeg -re` encoding the lavfi `source` (10 fps) with `codec` and a GOP of `gop` frames
 /// to the output arguments `out`, in real time; killed when dropped.
 pub fn ffmpeg_re(source: &str, codec: &str, gop: &str, out: &[&str]) -> Proc {

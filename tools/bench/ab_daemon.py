@@ -23,15 +23,21 @@ import time
 from pathlib import Path
 
 
-def serve(binary: Path, model: Path, root: Path, fps: float) -> tuple[subprocess.Popen, Path, Path]:
-    state = Path(tempfile.mkdtemp(prefix="ab-", dir=root))
+def serve(binary: Path, model: Path, root: Path, interval: float, *, views: str | None = None,
+          state_parent: Path | None = None,
+          prefix: str = "ab-") -> tuple[subprocess.Popen, Path, Path]:
+    """`frameseek serve` on a fresh state folder (under `state_parent`, else `root`) with
+    footage root `root`, a frame every `interval` s and, when given, `ingest.views = views`;
+    waits for its socket and returns the process, its config file and the folder."""
+    state = Path(tempfile.mkdtemp(prefix=prefix, dir=state_parent or root))
     sock = state / "s.sock"
     cfg = state / "c.toml"
+    views_line = f'views = "{views}"\n' if views else ""
     cfg.write_text(
         f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state / "state"}"\n'
         f'footage_roots = ["{root}"]\n'
         f'[model]\npath = "{model}"\ndevice = "cpu"\n'
-        f"[ingest]\nsample_interval = {1.0 / fps}\n"
+        f"[ingest]\nsample_interval = {interval}\n{views_line}"
     )
     log = open(state / "log", "w")
     p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stderr=log, stdout=log)
@@ -51,7 +57,7 @@ def stop(p: subprocess.Popen, state: Path) -> None:
 
 def ingest_once(binary: Path, model: Path, video: Path, fps: float) -> tuple[float, float]:
     """Wall seconds of `ingest --wait`, and the median of 20 text queries in ms."""
-    p, cfg, state = serve(binary, model, video.parent, fps)
+    p, cfg, state = serve(binary, model, video.parent, 1.0 / fps)
     try:
         t = time.perf_counter()
         subprocess.run([str(binary), "--config", str(cfg), "ingest", str(video), "--wait", "--json"],

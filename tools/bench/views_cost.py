@@ -19,32 +19,21 @@ import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ab_daemon import serve  # noqa: E402  (the same daemon start-up as the A/B runs)
 
 
 def start_daemon(binary: Path, model: Path, root: Path, views: str,
                  interval: float) -> tuple[subprocess.Popen, Path, Path]:
     """`frameseek serve` on a fresh state folder under /tmp with footage root `root` and
-    `ingest.views = views`; returns the process, its config file and the folder."""
-    state = Path(tempfile.mkdtemp(prefix="views-", dir="/tmp"))
-    sock = state / "s.sock"
-    cfg = state / "c.toml"
-    cfg.write_text(
-        f'[daemon]\nsocket = "{sock}"\nstate_dir = "{state / "state"}"\n'
-        f'footage_roots = ["{root}"]\n'
-        f'[model]\npath = "{model}"\ndevice = "cpu"\n'
-        f'[ingest]\nsample_interval = {interval}\nviews = "{views}"\n'
-    )
-    log = open(state / "log", "w")
-    p = subprocess.Popen([str(binary), "serve", "--config", str(cfg)], stderr=log, stdout=log)
-    deadline = time.time() + 120
-    while not sock.exists():
-        if p.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"{binary} did not start: {(state / 'log').read_text()}")
-        time.sleep(0.02)
-    return p, cfg, state
+    `ingest.views = views` (`ab_daemon`'s start-up); returns the process, its config file and
+    the folder."""
+    return serve(binary, model, root, interval, views=views, state_parent=Path("/tmp"),
+                 prefix="views-")
 
 
 def ingest_once(binary: Path, model: Path, video: Path, views: str, interval: float) -> dict:

@@ -67,21 +67,47 @@ pub struct Footage {
 /// Frames per second of the sample footage.
 pub const FOOTAGE_FPS: u32 = 12;
 
-/// Renders one camera's video to `path` through the `ffmpeg` command (H.264, yuv420p).
-pub fn render_camera_video(camera: &CameraScript, path: &Path, seed: u64) -> anyhow::Result<()> {
+/// Encodes the RGB frames `write` gives (`size` = width x height, rgb24) into `path` at
+/// `fps` through the `ffmpeg` command: H.264, yuv420p, a keyframe every `gop` frames. The
+/// one encoder of the world's footage (4:3 and wide).
+pub(super) fn encode_h264(
+    path: &Path,
+    size: (usize, usize),
+    fps: u32,
+    gop: u32,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo"])
         .args(["-pix_fmt", "rgb24", "-s"])
-        .arg(format!("{FRAME_WIDTH}x{FRAME_HEIGHT}"))
-        .args(["-r", &FOOTAGE_FPS.to_string(), "-i", "-"])
+        .arg(format!("{}x{}", size.0, size.1))
+        .args(["-r", &fps.to_string(), "-i", "-"])
         .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"])
-        .args(["-pix_fmt", "yuv420p", "-g", "48"])
+        .args(["-pix_fmt", "yuv420p", "-g", &gop.to_string()])
         .arg(path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run ffmpeg (install it: apt-get install ffmpeg)")?;
+    // The frames, then end of input (stdin dropped) before waiting.
+    let write_result = match child.stdin.take().context("ffmpeg stdin") {
+        Ok(mut stdin) => write(&mut stdin),
+        Err(e) => Err(e),
+    };
+    let out = child.wait_with_output().context("waiting for ffmpeg")?;
+    if !out.status.success() {
+        bail!(
+            "ffmpeg failed writing {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    write_result
+}
+
+/// Renders one camera's video to `path` through the `ffmpeg` command (H.264, yuv420p).
+pub fn render_camera_video(camera: &CameraScript, path: &Path, seed: u64) -> anyhow::Result<()> {
     let mut rng = WorldRng::new(seed);
     // The camera's own look is fixed; objects get a fixed placement per appearance.
     let base = RenderJitter::random(&mut rng, 0);
@@ -91,8 +117,8 @@ pub fn render_camera_video(camera: &CameraScript, path: &Path, seed: u64) -> any
         .map(|_| RenderJitter::random(&mut rng, 1))
         .collect();
     let frames = (camera.duration_s * FOOTAGE_FPS as f64).round() as usize;
-    let write_result = (|| -> anyhow::Result<()> {
-        let mut stdin = child.stdin.take().context("ffmpeg stdin")?;
+    let size = (FRAME_WIDTH, FRAME_HEIGHT);
+    encode_h264(path, size, FOOTAGE_FPS, 48, |stdin| {
         for f in 0..frames {
             let t = f as f64 / FOOTAGE_FPS as f64;
             let visible: Vec<usize> = (0..camera.appearances.len())
@@ -128,16 +154,7 @@ pub fn render_camera_video(camera: &CameraScript, path: &Path, seed: u64) -> any
             stdin.write_all(&rgb).context("writing a frame to ffmpeg")?;
         }
         Ok(())
-    })();
-    let out = child.wait_with_output().context("waiting for ffmpeg")?;
-    if !out.status.success() {
-        bail!(
-            "ffmpeg failed writing {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    write_result
+    })
 }
 
 /// Renders the sample footage into `dir`: one `NAME/footage.mp4` per camera of

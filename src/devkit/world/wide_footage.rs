@@ -7,13 +7,12 @@
 //! is labelled with its placement (`edge`, `small`, `middle`) and its composition (`seen`,
 //! `held-out`), so `frameseek eval` reports recall per group.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use super::footage::encode_h264;
 use super::rng::WorldRng;
 use super::scene::{composition_group, Background, ObjectKind, RenderJitter, TimeOfDay};
 use super::wide::{
@@ -315,19 +314,6 @@ pub fn render_wide_camera(
     width: usize,
     height: usize,
 ) -> anyhow::Result<()> {
-    let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo"])
-        .args(["-pix_fmt", "rgb24", "-s"])
-        .arg(format!("{width}x{height}"))
-        .args(["-r", &WIDE_FOOTAGE_FPS.to_string(), "-i", "-"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"])
-        .args(["-pix_fmt", "yuv420p", "-g", "16"])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run ffmpeg (install it: apt-get install ffmpeg)")?;
     let mut rng = WorldRng::new(seed);
     let mut look = RenderJitter::random(&mut rng, 0);
     look.noise = 4.0;
@@ -344,8 +330,7 @@ pub fn render_wide_camera(
     };
     let background = empty.render_background(&look, width, height);
     let frames = (camera.duration_s * f64::from(WIDE_FOOTAGE_FPS)).round() as usize;
-    let write_result = (|| -> anyhow::Result<()> {
-        let mut stdin = child.stdin.take().context("ffmpeg stdin")?;
+    encode_h264(path, (width, height), WIDE_FOOTAGE_FPS, 16, |stdin| {
         for f in 0..frames {
             let t = f as f64 / f64::from(WIDE_FOOTAGE_FPS);
             let scene = wide_scene_at(camera, t, &colours, width, height);
@@ -357,16 +342,7 @@ pub fn render_wide_camera(
                 .context("writing a frame to ffmpeg")?;
         }
         Ok(())
-    })();
-    let out = child.wait_with_output().context("waiting for ffmpeg")?;
-    if !out.status.success() {
-        bail!(
-            "ffmpeg failed writing {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    write_result
+    })
 }
 
 /// Renders the wide footage into `dir`: `NAME/footage.mp4` per camera of [`wide_cameras`]
