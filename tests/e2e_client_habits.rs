@@ -33,6 +33,20 @@ fn client(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
+/// An HTML results page without its inline pictures (for assertion messages).
+fn html_without_images(html: &str) -> String {
+    html.split("<img ")
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('>').map_or("", |(_, rest)| rest)
+            }
+        })
+        .collect()
+}
+
 /// Checks a Prometheus text exposition: every sample's metric has a TYPE line before it,
 /// values parse as floats, names start with `frameseek_` and counters end in `_total`.
 /// Returns the samples by name with labels.
@@ -152,25 +166,37 @@ fn client_habits_against_the_real_daemon() {
         all.extend_from_slice(args);
         client(&home, &[], &all)
     };
-    let out = in_paris(&["--since", "2026-11-27T03:00", "--until", "2026-11-27 03:01"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let table = text(&out.stdout);
-    assert!(table.contains("2026-11-27 03:00:0"), "local times: {table}");
-    assert!(table.contains(" CET "), "{table}");
-    let out = in_paris(&[
+    // Tables and the --html page show local times (Paris, from client.toml), or UTC under
+    // --utc; the page names the zone and keeps each UTC instant in its <time datetime>.
+    let page = env.dir().join("results.html");
+    let paris_hour = ["--since", "2026-11-27T03:00", "--until", "2026-11-27 03:01"];
+    let utc_hour = [
         "--utc",
         "--since",
         "2026-11-27T02:00",
         "--until",
         "2026-11-27T02:01",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("2026-11-27 02:00:0"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert!(text(&out.stdout).contains(" UTC "), "{}", text(&out.stdout));
+    ];
+    for (flags, shown, zone, named) in [
+        (&paris_hour[..], "2026-11-27 03:00:0", "CET", "Europe/Paris"),
+        (&utc_hour[..], "2026-11-27 02:00:0", "UTC", "UTC"),
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["--html", page.to_str().unwrap()]);
+        let out = in_paris(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(table.contains(shown), "local times: {table}");
+        assert!(table.contains(&format!(" {zone} ")), "{table}");
+        let summary = html_without_images(&std::fs::read_to_string(&page).unwrap());
+        assert!(summary.contains(&format!("times in {named}.")), "{summary}");
+        assert!(
+            summary.contains("<time datetime=\"2026-11-27T02:00:0"),
+            "{summary}"
+        );
+        assert!(summary.contains(&format!("\">{shown}")), "{summary}");
+        assert!(summary.contains(&format!(" {zone}</time>")), "{summary}");
+    }
     // 03:30 Paris is after the 4 s of footage: nothing matches, exit 1 as grep.
     let out = in_paris(&["--since", "2026-11-27T03:30"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

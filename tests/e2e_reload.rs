@@ -16,6 +16,12 @@ fn hangup(d: &DaemonGuard) {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
 }
 
+/// `frameseek --utc --color never status`, the human table.
+fn status_table(d: &DaemonGuard) -> String {
+    let out = d.cli(&["--utc", "--color", "never", "status"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The camera's entry: running, connected, never dropped.
 fn camera_unbroken(status: &serde_json::Value) -> &serde_json::Value {
     let gate = source_status(status, "gate");
@@ -92,6 +98,22 @@ fn sighup_adds_a_watched_folder_and_retention_without_a_gap_and_refuses_a_broken
         "{reload}"
     );
     assert!(reload["at"].as_str().unwrap().ends_with('Z'), "{reload}");
+    // The human table says the same on one line, the time in the display zone.
+    let table = status_table(&d);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("configuration reloaded "))
+        .unwrap_or_else(|| panic!("no reload line: {table}"));
+    let at = reload["at"].as_str().unwrap();
+    assert!(
+        line.contains(&format!("{} {} UTC", &at[..10], &at[11..19])),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("ingest.watch added: {}", folder.display())),
+        "{line}"
+    );
+    assert!(line.ends_with("needs a restart: model"), "{line}");
 
     // The watched folder's file is ingested; retention keeps 4 frames of each source.
     let file = source_id(&video);
@@ -134,6 +156,14 @@ fn sighup_adds_a_watched_folder_and_retention_without_a_gap_and_refuses_a_broken
         "names the file: {reason}"
     );
     assert!(refused["reload"]["applied"].as_array().unwrap().is_empty());
+    let table = status_table(&d);
+    assert!(
+        table.contains(&format!(
+            "the previous configuration stays in force: {}\n",
+            reason.replace('\n', "\n  ")
+        )),
+        "{table}"
+    );
     assert!(d.log_text().contains("configuration reload refused"));
     // A folder outside the footage roots is refused too, naming the setting.
     std::fs::write(

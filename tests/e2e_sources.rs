@@ -283,3 +283,39 @@ fn glob_source_filters_return_full_pages_from_the_matching_sources_only() {
         .iter()
         .all(|c| c["source"] == source_id(&gate).as_str()));
 }
+
+#[test]
+fn each_camera_folder_reads_its_segment_names_in_its_own_time_zone() {
+    let env = TestEnv::new();
+    // The same segment name from two recorders: one in Paris (the camera's own zone), one
+    // in the daemon's zone (UTC). 03:00 in Paris on 2026-11-27 is 02:00 UTC.
+    for camera in ["paris", "here"] {
+        test_pattern_video(
+            &env.footage().join(camera).join("2026-11-27/03-00-00.mp4"),
+            2,
+        );
+    }
+    let folder = |camera: &str| env.footage().join(camera).display().to_string();
+    let d = env.start(&format!(
+        "time_pattern = \"%Y-%m-%d/%H-%M-%S\"\ntime_zone = \"UTC\"\nwatch_interval = 0.3\n\n\
+         [[cameras]]\nname = \"paris\"\nurl = {:?}\ntime_zone = \"Europe/Paris\"\n\n\
+         [[cameras]]\nname = \"here\"\nurl = {:?}\n",
+        folder("paris"),
+        folder("here")
+    ));
+    let (paris, here) = (
+        "paris/2026-11-27/03-00-00.mp4",
+        "here/2026-11-27/03-00-00.mp4",
+    );
+    let status = wait_finished(&d, &[paris, here]);
+    assert_eq!(
+        source_status(&status, paris)["start_wall"],
+        "2026-11-27T02:00:00.000Z",
+        "{status}"
+    );
+    assert_eq!(
+        source_status(&status, here)["start_wall"],
+        "2026-11-27T03:00:00.000Z",
+        "{status}"
+    );
+}

@@ -29,6 +29,10 @@ echo "== dpkg -i $deb"
 dpkg -i "$deb"
 id frameseek >/dev/null || fail "no frameseek user"
 expect_mode /usr/bin/frameseek "755 root root"
+expect_mode /usr/lib/frameseek/frameseek-engine "755 root root"
+# The lean client loads no FFmpeg library; engine commands reach the installed engine.
+if ldd /usr/bin/frameseek | grep -E 'libav|libsw'; then fail "/usr/bin/frameseek loads FFmpeg"; fi
+ldd /usr/lib/frameseek/frameseek-engine | grep -q libavcodec || fail "the engine does not link FFmpeg"
 expect_mode /etc/frameseek/frameseek.toml "640 root frameseek"
 expect_mode /var/lib/frameseek "750 frameseek frameseek"
 dpkg-query -W -f='${Conffiles}\n' frameseek | grep -q '/etc/frameseek/frameseek.toml' \
@@ -71,7 +75,7 @@ expect_mode /etc/frameseek/frameseek.toml "640 root frameseek"
 
 echo "== dpkg --purge frameseek"
 dpkg --purge frameseek
-for gone in /usr/bin/frameseek /etc/frameseek /var/lib/frameseek /lib/systemd/system/frameseek.service \
+for gone in /usr/bin/frameseek /usr/lib/frameseek /etc/frameseek /var/lib/frameseek /lib/systemd/system/frameseek.service \
     /usr/share/frameseek /usr/share/doc/frameseek; do
     [ ! -e "$gone" ] || fail "$gone is still there after purge"
 done

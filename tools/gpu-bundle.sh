@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the GPU check needs on a GPU machine with no Rust and no network, into
 # target/gpu-bundle/ (issue 9):
-#   payload.tar.xz     frameseek, the release binary built with --features cuda (stripped),
+#   payload.tar.xz     frameseek: the release frameseek-engine (the whole program; it runs
+#                      client commands too) built with --features cuda (stripped),
 #                      and lib/: FFmpeg's decoding libraries + libcudart, stand-ins for the rest
 #                      (tools/bundle_libs.py); cuBLAS/cuRAND/NVRTC/the driver come from the
 #                      GPU machine (its PyTorch venv's NVIDIA wheels)
@@ -41,12 +42,12 @@ if [ "$mode" = cuda ]; then
     export CARGO_TARGET_DIR="$PWD/target/cuda-$series"
     echo "== cargo build --release --features cuda (CUDA $series, sm_$CUDA_COMPUTE_CAP)"
     cargo build --release --features cuda
-    binary="$CARGO_TARGET_DIR/release/frameseek"
+    binary="$CARGO_TARGET_DIR/release/frameseek-engine"
     cudart="$CUDA_HOME/lib/libcudart.so.13"
 else
     echo "== cargo build --release"
     cargo build --release
-    binary="$PWD/target/release/frameseek"
+    binary="$PWD/target/release/frameseek-engine"
     cudart=""
 fi
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Builds the Debian package target/debian/frameseek_VERSION_ARCH.deb (or under
-# $CARGO_TARGET_DIR) with dpkg-deb from a staging tree: the binary, the systemd units,
+# $CARGO_TARGET_DIR) with dpkg-deb from a staging tree: the lean client /usr/bin/frameseek
+# and the engine it execs, /usr/lib/frameseek/frameseek-engine, the systemd units,
 # sysusers and tmpfiles entries, /etc/frameseek/frameseek.toml (a conffile, mode 0640
 # root:frameseek set by postinst), completions, man pages, the docs and the demo model.
-# Reuses target/release/frameseek when it is newer than every source file. gzip, not xz:
+# Reuses target/release/frameseek{,-engine} when both are newer than every source file. gzip, not xz:
 # 25 % larger, and 1-2 s instead of 20-30 s of a busy CI core (BENCHMARKS.md, issue 17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 target=${CARGO_TARGET_DIR:-target}
 bin=$target/release/frameseek
-if [ ! -x "$bin" ] || [ -n "$(find src config assets Cargo.toml Cargo.lock -newer "$bin" -print -quit)" ]; then
+engine=$target/release/frameseek-engine
+stale() { [ ! -x "$1" ] || [ -n "$(find src config assets Cargo.toml Cargo.lock -newer "$1" -print -quit)" ]; }
+if stale "$bin" || stale "$engine"; then
     echo "== cargo build --release"
     cargo build --release
 fi
@@ -25,6 +28,9 @@ doc=$root/usr/share/doc/frameseek
 echo "== staging frameseek $version ($arch)"
 install -D -m 0755 "$bin" "$root/usr/bin/frameseek"
 strip --strip-unneeded "$root/usr/bin/frameseek"
+# The engine is not a command of its own: `frameseek` execs it (docs/ARCHITECTURE.md).
+install -D -m 0755 "$engine" "$root/usr/lib/frameseek/frameseek-engine"
+strip --strip-unneeded "$root/usr/lib/frameseek/frameseek-engine"
 for unit in frameseek.service frameseek.socket; do
     sed 's#/usr/local/bin/frameseek#/usr/bin/frameseek#g' "systemd/$unit" > "$stage/$unit"
     install -D -m 0644 "$stage/$unit" "$root/lib/systemd/system/$unit"
@@ -59,10 +65,10 @@ chmod 0644 "$model"/*
 install -d -m 0755 "$root/DEBIAN"
 install -m 0755 tools/debian/postinst tools/debian/prerm tools/debian/postrm "$root/DEBIAN/"
 echo /etc/frameseek/frameseek.toml > "$root/DEBIAN/conffiles"
-# Shared-library dependencies of the binary, as Debian's tooling computes them.
+# Shared-library dependencies of both binaries, as Debian's tooling computes them.
 mkdir -p "$stage/shlibs/debian"
 printf 'Source: frameseek\n\nPackage: frameseek\nArchitecture: any\n' > "$stage/shlibs/debian/control"
-depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$root/usr/bin/frameseek" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$root/usr/bin/frameseek" "$root/usr/lib/frameseek/frameseek-engine" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "package: dpkg-shlibdeps found no dependencies (is dpkg-dev installed?)" >&2; exit 1; }
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \

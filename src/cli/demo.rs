@@ -53,7 +53,8 @@ pub struct DemoArgs {
 }
 
 /// Where the Debian package puts `assets/`, below the executable's prefix
-/// (`/usr/bin/frameseek` -> `/usr/share/frameseek/assets/models/…`).
+/// (`/usr/bin/frameseek` or `/usr/lib/frameseek/frameseek-engine` ->
+/// `/usr/share/frameseek/assets/models/…`).
 pub const INSTALLED_ASSETS_BASE: &str = "share/frameseek";
 
 /// Finds the bundled model beside the working directory or the executable, or where the
@@ -67,9 +68,12 @@ pub fn bundled_model() -> Option<PathBuf> {
                 .take(4)
                 .map(|p| Some(p.to_path_buf())),
         );
+        // The prefix is two levels up from a binary in `bin/`, three from the engine in
+        // `lib/frameseek/`.
         bases.extend(
             exe.ancestors()
-                .nth(2)
+                .skip(2)
+                .take(2)
                 .map(|prefix| Some(prefix.join(INSTALLED_ASSETS_BASE))),
         );
     }

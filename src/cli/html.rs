@@ -2,10 +2,13 @@
 //! frame inline (a `data:` URI fetched with the `frame` op), source, times and score. No
 //! script, no external resource: the file can be mailed or archived as it is.
 
+use jiff::tz::TimeZone;
+
 use crate::client::Client;
 use crate::protocol::{Clip, FrameReply, FrameRequest, Region, Request};
 
 use super::format_ms;
+use super::when::format_iso;
 
 /// Width of the thumbnails, pixels.
 pub const THUMB_WIDTH: u32 = 320;
@@ -38,8 +41,9 @@ dt{color:#666}dd{margin:0;word-break:break-all}";
 
 /// Builds the page for `clips` (best first). Each thumbnail is asked of the daemon with the
 /// `frame` op; one that cannot be had (file gone or changed) is shown as a note instead, and
-/// a warning goes to stderr.
-pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String {
+/// a warning goes to stderr. Recording times show in `tz`, as the tables do (the local zone,
+/// or UTC under `--utc`), each with its UTC instant in the `<time datetime>` attribute.
+pub fn results_page(client: &mut Client, query: &str, clips: &[Clip], tz: &TimeZone) -> String {
     use base64::Engine;
     let mut cards = String::new();
     for (i, clip) in clips.iter().enumerate() {
@@ -92,7 +96,7 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
         let recorded = clip
             .start_wall
             .as_deref()
-            .map(|w| format!("<dt>recorded</dt><dd>{}</dd>", escape(w)))
+            .map(|w| format!("<dt>recorded</dt><dd>{}</dd>", recorded_cell(w, tz)))
             .unwrap_or_default();
         cards.push_str(&format!(
             "<article class=\"clip\" data-rank=\"{rank}\" data-score=\"{score:.4}\">{picture}<dl>\
@@ -114,10 +118,31 @@ pub fn results_page(client: &mut Client, query: &str, clips: &[Clip]) -> String 
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>frameseek: {q}</title><style>{STYLE}</style></head>\n<body><h1>frameseek: {q}</h1>\
-<p>{n} clips, best first.</p>\n<main>\n{cards}</main></body></html>\n",
+<p>{n} clips, best first; times in {zone}.</p>\n<main>\n{cards}</main></body></html>\n",
         q = escape(query),
         n = clips.len(),
+        zone = escape(&zone_name(tz)),
     )
+}
+
+/// A recording time for the page: local to `tz` (zone abbreviation included) in a `<time>`
+/// element whose `datetime` keeps the reply's UTC ISO 8601 text.
+fn recorded_cell(iso_utc: &str, tz: &TimeZone) -> String {
+    format!(
+        "<time datetime=\"{}\">{}</time>",
+        escape(iso_utc),
+        escape(&format_iso(iso_utc, tz))
+    )
+}
+
+/// The zone's name for the page: its IANA name (`Europe/Paris`), else `UTC` or its offset
+/// now (a zone from a POSIX TZ string has no name).
+fn zone_name(tz: &TimeZone) -> String {
+    match tz.iana_name() {
+        Some(name) => name.to_string(),
+        None if *tz == TimeZone::UTC => "UTC".to_string(),
+        None => format!("UTC{}", tz.to_offset(jiff::Timestamp::now())),
+    }
 }
 
 /// A clip's region for the table and the page: `x,y+wxh` (corner and size, fractions of
@@ -132,6 +157,23 @@ pub(super) fn region_cell(region: Option<&Region>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recording_times_show_in_the_display_zone_and_keep_the_utc_instant() {
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            recorded_cell("2026-11-27T02:00:00.000Z", &paris),
+            "<time datetime=\"2026-11-27T02:00:00.000Z\">2026-11-27 03:00:00 CET</time>"
+        );
+        assert_eq!(
+            recorded_cell("2026-11-27T02:00:00.000Z", &TimeZone::UTC),
+            "<time datetime=\"2026-11-27T02:00:00.000Z\">2026-11-27 02:00:00 UTC</time>"
+        );
+        assert_eq!(zone_name(&paris), "Europe/Paris");
+        assert_eq!(zone_name(&TimeZone::UTC), "UTC");
+        let fixed = TimeZone::fixed(jiff::tz::offset(-5));
+        assert_eq!(zone_name(&fixed), "UTC-05");
+    }
 
     #[test]
     fn markup_in_names_is_escaped() {

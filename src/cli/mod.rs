@@ -8,6 +8,7 @@ mod eval;
 mod export;
 mod html;
 mod ingest;
+mod launch;
 mod reindex;
 mod search;
 mod serve;
@@ -45,7 +46,15 @@ pub const EXIT_NO_DAEMON: u8 = 3;
 
 /// Search video footage with words.
 #[derive(Debug, Parser)]
-#[command(name = "frameseek", version, about, propagate_version = true)]
+// `bin_name`: `frameseek-engine` run by hand shows the same usage as `frameseek`, which
+// users type (the engine keeps `frameseek`'s argv[0] when exec'd anyway).
+#[command(
+    name = "frameseek",
+    bin_name = "frameseek",
+    version,
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Configuration file layered over the defaults and /etc/frameseek/frameseek.toml.
     #[arg(long, global = true, value_name = "FILE")]
@@ -139,17 +148,39 @@ pub enum Command {
     Alerts(alert::AlertsArgs),
 }
 
-/// Parses arguments and runs the command; the binary's whole `main`.
-pub fn main() -> ExitCode {
+/// The lean `frameseek` binary's whole `main`: parses arguments, runs a client command
+/// (one that only talks to the daemon, or prints from the command line's definition) here,
+/// and replaces itself with `frameseek-engine` for every other command (see [`launch`]).
+/// Nothing here reaches FFmpeg, candle or the store, so the binary loads none of their
+/// libraries (`tests/lean_client.rs` checks its ELF dependencies).
+pub fn client_main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if cli.command.runs_in_engine() {
+        return finish(Err(launch::exec_engine()), cli.json, false);
+    }
+    let (json, is_search) = (cli.json, matches!(cli.command, Command::Search(_)));
+    finish(run_client(&cli), json, is_search)
+}
+
+/// The `frameseek-engine` binary's whole `main`: parses the same arguments and runs any
+/// command, client commands included.
+pub fn engine_main() -> ExitCode {
     // Sets an environment variable (no thread, no library work): before any thread exists.
     crate::embed::init_quantised_threads();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let json = cli.json;
-    let is_search = matches!(cli.command, Command::Search(_));
-    let code = match run(cli) {
+    let (json, is_search) = (cli.json, matches!(cli.command, Command::Search(_)));
+    finish(run_engine(&cli), json, is_search)
+}
+
+/// Prints a failed command's error (as JSON under `--json`) and maps it to the exit status.
+fn finish(result: anyhow::Result<u8>, json: bool, is_search: bool) -> ExitCode {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -208,21 +239,32 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<u8> {
+impl Command {
+    /// Whether the command decodes, embeds, opens the state or runs the daemon, and so runs
+    /// in `frameseek-engine` (the lean `frameseek` execs it).
+    fn runs_in_engine(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve
+                | Command::Embed(_)
+                | Command::Demo(_)
+                | Command::BenchEmbed(_)
+                | Command::BenchText(_)
+                | Command::BenchDecode(_)
+                | Command::Reindex
+                | Command::Eval(_)
+                | Command::World(_)
+                | Command::Doctor(_)
+        )
+    }
+}
+
+/// Runs a command that needs the engine, or a client command.
+fn run_engine(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::Serve => serve::run(&cli),
-        Command::Ingest(args) => ingest::run(&cli, args),
-        Command::Search(args) => search::run(&cli, args),
-        Command::Alert(args) => alert::run_alert(&cli, args),
-        Command::Alerts(args) => alert::run_alerts(&cli, args),
-        Command::Export(args) => export::run(&cli, args),
-        Command::Status(args) => status::run_status(&cli, args),
-        Command::Stats(args) => status::run_stats(&cli, args),
-        Command::Forget { source, node } => {
-            status::run_forget(&cli, source.as_deref(), node.as_deref())
-        }
-        Command::Embed(args) => embed::run(&cli, args),
-        Command::Demo(args) => demo::run(&cli, args),
+        Command::Serve => serve::run(cli),
+        Command::Embed(args) => embed::run(cli, args),
+        Command::Demo(args) => demo::run(cli, args),
         Command::BenchEmbed(args) => {
             crate::devkit::bench::embed::run(args, cli.json).map(|()| EXIT_OK)
         }
@@ -230,7 +272,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             crate::devkit::bench::text::run(args, cli.json).map(|()| EXIT_OK)
         }
         Command::BenchDecode(args) => crate::devkit::bench::decode::run(args).map(|()| EXIT_OK),
-        Command::Reindex => reindex::run(&cli),
+        Command::Reindex => reindex::run(cli),
+        Command::World(args) => world::run(cli, args),
+        Command::Eval(args) => eval::run(cli, args),
+        Command::Doctor(args) => doctor::run(cli, args),
+        _ => run_client(cli),
+    }
+}
+
+/// Runs a client command: one that talks to the daemon over its socket, or prints from the
+/// configuration or the command line's definition.
+fn run_client(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Ingest(args) => ingest::run(cli, args),
+        Command::Search(args) => search::run(cli, args),
+        Command::Alert(args) => alert::run_alert(cli, args),
+        Command::Alerts(args) => alert::run_alerts(cli, args),
+        Command::Export(args) => export::run(cli, args),
+        Command::Status(args) => status::run_status(cli, args),
+        Command::Stats(args) => status::run_stats(cli, args),
+        Command::Forget { source, node } => {
+            status::run_forget(cli, source.as_deref(), node.as_deref())
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -241,11 +304,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(EXIT_OK)
         }
-        Command::World(args) => world::run(&cli, args),
-        Command::Eval(args) => eval::run(&cli, args),
-        Command::Doctor(args) => doctor::run(&cli, args),
-        Command::Config => show_config::run(&cli),
+        Command::Config => show_config::run(cli),
         Command::Manpages { dir } => write_manpages(dir).map(|()| EXIT_OK),
+        other => anyhow::bail!("internal error: {other:?} runs in frameseek-engine"),
     }
 }
 

@@ -128,7 +128,7 @@ pub fn run(cli: &Cli, args: &SearchArgs) -> anyhow::Result<u8> {
             (None, Some(i)) => format!("image {}", i.display()),
             (None, None) => String::new(),
         };
-        let page = super::html::results_page(&mut client, &query, &reply.clips);
+        let page = super::html::results_page(&mut client, &query, &reply.clips, &display.tz);
         std::fs::write(path, page)
             .with_context(|| format!("cannot write the HTML page {}", path.display()))?;
         if !cli.json {

@@ -3,7 +3,8 @@
 use super::output::{paint, state_style, Style};
 use super::{connect, format_ms, format_table, print_table, Cli, EXIT_OK, EXIT_UNHEALTHY};
 use crate::protocol::{
-    ForgetReply, ForgetRequest, Request, StatsReply, StatusReply, StatusRequest,
+    ForgetReply, ForgetRequest, ReloadOutcome, ReloadStatus, Request, StatsReply, StatusReply,
+    StatusRequest,
 };
 
 /// Arguments of `stats`.
@@ -104,6 +105,9 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     if s.retention_removed > 0 {
         println!("{} frames removed by retention", s.retention_removed);
     }
+    if let Some(r) = &s.reload {
+        println!("{}", reload_line(r, &display.tz, display.color));
+    }
     let st = &s.states;
     println!(
         "{} sources: {} done, {} ingesting, {} queued, {} failed",
@@ -166,6 +170,36 @@ pub fn run_status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(code)
+}
+
+/// The `status` line of the last configuration reload: when (in `tz`), what it put in
+/// force and what waits for a restart, or why it was refused (last, its own lines indented:
+/// a TOML parse error spans several).
+fn reload_line(r: &ReloadStatus, tz: &jiff::tz::TimeZone, color: bool) -> String {
+    let at = super::when::format_iso(&r.at, tz);
+    let restart = if r.needs_restart.is_empty() {
+        String::new()
+    } else {
+        format!("; needs a restart: {}", r.needs_restart.join(", "))
+    };
+    match r.outcome {
+        ReloadOutcome::Applied => {
+            let what = if r.applied.is_empty() {
+                "nothing changed".to_string()
+            } else {
+                r.applied.join(", ")
+            };
+            format!("configuration reloaded {at}: {what}{restart}")
+        }
+        ReloadOutcome::Refused => format!(
+            "{} {at}, the previous configuration stays in force{restart}: {}",
+            paint("RELOAD REFUSED", Style::Bad, color),
+            r.error
+                .as_deref()
+                .unwrap_or("no reason given")
+                .replace('\n', "\n  ")
+        ),
+    }
 }
 
 pub fn run_stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<u8> {
@@ -262,4 +296,46 @@ pub(crate) fn strip_ok(mut v: serde_json::Value) -> serde_json::Value {
         o.remove("ok");
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reload(outcome: ReloadOutcome, error: Option<&str>) -> ReloadStatus {
+        ReloadStatus {
+            at: "2024-05-01T12:00:00.000Z".into(),
+            outcome,
+            error: error.map(str::to_string),
+            applied: if error.is_none() {
+                vec!["camera added: door".into(), "retention".into()]
+            } else {
+                vec![]
+            },
+            needs_restart: vec!["model.path".into()],
+        }
+    }
+
+    #[test]
+    fn the_reload_line_shows_when_what_and_why_in_the_display_zone() {
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            reload_line(&reload(ReloadOutcome::Applied, None), &paris, false),
+            "configuration reloaded 2024-05-01 14:00:00 CEST: camera added: door, retention; \
+             needs a restart: model.path"
+        );
+        let refused = reload_line(
+            &reload(
+                ReloadOutcome::Refused,
+                Some("frameseek.toml: parse error\n  |\n1 | [x"),
+            ),
+            &jiff::tz::TimeZone::UTC,
+            false,
+        );
+        assert_eq!(
+            refused,
+            "RELOAD REFUSED 2024-05-01 12:00:00 UTC, the previous configuration stays in force; \
+             needs a restart: model.path: frameseek.toml: parse error\n    |\n  1 | [x"
+        );
+    }
 }

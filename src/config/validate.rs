@@ -92,6 +92,10 @@ fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
         if !c.url.is_empty() {
             check_camera_url(i, &c.url)?;
         }
+        if let Some(zone) = &c.time_zone {
+            crate::clock::time_zone(zone)
+                .map_err(|reason| invalid(key("time_zone"), zone, &reason))?;
+        }
         check_sampling(
             &format!("cameras[{i}]"),
             c.sample_interval,

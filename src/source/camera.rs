@@ -42,6 +42,10 @@ pub struct CameraConfig {
     /// Pattern finding a segment file's wall-clock time in its path.
     #[serde(default)]
     pub time_pattern: Option<String>,
+    /// IANA time zone of the times in this camera's file names, for a recorder in another
+    /// zone than `ingest.time_zone`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Why a camera's URL could not be read from its `url_file` or `url_credential`.
@@ -118,7 +122,8 @@ pub struct SamplingDefaults {
     pub scene_max_gap: f64,
     /// Pattern finding a file's wall-clock time in its path; empty for none.
     pub time_pattern: String,
-    /// The time zone of the times in file names (`ingest.time_zone`).
+    /// The time zone of the times in file names (`ingest.time_zone`; a camera's own
+    /// `time_zone` wins).
     pub time_zone: jiff::tz::TimeZone,
 }
 
@@ -144,11 +149,46 @@ impl SamplingDefaults {
                 self.time_pattern.clone(),
             ),
         };
+        // Validation refused a camera zone that does not resolve.
+        let time_zone = camera
+            .and_then(|c| c.time_zone.as_deref())
+            .and_then(|name| crate::clock::time_zone(name).ok())
+            .unwrap_or_else(|| self.time_zone.clone());
         SourceSettings {
             interval,
             policy: sampling.policy(threshold, max_gap),
             time_pattern: pattern,
-            time_zone: self.time_zone.clone(),
+            time_zone,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn a_camera_s_own_time_zone_wins_over_the_ingest_one() {
+        let c = Config::from_toml_str(
+            "[ingest]\ntime_zone = \"America/New_York\"\n\n[[cameras]]\nname = \"paris\"\nurl = \"/srv/nvr/paris\"\ntime_zone = \"Europe/Paris\"\n\n[[cameras]]\nname = \"local\"\nurl = \"/srv/nvr/local\"\n",
+        )
+        .unwrap();
+        let defaults = c.ingest.sampling_defaults();
+        let zone = |camera| {
+            defaults
+                .for_camera(camera)
+                .time_zone
+                .iana_name()
+                .map(str::to_string)
+        };
+        assert_eq!(zone(c.camera("paris")).as_deref(), Some("Europe/Paris"));
+        assert_eq!(zone(c.camera("local")).as_deref(), Some("America/New_York"));
+        assert_eq!(zone(None).as_deref(), Some("America/New_York"));
+        let e = Config::from_toml_str(
+            "[[cameras]]\nname = \"a\"\nurl = \"/srv/a\"\ntime_zone = \"Mars/Base\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("cameras[0].time_zone"), "{e}");
+        assert!(e.to_string().contains("IANA"), "{e}");
     }
 }

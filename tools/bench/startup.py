@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Start-up time of client commands (issue 17): the median wall time of `frameseek
---version` and of `frameseek status` against a running daemon, and the number of shared
-libraries the binary loads (ldd), for one or more builds.
+--version`, of `frameseek status --json` and of a `frameseek search` round trip against a
+running daemon, and the number of shared libraries the binary loads (ldd), for one or more
+builds.
 
 usage: python3 tools/bench/startup.py BINARY [BINARY...] [--runs 50]
+
+A lean build's BINARY is its `frameseek`, with `frameseek-engine` beside it (the daemon is
+started as `BINARY serve`, which execs the engine).
 
 Each binary gets its own daemon (started from that binary on a temporary state folder with
 the tiny test model), and the runs alternate between the binaries, so that builds compared
@@ -76,14 +80,23 @@ def main():
     a = p.parse_args()
     dirs = [tempfile.TemporaryDirectory(prefix="fs-startup-") for _ in a.binaries]
     daemons = [start_daemon(b, d.name) for b, d in zip(a.binaries, dirs)]
-    times = {b: {"version": [], "status": []} for b in a.binaries}
+    times = {b: {"version": [], "status": [], "search": []} for b in a.binaries}
     floor = []
     try:
+        # Each command must work before it is timed: status exits 0, search 0 or 1 (no match).
+        for b, (_, sock) in zip(a.binaries, daemons):
+            for cmd, ok in (([b, "--socket", sock, "--json", "status"], (0,)),
+                            ([b, "--socket", sock, "search", "a red car", "-k", "5"], (0, 1))):
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode not in ok:
+                    raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()}")
         for _ in range(a.runs):
             floor.append(once_ms(["/bin/true"]))
             for b, (_, sock) in zip(a.binaries, daemons):
                 times[b]["version"].append(once_ms([b, "--version"]))
-                times[b]["status"].append(once_ms([b, "--socket", sock, "status"]))
+                times[b]["status"].append(once_ms([b, "--socket", sock, "--json", "status"]))
+                times[b]["search"].append(
+                    once_ms([b, "--socket", sock, "search", "a red car", "-k", "5"]))
     finally:
         for daemon, _ in daemons:
             daemon.terminate()
@@ -92,10 +105,11 @@ def main():
     for b in a.binaries:
         v = statistics.median(times[b]["version"])
         s = statistics.median(times[b]["status"])
+        q = statistics.median(times[b]["search"])
         cpu = cpu_ms([b, "--version"], a.runs)
         cpu_text = f" version_cpu_ms={cpu:.1f}" if cpu is not None else ""
         print(f"{b}: libraries={libraries(b)} version_median_ms={v:.1f} "
-              f"status_median_ms={s:.1f}{cpu_text} runs={a.runs}")
+              f"status_median_ms={s:.1f} search_median_ms={q:.1f}{cpu_text} runs={a.runs}")
 
 
 if __name__ == "__main__":
