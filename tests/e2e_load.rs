@@ -117,9 +117,11 @@ fn ingest_threads_run_niced_and_query_threads_do_not() {
     let pid = d.child.as_ref().unwrap().id();
     d.cli_json(&["search", "warm up"]);
     let threads = thread_nice(pid);
+    // The main thread is named after the executable (the engine, which the client exec'd).
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     let base = threads
         .iter()
-        .find(|(n, _)| n == "frameseek")
+        .find(|(n, _)| n == comm.trim_end())
         .map(|t| t.1)
         .expect("main thread");
     let ingest = base.max(12);
