@@ -312,6 +312,27 @@ fn two_daemons_search_one_milvus_with_filters_inside_it() {
     assert_count_settles(&m, None, rows_a + rows_b);
     assert_count_settles(&m, Some("node-a"), rows_a);
 
+    // Alerts stay each node's own (it evaluates what it ingests); its incidents name it.
+    let added = a.cli(&[
+        "alert",
+        "add",
+        "any",
+        "test pattern",
+        "--backfill",
+        "--min-confidence",
+        "0",
+    ]);
+    assert!(added.status.success(), "{added:?}");
+    let history = a.cli_json(&["alerts", "--since", "1h"]);
+    let incidents = history["incidents"].as_array().expect("incidents");
+    assert!(!incidents.is_empty(), "{history}");
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i["node"] == "node-a" && i["source"] == ida.as_str()),
+        "{history}"
+    );
+
     // A search on either node answers from both; each clip names its node.
     for d in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -34,8 +34,9 @@ fn wire_alert(a: &Alert) -> AlertInfo {
     }
 }
 
-/// An incident on the wire (a `alerts_follow` line, an `alerts_history` entry).
-pub(super) fn wire_incident(i: &Incident) -> IncidentInfo {
+/// An incident on the wire (a `alerts_follow` line, an `alerts_history` entry); `node` is
+/// this daemon's name when it shares a Milvus collection with others.
+pub(super) fn wire_incident(i: &Incident, node: Option<&str>) -> IncidentInfo {
     IncidentInfo {
         alert: i.alert.clone(),
         source: i.source.clone(),
@@ -46,6 +47,7 @@ pub(super) fn wire_incident(i: &Incident) -> IncidentInfo {
         score: i.score,
         region: i.region.map(|r| wire_region(r).into()),
         start_wall: i.start_wall_ms.map(crate::clock::format_utc),
+        node: node.map(str::to_string),
         recorded: crate::clock::format_utc(i.recorded_ms),
         recorded_ms: i.recorded_ms,
     }
@@ -53,8 +55,8 @@ pub(super) fn wire_incident(i: &Incident) -> IncidentInfo {
 
 /// What the daemon gives the alert stage to see each new incident: its wire line, sent to
 /// every follower.
-pub(super) fn follower_line(i: &Incident) -> Arc<str> {
-    serde_json::to_string(&wire_incident(i))
+pub(super) fn follower_line(i: &Incident, node: Option<&str>) -> Arc<str> {
+    serde_json::to_string(&wire_incident(i, node))
         .expect("incidents serialise")
         .into()
 }
@@ -134,7 +136,10 @@ impl Daemon {
             .history(r.since_ms, r.alert.as_deref())
             .map_err(wire_error)?;
         Ok(AlertsHistoryReply {
-            incidents: incidents.iter().map(wire_incident).collect(),
+            incidents: incidents
+                .iter()
+                .map(|i| wire_incident(i, self.milvus.as_ref().map(|m| m.node())))
+                .collect(),
         })
     }
 }

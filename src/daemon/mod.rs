@@ -216,6 +216,10 @@ impl Daemon {
         let clip_gap_ms = (config.ingest.clip_gap * 1000.0).round() as u64;
         let (followers, _) = tokio::sync::broadcast::channel::<Arc<str>>(alerts::FOLLOW_BUFFER);
         let to_followers = followers.clone();
+        let node = config.daemon.node_name();
+        // Incidents name their node when daemons share one collection.
+        let incident_node =
+            (config.index.backend == crate::index::Backend::Milvus).then(|| node.clone());
         let alerts = Arc::new(
             Alerts::open(
                 catalog.store().clone(),
@@ -223,7 +227,7 @@ impl Daemon {
                 clip_gap_ms,
                 config.alerts.clone(),
                 Box::new(move |i| {
-                    let _ = to_followers.send(alerts::follower_line(i));
+                    let _ = to_followers.send(alerts::follower_line(i, incident_node.as_deref()));
                 }),
             )
             .context("cannot open the alerts")?,
@@ -236,7 +240,6 @@ impl Daemon {
                 "alerts caught up with the stored frames"
             );
         }
-        let node = config.daemon.node_name();
         let (milvus, drain) = start_milvus(&config, &node, embedder.dim(), &catalog)?;
         let rebuild = IndexRebuild::start(&catalog);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -125,6 +125,10 @@ pub struct IncidentInfo {
     /// Wall-clock time of `start_ms` (UTC, RFC 3339), when the source's time is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_wall: Option<String>,
+    /// The daemon (`[daemon] node`) whose footage it is, when daemons share a Milvus
+    /// collection (`[index] backend = "milvus"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// When it was recorded (UTC, RFC 3339).
     pub recorded: String,
     /// When it was recorded, ms since the epoch.
