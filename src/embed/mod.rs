@@ -646,8 +646,11 @@ mod tests {
     }
 
     #[test]
-    fn a_float16_token_table_keeps_text_embeddings_of_a_float32_one() {
-        for text_precision in [TextPrecision::F32, TextPrecision::Int8] {
+    fn a_compact_token_table_keeps_text_embeddings_of_a_float32_one() {
+        for (text_precision, kind, bar) in [
+            (TextPrecision::F32, "f16", 0.9999),
+            (TextPrecision::Int8, "int8", 0.999),
+        ] {
             let model = tiny_model();
             let embedder = Embedder::load_with_text(
                 model.to_str().unwrap(),
@@ -656,7 +659,7 @@ mod tests {
                 text_precision,
             )
             .unwrap();
-            assert_eq!(embedder.text.token_table_dtype(), DType::F16);
+            assert_eq!(embedder.text.token_table_kind(), kind);
             let vb = open_weights(
                 &model.join("model.safetensors"),
                 "model.safetensors",
@@ -683,7 +686,8 @@ mod tests {
                 let (a, b) = (rows(&narrow).unwrap(), rows(&full).unwrap());
                 worst = worst.min(cosine(&a[0], &b[0]));
             }
-            assert!(worst >= 0.9999, "{text_precision:?}: cosine {worst}");
+            eprintln!("{kind} token table: min cosine {worst} to float32");
+            assert!(worst >= bar, "{text_precision:?}: cosine {worst}");
         }
     }
 }

@@ -11,9 +11,8 @@ use super::layers::{Encoder, Proj, TowerShape, WeightFormat};
 /// The text tower plus its projection.
 #[derive(Debug, Clone)]
 pub struct TextTower {
-    /// `(vocab, hidden)`; float16 when the tower runs in float32 on the CPU (half the
-    /// memory: 49,408 × 512 values are 97 MB in float32), each looked-up row widened back.
-    token_embedding: Tensor,
+    /// `(vocab, hidden)`, stored compactly on the CPU (see [`TokenTable`]).
+    token_embedding: TokenTable,
     position_embedding: Tensor,
     encoder: Encoder,
     final_ln: LayerNorm,
@@ -49,7 +48,7 @@ impl TextTower {
             .pp("token_embedding")
             .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
         Ok(Self {
-            token_embedding: compact_table(token_embedding)?,
+            token_embedding: TokenTable::new(token_embedding, precision)?,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, cfg.hidden_size), "weight")?,
@@ -100,14 +99,12 @@ impl TextTower {
         let batch = ids.len();
         let len = ids.first().map(|s| s.len()).unwrap_or(0);
         let flat: Vec<u32> = ids.iter().flat_map(|s| s.iter().copied()).collect();
-        let input = Tensor::from_vec(flat, batch * len, device)?;
         let dtype = self.position_embedding.dtype();
         let pos = self.position_embedding.narrow(0, 0, len)?;
         let hidden = self.position_embedding.dim(1)?;
         let xs = self
             .token_embedding
-            .index_select(&input, 0)?
-            .to_dtype(dtype)?
+            .rows(&flat, dtype, device)?
             .reshape((batch, len, hidden))?
             .broadcast_add(&pos)?;
         let mask: Vec<f32> = (0..len)
@@ -127,14 +124,90 @@ impl TextTower {
     }
 }
 
-/// The token table as stored: float16 for a float32 table on the CPU (widened per looked-up
-/// row in [`TextTower::forward`]; text embeddings stay within cosine 0.9999 of float32, see
-/// the tests), any other table as it is.
-fn compact_table(table: Tensor) -> Result<Tensor> {
-    if table.dtype() == DType::F32 && table.device().is_cpu() {
-        table.to_dtype(DType::F16)
-    } else {
-        Ok(table)
+/// The token embedding table as stored. On the CPU a float32 table (49,408 × 512 values are
+/// 97 MB for a ViT-B/32) is kept in float16 beside a float32 text tower (48 MB), and in int8
+/// with one float32 scale per row beside the int8 text tower (24 MB); looked-up rows are
+/// widened back. Text embeddings stay within cosine 0.9999 (float16) and 0.999 (int8) of a
+/// float32 table (see the tests).
+#[derive(Debug, Clone)]
+enum TokenTable {
+    /// As loaded, or float16.
+    Tensor(Tensor),
+    /// Row `r` is `values[r * hidden..][..hidden] * scales[r]`.
+    Int8 {
+        values: std::sync::Arc<Vec<i8>>,
+        scales: std::sync::Arc<Vec<f32>>,
+        hidden: usize,
+    },
+}
+
+impl TokenTable {
+    fn new(table: Tensor, precision: Precision) -> Result<Self> {
+        if table.dtype() != DType::F32 || !table.device().is_cpu() {
+            return Ok(Self::Tensor(table));
+        }
+        if precision != Precision::Int8 {
+            return Ok(Self::Tensor(table.to_dtype(DType::F16)?));
+        }
+        let (vocab, hidden) = table.dims2()?;
+        let (mut values, mut scales) = (
+            Vec::with_capacity(vocab * hidden),
+            Vec::with_capacity(vocab),
+        );
+        for row in table.to_vec2::<f32>()? {
+            let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scales.push(scale);
+            values.extend(
+                row.iter()
+                    .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+            );
+        }
+        Ok(Self::Int8 {
+            values: std::sync::Arc::new(values),
+            scales: std::sync::Arc::new(scales),
+            hidden,
+        })
+    }
+
+    /// The rows of `ids`, `(ids.len(), hidden)` in `dtype`.
+    fn rows(&self, ids: &[u32], dtype: DType, device: &Device) -> Result<Tensor> {
+        match self {
+            Self::Tensor(table) => {
+                let ids = Tensor::from_slice(ids, ids.len(), device)?;
+                table.index_select(&ids, 0)?.to_dtype(dtype)
+            }
+            Self::Int8 {
+                values,
+                scales,
+                hidden,
+            } => {
+                let mut out = Vec::with_capacity(ids.len() * hidden);
+                for &id in ids {
+                    let id = id as usize;
+                    let (Some(&scale), Some(row)) =
+                        (scales.get(id), values.get(id * hidden..(id + 1) * hidden))
+                    else {
+                        candle_core::bail!(
+                            "token id {id} is outside the vocabulary ({})",
+                            scales.len()
+                        );
+                    };
+                    out.extend(row.iter().map(|&v| f32::from(v) * scale));
+                }
+                Tensor::from_vec(out, (ids.len(), *hidden), device)?.to_dtype(dtype)
+            }
+        }
+    }
+
+    /// How the table is stored, for tests.
+    #[cfg(test)]
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Tensor(t) if t.dtype() == DType::F16 => "f16",
+            Self::Tensor(_) => "as loaded",
+            Self::Int8 { .. } => "int8",
+        }
     }
 }
 
@@ -142,12 +215,12 @@ fn compact_table(table: Tensor) -> Result<Tensor> {
 impl TextTower {
     /// The tower with its token table replaced (for comparing table precisions).
     pub(super) fn with_token_table(mut self, table: Tensor) -> Self {
-        self.token_embedding = table;
+        self.token_embedding = TokenTable::Tensor(table);
         self
     }
 
-    /// The dtype the token table is stored in.
-    pub(super) fn token_table_dtype(&self) -> DType {
-        self.token_embedding.dtype()
+    /// How the token table is stored: `f16`, `int8` or `as loaded`.
+    pub(super) fn token_table_kind(&self) -> &'static str {
+        self.token_embedding.kind()
     }
 }
