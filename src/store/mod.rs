@@ -148,7 +148,7 @@ struct Trees {
 /// Sled's page cache (its default is 1 GiB): filtered searches that scan stored vectors
 /// would otherwise grow the daemon by up to that much on top of the index (issue 20: ≤ 1.5 GB
 /// resident at 1M frames); pages past it are read again through the OS's file cache.
-const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Trees {
     fn open(dir: &Path) -> Result<Self, StoreError> {
