@@ -621,7 +621,7 @@ mod tests {
         let vectors = embedder.embed_pixels(&pixels, 1).unwrap();
         assert!(embedder.image_tower_loaded());
         assert_eq!(vectors[0].len(), embedder.dim());
-        // The same tower built at load gives the same vector.
+        // Built ahead of use (as `doctor` does), the tower gives the same vector.
         let eager = Embedder::load(model.to_str().unwrap(), DeviceChoice::Cpu).unwrap();
         eager.load_image_tower().unwrap();
         assert!(cosine(&eager.embed_pixels(&pixels, 1).unwrap()[0], &vectors[0]) > 0.99999);
