@@ -32,37 +32,57 @@ impl ClipModel {
         precision: Precision,
         text_precision: TextPrecision,
     ) -> Result<Self> {
-        let text_precision = match (text_precision, precision) {
-            (TextPrecision::Int8, _) if vb.device().is_cpu() => Precision::Int8,
-            // `Int8` is the image tower's setting here; the text tower stays unquantised
-            // (and on a GPU, in the model's dtype).
-            (_, Precision::Int8) => Precision::F32,
-            (_, other) => other,
-        };
-        let text = TextTower::new(
-            vb.pp("text_model"),
-            &cfg.text_config,
-            cfg.projection_dim,
-            vb.pp("text_projection"),
-            text_precision,
-        )?;
-        let vision = VisionTower::new(
-            vb.pp("vision_model"),
-            &cfg.vision_config,
-            cfg.projection_dim,
-            vb.pp("visual_projection"),
-            precision,
-        )?;
-        let logit_scale = match vb.get((), "logit_scale") {
-            Ok(t) => t.to_dtype(DType::F32)?.to_scalar::<f32>()?.exp(),
-            Err(_) => 1.0,
-        };
+        let (text, logit_scale) = load_text(vb.clone(), cfg, precision, text_precision)?;
         Ok(Self {
             text,
-            vision,
+            vision: load_vision(vb, cfg, precision)?,
             logit_scale,
         })
     }
+}
+
+/// The text tower of a checkpoint (see [`ClipModel::new`] for `text_precision`) and its
+/// `exp(logit_scale)` (1.0 when the checkpoint has none).
+pub(super) fn load_text(
+    vb: VarBuilder,
+    cfg: &ClipConfig,
+    precision: Precision,
+    text_precision: TextPrecision,
+) -> Result<(TextTower, f32)> {
+    let text_precision = match (text_precision, precision) {
+        (TextPrecision::Int8, _) if vb.device().is_cpu() => Precision::Int8,
+        // `Int8` is the image tower's setting here; the text tower stays unquantised
+        // (and on a GPU, in the model's dtype).
+        (_, Precision::Int8) => Precision::F32,
+        (_, other) => other,
+    };
+    let text = TextTower::new(
+        vb.pp("text_model"),
+        &cfg.text_config,
+        cfg.projection_dim,
+        vb.pp("text_projection"),
+        text_precision,
+    )?;
+    let logit_scale = match vb.get((), "logit_scale") {
+        Ok(t) => t.to_dtype(DType::F32)?.to_scalar::<f32>()?.exp(),
+        Err(_) => 1.0,
+    };
+    Ok((text, logit_scale))
+}
+
+/// The vision tower of a checkpoint, its linear layers in `precision`.
+pub(super) fn load_vision(
+    vb: VarBuilder,
+    cfg: &ClipConfig,
+    precision: Precision,
+) -> Result<VisionTower> {
+    VisionTower::new(
+        vb.pp("vision_model"),
+        &cfg.vision_config,
+        cfg.projection_dim,
+        vb.pp("visual_projection"),
+        precision,
+    )
 }
 
 /// Divides each row by its L2 norm.

@@ -36,6 +36,7 @@ pub use identity::ModelIdentity;
 pub use preprocess::{ImageInputError, PixelGeometry, PreprocessorConfigError};
 pub use text::TextTower;
 pub use views::{Region, ViewCut, ViewSet, MAX_VIEWS};
+use vision::LazyVision;
 pub use vision::VisionTower;
 
 /// Errors of the embed stage.
@@ -61,9 +62,13 @@ pub enum EmbedError {
     Compute(#[from] candle_core::Error),
 }
 
-/// A loaded CLIP checkpoint: model, tokenizer and pixel geometry.
+/// A loaded CLIP checkpoint: model, tokenizer and pixel geometry. The image tower of a
+/// `model.safetensors` checkpoint is built when the first image is embedded (its weights'
+/// names and shapes are checked at load), so a process that only embeds text never holds it.
 pub struct Embedder {
-    model: ClipModel,
+    text: TextTower,
+    vision: LazyVision,
+    logit_scale: f32,
     tokenizer: Tokenizer,
     device: Device,
     dtype: DType,
@@ -193,15 +198,43 @@ impl Embedder {
         let precision = precision.on(&device);
         let dtype = precision.dtype_for(&device);
         let (weights, name) = identity::weights_file(&folder);
-        let vb = if name == "model.safetensors" {
-            // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
+        let vb = open_weights(&weights, name, spec, dtype, &device)?;
+        let (text, logit_scale) =
+            clip::load_text(vb.clone(), &config, precision, text_precision.into())
+                .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
+        let vision = if name == "model.safetensors" {
+            check_vision_weights(&weights, &config, spec)?;
+            let stamp = file_stamp(&weights);
+            let (spec, config, device) = (spec.to_string(), config.clone(), device.clone());
+            LazyVision::deferred(Box::new(move || {
+                let started = std::time::Instant::now();
+                if file_stamp(&weights) != stamp {
+                    return Err(model_error(&spec, "model.safetensors changed since the model loaded, so its image tower may not match its text tower; restart the daemon"));
+                }
+                let vb = open_weights(&weights, name, &spec, dtype, &device)?;
+                let tower = clip::load_vision(vb, &config, precision).map_err(|e| {
+                    model_error(
+                        &spec,
+                        format!("image tower: weights do not match config.json: {e}"),
+                    )
+                })?;
+                device.synchronize()?;
+                // Building freed the float32 copies of the quantised weights in this
+                // thread's malloc arena; hand those pages back.
+                // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+                unsafe { libc::malloc_trim(0) };
+                tracing::info!(model = %spec, load_ms = started.elapsed().as_millis() as u64, "image tower loaded");
+                Ok(tower)
+            }))
         } else {
-            VarBuilder::from_pth(&weights, dtype, &device)
-        }
-        .map_err(|e| model_error(spec, format!("{name}: {e}")))?;
-        let model = ClipModel::new(vb, &config, precision, text_precision.into())
-            .map_err(|e| model_error(spec, format!("weights do not match config.json: {e}")))?;
+            // A pickled checkpoint has no header to check the weights against, and reading
+            // it again costs as much as loading: its image tower loads now.
+            LazyVision::built(
+                clip::load_vision(vb, &config, precision).map_err(|e| {
+                    model_error(spec, format!("weights do not match config.json: {e}"))
+                })?,
+            )
+        };
         if config.projection_dim != identity.dim {
             return Err(model_error(spec, format!("config.json changed while the model was loading (dim {} was read first, then {})", identity.dim, config.projection_dim)));
         }
@@ -209,7 +242,9 @@ impl Embedder {
         // before another thread (ingest, queries) computes with them.
         device.synchronize()?;
         Ok(Self {
-            model,
+            text,
+            vision,
+            logit_scale,
             tokenizer,
             device,
             dtype,
@@ -239,7 +274,18 @@ impl Embedder {
     /// `exp(logit_scale)` of the checkpoint: the factor CLIP multiplies cosine similarities
     /// by before a softmax over candidates (1.0 when the checkpoint has none).
     pub fn logit_scale(&self) -> f32 {
-        self.model.logit_scale
+        self.logit_scale
+    }
+
+    /// Builds the image tower now if it was not yet (it is otherwise built by the first
+    /// image embedded): a check that the whole model loads.
+    pub fn load_image_tower(&self) -> Result<(), EmbedError> {
+        self.vision.get().map(|_| ())
+    }
+
+    /// Whether the image tower has been built (see [`Embedder::load_image_tower`]).
+    pub fn image_tower_loaded(&self) -> bool {
+        self.vision.is_built()
     }
 
     /// The pixel geometry frames must be converted to.
@@ -263,7 +309,7 @@ impl Embedder {
             .encode(text, true)
             .map_err(|e| EmbedError::Input(format!("cannot tokenize: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
-        let max = self.model.text.max_len();
+        let max = self.text.max_len();
         if ids.len() > max {
             let last = *ids.last().unwrap_or(&0);
             ids.truncate(max);
@@ -290,7 +336,7 @@ impl Embedder {
             let pad = *seq.last().unwrap_or(&0);
             seq.resize(len, pad);
         }
-        let features = self.model.text.forward(&ids, &self.device)?;
+        let features = self.text.forward(&ids, &self.device)?;
         rows(&l2_normalise(&features.to_dtype(DType::F32)?)?)
     }
 
@@ -389,11 +435,12 @@ impl Embedder {
         } else {
             count
         };
+        let vision = self.vision.get()?;
         let mut out = Vec::with_capacity(count);
         let mut start = 0;
         while start < count {
             let n = step.min(count - start);
-            let features = self.model.vision.forward(&input.narrow(0, start, n)?)?;
+            let features = vision.forward(&input.narrow(0, start, n)?)?;
             out.extend(rows(&l2_normalise(&features.to_dtype(DType::F32)?)?)?);
             start += n;
         }
@@ -439,10 +486,17 @@ impl Embedder {
         }
         let model = ClipModel::new(vb, &config, precision, precision.into())?;
         device.synchronize()?;
+        let ClipModel {
+            text,
+            vision,
+            logit_scale,
+        } = model;
         let tokenizer = Tokenizer::new(tokenizers::models::bpe::BPE::default());
         let image_size = config.vision_config.image_size;
         Ok(Self {
-            model,
+            text,
+            vision: LazyVision::built(vision),
+            logit_scale,
             tokenizer,
             device,
             dtype,
@@ -456,6 +510,49 @@ impl Embedder {
             cpu_micro_batch: CPU_MICRO_BATCH,
         })
     }
+}
+
+/// The checkpoint's weights for building towers: `model.safetensors` memory-mapped, or a
+/// pickled `pytorch_model.bin` read.
+fn open_weights(
+    weights: &Path,
+    name: &str,
+    spec: &str,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>, EmbedError> {
+    if name == "model.safetensors" {
+        // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
+        unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device) }
+    } else {
+        VarBuilder::from_pth(weights, dtype, device)
+    }
+    .map_err(|e| model_error(spec, format!("{name}: {e}")))
+}
+
+/// The size and modification time of a file (`None` if it cannot be read), to see that the
+/// weights the image tower is built from are the ones the text tower was.
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Checks that `model.safetensors` holds every image-tower weight `config` asks for, with
+/// its shape, from the file's header alone: a checkpoint whose image tower cannot load is
+/// refused at load, although the tower itself is built on first use.
+fn check_vision_weights(weights: &Path, config: &ClipConfig, spec: &str) -> Result<(), EmbedError> {
+    // SAFETY: the file is memory-mapped read-only; frameseek never writes model files.
+    let file = unsafe { candle_core::safetensors::MmapedSafetensors::new(weights) }
+        .map_err(|e| model_error(spec, format!("model.safetensors: {e}")))?;
+    for (name, shape) in vision::expected_weights(&config.vision_config, config.projection_dim) {
+        let found = file.get(&name).map_err(|_| {
+            model_error(spec, format!("weights do not match config.json: model.safetensors has no {name} (the image tower's)"))
+        })?;
+        if found.shape() != shape.as_slice() {
+            return Err(model_error(spec, format!("weights do not match config.json: {name} is {:?} in model.safetensors, config.json asks for {shape:?}", found.shape())));
+        }
+    }
+    Ok(())
 }
 
 fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -476,5 +573,121 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("hub id"), "{e}");
+    }
+
+    fn tiny_model() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-random-clip")
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (norm(a) * norm(b))
+    }
+
+    #[test]
+    fn the_expected_image_weights_are_the_ones_the_tower_reads() {
+        let config = ClipConfig::from_json(
+            &std::fs::read_to_string(tiny_model().join("config.json")).unwrap(),
+        )
+        .unwrap();
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        clip::load_vision(vb, &config, Precision::F32).unwrap();
+        let mut read: Vec<(String, Vec<usize>)> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(name, var)| (name.clone(), var.dims().to_vec()))
+            .collect();
+        let mut expected = vision::expected_weights(&config.vision_config, config.projection_dim);
+        read.sort();
+        expected.sort();
+        assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn the_image_tower_loads_on_first_use() {
+        let model = tiny_model();
+        let embedder = Embedder::load(model.to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+        assert!(!embedder.image_tower_loaded());
+        embedder.embed_texts(&["a red car"]).unwrap();
+        assert!(
+            !embedder.image_tower_loaded(),
+            "text alone needs no image tower"
+        );
+        let pixels = vec![0.1f32; embedder.geometry().values_per_image()];
+        let vectors = embedder.embed_pixels(&pixels, 1).unwrap();
+        assert!(embedder.image_tower_loaded());
+        assert_eq!(vectors[0].len(), embedder.dim());
+        // Built ahead of use (as `doctor` does), the tower gives the same vector.
+        let eager = Embedder::load(model.to_str().unwrap(), DeviceChoice::Cpu).unwrap();
+        eager.load_image_tower().unwrap();
+        assert!(cosine(&eager.embed_pixels(&pixels, 1).unwrap()[0], &vectors[0]) > 0.99999);
+    }
+
+    #[test]
+    fn a_checkpoint_without_its_image_tower_is_refused_at_load() {
+        let model = tiny_model();
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["config.json", "preprocessor_config.json", "tokenizer.json"] {
+            std::fs::copy(model.join(f), dir.path().join(f)).unwrap();
+        }
+        let mut tensors =
+            candle_core::safetensors::load(model.join("model.safetensors"), &Device::Cpu).unwrap();
+        let dropped = "vision_model.encoder.layers.1.mlp.fc2.weight";
+        assert!(tensors.remove(dropped).is_some());
+        candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+        let e = Embedder::load(dir.path().to_str().unwrap(), DeviceChoice::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(dropped) && e.contains("image tower"), "{e}");
+    }
+
+    #[test]
+    fn a_compact_token_table_keeps_text_embeddings_of_a_float32_one() {
+        for (text_precision, kind, bar) in [
+            (TextPrecision::F32, "f16", 0.9999),
+            (TextPrecision::Int8, "int8", 0.999),
+        ] {
+            let model = tiny_model();
+            let embedder = Embedder::load_with_text(
+                model.to_str().unwrap(),
+                DeviceChoice::Cpu,
+                Precision::F32,
+                text_precision,
+            )
+            .unwrap();
+            assert_eq!(embedder.text.token_table_kind(), kind);
+            let vb = open_weights(
+                &model.join("model.safetensors"),
+                "model.safetensors",
+                "tiny",
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+            let table = vb
+                .pp("text_model.embeddings.token_embedding")
+                .get_unchecked("weight")
+                .unwrap();
+            let wide = embedder.text.clone().with_token_table(table);
+            let mut worst = 1f32;
+            for text in [
+                "a red car",
+                "a person walking a dog at night",
+                "white van",
+                "x",
+            ] {
+                let ids = vec![embedder.tokenize(text).unwrap()];
+                let narrow = embedder.text.forward(&ids, &Device::Cpu).unwrap();
+                let full = wide.forward(&ids, &Device::Cpu).unwrap();
+                let (a, b) = (rows(&narrow).unwrap(), rows(&full).unwrap());
+                worst = worst.min(cosine(&a[0], &b[0]));
+            }
+            eprintln!("{kind} token table: min cosine {worst} to float32");
+            assert!(worst >= bar, "{text_precision:?}: cosine {worst}");
+        }
     }
 }

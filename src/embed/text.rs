@@ -1,8 +1,8 @@
 //! CLIP's text tower (`CLIPTextTransformer` and `text_projection`): token and position
 //! embeddings, the causal encoder, the final LayerNorm, pooling at the end token.
 
-use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 use super::config::TextConfig;
 use super::device::Precision;
@@ -11,7 +11,8 @@ use super::layers::{Encoder, Proj, TowerShape, WeightFormat};
 /// The text tower plus its projection.
 #[derive(Debug, Clone)]
 pub struct TextTower {
-    token_embedding: Embedding,
+    /// `(vocab, hidden)`, stored compactly on the CPU (see [`TokenTable`]).
+    token_embedding: TokenTable,
     position_embedding: Tensor,
     encoder: Encoder,
     final_ln: LayerNorm,
@@ -43,8 +44,11 @@ impl TextTower {
             act: cfg.activation(),
             eps: cfg.layer_norm_eps,
         };
+        let token_embedding = emb
+            .pp("token_embedding")
+            .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
         Ok(Self {
-            token_embedding: embedding(cfg.vocab_size, cfg.hidden_size, emb.pp("token_embedding"))?,
+            token_embedding: TokenTable::new(token_embedding, precision)?,
             position_embedding: emb
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, cfg.hidden_size), "weight")?,
@@ -95,10 +99,14 @@ impl TextTower {
         let batch = ids.len();
         let len = ids.first().map(|s| s.len()).unwrap_or(0);
         let flat: Vec<u32> = ids.iter().flat_map(|s| s.iter().copied()).collect();
-        let input = Tensor::from_vec(flat, (batch, len), device)?;
         let dtype = self.position_embedding.dtype();
         let pos = self.position_embedding.narrow(0, 0, len)?;
-        let xs = self.token_embedding.forward(&input)?.broadcast_add(&pos)?;
+        let hidden = self.position_embedding.dim(1)?;
+        let xs = self
+            .token_embedding
+            .rows(&flat, dtype, device)?
+            .reshape((batch, len, hidden))?
+            .broadcast_add(&pos)?;
         let mask: Vec<f32> = (0..len)
             .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
             .collect();
@@ -113,5 +121,106 @@ impl TextTower {
         let positions = Tensor::from_vec(positions, batch, device)?;
         let pooled = xs.reshape((batch * len, ()))?.index_select(&positions, 0)?;
         self.projection.forward(&pooled)
+    }
+}
+
+/// The token embedding table as stored. On the CPU a float32 table (49,408 × 512 values are
+/// 97 MB for a ViT-B/32) is kept in float16 beside a float32 text tower (48 MB), and in int8
+/// with one float32 scale per row beside the int8 text tower (24 MB); looked-up rows are
+/// widened back. Text embeddings stay within cosine 0.9999 (float16) and 0.999 (int8) of a
+/// float32 table (see the tests).
+#[derive(Debug, Clone)]
+enum TokenTable {
+    /// As loaded, or float16.
+    Tensor(Tensor),
+    /// Row `r` is `values[r * hidden..][..hidden] * scales[r]`.
+    Int8 {
+        values: std::sync::Arc<Vec<i8>>,
+        scales: std::sync::Arc<Vec<f32>>,
+        hidden: usize,
+    },
+}
+
+impl TokenTable {
+    fn new(table: Tensor, precision: Precision) -> Result<Self> {
+        if table.dtype() != DType::F32 || !table.device().is_cpu() {
+            return Ok(Self::Tensor(table));
+        }
+        if precision != Precision::Int8 {
+            return Ok(Self::Tensor(table.to_dtype(DType::F16)?));
+        }
+        let (vocab, hidden) = table.dims2()?;
+        let (mut values, mut scales) = (
+            Vec::with_capacity(vocab * hidden),
+            Vec::with_capacity(vocab),
+        );
+        for row in table.to_vec2::<f32>()? {
+            let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scales.push(scale);
+            values.extend(
+                row.iter()
+                    .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+            );
+        }
+        Ok(Self::Int8 {
+            values: std::sync::Arc::new(values),
+            scales: std::sync::Arc::new(scales),
+            hidden,
+        })
+    }
+
+    /// The rows of `ids`, `(ids.len(), hidden)` in `dtype`.
+    fn rows(&self, ids: &[u32], dtype: DType, device: &Device) -> Result<Tensor> {
+        match self {
+            Self::Tensor(table) => {
+                let ids = Tensor::from_slice(ids, ids.len(), device)?;
+                table.index_select(&ids, 0)?.to_dtype(dtype)
+            }
+            Self::Int8 {
+                values,
+                scales,
+                hidden,
+            } => {
+                let mut out = Vec::with_capacity(ids.len() * hidden);
+                for &id in ids {
+                    let id = id as usize;
+                    let (Some(&scale), Some(row)) =
+                        (scales.get(id), values.get(id * hidden..(id + 1) * hidden))
+                    else {
+                        candle_core::bail!(
+                            "token id {id} is outside the vocabulary ({})",
+                            scales.len()
+                        );
+                    };
+                    out.extend(row.iter().map(|&v| f32::from(v) * scale));
+                }
+                Tensor::from_vec(out, (ids.len(), *hidden), device)?.to_dtype(dtype)
+            }
+        }
+    }
+
+    /// How the table is stored, for tests.
+    #[cfg(test)]
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Tensor(t) if t.dtype() == DType::F16 => "f16",
+            Self::Tensor(_) => "as loaded",
+            Self::Int8 { .. } => "int8",
+        }
+    }
+}
+
+#[cfg(test)]
+impl TextTower {
+    /// The tower with its token table replaced (for comparing table precisions).
+    pub(super) fn with_token_table(mut self, table: Tensor) -> Self {
+        self.token_embedding = TokenTable::Tensor(table);
+        self
+    }
+
+    /// How the token table is stored: `f16`, `int8` or `as loaded`.
+    pub(super) fn token_table_kind(&self) -> &'static str {
+        self.token_embedding.kind()
     }
 }

@@ -1,6 +1,8 @@
 //! CLIP's vision tower (`CLIPVisionTransformer` and `visual_projection`): patch and
 //! position embeddings, the encoder, pooling at the class token.
 
+use std::sync::{Mutex, OnceLock};
+
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
@@ -97,5 +99,113 @@ impl VisionTower {
         let xs = self.encoder.forward(&xs, None)?;
         let pooled = self.post_ln.forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
         self.projection.forward(&pooled)
+    }
+}
+
+/// The names and shapes of the weights [`VisionTower::new`] reads, with their checkpoint
+/// prefixes (`vision_model.`, `visual_projection.`): what a checkpoint must hold for the
+/// tower to load, checked before the tower itself is built (see [`LazyVision`]).
+pub(super) fn expected_weights(
+    cfg: &VisionConfig,
+    projection_dim: usize,
+) -> Vec<(String, Vec<usize>)> {
+    let h = cfg.hidden_size;
+    let p = cfg.patch_size;
+    let patches = (cfg.image_size / p).pow(2);
+    let mut out = vec![
+        (
+            "vision_model.embeddings.class_embedding".to_string(),
+            vec![h],
+        ),
+        (
+            "vision_model.embeddings.patch_embedding.weight".into(),
+            vec![h, cfg.num_channels, p, p],
+        ),
+        (
+            "vision_model.embeddings.position_embedding.weight".into(),
+            vec![patches + 1, h],
+        ),
+        ("visual_projection.weight".into(), vec![projection_dim, h]),
+    ];
+    for ln in ["pre_layrnorm", "post_layernorm"] {
+        for part in ["weight", "bias"] {
+            out.push((format!("vision_model.{ln}.{part}"), vec![h]));
+        }
+    }
+    for i in 0..cfg.num_hidden_layers {
+        let layer = format!("vision_model.encoder.layers.{i}");
+        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            out.push((format!("{layer}.self_attn.{proj}.weight"), vec![h, h]));
+            out.push((format!("{layer}.self_attn.{proj}.bias"), vec![h]));
+        }
+        for ln in ["layer_norm1", "layer_norm2"] {
+            for part in ["weight", "bias"] {
+                out.push((format!("{layer}.{ln}.{part}"), vec![h]));
+            }
+        }
+        let inter = cfg.intermediate_size;
+        out.push((format!("{layer}.mlp.fc1.weight"), vec![inter, h]));
+        out.push((format!("{layer}.mlp.fc1.bias"), vec![inter]));
+        out.push((format!("{layer}.mlp.fc2.weight"), vec![h, inter]));
+        out.push((format!("{layer}.mlp.fc2.bias"), vec![h]));
+    }
+    out
+}
+
+/// The vision tower, built the first time an image is embedded rather than when the model
+/// loads: a daemon that only answers text queries never holds it (about 90 MB in int8 and
+/// its float32 weights while quantising, for a ViT-B/32).
+pub(super) struct LazyVision {
+    tower: OnceLock<VisionTower>,
+    /// Held while the tower is built, so that two first callers build it once.
+    building: Mutex<()>,
+    /// Builds the tower; `None` when it was built at load.
+    build: Option<Box<VisionBuild>>,
+}
+
+/// What builds the tower from the checkpoint when it is first needed.
+pub(super) type VisionBuild =
+    dyn Fn() -> std::result::Result<VisionTower, super::EmbedError> + Send + Sync;
+
+impl LazyVision {
+    /// A tower already built.
+    pub(super) fn built(tower: VisionTower) -> Self {
+        Self {
+            tower: OnceLock::from(tower),
+            building: Mutex::new(()),
+            build: None,
+        }
+    }
+
+    /// A tower `build` makes on first use.
+    pub(super) fn deferred(build: Box<VisionBuild>) -> Self {
+        Self {
+            tower: OnceLock::new(),
+            building: Mutex::new(()),
+            build: Some(build),
+        }
+    }
+
+    /// Whether the tower has been built.
+    pub(super) fn is_built(&self) -> bool {
+        self.tower.get().is_some()
+    }
+
+    /// The tower, built now if this is its first use. A failed build is reported to this
+    /// caller and tried again by the next one.
+    pub(super) fn get(&self) -> std::result::Result<&VisionTower, super::EmbedError> {
+        if let Some(tower) = self.tower.get() {
+            return Ok(tower);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tower) = self.tower.get() {
+            return Ok(tower);
+        }
+        let build = self
+            .build
+            .as_ref()
+            .expect("a tower without a builder is built at load");
+        let tower = build()?;
+        Ok(self.tower.get_or_init(|| tower))
     }
 }

@@ -151,11 +151,17 @@ struct Trees {
     outbox_removed: sled::Tree,
 }
 
+/// Sled's page cache (its default is 1 GiB): filtered searches that scan stored vectors
+/// would otherwise grow the daemon by up to that much on top of the index (issue 20: ≤ 1.5 GB
+/// resident at 1M frames); pages past it are read again through the OS's file cache.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Trees {
     fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
         Ok(Self {
             meta: db.open_tree("meta")?,

@@ -6,7 +6,10 @@ For each binary and state, alternating: a fresh `frameseek serve` on the state, 
 `--queries` text searches over the socket (round trip of one JSON line each way, no CLI start
 cost): unfiltered, one source (an exact id), the last hour of the library's wall-clock
 timeline (`after_wall_ms`; preload_state's timeline ends at 2026-01-01T00:00:00Z), and one
-camera's glob (`/bench/synthetic/cam07/*`: 1 % of the frames); p50 and p99 in ms.
+camera's glob (`/bench/synthetic/cam07/*`: 1 % of the frames); p50 and p99 in ms. The daemon's
+memory is read after the first answer and after the queries: VmRSS from /proc/PID/status, Rss
+and Pss from /proc/PID/smaps_rollup (`--unfiltered-only` runs the unfiltered searches alone;
+`--smaps N` prints the N largest mappings by Rss after the queries, to stderr).
 
     python3 tools/bench/sources_scale.py --binary A=OLD/frameseek --binary B=target/release/frameseek \\
         --state few=/tmp/few --state many=/tmp/many --model assets/models/frameseek-tiny
@@ -22,6 +25,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +39,28 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS, and smaps' Rss and Pss summed over every mapping, in MB."""
+    out = {"VmRSS": rss_mb(pid)}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss"):
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
+def largest_mappings(pid: int, n: int) -> list[tuple[float, str]]:
+    """The `n` mappings of the process with the most resident memory: (MB, what is mapped)."""
+    maps, current = [], None
+    for line in open(f"/proc/{pid}/smaps"):
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            current = " ".join(head[5:]) or f"[anon {head[0]}]"
+        elif head and head[0] == "Rss:" and current is not None:
+            maps.append((int(head[1]) / 1024, current))
+    return sorted(maps, reverse=True)[:n]
 
 
 def disk_mb(path: Path) -> float:
@@ -73,14 +99,18 @@ def percentile(xs: list[float], q: float) -> float:
 WALL_END_MS = 1_767_225_600_000
 
 
+def query_text(i: int) -> str:
+    """The i-th search text of a run: three of WORDS."""
+    return " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3))
+
+
 def run_queries(sock: Path, n: int, extra: dict) -> list[float]:
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(sock))
     f = s.makefile("rwb")
     out = []
     for i in range(n):
-        text = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3))
-        req = {"op": "search", "text": text, "k": 10, **extra}
+        req = {"op": "search", "text": query_text(i), "k": 10, **extra}
         line = (json.dumps(req) + "\n").encode()
         t = time.perf_counter()
         f.write(line)
@@ -105,13 +135,17 @@ def main() -> None:
                     help="the one-source filter")
     ap.add_argument("--camera", default="/bench/synthetic/cam07/*",
                     help="the one-camera glob")
+    ap.add_argument("--unfiltered-only", action="store_true",
+                    help="only the unfiltered searches (a memory or start-up run)")
+    ap.add_argument("--smaps", type=int, default=0,
+                    help="print this many of the daemon's largest mappings after the queries")
     args = ap.parse_args()
     binaries = [tuple(b.split("=", 1)) for b in args.binary]
     states = [tuple(s.split("=", 1)) for s in args.state]
     results: dict[tuple[str, str, str], list[float]] = {}
     # Per (state, binary): seconds from `frameseek serve` to the first answer, and the
     # daemon's resident memory after every query of the round.
-    starts: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    starts: dict[tuple[str, str], list[tuple[float, dict, dict]]] = {}
     print(f"load at start: {os.getloadavg()[0]:.2f}")
     for r in range(args.rounds):
         order = binaries if r % 2 == 0 else list(reversed(binaries))
@@ -123,29 +157,37 @@ def main() -> None:
                 try:
                     run_queries(sock, 1, {})
                     first = time.perf_counter() - t0
+                    at_start = memory_mb(p.pid)
                     run_queries(sock, 20, {})  # warm-up
                     filters = (
                         ("unfiltered", {}),
                         ("one source", {"source": args.source}),
                         ("last hour", {"after_wall_ms": WALL_END_MS - 3_600_000}),
                         ("one camera", {"source": args.camera}),
-                    )
+                    )[:1 if args.unfiltered_only else None]
                     for fname, extra in filters:
                         results.setdefault((sname, bname, fname), []).extend(
                             run_queries(sock, args.queries, extra))
-                    starts.setdefault((sname, bname), []).append((first, rss_mb(p.pid)))
+                    starts.setdefault((sname, bname), []).append((first, at_start, memory_mb(p.pid)))
+                    if args.smaps:
+                        print(f"{sname} {bname} round {r}: largest mappings after the queries",
+                              file=sys.stderr)
+                        for mb, what in largest_mappings(p.pid, args.smaps):
+                            print(f"  {mb:9.1f} MB  {what}", file=sys.stderr)
                 finally:
                     p.send_signal(signal.SIGTERM)
                     p.wait(timeout=120)
                     shutil.rmtree(work, ignore_errors=True)
     print(f"load at end: {os.getloadavg()[0]:.2f}")
-    print("| state | binary | disk MB | serve to first answer s (each start) | RSS after the queries MB |")
-    print("|---|---|---|---|---|")
+    print("| state | binary | disk MB | serve to first answer s (each start) "
+          "| VmRSS after the first answer MB | VmRSS / Rss / Pss after the queries MB |")
+    print("|---|---|---|---|---|---|")
     for (sname, bname), xs in sorted(starts.items()):
         sdir = dict(states)[sname]
-        firsts = ", ".join(f"{f:.2f}" for f, _ in xs)
-        rss = ", ".join(f"{r:.0f}" for _, r in xs)
-        print(f"| {sname} | {bname} | {disk_mb(Path(sdir)):.0f} | {firsts} | {rss} |")
+        firsts = ", ".join(f"{f:.2f}" for f, _, _ in xs)
+        at_start = ", ".join(f"{m['VmRSS']:.0f}" for _, m, _ in xs)
+        after = ", ".join(f"{m['VmRSS']:.0f} / {m['Rss']:.0f} / {m['Pss']:.0f}" for _, _, m in xs)
+        print(f"| {sname} | {bname} | {disk_mb(Path(sdir)):.0f} | {firsts} | {at_start} | {after} |")
     print("| state | binary | filter | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for (sname, bname, fname), xs in sorted(results.items()):

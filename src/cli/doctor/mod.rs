@@ -406,7 +406,10 @@ fn socket_check(socket: &Path) -> (Check, Option<StatusReply>) {
 /// The model loads, and is the one the state was built with.
 fn model_check(config: &Config, status: Option<&StatusReply>) -> Check {
     let path = &config.model.path;
-    let embedder = match crate::embed::Embedder::load(path, crate::embed::DeviceChoice::Cpu) {
+    // Both towers: the daemon builds its image tower at the first ingest, not at start.
+    let embedder = match crate::embed::Embedder::load(path, crate::embed::DeviceChoice::Cpu)
+        .and_then(|e| e.load_image_tower().map(|()| e))
+    {
         Ok(e) => e,
         Err(e) => {
             return Check::new(
