@@ -343,7 +343,9 @@ fn a_state_written_before_views_opens_with_its_frames_and_is_not_reingested() {
     for (a, b) in a.iter().zip(b) {
         assert_eq!((&a["source"], &a["best_ms"]), (&b["source"], &b["best_ms"]));
         let (sa, sb) = (a["score"].as_f64().unwrap(), b["score"].as_f64().unwrap());
-        assert!((sa - sb).abs() < 2e-3, "{a} vs {b}");
+        // The fixture's scores were taken with float32 token rows; today's int8 text tower
+        // and int8 token rows move a cosine by up to a few thousandths on this random model.
+        assert!((sa - sb).abs() < 5e-3, "{a} vs {b}");
         assert!(
             a.get("region").is_none(),
             "a frame from before views has no known region: {a}"
