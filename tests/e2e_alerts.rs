@@ -155,14 +155,14 @@ fn precision_recall(
 }
 
 /// Incident precision the labelled alerts must reach. The shipped model (issue 16's retrain)
-/// measures 0.778 on the default views (14 of 18 incidents right, recall 0.933) and 0.765 on
-/// the centre crop: its four wrong incidents are all in the corridor, the right object on the
-/// wrong side ("a person in green on the left" firing for the one on the right), at
-/// confidences 0.68–0.81, as its calibration predicts for such cosines. The model before the
-/// retrain measured 1.000 on the centre crop; the random-weight `tiny-random-clip` raises no
-/// incident (precision and recall 0). A floor of 0.7 leaves the shipped model one more wrong
-/// incident of margin (13 of 18 right passes, 12 fails).
-const ALERT_PRECISION_FLOOR: f64 = 0.7;
+/// measures 0.882 on the default views (15 of 17 incidents right, recall 1.000), below
+/// issue 19's 0.9: its two wrong incidents are the corridor's dog in the wrong place ("a dog
+/// in the centre of a corridor" firing for the dog on the right, and the reverse), at
+/// confidences 0.83 and 0.91. The model before the retrain measured 1.000 on the centre crop;
+/// the random-weight `tiny-random-clip` raises no incident (precision and recall 0). A floor
+/// of 0.8 leaves the shipped model one more wrong incident of margin (14 of 17 right passes,
+/// 13 fails).
+const ALERT_PRECISION_FLOOR: f64 = 0.8;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -230,8 +230,9 @@ fn alerts_follow_new_footage_run_hooks_and_survive_a_restart() {
 
     // One alert per labelled appearance; one with the recording hook, one with the noisy one.
     // The hooked one is a composition training showed (a red car in a street by day), so its
-    // incident spans the whole appearance; the held-out ones match more weakly (the white
-    // van in this street by day crosses confidence 0.5 on one frame of its ten).
+    // incident spans the whole appearance; a held-out one may match more weakly (with the
+    // retrain's 5-epoch weights the white van in this street by day crossed confidence 0.5 on
+    // one frame of its ten).
     let alerts = labelled_alerts(&events);
     let hooked = alerts
         .iter()
@@ -294,6 +295,9 @@ fn alerts_follow_new_footage_run_hooks_and_survive_a_restart() {
         "alerts on labelled world footage: {} incidents, precision {precision:.3}, recall {recall:.3}",
         followed.len()
     );
+    for w in &wrong {
+        eprintln!("wrong incident: {w}");
+    }
     assert!(
         precision >= ALERT_PRECISION_FLOOR,
         "precision {precision}: {wrong:#?}"
