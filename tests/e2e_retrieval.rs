@@ -139,46 +139,90 @@ const PARAPHRASE_FLOOR: f64 = 0.6;
 const FILTER_FLOOR: f64 = 0.66;
 
 /// The 16:9 footage (issue 16): every object searched within its own video and across all
-/// of them, recall reported for edge, small, middle (the control), seen and held-out. The
-/// edge and small figures depend on how the daemon views a frame (today's default: the
-/// centre square), so they are printed, not asserted; the control is asserted.
+/// of them, recall per group (edge, small, middle as the control, seen, held-out, hidden,
+/// together), on the default views and then, on the same footage and a fresh state, on the
+/// centre crop (`views = "centre"`, printed for the comparison). Issue 16's targets (item 8)
+/// are asserted for the default views, within each object's own video.
 #[test]
 fn wide_footage_is_measured_per_placement() {
+    let started = Instant::now();
     let env = TestEnv::new();
     let footage = env.footage();
     let wide = frameseek::devkit::world::render_wide_footage(&footage, 1, 1280, 720).unwrap();
     assert_eq!(wide.videos.len(), 4);
-    let d = env.start_with_model("sample_interval = 1.0\n", &world_model());
-    d.ingest_wait(&[&footage]);
-    for (name, file) in [
-        (
-            "wide, own video",
-            frameseek::devkit::world::WIDE_QUERIES_OWN,
-        ),
-        (
-            "wide, all videos",
-            frameseek::devkit::world::WIDE_QUERIES_ALL,
-        ),
-    ] {
-        let report = d.cli_json(&["eval", footage.join(file).to_str().unwrap()]);
-        print_groups(name, &report);
-        assert_eq!(report["queries"], 20);
-        let counts: Vec<u64> = ["edge", "small", "middle"]
-            .iter()
-            .map(|g| group_recall(&report, g).1)
-            .collect();
-        assert_eq!(counts, [7, 7, 6]);
-        let (middle, _) = group_recall(&report, "middle");
-        assert!(
-            middle >= MIDDLE_FLOOR,
-            "{name}: middle recall@5 {middle}; missed: {:#?}",
-            misses(&report)
-        );
+    let mut edge_first = Vec::new();
+    for views in ["default views", "centre"] {
+        let settings = match views {
+            "centre" => "sample_interval = 1.0\nviews = \"centre\"\n",
+            _ => "sample_interval = 1.0\n",
+        };
+        let mut d = env.start_with_model(settings, &world_model());
+        d.ingest_wait(&[&footage]);
+        for (name, file) in [
+            ("own video", frameseek::devkit::world::WIDE_QUERIES_OWN),
+            ("all videos", frameseek::devkit::world::WIDE_QUERIES_ALL),
+        ] {
+            let name = format!("wide, {name}, {views}");
+            let report = d.cli_json(&["eval", footage.join(file).to_str().unwrap()]);
+            print_groups(&name, &report);
+            assert_eq!(report["queries"], 20);
+            let counts: Vec<u64> = ["edge", "small", "middle", "held-out"]
+                .iter()
+                .map(|g| group_recall(&report, g).1)
+                .collect();
+            assert_eq!(counts, [7, 7, 6, 5]);
+            let (middle, _) = group_recall(&report, "middle");
+            assert!(
+                middle >= MIDDLE_FLOOR,
+                "{name}: middle recall@5 {middle}; missed: {:#?}",
+                misses(&report)
+            );
+            if file != frameseek::devkit::world::WIDE_QUERIES_OWN {
+                continue;
+            }
+            edge_first.push(report["groups"]["edge"]["recall_at_1"].as_f64().unwrap());
+            if views == "centre" {
+                continue;
+            }
+            for (group, floor) in [
+                ("edge", EDGE_FLOOR),
+                ("small", SMALL_FLOOR),
+                ("held-out", WIDE_HELD_OUT_FLOOR),
+            ] {
+                let (recall, _) = group_recall(&report, group);
+                assert!(
+                    recall >= floor,
+                    "{name}: {group} recall@5 {recall} below issue 16's {floor}; missed: {:#?}",
+                    misses(&report)
+                );
+            }
+        }
+        assert_eq!(d.stop(), Some(0));
+        std::fs::remove_dir_all(env.dir().join("state")).unwrap();
     }
+    eprintln!(
+        "wide footage, both view sets, took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Views see the edges: an object in the outer 20 % of the frame comes first more often
+    // than with the centre crop, which sees at most a sliver of it.
+    assert!(
+        edge_first[0] > edge_first[1],
+        "edge recall@1 within its own video: default views {}, centre crop {}",
+        edge_first[0],
+        edge_first[1]
+    );
 }
 
 /// Recall@5 floor of the wide footage's middle objects (the control).
 const MIDDLE_FLOOR: f64 = 0.8;
+/// Issue 16's targets (item 8), recall@5 with the default views, each object searched
+/// within its own video: objects in the outer 20 % of the frame's width ...
+const EDGE_FLOOR: f64 = 0.9;
+/// ... objects covering 1/30 of the frame ...
+const SMALL_FLOOR: f64 = 0.9;
+/// ... and the compositions training never showed.
+const WIDE_HELD_OUT_FLOOR: f64 = 0.8;
 
 /// The bundled model, loaded as the daemon loads it, matches rendered still scenes to their
 /// captions. The renderings are new (another seed than the training set), but what they
@@ -189,10 +233,17 @@ fn the_bundled_model_matches_still_scenes_to_their_captions() {
     let embedder = Embedder::load(world_model().to_str().unwrap(), DeviceChoice::Cpu).unwrap();
     let right = captions_matched(&embedder);
     assert!(
-        right >= 36,
+        right >= STILLS_FLOOR,
         "{right} of 40 still scenes matched their caption"
     );
 }
+
+/// Still scenes of 40 that the bundled model must match to their caption. The shipped model
+/// (issue 16's retrain, 20 epochs) matches 40, in float32 and with int8 weights; the
+/// random-weight `tiny-random-clip` matches 0 (chance: 1). A 5-epoch run of the same
+/// training matched 34, its misses an object on the wrong side ("a red car on the left"
+/// taken for "on the right"), so a floor of 36 fails a model trained that little.
+const STILLS_FLOOR: usize = 36;
 
 /// `model.text_precision = "int8"` (issue 8): with 8-bit text-tower weights the bundled model
 /// still matches the scenes to their captions, and its text vectors stay within cosine 0.999
@@ -222,7 +273,7 @@ fn int8_text_weights_keep_the_bundled_model_matching() {
     }
     let right = captions_matched(&int8);
     assert!(
-        right >= 36,
+        right >= STILLS_FLOOR,
         "int8 text weights: {right} of 40 still scenes matched their caption"
     );
 }
