@@ -19,6 +19,60 @@ pub type IncidentObserver = Box<dyn Fn(&Incident) + Send + Sync>;
 /// Hooks waiting for a free slot beyond which new ones are dropped (with an error line).
 const MAX_WAITING_HOOKS: usize = 1000;
 
+/// The process groups of the exec hooks running now (each hook leads a group of its own),
+/// so that [`stop_running_hooks`] can end them when the daemon stops.
+static RUNNING_HOOKS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// How long a hook has, once asked to stop (SIGTERM), before it is killed (SIGKILL).
+const HOOK_STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends every running exec hook and what it started: SIGTERM to each hook's process group,
+/// then SIGKILL after a short grace. Called when the daemon stops; without it a hook (in a
+/// process group of its own, so that a timeout can kill its children) would run on orphaned.
+pub(super) fn stop_running_hooks() {
+    let groups = RUNNING_HOOKS.lock().expect("running hooks").clone();
+    if groups.is_empty() {
+        return;
+    }
+    for &g in &groups {
+        // SAFETY: signals a process group this process started (the hook's pid is its id).
+        unsafe { libc::kill(-g, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + HOOK_STOP_GRACE;
+    // SAFETY: signal 0 only checks whether the group still has a process.
+    let alive = |g: i32| unsafe { libc::kill(-g, 0) } == 0;
+    while groups.iter().any(|&g| alive(g)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &g in &groups {
+        // SAFETY: as above.
+        unsafe { libc::kill(-g, libc::SIGKILL) };
+    }
+    tracing::info!(
+        hooks = groups.len(),
+        "exec hooks still running were stopped with the daemon"
+    );
+}
+
+/// Keeps a hook's process group in [`RUNNING_HOOKS`] while it runs.
+struct RunningHook(i32);
+
+impl RunningHook {
+    fn new(group: i32) -> Self {
+        RUNNING_HOOKS.lock().expect("running hooks").push(group);
+        Self(group)
+    }
+}
+
+impl Drop for RunningHook {
+    fn drop(&mut self) {
+        RUNNING_HOOKS
+            .lock()
+            .expect("running hooks")
+            .retain(|&g| g != self.0);
+    }
+}
+
 /// Checks that an exec hook's program is an executable file inside one of `dirs`.
 pub(super) fn check_program(program: &str, dirs: &[PathBuf]) -> Result<(), AlertError> {
     use std::os::unix::fs::PermissionsExt;
@@ -135,20 +189,30 @@ fn run_hook(alert: &str, program: &str, args: &[String], json: &str, timeout: Du
     let started = Instant::now();
     // In a process group of its own, so that a timeout kills what it started too (a script's
     // children would otherwise run on, orphaned).
-    let mut child = match Command::new(program)
+    let mut command = Command::new(program);
+    command
         .process_group(0)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the hook when the
+    // thread that started it (this one, which waits for it) dies: a daemon killed with
+    // SIGKILL takes its hooks along.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(alert, program, error = %e, "exec hook cannot start");
             return;
         }
     };
+    let _running = i32::try_from(child.id()).ok().map(RunningHook::new);
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its input is not an error.
         let _ = stdin.write_all(json.as_bytes());
@@ -190,5 +254,64 @@ fn run_hook(alert: &str, program: &str, args: &[String], json: &str, timeout: Du
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+    fn ended(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_hook_still_running_when_the_daemon_stops_is_ended_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let hook = dir.path().join("hook.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nsleep 300 &\necho $$ $! > {}.tmp\nmv {0}.tmp {0}\nwait\n",
+                pids.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = hook.display().to_string();
+        let runner = std::thread::spawn(move || {
+            run_hook("t", &program, &[], "{}", Duration::from_secs(600));
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started: Vec<i32> = std::fs::read_to_string(&pids)
+            .expect("the hook started")
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(started.len(), 2, "{started:?}");
+        assert!(started.iter().all(|&p| !ended(p)), "{started:?}");
+
+        stop_running_hooks();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !started.iter().all(|&p| ended(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            started.iter().all(|&p| ended(p)),
+            "the hook or its child outlived the stop: {started:?}"
+        );
+        runner.join().unwrap();
+        assert!(RUNNING_HOOKS.lock().unwrap().is_empty());
     }
 }

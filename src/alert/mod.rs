@@ -453,10 +453,11 @@ impl Alerts {
         let _ = told.recv();
     }
 
-    /// Evaluates what the alert thread still holds, and stops it (at shutdown, after
-    /// ingest stopped).
+    /// Evaluates what the alert thread still holds, and stops it and every exec hook still
+    /// running (at shutdown, after ingest stopped).
     pub fn stop(&self) {
         self.worker.stop();
+        deliver::stop_running_hooks();
     }
 
     /// At start, before ingest resumes: evaluates the stored frames each alert's cursor has
