@@ -271,7 +271,13 @@ fn a_full_disk_stops_ingest_keeps_what_was_committed_and_recovers() {
         if refused { "refused" } else { "accepted" }
     );
     if refused {
-        let why = String::from_utf8_lossy(&asked.stderr).to_string();
+        // A refused path is a row of the table (stdout, result `error`, the reason in NOTE);
+        // a refused request is an error line (stderr).
+        let why = format!(
+            "{}{}",
+            String::from_utf8_lossy(&asked.stdout),
+            String::from_utf8_lossy(&asked.stderr)
+        );
         assert!(why.contains("disk full"), "{why}");
     }
     let status = status_until(&d, "ingest did not stop on the full disk", |s| {
